@@ -1,0 +1,93 @@
+/**
+ * Every failure the library reports is one of these classes. Each has a stable `code` that callers
+ * can switch on, and a message prefixed `gevent:` that names the bad value.
+ */
+
+/** Base class of every error thrown or rejected by gevent. */
+export class GeventError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(`gevent: ${message}`, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An address string that cannot be parsed: unknown scheme, missing port, bad option. */
+export class BadAddressError extends GeventError {
+  readonly address: string;
+  constructor(address: string, reason: string) {
+    super('ERR_GEVENT_BAD_ADDRESS', `bad address ${JSON.stringify(address)}: ${reason}`);
+    this.address = address;
+  }
+}
+
+/** A well-formed address that could not be bound (EADDRINUSE, EACCES, ...). */
+export class ListenError extends GeventError {
+  readonly address: string;
+  /** The system error name, such as `EADDRINUSE`. */
+  readonly errno: string;
+  constructor(address: string, errno: string, detail: string, cause?: unknown) {
+    super('ERR_GEVENT_LISTEN', `cannot listen on ${JSON.stringify(address)}: ${errno}${detail ? ` (${detail})` : ''}`, {
+      cause,
+    });
+    this.address = address;
+    this.errno = errno;
+  }
+}
+
+/** An argument of the wrong type or out of range. */
+export class InvalidArgumentError extends GeventError {
+  constructor(what: string, value: unknown, expected: string) {
+    super('ERR_GEVENT_INVALID_ARGUMENT', `${what} must be ${expected}, got ${describe(value)}`);
+  }
+}
+
+/** The requested backend cannot run here, or cannot do what was asked of it. */
+export class BackendUnavailableError extends GeventError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_GEVENT_BACKEND_UNAVAILABLE', message, options);
+  }
+}
+
+/** A user callback threw; the original error is the `cause`. */
+export class HandlerError extends GeventError {
+  readonly handler: string;
+  constructor(handler: string, cause: unknown) {
+    super('ERR_GEVENT_HANDLER', `the ${handler} handler threw: ${errorText(cause)}`, { cause });
+    this.handler = handler;
+  }
+}
+
+/** A connection-level system error (ECONNRESET, EPIPE, ...), as passed to `closed`. */
+export class ConnectionError extends GeventError {
+  /** The system error name, such as `ECONNRESET`. */
+  readonly errno: string;
+  constructor(errno: string, detail?: string) {
+    super(`ERR_GEVENT_CONNECTION`, `connection error ${errno}${detail ? `: ${detail}` : ''}`);
+    this.errno = errno;
+  }
+}
+
+/** A RingBuffer read that needed more bytes than the buffer holds. */
+export class BufferEmptyError extends GeventError {
+  constructor() {
+    super('ERR_GEVENT_BUFFER_EMPTY', 'ring buffer is empty');
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A short description of a value for error messages: its type and, when small, its contents. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? value.slice(0, 61) + '...' : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Uint8Array) return `a ${value.constructor.name} of ${value.length} bytes`;
+  return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+}
