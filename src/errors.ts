@@ -91,3 +91,12 @@ export function describe(value: unknown): string {
   if (value instanceof Uint8Array) return `a ${value.constructor.name} of ${value.length} bytes`;
   return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
 }
+
+/** A connection closed because no data arrived for its idle timeout. */
+export class IdleTimeoutError extends GeventError {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super('ERR_GEVENT_IDLE_TIMEOUT', `connection idle for ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Address strings (`scheme://address?options`) and the socket addresses the library reports.
+ *
+ * Rules, as in go-gevent: schemes tcp (v4+v6), tcp4, tcp6, udp, udp4, udp6 and unix; no scheme means
+ * tcp; `tcp://` (empty) binds every interface on a free port; `unix://path` binds a socket file. The
+ * only option is `reuseport`, truthy as true/yes/t/y (any case) or a number 1-9..., falsy as
+ * false/no/f/n/0 or empty. Anything else is a BadAddressError that names the input.
+ */
+import { isIP } from 'node:net';
+import { BadAddressError } from './errors.js';
+
+export type Network = 'tcp' | 'udp' | 'unix';
+
+/** The longest unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
+export const kMaxUnixPathBytes = 107;
+
+/** A parsed, validated listen address. `index` is its position in the list given to serve(). */
+export interface ListenSpec {
+  readonly text: string;
+  readonly index: number;
+  readonly network: Network;
+  /** 4 or 6 for tcp4/udp4 and tcp6/udp6; 0 for dual-stack tcp/udp and for unix. */
+  readonly family: 0 | 4 | 6;
+  /** The host as written (may be a name such as `localhost`), '' for every interface. */
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly reusePort: boolean;
+}
+
+/** A bound or peer socket address. `toString()` gives the `scheme://host:port` form. */
+export class Addr {
+  constructor(
+    readonly network: Network,
+    readonly host: string,
+    readonly port: number,
+    readonly path: string = '',
+  ) {}
+
+  /** 'IPv4', 'IPv6' or 'unix'. */
+  get family(): 'IPv4' | 'IPv6' | 'unix' {
+    if (this.network === 'unix') return 'unix';
+    return isIP(this.host) === 6 ? 'IPv6' : 'IPv4';
+  }
+
+  toString(): string {
+    if (this.network === 'unix') return `unix://${this.path}`;
+    const host = isIP(this.host) === 6 ? `[${this.host}]` : this.host;
+    return `${this.network}://${host}:${this.port}`;
+  }
+}
+
+const kSchemes: Record<string, { network: Network; family: 0 | 4 | 6 }> = {
+  tcp: { network: 'tcp', family: 0 },
+  tcp4: { network: 'tcp', family: 4 },
+  tcp6: { network: 'tcp', family: 6 },
+  udp: { network: 'udp', family: 0 },
+  udp4: { network: 'udp', family: 4 },
+  udp6: { network: 'udp', family: 6 },
+  unix: { network: 'unix', family: 0 },
+};
+
+/** Parses one address string; throws BadAddressError naming it when it is malformed. */
+export function parseAddress(text: string, index = 0): ListenSpec {
+  if (typeof text !== 'string') throw new BadAddressError(String(text), 'an address must be a string');
+  let rest = text;
+  let scheme = 'tcp';
+  const sep = rest.indexOf('://');
+  if (sep >= 0) {
+    scheme = rest.slice(0, sep).toLowerCase();
+    rest = rest.slice(sep + 3);
+  }
+  const kind = kSchemes[scheme];
+  if (!kind) {
+    throw new BadAddressError(text, `unknown scheme ${JSON.stringify(scheme)} (expected one of ${Object.keys(kSchemes).join(', ')})`);
+  }
+  let reusePort = false;
+  const q = rest.indexOf('?');
+  if (q >= 0) {
+    reusePort = parseOptions(text, rest.slice(q + 1));
+    rest = rest.slice(0, q);
+  }
+  if (kind.network === 'unix') {
+    if (rest === '') throw new BadAddressError(text, 'a unix address needs a path');
+    if (rest.includes('\0')) throw new BadAddressError(text, 'a unix path cannot contain NUL');
+    const bytes = Buffer.byteLength(rest);
+    if (bytes > kMaxUnixPathBytes) {
+      throw new BadAddressError(text, `unix path is ${bytes} bytes, longer than the ${kMaxUnixPathBytes} the system allows`);
+    }
+    return { text, index, network: 'unix', family: 0, host: '', port: 0, path: rest, reusePort };
+  }
+  if (rest === '') return { text, index, ...kind, host: '', port: 0, path: '', reusePort };
+  const colon = rest.lastIndexOf(':');
+  if (colon < 0) throw new BadAddressError(text, 'missing port (write host:port, :port, or an empty address for any port)');
+  let host = rest.slice(0, colon);
+  const portText = rest.slice(colon + 1);
+  if (host.startsWith('[')) {
+    if (!host.endsWith(']')) throw new BadAddressError(text, 'unclosed [ in IPv6 host');
+    host = host.slice(1, -1);
+    if (isIP(host) !== 6) throw new BadAddressError(text, `${JSON.stringify(host)} is not an IPv6 address`);
+  } else if (host.includes(':')) {
+    throw new BadAddressError(text, 'an IPv6 host must be written in brackets, as [::1]:port');
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw new BadAddressError(text, `port ${JSON.stringify(portText)} is not a number from 0 to 65535`);
+  }
+  if (kind.family === 4 && isIP(host) === 6) throw new BadAddressError(text, `${scheme} cannot bind the IPv6 host ${host}`);
+  if (kind.family === 6 && isIP(host) === 4) throw new BadAddressError(text, `${scheme} cannot bind the IPv4 host ${host}`);
+  return { text, index, ...kind, host, port: Number(portText), path: '', reusePort };
+}
+
+function parseOptions(text: string, query: string): boolean {
+  let reusePort = false;
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const key = (eq < 0 ? pair : pair.slice(0, eq)).toLowerCase();
+    const value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1));
+    if (key !== 'reuseport') throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the only option is reuseport)`);
+    if (/^(true|yes|t|y|[1-9]\d*)$/i.test(value)) reusePort = true;
+    else if (/^(false|no|f|n|0|)$/i.test(value)) reusePort = false;
+    else throw new BadAddressError(text, `reuseport=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`);
+  }
+  return reusePort;
+}

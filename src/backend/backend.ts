@@ -1,0 +1,83 @@
+/**
+ * The only seam between the event loop and the operating system. A backend owns sockets: it binds
+ * listeners, accepts, reads, writes and closes, and reports what happened to one BackendHandler
+ * (the loop). Two implementations exist: `native` (the epoll addon) and `portable` (node:net and
+ * node:dgram). The loop never imports either directly.
+ *
+ * Threading: a backend belongs to the thread that created it; every method is called on that thread
+ * and every handler callback runs on it.
+ *
+ * Connection ids are positive integers chosen by the backend. An id is never reused while the loop
+ * may still hold it: after onClose(id) the backend may reuse it, and calls naming a closed id are
+ * ignored.
+ */
+import type { Addr, ListenSpec } from '../addr.js';
+
+/** The local and remote address of one connection; a backend may compute them lazily. */
+export interface AddrPair {
+  readonly local: Addr;
+  readonly remote: Addr;
+}
+
+/** Where a datagram came from; opaque to the loop, handed back to sendTo() to reply. */
+export interface DatagramPeer {
+  readonly addr: Addr;
+}
+
+/** What the loop implements to hear from a backend. */
+export interface BackendHandler {
+  /** A connection was accepted on listener `listener` (its index in the address list). */
+  onOpen(id: number, listener: number, addrs: AddrPair): void;
+  /**
+   * Bytes arrived. `bytes` is valid only during this call: the backend may reuse its memory
+   * afterwards, so the loop copies what it keeps.
+   */
+  onData(id: number, bytes: Uint8Array): void;
+  /** The peer sent FIN (end of input). With `allowHalfOpen` off the loop closes the connection. */
+  onEnd(id: number): void;
+  /** The connection is closed and its fd released; fires exactly once per opened id. */
+  onClose(id: number, err: Error | null): void;
+  /** One datagram arrived on UDP listener `listener`; `bytes` is valid only during this call. */
+  onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void;
+  /** A batch of events ended; the loop flushes its replies. Backends without batching call it after every event. */
+  onBatchEnd(): void;
+}
+
+/** Options fixed when a backend is created. */
+export interface BackendOptions {
+  /** TCP_NODELAY on accepted TCP connections. */
+  readonly tcpNoDelay: boolean;
+}
+
+/** One side of the seam: the operations a loop asks of the OS. */
+export interface Backend {
+  readonly name: 'native' | 'portable';
+  /** Starts delivering events to `handler`. Called once, before listen(). */
+  start(handler: BackendHandler): void;
+  /**
+   * Binds and listens (TCP, unix) or binds (UDP). Resolves with the bound address; rejects with a
+   * ListenError naming `spec.text`. A stale unix socket file is removed first; a live one is
+   * EADDRINUSE.
+   */
+  listen(spec: ListenSpec): Promise<Addr>;
+  /** Queues bytes for connection `id`, in order. The bytes may be referenced until flushed; the caller must not change them. */
+  write(id: number, data: Uint8Array): void;
+  /** Sends every write queued since the last flush (a batching backend makes one native call here). */
+  flush(): void;
+  /**
+   * Closes connection `id`. With `flush`, queued output is written first; without it the socket
+   * is closed now. onClose(id, ...) follows, from a later callback.
+   */
+  close(id: number, flush: boolean): void;
+  /** Half-closes (shutdown SHUT_WR) after queued output is written. */
+  end(id: number): void;
+  /** TCP keep-alive with the given idle time, or off when ms <= 0. */
+  setKeepAlive(id: number, ms: number): void;
+  /** Sends one datagram from UDP listener `listener` back to `peer`. */
+  sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void;
+  /**
+   * Closes every listener (unlinking unix socket files it created) and every connection, firing
+   * onClose for each open connection, and releases the backend's OS resources.
+   */
+  stop(): Promise<void>;
+}

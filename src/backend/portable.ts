@@ -1,0 +1,284 @@
+/**
+ * The portable backend: node:net and node:dgram. It runs wherever Node runs, with the same
+ * behaviour as the native backend, one event at a time (every event is its own batch).
+ *
+ * SO_REUSEPORT is not exposed by node:net on every Node version, so listeners that ask for
+ * `reuseport` on the same address share one server inside this process, and connections are
+ * spread over them in turn. Across processes, reuseport needs the native backend.
+ */
+import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Addr, type ListenSpec } from '../addr.js';
+import { ConnectionError, ListenError } from '../errors.js';
+import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
+import { resolveHost } from './resolve.js';
+import { removeStaleSocket, unlinkSocket } from './unixpath.js';
+
+/** After a flushed close, how long to wait for the peer's FIN before dropping the socket. */
+const kCloseLingerMs = 1000;
+
+interface Stream {
+  readonly sock: Socket;
+  err: Error | null;
+  closing: boolean;
+}
+
+/** One pending operation, applied in order at flush(). */
+type Op =
+  | { kind: 0; s: Stream; data: Uint8Array }
+  | { kind: 1; s: Stream }
+  | { kind: 2; s: Stream }
+  | { kind: 3; sock: DgramSocket; data: Uint8Array; peer: PortablePeer };
+
+const kWrite = 0;
+const kClose = 1;
+const kEnd = 2;
+const kSendTo = 3;
+
+class PortablePeer implements DatagramPeer {
+  readonly #rinfo: RemoteInfo;
+  #addr: Addr | null = null;
+  constructor(rinfo: RemoteInfo) {
+    this.#rinfo = rinfo;
+  }
+  get addr(): Addr {
+    return (this.#addr ??= new Addr('udp', this.#rinfo.address, this.#rinfo.port));
+  }
+  get port(): number {
+    return this.#rinfo.port;
+  }
+  get host(): string {
+    return this.#rinfo.address;
+  }
+}
+
+interface Member {
+  readonly backend: PortableBackend;
+  readonly index: number;
+}
+
+/** A net.Server shared by every in-process listener that asked for reuseport on one address. */
+interface Shared {
+  readonly server: Server;
+  readonly members: Member[];
+  next: number;
+  readonly key: string;
+}
+
+const sharedByAddress = new Map<string, Shared>();
+
+export class PortableBackend implements Backend {
+  readonly name = 'portable' as const;
+  readonly #opts: BackendOptions;
+  #handler: BackendHandler | null = null;
+  #nextId = 1;
+  readonly #streams = new Map<number, Stream>();
+  readonly #servers: { shared: Shared | null; server: Server; path: string }[] = [];
+  readonly #dgrams = new Map<number, DgramSocket>();
+  readonly #unixPaths = new Map<number, string>();
+  #ops: Op[] = [];
+  #stopped = false;
+
+  constructor(opts: BackendOptions) {
+    this.#opts = opts;
+  }
+
+  start(handler: BackendHandler): void {
+    this.#handler = handler;
+  }
+
+  async listen(spec: ListenSpec): Promise<Addr> {
+    if (spec.network === 'udp') return this.#listenUdp(spec);
+    const host = await resolveHost(spec);
+    if (spec.network === 'unix') {
+      await removeStaleSocket(spec.text, spec.path);
+      this.#unixPaths.set(spec.index, spec.path);
+    }
+    const key = `${spec.network}|${spec.family}|${host}|${spec.port}|${spec.path}`;
+    const existing = spec.reusePort && (spec.port !== 0 || spec.path !== '') ? sharedByAddress.get(key) : undefined;
+    if (existing) {
+      existing.members.push({ backend: this, index: spec.index });
+      this.#servers.push({ shared: existing, server: existing.server, path: '' });
+      return boundAddr(spec, existing.server);
+    }
+    const server = createServer({ allowHalfOpen: true, noDelay: this.#opts.tcpNoDelay });
+    const shared: Shared | null = spec.reusePort ? { server, members: [{ backend: this, index: spec.index }], next: 0, key } : null;
+    if (shared) {
+      server.on('connection', (sock: Socket) => {
+        const m = shared.members[shared.next++ % shared.members.length]!;
+        m.backend.#accept(sock, m.index);
+      });
+    } else {
+      server.on('connection', (sock: Socket) => this.#accept(sock, spec.index));
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(spec.text, err.code ?? 'EIO', err.message, err)));
+      if (spec.network === 'unix') server.listen({ path: spec.path }, resolve);
+      else server.listen(listenOptions(spec, host), resolve);
+    });
+    server.on('error', () => undefined);
+    if (shared) sharedByAddress.set(key, shared);
+    this.#servers.push({ shared, server, path: spec.network === 'unix' ? spec.path : '' });
+    return boundAddr(spec, server);
+  }
+
+  write(id: number, data: Uint8Array): void {
+    const s = this.#streams.get(id);
+    if (s !== undefined && !s.closing) this.#ops.push({ kind: kWrite, s, data });
+  }
+
+  close(id: number, flush: boolean): void {
+    const s = this.#streams.get(id);
+    if (s === undefined || s.closing) return;
+    s.closing = true;
+    if (flush) this.#ops.push({ kind: kClose, s });
+    else s.sock.destroy();
+  }
+
+  end(id: number): void {
+    const s = this.#streams.get(id);
+    if (s !== undefined && !s.closing) this.#ops.push({ kind: kEnd, s });
+  }
+
+  setKeepAlive(id: number, ms: number): void {
+    const s = this.#streams.get(id);
+    if (s !== undefined) s.sock.setKeepAlive(ms > 0, ms);
+  }
+
+  sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void {
+    const sock = this.#dgrams.get(listener);
+    if (sock !== undefined) this.#ops.push({ kind: kSendTo, sock, data, peer: peer as PortablePeer });
+  }
+
+  flush(): void {
+    const ops = this.#ops;
+    if (ops.length === 0) return;
+    this.#ops = [];
+    for (const op of ops) {
+      switch (op.kind) {
+        case kWrite:
+          if (!op.s.sock.destroyed) op.s.sock.write(op.data);
+          break;
+        case kClose:
+          closeFlushed(op.s.sock);
+          break;
+        case kEnd:
+          op.s.sock.end();
+          break;
+        case kSendTo:
+          op.sock.send(op.data, op.peer.port, op.peer.host);
+          break;
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#ops = [];
+    const waits: Promise<unknown>[] = [];
+    for (const { shared, server, path } of this.#servers) {
+      if (shared) {
+        const i = shared.members.findIndex((m) => m.backend === this);
+        if (i >= 0) shared.members.splice(i, 1);
+        if (shared.members.length > 0) continue;
+        sharedByAddress.delete(shared.key);
+      }
+      waits.push(new Promise<void>((resolve) => server.close(() => resolve())).then(() => (path ? unlinkSocket(path) : undefined)));
+    }
+    for (const sock of this.#dgrams.values()) waits.push(new Promise<void>((resolve) => sock.close(() => resolve())));
+    for (const s of this.#streams.values()) {
+      waits.push(new Promise((resolve) => s.sock.once('close', resolve)));
+      s.sock.destroy();
+    }
+    await Promise.all(waits);
+  }
+
+  #accept(sock: Socket, listener: number): void {
+    const h = this.#handler;
+    if (this.#stopped || h === null) {
+      sock.destroy();
+      return;
+    }
+    const id = this.#nextId++;
+    const s: Stream = { sock, err: null, closing: false };
+    this.#streams.set(id, s);
+    const addrs = streamAddrs(sock, this.#unixPaths.get(listener));
+    sock.on('data', (chunk: Buffer) => {
+      if (s.closing) return;
+      h.onData(id, chunk);
+      h.onBatchEnd();
+    });
+    sock.on('end', () => {
+      if (s.closing) return;
+      h.onEnd(id);
+      h.onBatchEnd();
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      s.err ??= new ConnectionError(err.code ?? 'EIO', err.message);
+    });
+    sock.on('close', () => {
+      this.#streams.delete(id);
+      h.onClose(id, s.err);
+      h.onBatchEnd();
+    });
+    h.onOpen(id, listener, addrs);
+    h.onBatchEnd();
+  }
+
+  async #listenUdp(spec: ListenSpec): Promise<Addr> {
+    const host = await resolveHost(spec);
+    const type = spec.family === 4 || (spec.family === 0 && host !== '' && !host.includes(':')) ? 'udp4' : 'udp6';
+    const sock = createSocket({ type, reuseAddr: spec.reusePort, ipv6Only: spec.family === 6 });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', (err: NodeJS.ErrnoException) => {
+        sock.close();
+        reject(new ListenError(spec.text, err.code ?? 'EIO', err.message, err));
+      });
+      sock.bind({ port: spec.port, address: host || (type === 'udp4' ? '0.0.0.0' : '::'), exclusive: true }, () => resolve());
+    });
+    sock.on('error', () => undefined);
+    const h = this.#handler!;
+    sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      h.onDatagram(spec.index, msg, new PortablePeer(rinfo));
+      h.onBatchEnd();
+    });
+    this.#dgrams.set(spec.index, sock);
+    const a = sock.address();
+    return new Addr('udp', a.address, a.port);
+  }
+}
+
+function listenOptions(spec: ListenSpec, host: string): { host?: string; port: number; ipv6Only?: boolean; reusePort?: boolean } {
+  const o: { host?: string; port: number; ipv6Only?: boolean; reusePort?: boolean } = { port: spec.port };
+  if (host !== '') o.host = host;
+  else if (spec.family === 4) o.host = '0.0.0.0';
+  else if (spec.family === 6) o.host = '::';
+  if (spec.family === 6) o.ipv6Only = true;
+  if (spec.reusePort) o.reusePort = true;
+  return o;
+}
+
+function boundAddr(spec: ListenSpec, server: Server): Addr {
+  if (spec.network === 'unix') return new Addr('unix', '', 0, spec.path);
+  const a = server.address();
+  if (a === null || typeof a === 'string') return new Addr('tcp', '', spec.port);
+  return new Addr('tcp', a.address, a.port);
+}
+
+function streamAddrs(sock: Socket, unixPath: string | undefined): AddrPair {
+  if (unixPath !== undefined) return { local: new Addr('unix', '', 0, unixPath), remote: new Addr('unix', '', 0, '') };
+  return {
+    local: new Addr('tcp', sock.localAddress ?? '', sock.localPort ?? 0),
+    remote: new Addr('tcp', sock.remoteAddress ?? '', sock.remotePort ?? 0),
+  };
+}
+
+/** Ends the write side once everything is written, then drops the socket when the peer ends or the linger runs out. */
+function closeFlushed(sock: Socket): void {
+  if (sock.destroyed) return;
+  sock.end();
+  const timer = setTimeout(() => sock.destroy(), kCloseLingerMs);
+  timer.unref();
+  sock.once('close', () => clearTimeout(timer));
+}

@@ -1,0 +1,61 @@
+/**
+ * Runs the `tick` callback: right after the server starts, then again after each returned delay.
+ */
+import { HandlerError, InvalidArgumentError } from '../errors.js';
+import { Action, type Events } from '../events.js';
+
+/** The delay before the next tick when `tick` returns no delay and none was returned before. */
+export const kDefaultTickDelayMs = 1000;
+
+export class Ticker {
+  readonly #events: Events;
+  readonly #requestShutdown: (err?: Error) => void;
+  #timer: NodeJS.Timeout | null = null;
+  #delayMs = kDefaultTickDelayMs;
+  #stopped = false;
+
+  constructor(events: Events, requestShutdown: (err?: Error) => void) {
+    this.#events = events;
+    this.#requestShutdown = requestShutdown;
+  }
+
+  /** Fires the first tick now (when `tick` is defined). */
+  start(): void {
+    if (this.#events.tick) this.#run();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #run(): void {
+    this.#timer = null;
+    if (this.#stopped) return;
+    let action = Action.None;
+    try {
+      const r = this.#events.tick!();
+      if (typeof r === 'number') action = r;
+      else if (r !== null && typeof r === 'object') {
+        if (r.delay !== undefined) {
+          if (typeof r.delay !== 'number' || !Number.isFinite(r.delay) || r.delay < 0) {
+            throw new InvalidArgumentError('the delay returned by tick', r.delay, 'a finite number of milliseconds >= 0');
+          }
+          this.#delayMs = r.delay;
+        }
+        action = r.action ?? Action.None;
+      } else if (r !== undefined && r !== null) {
+        throw new InvalidArgumentError('the value returned by tick', r, 'nothing, an Action or { delay, action }');
+      }
+    } catch (err) {
+      this.#requestShutdown(err instanceof InvalidArgumentError ? err : new HandlerError('tick', err));
+      return;
+    }
+    if (action === Action.Shutdown) {
+      this.#requestShutdown();
+      return;
+    }
+    if (!this.#stopped) this.#timer = setTimeout(() => this.#run(), this.#delayMs);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * gevent: event-loop network servers for Node.js. See docs/api.md.
+ */
+export { Addr, parseAddress, type ListenSpec, type Network } from './addr.js';
+export {
+  BackendUnavailableError,
+  BadAddressError,
+  BufferEmptyError,
+  ConnectionError,
+  GeventError,
+  HandlerError,
+  IdleTimeoutError,
+  InvalidArgumentError,
+  ListenError,
+} from './errors.js';
+export {
+  Action,
+  LoadBalance,
+  type ConnOptions,
+  type Events,
+  type OpenedReply,
+  type Output,
+  type Reply,
+  type Server,
+  type TickReply,
+} from './events.js';
+export { Conn, DatagramConn } from './loop/conn.js';
+export { RingBuffer, ringBufferPool } from './ringbuffer.js';
+export { serve, type ServeOptions } from './serve.js';
+export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel.js';

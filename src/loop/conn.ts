@@ -1,0 +1,104 @@
+/**
+ * A connection as user callbacks see it. Owned by one loop; every method must be called on that
+ * loop's thread (in a callback, or later from async code on the same thread).
+ */
+import type { Addr } from '../addr.js';
+import type { AddrPair, DatagramPeer } from '../backend/backend.js';
+import type { Output } from '../events.js';
+import { RingBuffer } from '../ringbuffer.js';
+import type { Loop } from './loop.js';
+
+export const enum ConnState {
+  Open = 0,
+  /** Close was asked for; queued output is being written. No more data is dispatched. */
+  Closing = 1,
+  Closed = 2,
+}
+
+/** One TCP or unix stream connection. */
+export class Conn {
+  /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
+  context: unknown = undefined;
+  /** @internal */ readonly id: number;
+  /** @internal */ readonly loop: Loop;
+  /** @internal */ readonly input: RingBuffer;
+  /** @internal */ state: ConnState = ConnState.Open;
+  /** @internal */ lastActiveMs = 0;
+  /** @internal */ idleTimer: { stop(): boolean } | null = null;
+  /** @internal */ closeError: Error | null = null;
+  /** @internal */ wakePending = false;
+  readonly #addrs: AddrPair | null;
+  readonly #addrIndex: number;
+
+  /** @internal */
+  constructor(loop: Loop, id: number, addrIndex: number, addrs: AddrPair | null, input: RingBuffer) {
+    this.loop = loop;
+    this.id = id;
+    this.#addrIndex = addrIndex;
+    this.#addrs = addrs;
+    this.input = input;
+  }
+
+  /** Which of serve()'s addresses this connection came in on (its index in that list). */
+  get addrIndex(): number {
+    return this.#addrIndex;
+  }
+
+  /** The server-side address of this connection. */
+  get localAddr(): Addr {
+    return this.#addrs!.local;
+  }
+
+  /** The peer's address. */
+  get remoteAddr(): Addr {
+    return this.#addrs!.remote;
+  }
+
+  /** True until the connection has closed (and `closed` has fired). */
+  get open(): boolean {
+    return this.state !== ConnState.Closed;
+  }
+
+  /**
+   * Queues bytes to write, after everything queued before, and wakes the loop to write them. Usable
+   * at any time on the loop's thread, including after an `await`. Returns false (and writes
+   * nothing) when the connection is closing or closed.
+   */
+  send(data: Output): boolean {
+    return this.loop.send(this, data);
+  }
+
+  /** Runs `data` again for this connection, with its current input, on the next turn of the loop. */
+  wake(): void {
+    this.loop.wake(this);
+  }
+}
+
+/** The connection-like value `data` receives for one UDP datagram; replies go to its sender. */
+export class DatagramConn extends Conn {
+  /** @internal */ readonly peer: DatagramPeer;
+  readonly #local: Addr;
+
+  /** @internal */
+  constructor(loop: Loop, listener: number, local: Addr, peer: DatagramPeer, input: RingBuffer) {
+    super(loop, 0, listener, null, input);
+    this.peer = peer;
+    this.#local = local;
+  }
+
+  override get localAddr(): Addr {
+    return this.#local;
+  }
+
+  override get remoteAddr(): Addr {
+    return this.peer.addr;
+  }
+
+  /** Sends one datagram back to this datagram's sender. */
+  override send(data: Output): boolean {
+    return this.loop.sendDatagram(this, data);
+  }
+
+  /** Datagrams have no stream to re-read: wake() does nothing. */
+  override wake(): void {}
+}

@@ -1,0 +1,140 @@
+/**
+ * Shared test plumbing: the backends under test, a server started on port 0 that a test can stop,
+ * plain node:net clients, and fd accounting.
+ */
+import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { serve, type Events, type Server, type ServeOptions } from '../src/index.js';
+
+export type BackendName = 'native' | 'portable';
+
+/** Every backend this machine can run: portable always, native when its addon loads. */
+export async function backendsUnderTest(): Promise<BackendName[]> {
+  const list: BackendName[] = ['portable'];
+  try {
+    const spec = '../src/backend/addon.js';
+    const m = (await import(spec)) as { nativeAvailable?: () => boolean };
+    if (m.nativeAvailable?.()) list.unshift('native');
+  } catch {
+    // No native backend in this build.
+  }
+  return list;
+}
+
+/** A running server and the ways to reach and stop it. */
+export interface Running {
+  readonly server: Server;
+  /** Settles when serve() settles. */
+  readonly done: Promise<void>;
+  /** Aborts the server and waits for serve() to settle. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts serve() and waits for `serving`. The events' own `serving` still runs (its return value
+ * is kept). Rejects if serve() rejects before serving.
+ */
+export async function startServer(events: Events, opts: ServeOptions, ...addrs: string[]): Promise<Running> {
+  const ac = new AbortController();
+  let onServing!: (s: Server) => void;
+  const serving = new Promise<Server>((resolve) => (onServing = resolve));
+  const userServing = events.serving;
+  const wrapped: Events = Object.assign(Object.create(Object.getPrototypeOf(events)), events, {
+    serving(s: Server) {
+      onServing(s);
+      return userServing?.call(events, s);
+    },
+  });
+  const done = serve(wrapped, { ...opts, signal: opts.signal ?? ac.signal }, ...addrs);
+  const server = await Promise.race([serving, done.then(() => Promise.reject(new Error('serve() ended before serving')))]);
+  return {
+    server,
+    done,
+    async stop() {
+      ac.abort();
+      await done;
+    },
+  };
+}
+
+/** Connects a node:net client to a bound address (tcp host/port or unix path). */
+export function connectTo(addr: { network: string; port: number; path: string; host?: string }): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = addr.network === 'unix' ? connect(addr.path) : connect(addr.port, '127.0.0.1');
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** Reads exactly n bytes from a socket (or rejects when it ends or errors first). */
+export function readExactly(s: Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const onData = (d: Buffer): void => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= n) {
+        cleanup();
+        const all = Buffer.concat(chunks);
+        if (all.length > n) s.unshift(all.subarray(n));
+        resolve(all.subarray(0, n));
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new Error(`stream ended after ${got} of ${n} bytes`));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = (): void => {
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.off('error', onError);
+      s.pause();
+    };
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.once('error', onError);
+    s.resume();
+    if (n === 0) {
+      cleanup();
+      resolve(Buffer.alloc(0));
+    }
+  });
+}
+
+/** Reads until the peer ends the stream; resolves with everything read (rejects on error). */
+export function readToEnd(s: Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.once('end', () => resolve(Buffer.concat(chunks)));
+    s.once('error', reject);
+    s.resume();
+  });
+}
+
+/** Resolves when the socket has fully closed. */
+export function closed(s: Socket): Promise<void> {
+  return s.destroyed && s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
+}
+
+/** How many fds this process has open now. */
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Waits until `pred` is true, checking every few ms; rejects after `ms` with `what`. */
+export async function waitFor(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
