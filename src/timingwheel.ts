@@ -3,12 +3,13 @@
  * queue shared by every level, so the driver always knows the next expiration and never scans an
  * empty slot.
  *
- *   level 2  tick = T*W*W  [ b0 | b1 | ... | bW-1 ] --cascade--+
- *   level 1  tick = T*W    [ b0 | b1 | ... | bW-1 ] --cascade--+--> re-filed one level down,
- *   level 0  tick = T      [ b0 | b1 | ... | bW-1 ] --fire-----+    or fired when due
- *                             |
- *   delay queue (min-heap by bucket expiration):  every non-empty bucket of every level, once
- *   due list:   timers already due when added; they fire at the start of the next advance()
+ *   level 2  tick T*W*W  [ b0 | b1 | ... | bW-1 ]  a due bucket re-files its timers one level down
+ *   level 1  tick T*W    [ b0 | b1 | ... | bW-1 ]  (the cascade), or into the batch when due
+ *   level 0  tick T      [ b0 | b1 | ... | bW-1 ]  a due bucket's timers go into the batch
+ *                             \ every non-empty bucket of every level is also in:
+ *   delay queue   min-heap of buckets by expiration; advance() pops while expiration <= now
+ *   due list      timers already due when added; they fire at the start of the next advance()
+ *   batch         the timers of one tick, sorted by (expiration, insertion order), then fired
  *
  * Time is kept in whole level-0 ticks. A timer's deadline is its expiration rounded UP to a tick
  * (so it never fires early and fires at most one tick late). A level with tick t covers deadlines
@@ -19,8 +20,8 @@
  *   - A bucket is in the delay queue exactly when it holds at least one timer.
  *   - Every level's `current` is a multiple of its tick, and level k+1's `current` is level k's
  *     rounded down to level k+1's tick.
- *   - Every queued bucket's expiration is greater than the `current` of its level, so two live
- *     buckets of one level never share a slot.
+ *   - Outside advance(), every queued bucket's expiration is greater than the `current` of its
+ *     level and less than `current` + the level's span, so two live buckets never share a slot.
  *   - A timer is in exactly one place: a bucket, the due list, or the batch being fired, and its
  *     `bucket` field says which bucket (null while in the batch or once done).
  *   - `size` counts timers that are pending or in the batch and not yet fired or stopped.
@@ -298,6 +299,7 @@ class WheelCore {
     return true;
   }
 
+  /** Timer.stop(): O(1) unlink, plus O(log buckets) to dequeue a bucket it leaves empty. */
   cancel(entry: TimerEntry): boolean {
     if (entry.state === kDone) return false;
     if (entry.state === kPending) {
