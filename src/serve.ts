@@ -2,11 +2,13 @@
  * serve(): validates what the user passed, then hands it to the engine.
  */
 import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { runEngine } from './engine/engine.js';
 import { BadAddressError, InvalidArgumentError } from './errors.js';
-import type { Events } from './events.js';
+import { LoadBalance, type Events } from './events.js';
 
 /** The second argument of serve() in its long form. */
 export interface ServeOptions {
@@ -26,9 +28,18 @@ export interface ServeOptions {
  * Serves `events` on every address until the server shuts down. The promise resolves once every
  * connection has closed and every loop has stopped; it rejects when an address is bad or cannot be
  * bound (the error names it), or when `serving` or `tick` throws.
+ *
+ * `events` is an Events object, or the path or URL of a module whose default export is one. Several
+ * loops (numLoops > 1) run on worker threads, which cannot receive functions: they need the module
+ * form, and each loop imports the module for itself.
  */
-export async function serve(events: Events, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
-  if (events === null || typeof events !== 'object') throw new InvalidArgumentError('events', events, 'an Events object');
+export async function serve(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
+  let eventsModule: string | null = null;
+  if (typeof events === 'string' || events instanceof URL) {
+    eventsModule = moduleHref(events);
+    events = await importEvents(eventsModule);
+  }
+  if (events === null || typeof events !== 'object') throw new InvalidArgumentError('events', events, 'an Events object, or a module path or URL');
   const o: ServeOptions = typeof waitTimeout === 'number' ? { waitTimeout } : waitTimeout ?? {};
   if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', waitTimeout, 'a number of milliseconds or a ServeOptions object');
   const waitTimeoutMs = o.waitTimeout ?? 0;
@@ -45,6 +56,10 @@ export async function serve(events: Events, waitTimeout: number | ServeOptions, 
   if (o.onError !== undefined && typeof o.onError !== 'function') throw new InvalidArgumentError('options.onError', o.onError, 'a function');
   const numLoops = events.numLoops ?? 0;
   if (!Number.isInteger(numLoops)) throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
+  const loadBalance = events.loadBalance ?? LoadBalance.Random;
+  if (loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
+    throw new InvalidArgumentError('events.loadBalance', loadBalance, 'LoadBalance.Random, RoundRobin or LeastConnections');
+  }
   for (const name of ['serving', 'opened', 'closed', 'preWrite', 'data', 'tick'] as const) {
     const fn = events[name];
     if (fn !== undefined && typeof fn !== 'function') throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
@@ -56,9 +71,31 @@ export async function serve(events: Events, waitTimeout: number | ServeOptions, 
     backend,
     tcpNoDelay,
     numLoops: numLoops < 0 ? availableParallelism() : Math.max(1, numLoops),
+    loadBalance,
+    eventsModule,
     signal: o.signal,
     onError: o.onError ?? defaultOnError,
   }, specs);
+}
+
+/** A module specifier as an absolute URL: URLs and file: strings as they are, paths from the cwd. */
+function moduleHref(spec: string | URL): string {
+  if (spec instanceof URL) return spec.href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) return spec;
+  return pathToFileURL(resolvePath(spec)).href;
+}
+
+async function importEvents(href: string): Promise<Events> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(href)) as { default?: unknown };
+  } catch (err) {
+    throw new InvalidArgumentError('the events module', href, `an importable module (${(err as Error).message})`);
+  }
+  if (mod.default === null || typeof mod.default !== 'object') {
+    throw new InvalidArgumentError(`the default export of ${href}`, mod.default, 'an Events object');
+  }
+  return mod.default as Events;
 }
 
 function defaultOnError(err: Error): void {

@@ -14,7 +14,7 @@ import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } 
 import { resolveHost } from './resolve.js';
 import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 
-/** After a flushed close, how long to wait for the peer's FIN before dropping the socket. */
+/** After a flushed close has written everything, how long to wait for the peer's FIN before dropping the socket. */
 const kCloseLingerMs = 1000;
 
 interface Stream {
@@ -62,7 +62,7 @@ interface Shared {
   readonly server: Server;
   readonly members: Member[];
   next: number;
-  readonly key: string;
+  key: string;
 }
 
 const sharedByAddress = new Map<string, Shared>();
@@ -117,7 +117,11 @@ export class PortableBackend implements Backend {
       else server.listen(listenOptions(spec, host), resolve);
     });
     server.on('error', () => undefined);
-    if (shared) sharedByAddress.set(key, shared);
+    if (shared) {
+      const bound = boundAddr(spec, server);
+      shared.key = `${spec.network}|${spec.family}|${host}|${bound.port}|${spec.path}`;
+      sharedByAddress.set(shared.key, shared);
+    }
     this.#servers.push({ shared, server, path: spec.network === 'unix' ? spec.path : '' });
     return boundAddr(spec, server);
   }
@@ -277,8 +281,9 @@ function streamAddrs(sock: Socket, unixPath: string | undefined): AddrPair {
 /** Ends the write side once everything is written, then drops the socket when the peer ends or the linger runs out. */
 function closeFlushed(sock: Socket): void {
   if (sock.destroyed) return;
-  sock.end();
-  const timer = setTimeout(() => sock.destroy(), kCloseLingerMs);
-  timer.unref();
-  sock.once('close', () => clearTimeout(timer));
+  sock.end(() => {
+    const timer = setTimeout(() => sock.destroy(), kCloseLingerMs);
+    timer.unref();
+    sock.once('close', () => clearTimeout(timer));
+  });
 }

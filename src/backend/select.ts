@@ -2,13 +2,42 @@
  * Chooses and creates the backend for a loop: native where the addon loads, portable otherwise.
  */
 import { BackendUnavailableError } from '../errors.js';
+import { nativeAvailable, loadAddon } from './addon.js';
 import type { Backend, BackendOptions } from './backend.js';
 import { PortableBackend } from './portable.js';
 
 export type BackendKind = 'native' | 'portable' | 'auto';
 
+let warned = false;
+
+/** The backend 'auto' stands for here: native when the addon loads (warning once when it does not). */
+export function resolveBackendKind(kind: BackendKind): 'native' | 'portable' {
+  if (kind !== 'auto') return kind;
+  if (nativeAvailable()) return 'native';
+  if (!warned && process.platform === 'linux') {
+    warned = true;
+    let why = '';
+    try {
+      loadAddon();
+    } catch (err) {
+      why = `: ${(err as Error).message}`;
+    }
+    process.emitWarning(`gevent: the native backend is unavailable, using the portable backend${why}`, { code: 'GEVENT_PORTABLE_FALLBACK' });
+  }
+  return 'portable';
+}
+
 /** Creates a backend of the given kind; 'auto' picks native when it is available. */
 export async function createBackend(kind: BackendKind, opts: BackendOptions): Promise<Backend> {
-  if (kind === 'native') throw new BackendUnavailableError('the native backend is not built in this version');
-  return new PortableBackend(opts);
+  const k = resolveBackendKind(kind);
+  if (k === 'portable') return new PortableBackend(opts);
+  if (!nativeAvailable()) {
+    try {
+      loadAddon();
+    } catch (err) {
+      throw err instanceof BackendUnavailableError ? err : new BackendUnavailableError(String(err), { cause: err });
+    }
+  }
+  const { NativeBackend } = await import('./native.js');
+  return new NativeBackend(opts);
 }

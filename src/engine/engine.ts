@@ -4,13 +4,10 @@
  * stop that settles serve()'s promise only after every connection has closed.
  */
 import type { Addr, ListenSpec } from '../addr.js';
-import type { BackendKind } from '../backend/select.js';
-import { createBackend } from '../backend/select.js';
-import { BackendUnavailableError, HandlerError } from '../errors.js';
-import { Action, type Events, type Server } from '../events.js';
-import { Loop } from '../loop/loop.js';
-import { parseReply } from '../loop/reply.js';
-import { Ticker } from './ticker.js';
+import { createBackend, type BackendKind } from '../backend/select.js';
+import type { Events, LoadBalance, Server } from '../events.js';
+import { LoopHost } from './host.js';
+import { runMultiLoop } from './multi.js';
 
 /** Settings the engine runs with, already validated by serve(). */
 export interface EngineOptions {
@@ -18,51 +15,48 @@ export interface EngineOptions {
   readonly backend: BackendKind;
   readonly tcpNoDelay: boolean;
   readonly numLoops: number;
+  readonly loadBalance: LoadBalance;
   readonly signal: AbortSignal | undefined;
   readonly onError: (err: Error) => void;
+  /** The module the events came from, when they came from one (needed for several loops). */
+  readonly eventsModule: string | null;
+}
+
+/** A promise of the first shutdown request, and the function that makes one. */
+export function shutdownLatch(signal: AbortSignal | undefined): {
+  requested: Promise<Error | undefined>;
+  request: (err?: Error) => void;
+  dispose: () => void;
+} {
+  let request!: (err?: Error) => void;
+  const requested = new Promise<Error | undefined>((resolve) => {
+    request = (err?: Error) => resolve(err);
+  });
+  const onAbort = (): void => request();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) request();
+  return { requested, request, dispose: () => signal?.removeEventListener('abort', onAbort) };
 }
 
 /** Runs one server to completion: resolves when it has shut down, rejects on a failure to start. */
 export async function runEngine(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<void> {
-  if (opts.numLoops > 1) {
-    throw new BackendUnavailableError(
-      `numLoops ${opts.numLoops} needs several event loops on worker threads, which only the native backend runs; ` +
-        `the ${opts.backend === 'auto' ? 'selected' : opts.backend} backend runs one loop (use numLoops 1)`,
-    );
-  }
+  if (opts.numLoops > 1) return runMultiLoop(events, opts, specs);
   const backend = await createBackend(opts.backend, { tcpNoDelay: opts.tcpNoDelay });
-  let requestShutdown!: (err?: Error) => void;
-  const shutdown = new Promise<Error | undefined>((resolve) => {
-    requestShutdown = (err?: Error) => resolve(err);
-  });
-  const loop = new Loop(backend, events, { waitTimeoutMs: opts.waitTimeoutMs, onError: opts.onError, requestShutdown });
-  backend.start(loop);
-  const addrs: Addr[] = [];
+  const latch = shutdownLatch(opts.signal);
+  const host = new LoopHost(backend, events, { waitTimeoutMs: opts.waitTimeoutMs, onError: opts.onError, requestShutdown: latch.request });
+  let addrs: Addr[];
   try {
-    for (const spec of specs) addrs.push(await backend.listen(spec));
+    addrs = await host.listenAll(specs);
   } catch (err) {
-    await loop.stop();
+    latch.dispose();
+    await host.stop();
     throw err;
   }
-  loop.setListenerAddrs(addrs);
-
-  const onAbort = (): void => requestShutdown();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal?.aborted) requestShutdown();
-
+  host.loop.setListenerAddrs(addrs);
   const server: Server = Object.freeze({ addrs: Object.freeze(addrs), numLoops: 1, backend: backend.name });
-  const ticker = new Ticker(events, requestShutdown);
-  try {
-    const p = parseReply('serving', events.serving?.call(events, server));
-    if (p.action === Action.Shutdown) requestShutdown();
-    else ticker.start();
-  } catch (err) {
-    requestShutdown(new HandlerError('serving', err));
-  }
-
-  const failure = await shutdown;
-  ticker.stop();
-  opts.signal?.removeEventListener('abort', onAbort);
-  await loop.stop();
+  host.begin(server);
+  const failure = await latch.requested;
+  latch.dispose();
+  await host.stop();
   if (failure) throw failure;
 }

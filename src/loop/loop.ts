@@ -21,6 +21,8 @@ export interface LoopOptions {
   readonly onError: (err: Error) => void;
   /** Asks the engine to shut the whole server down (Action.Shutdown from a callback). */
   readonly requestShutdown: (err?: Error) => void;
+  /** Told of every connection opened (+1) and closed (-1), for the load balancer's counters. */
+  readonly onCount?: (delta: 1 | -1, listener: number) => void;
 }
 
 /** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
@@ -37,6 +39,7 @@ export class Loop implements BackendHandler {
   readonly #datagramInput = new RingBuffer(0);
   #listenerAddrs: Addr[] = [];
   #needFlush = false;
+  #wrote = false;
   #flushQueued = false;
   #inBatch = false;
   #stopping = false;
@@ -65,6 +68,7 @@ export class Loop implements BackendHandler {
     this.#inBatch = true;
     const c = new Conn(this, id, listener, addrs, ringBufferPool.get());
     this.#conns.set(id, c);
+    this.#opts.onCount?.(1, listener);
     if (this.#wheel) {
       c.lastActiveMs = performance.now();
       c.idleTimer = this.#wheel.afterFunc(this.#opts.waitTimeoutMs, () => this.#checkIdle(c));
@@ -74,6 +78,11 @@ export class Loop implements BackendHandler {
     let r: unknown;
     try {
       r = opened.call(this.events, c);
+    } catch (err) {
+      this.#fail(c, new HandlerError('opened', err));
+      return;
+    }
+    try {
       const p = parseReply('opened', r);
       if (p.opts?.tcpKeepAlive !== undefined) {
         const ms = p.opts.tcpKeepAlive;
@@ -83,7 +92,7 @@ export class Loop implements BackendHandler {
       if (p.out) this.#write(c, p.out);
       if (p.action !== Action.None) this.#act(c, p.action);
     } catch (err) {
-      this.#fail(c, 'opened', err);
+      this.#fail(c, err as Error);
     }
   }
 
@@ -109,6 +118,7 @@ export class Loop implements BackendHandler {
     const c = this.#conns.get(id);
     if (c === undefined) return;
     this.#conns.delete(id);
+    this.#opts.onCount?.(-1, c.addrIndex);
     c.state = ConnState.Closed;
     c.idleTimer?.stop();
     c.idleTimer = null;
@@ -161,6 +171,7 @@ export class Loop implements BackendHandler {
   sendDatagram(c: DatagramConn, data: Output): boolean {
     if (this.#stopping) return false;
     this.backend.sendTo(c.addrIndex, toBytes('send data', data), c.peer);
+    this.#wrote = true;
     this.#scheduleFlush();
     return true;
   }
@@ -207,7 +218,7 @@ export class Loop implements BackendHandler {
       r = data.call(this.events, c, input);
     } catch (err) {
       input.release();
-      this.#fail(c, 'data', err);
+      this.#fail(c, new HandlerError('data', err));
       return;
     }
     input.release();
@@ -221,13 +232,14 @@ export class Loop implements BackendHandler {
       if (p.out) this.#write(c, p.out);
       if (p.action !== Action.None) this.#act(c, p.action);
     } catch (err) {
-      this.#fail(c, 'data', err);
+      this.#fail(c, err as Error);
     }
   }
 
   #write(c: Conn, bytes: Uint8Array): void {
     if (bytes.length === 0 || c.state !== ConnState.Open) return;
     this.backend.write(c.id, bytes);
+    this.#wrote = true;
     this.#scheduleFlush();
   }
 
@@ -244,13 +256,14 @@ export class Loop implements BackendHandler {
   #flush(): void {
     this.#needFlush = false;
     const preWrite = this.events.preWrite;
-    if (preWrite) {
+    if (preWrite && this.#wrote) {
       try {
         preWrite.call(this.events);
       } catch (err) {
         this.#opts.onError(new HandlerError('preWrite', err));
       }
     }
+    this.#wrote = false;
     this.backend.flush();
   }
 
@@ -267,9 +280,9 @@ export class Loop implements BackendHandler {
     this.#scheduleFlush();
   }
 
-  /** A handler threw: close only this connection, and hand the error to `closed`. */
-  #fail(c: Conn, handler: string, err: unknown): void {
-    c.closeError ??= new HandlerError(handler, err);
+  /** A handler threw or returned a bad value: close only this connection, and hand the error to `closed`. */
+  #fail(c: Conn, err: Error): void {
+    c.closeError ??= err;
     this.#close(c);
   }
 

@@ -1,0 +1,368 @@
+/*
+ * The connection table, reads into the arena, and each connection's output queue.
+ *
+ *   conns[slot]  fd, generation, flags, output queue (qhead .. qtail, oldest first)
+ *   free list    slots whose CLOSE record JS has seen (loop.c pushes them), newest first
+ *
+ * Invariants: EPOLLOUT is in a connection's interest exactly while its queue is non-empty;
+ * EPOLLIN exactly while neither FIN was read nor a close was requested. Bytes leave in the order
+ * they were written. A slot is reused only after JS saw its CLOSE, with the next generation.
+ */
+#include "gev.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint64_t conn_tag(uint32_t id) { return (GEV_TAG_CONN << 32) | id; }
+
+static uint32_t conn_id(gev_loop *loop, gev_conn *c) {
+  return ((uint32_t)c->gen << GEV_SLOT_BITS) | (uint32_t)(c - loop->conns);
+}
+
+/* The open connection `id` names, or NULL when the id is stale or was never issued. */
+gev_conn *gev_conn_get(gev_loop *loop, uint32_t id) {
+  uint32_t slot = id & GEV_SLOT_MASK;
+  if (slot >= loop->nconns) return NULL;
+  gev_conn *c = &loop->conns[slot];
+  if (c->gen != (id >> GEV_SLOT_BITS) || !(c->flags & GEV_C_OPEN)) return NULL;
+  return c;
+}
+
+static int table_grow(gev_loop *loop) {
+  uint32_t old = loop->nconns;
+  if (old >= GEV_MAX_SLOTS) return -EMFILE;
+  uint32_t n = old ? old * 2u : 1024u;
+  if (n > GEV_MAX_SLOTS) n = GEV_MAX_SLOTS;
+  gev_conn *t = realloc(loop->conns, (size_t)n * sizeof *t);
+  if (t == NULL) return -ENOMEM;
+  memset(t + old, 0, (size_t)(n - old) * sizeof *t);
+  for (uint32_t s = n; s-- > old;) {
+    t[s].fd = -1;
+    t[s].next_free = loop->free_head;
+    loop->free_head = s;
+  }
+  loop->conns = t;
+  loop->nconns = n;
+  return 0;
+}
+
+/* Registers an accepted or adopted fd; the caller emits OPEN. On failure the fd is not closed. */
+int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t *id_out) {
+  if (loop->free_head == UINT32_MAX) {
+    int rc = table_grow(loop);
+    if (rc != 0) return rc;
+  }
+  uint32_t slot = loop->free_head;
+  gev_conn *c = &loop->conns[slot];
+  uint32_t id;
+  loop->free_head = c->next_free;
+  c->gen = (uint16_t)(c->gen >= GEV_GEN_MAX ? 1u : c->gen + 1u);
+  c->fd = fd;
+  c->flags = (uint16_t)(GEV_C_OPEN | (is_tcp ? GEV_C_TCP : 0));
+  c->listener = listener;
+  c->events = EPOLLIN;
+  c->read_epoch = 0;
+  c->read_used = 0;
+  c->qhead = c->qtail = NULL;
+  c->qbytes = 0;
+  id = conn_id(loop, c);
+  int rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, conn_tag(id));
+  if (rc != 0) {
+    c->fd = -1;
+    c->flags = 0;
+    c->next_free = loop->free_head;
+    loop->free_head = slot;
+    return rc;
+  }
+  loop->live++;
+  *id_out = id;
+  return 0;
+}
+
+int gev_conn_adopt(gev_loop *loop, int fd, uint32_t listener, uint32_t *id_out) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  uint32_t addr[8];
+  int is_tcp = 0;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  is_tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+  len = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) len = 0;
+  gev_addr_encode(addr, (struct sockaddr *)&ss, len);
+  int rc = gev_conn_add(loop, fd, listener, is_tcp, id_out);
+  if (rc != 0) return rc;
+  if (is_tcp && loop->tcp_nodelay) sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  gev_loop_emit(loop, GEV_REC_OPEN, *id_out, listener, 0, addr);
+  return 0;
+}
+
+int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8) {
+  gev_conn *c = gev_conn_get(loop, id);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (c == NULL) return -EBADF;
+  if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  gev_addr_encode(addr8, (struct sockaddr *)&ss, len);
+  return 0;
+}
+
+static void conn_interest(gev_loop *loop, gev_conn *c) {
+  uint32_t ev = 0;
+  if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING))) ev |= EPOLLIN;
+  if (c->qhead != NULL) ev |= EPOLLOUT;
+  if (ev == c->events) return;
+  c->events = ev;
+  sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, c->fd, ev, conn_tag(conn_id(loop, c)));
+}
+
+static void queue_free(gev_conn *c) {
+  gev_chunk *ch = c->qhead;
+  while (ch != NULL) {
+    gev_chunk *next = ch->next;
+    free(ch);
+    ch = next;
+  }
+  c->qhead = c->qtail = NULL;
+  c->qbytes = 0;
+}
+
+/* Copies what the kernel did not take (iov minus its first `skip` bytes) to the queue's tail. */
+static void queue_append(gev_conn *c, const struct iovec *iov, int iovcnt, size_t total, size_t skip) {
+  size_t n = total - skip;
+  gev_chunk *ch = malloc(sizeof *ch + n);
+  if (ch == NULL) abort();
+  ch->next = NULL;
+  ch->off = 0;
+  ch->len = n;
+  char *dst = ch->data;
+  for (int i = 0; i < iovcnt; i++) {
+    size_t len = iov[i].iov_len;
+    const char *src = iov[i].iov_base;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(dst, src + skip, len - skip);
+    dst += len - skip;
+    skip = 0;
+  }
+  if (c->qtail) c->qtail->next = ch;
+  else c->qhead = ch;
+  c->qtail = ch;
+  c->qbytes += n;
+}
+
+static ssize_t sys_sendv(int fd, struct iovec *iov, int iovcnt) {
+  if (iovcnt == 1) return send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = (size_t)iovcnt;
+  return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void gev_conn_close(gev_loop *loop, gev_conn *c, int err) {
+  if (!(c->flags & GEV_C_OPEN)) return;
+  uint32_t id = conn_id(loop, c);
+  epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  sys_close(c->fd);
+  queue_free(c);
+  c->fd = -1;
+  c->flags = 0;
+  c->events = 0;
+  loop->live--;
+  gev_loop_emit(loop, GEV_REC_CLOSE, id, (uint32_t)err, 0, NULL);
+}
+
+/* The queue drained: carry out a requested close or half-close. Returns 0 if still open. */
+static int after_drain(gev_loop *loop, gev_conn *c) {
+  if (c->flags & GEV_C_CLOSING) {
+    gev_conn_close(loop, c, 0);
+    return -1;
+  }
+  if (c->flags & GEV_C_ENDING) {
+    shutdown(c->fd, SHUT_WR);
+    c->flags = (uint16_t)((c->flags & ~GEV_C_ENDING) | GEV_C_WR_SHUT);
+  }
+  return 0;
+}
+
+/* Writes the queue out until EAGAIN. Returns -1 when the connection closed. */
+static int conn_drain(gev_loop *loop, gev_conn *c) {
+  struct iovec iov[64];
+  while (c->qhead != NULL) {
+    int n = 0;
+    size_t total = 0;
+    for (gev_chunk *ch = c->qhead; ch != NULL && n < 64; ch = ch->next, n++) {
+      iov[n].iov_base = ch->data + ch->off;
+      iov[n].iov_len = ch->len - ch->off;
+      total += iov[n].iov_len;
+    }
+    ssize_t w = sys_sendv(c->fd, iov, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      gev_conn_close(loop, c, errno);
+      return -1;
+    }
+    size_t left = (size_t)w;
+    c->qbytes -= left;
+    while (left > 0) {
+      gev_chunk *ch = c->qhead;
+      size_t avail = ch->len - ch->off;
+      if (left < avail) {
+        ch->off += left;
+        break;
+      }
+      left -= avail;
+      c->qhead = ch->next;
+      if (c->qhead == NULL) c->qtail = NULL;
+      free(ch);
+    }
+    if ((size_t)w < total) break;
+  }
+  if (c->qhead == NULL && after_drain(loop, c) != 0) return -1;
+  conn_interest(loop, c);
+  return 0;
+}
+
+/* Sends iov now if nothing is queued; what the kernel does not take is queued, in order. */
+void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, size_t total) {
+  size_t sent = 0;
+  if (c->flags & (GEV_C_CLOSING | GEV_C_ENDING | GEV_C_WR_SHUT)) return;
+  if (c->qhead == NULL) {
+    ssize_t w;
+    do w = sys_sendv(c->fd, iov, iovcnt);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        gev_conn_close(loop, c, errno);
+        return;
+      }
+      w = 0;
+    }
+    sent = (size_t)w;
+    if (sent == total) return;
+  }
+  queue_append(c, iov, iovcnt, total, sent);
+  conn_interest(loop, c);
+}
+
+void gev_conn_request_close(gev_loop *loop, gev_conn *c, int flush) {
+  if (!flush || c->qhead == NULL) {
+    gev_conn_close(loop, c, 0);
+    return;
+  }
+  c->flags |= GEV_C_CLOSING;
+  conn_interest(loop, c);
+}
+
+void gev_conn_end(gev_loop *loop, gev_conn *c) {
+  (void)loop;
+  if (c->flags & (GEV_C_WR_SHUT | GEV_C_ENDING | GEV_C_CLOSING)) return;
+  if (c->qhead == NULL) {
+    shutdown(c->fd, SHUT_WR);
+    c->flags |= GEV_C_WR_SHUT;
+  } else {
+    c->flags |= GEV_C_ENDING;
+  }
+}
+
+void gev_conn_keepalive(gev_conn *c, uint32_t seconds) {
+  if (!(c->flags & GEV_C_TCP)) return;
+  if (seconds == 0) {
+    sys_set_int(c->fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+    return;
+  }
+  if (seconds > 32767) seconds = 32767;
+  sys_set_int(c->fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+  sys_set_int(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)seconds);
+  sys_set_int(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)seconds);
+}
+
+/* Reads until EAGAIN, FIN, an error, the budget or a full arena. Returns -1 when it closed. */
+static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
+  uint32_t *rec = NULL;
+  if (c->read_epoch != loop->epoch) {
+    c->read_epoch = loop->epoch;
+    c->read_used = 0;
+  }
+  for (;;) {
+    size_t pos = loop->in_byte_pos;
+    size_t space = loop->in_size - pos;
+    size_t want = GEV_READ_BUDGET - c->read_used;
+    if (want > space) want = space;
+    if (want == 0) return 0;
+    int fresh = rec == NULL;
+    if (fresh) {
+      if (!gev_loop_room(loop, 1)) return 0;
+      rec = gev_loop_record(loop, 1);
+    }
+    ssize_t n = recv(c->fd, loop->in8 + pos, want, 0);
+    if (n > 0) {
+      if (fresh) {
+        rec[0] = GEV_REC_DATA;
+        rec[1] = id;
+        rec[2] = (uint32_t)pos;
+        rec[3] = (uint32_t)n;
+      } else {
+        rec[3] += (uint32_t)n;
+      }
+      loop->in_byte_pos = pos + (size_t)n;
+      c->read_used += (uint32_t)n;
+      if ((size_t)n < want) return 0;
+      continue;
+    }
+    if (fresh) loop->in_nrec--;
+    if (n == 0) {
+      c->flags |= GEV_C_RD_EOF;
+      conn_interest(loop, c);
+      gev_loop_emit(loop, GEV_REC_END, id, 0, 0, NULL);
+      return 0;
+    }
+    if (errno == EINTR) {
+      if (fresh) rec = NULL;
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    gev_conn_close(loop, c, errno);
+    return -1;
+  }
+}
+
+void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
+  gev_conn *c = gev_conn_get(loop, id);
+  if (c == NULL) return;
+  if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING))) {
+    if (conn_read(loop, c, id) != 0) return;
+  }
+  if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->qhead != NULL) {
+    if (conn_drain(loop, c) != 0) return;
+  }
+  if (ev & EPOLLERR) {
+    int err = sys_so_error(c->fd);
+    if (err != 0) {
+      gev_conn_close(loop, c, err);
+      return;
+    }
+  }
+  if ((ev & EPOLLHUP) && (c->flags & GEV_C_RD_EOF)) gev_conn_close(loop, c, 0);
+}
+
+/* Closes every fd without telling JS (the loop is being torn down) and frees the table. */
+void gev_conn_free_all(gev_loop *loop) {
+  for (uint32_t s = 0; s < loop->nconns; s++) {
+    gev_conn *c = &loop->conns[s];
+    if (c->flags & GEV_C_OPEN) sys_close(c->fd);
+    queue_free(c);
+  }
+  free(loop->conns);
+  loop->conns = NULL;
+  loop->nconns = 0;
+  loop->free_head = UINT32_MAX;
+  loop->live = 0;
+}

@@ -1,0 +1,87 @@
+/*
+ * The write path: one walk over the command list JS built in the out arena since the last flush.
+ *
+ * Consecutive writes to one connection are gathered into one send/sendmsg (at most 64 buffers);
+ * close, end and keep-alive commands act in order after the writes before them. Commands naming a
+ * stale id are ignored. Closes caused here (a write failing with EPIPE, a close request) reach JS
+ * through the pending list, never from inside this call.
+ */
+#include "gev.h"
+
+#include <string.h>
+
+#define GEV_RUN_IOV 64
+
+typedef struct run {
+  uint32_t id;
+  int n;
+  size_t total;
+  struct iovec iov[GEV_RUN_IOV];
+} run;
+
+static void run_send(gev_loop *loop, run *r) {
+  if (r->n == 0) return;
+  gev_conn *c = gev_conn_get(loop, r->id);
+  if (c != NULL) gev_conn_send(loop, c, r->iov, r->n, r->total);
+  r->n = 0;
+  r->total = 0;
+}
+
+/* Resolves a payload reference: bytes in the out arena, or ext[index]. NULL when out of range. */
+static const void *payload(gev_loop *loop, int ext_op, uint32_t where, uint32_t *len,
+                           const struct iovec *ext, uint32_t next) {
+  if (ext_op) {
+    if (where >= next) return NULL;
+    if (*len > ext[where].iov_len) *len = (uint32_t)ext[where].iov_len;
+    return ext[where].iov_base;
+  }
+  if ((size_t)where + *len > loop->out_size) return NULL;
+  return loop->out8 + where;
+}
+
+void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
+  uint32_t n = loop->out32[0];
+  const uint32_t *cmds = loop->out32 + GEV_HDR_U32;
+  run r;
+  r.n = 0;
+  r.total = 0;
+  r.id = 0;
+  if (n > loop->out_cmd_cap) n = loop->out_cmd_cap;
+  for (uint32_t i = 0; i < n;) {
+    const uint32_t *k = cmds + (size_t)i * 4u;
+    uint32_t op = k[0];
+    uint32_t len = k[3];
+    if (op == GEV_OP_WRITE || op == GEV_OP_WRITE_EXT) {
+      const void *p = payload(loop, op == GEV_OP_WRITE_EXT, k[2], &len, ext, next);
+      i++;
+      if (p == NULL || len == 0) continue;
+      if (r.n > 0 && (r.id != k[1] || r.n == GEV_RUN_IOV)) run_send(loop, &r);
+      r.id = k[1];
+      r.iov[r.n].iov_base = (void *)p;
+      r.iov[r.n].iov_len = len;
+      r.total += len;
+      r.n++;
+      continue;
+    }
+    run_send(loop, &r);
+    if (op == GEV_OP_SENDTO || op == GEV_OP_SENDTO_EXT) {
+      if (i + 1u + GEV_ADDR_SLOTS > n) break;
+      const void *p = payload(loop, op == GEV_OP_SENDTO_EXT, k[2], &len, ext, next);
+      if (p != NULL) gev_udp_queue(loop, k[1], p, len, k + 4);
+      i += 1u + GEV_ADDR_SLOTS;
+      continue;
+    }
+    i++;
+    gev_conn *c = gev_conn_get(loop, k[1]);
+    if (c == NULL) continue;
+    switch (op) {
+      case GEV_OP_CLOSE: gev_conn_request_close(loop, c, k[2] != 0); break;
+      case GEV_OP_END: gev_conn_end(loop, c); break;
+      case GEV_OP_KEEPALIVE: gev_conn_keepalive(c, k[2]); break;
+      default: break;
+    }
+  }
+  run_send(loop, &r);
+  gev_udp_flush(loop);
+  loop->out32[0] = 0;
+}

@@ -1,0 +1,228 @@
+/*
+ * Listening sockets (TCP over IPv4/IPv6/dual stack, unix stream) and accept4.
+ *
+ * A listener either registers what it accepts as connections (OPEN records) or, in hand-off mode,
+ * reports the accepted fd to JS (ACCEPTED records) so an acceptor can pass it to another loop,
+ * which registers it with gev_conn_adopt. Every fd is created non-blocking and close-on-exec.
+ */
+#include "gev.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define GEV_BACKLOG 1024
+
+/* Creates a socket of `family` (4 or 6) with the options every listener of that kind takes. */
+static int socket_open(int family, int type, int reuseport, int v6only) {
+  int af = family == 6 ? AF_INET6 : AF_INET;
+  int fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int rc = 0;
+  if (type == SOCK_STREAM) rc = sys_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (rc == 0 && reuseport) rc = sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  if (rc == 0 && af == AF_INET6) rc = sys_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? 1 : 0);
+  if (rc != 0) {
+    sys_close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+/*
+ * Binds an inet socket. family 0 means dual stack on every interface: [::] with IPV6_V6ONLY off,
+ * falling back to 0.0.0.0 when the host has no IPv6. Returns the fd or -errno.
+ */
+static int bind_inet(int type, int family, const char *host, int port, int reuseport, int v6only) {
+  int fam = family == 0 ? 6 : family;
+  int fd = socket_open(fam, type, reuseport, family == 0 ? 0 : v6only);
+  if (fd < 0 && family == 0 && (fd == -EAFNOSUPPORT || fd == -EPROTONOSUPPORT)) {
+    fam = 4;
+    fd = socket_open(fam, type, reuseport, 0);
+  }
+  if (fd < 0) return fd;
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  int rc = gev_addr_parse(fam, family == 0 ? "" : host, port, &ss, &len);
+  if (rc == 0 && bind(fd, (struct sockaddr *)&ss, len) != 0) rc = -errno;
+  if (rc == -EADDRNOTAVAIL && family == 0 && fam == 6) {
+    sys_close(fd);
+    return bind_inet(type, 4, "", port, reuseport, 0);
+  }
+  if (rc != 0) {
+    sys_close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+/* Puts `fd` in a free listener slot and in epoll. Returns the slot, or -errno (fd closed). */
+static int listener_add(gev_loop *loop, int fd, int kind, uint32_t index, int handoff) {
+  uint32_t slot = 0;
+  while (slot < GEV_MAX_LISTENERS && loop->ls[slot].kind != GEV_L_FREE) slot++;
+  if (slot == GEV_MAX_LISTENERS) {
+    sys_close(fd);
+    return -EMFILE;
+  }
+  int rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, (GEV_TAG_LISTENER << 32) | slot);
+  if (rc != 0) {
+    sys_close(fd);
+    return rc;
+  }
+  gev_listener *l = &loop->ls[slot];
+  memset(l, 0, sizeof *l);
+  l->fd = fd;
+  l->kind = kind;
+  l->index = index;
+  l->handoff = handoff;
+  return (int)slot;
+}
+
+int gev_listen_tcp(gev_loop *loop, int family, const char *host, int port, int reuseport, int v6only,
+                   uint32_t index, int handoff) {
+  int fd = bind_inet(SOCK_STREAM, family, host, port, reuseport, v6only);
+  if (fd < 0) return fd;
+  if (listen(fd, GEV_BACKLOG) != 0) {
+    int err = -errno;
+    sys_close(fd);
+    return err;
+  }
+  return listener_add(loop, fd, GEV_L_TCP, index, handoff);
+}
+
+int gev_listen_udp(gev_loop *loop, int family, const char *host, int port, int reuseport, int v6only,
+                   uint32_t index) {
+  int fd = bind_inet(SOCK_DGRAM, family, host, port, reuseport, v6only);
+  if (fd < 0) return fd;
+  return listener_add(loop, fd, GEV_L_UDP, index, 0);
+}
+
+/* -EADDRINUSE when a live socket answers at `sa`; 0 after removing a stale one (or if none). */
+static int unix_clear_stale(const struct sockaddr_un *sa, const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK(st.st_mode)) return -EEXIST;
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe < 0) return -errno;
+  int rc = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
+  int err = errno;
+  sys_close(probe);
+  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return -EADDRINUSE;
+  if (err != ECONNREFUSED && err != ENOENT) return -err;
+  if (unlink(path) != 0 && errno != ENOENT) return -errno;
+  return 0;
+}
+
+int gev_listen_unix(gev_loop *loop, const char *path, uint32_t index, int handoff) {
+  struct sockaddr_un sa;
+  struct stat st;
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, n + 1);
+  int rc = unix_clear_stale(&sa, path);
+  if (rc != 0) return rc;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    rc = -errno;
+    sys_close(fd);
+    return rc;
+  }
+  if (listen(fd, GEV_BACKLOG) != 0 || stat(path, &st) != 0) {
+    rc = -errno;
+    sys_close(fd);
+    unlink(path);
+    return rc;
+  }
+  char *copy = strdup(path);
+  if (copy == NULL) {
+    sys_close(fd);
+    unlink(path);
+    return -ENOMEM;
+  }
+  int slot = listener_add(loop, fd, GEV_L_UNIX, index, handoff);
+  if (slot < 0) {
+    unlink(path);
+    free(copy);
+    return slot;
+  }
+  loop->ls[slot].path = copy;
+  loop->ls[slot].dev = st.st_dev;
+  loop->ls[slot].ino = st.st_ino;
+  return slot;
+}
+
+/* Closes a listener; a unix socket file is unlinked only if it is still the one we bound. */
+void gev_listener_close(gev_loop *loop, uint32_t slot) {
+  if (slot >= GEV_MAX_LISTENERS) return;
+  gev_listener *l = &loop->ls[slot];
+  if (l->kind == GEV_L_FREE) return;
+  epoll_ctl(loop->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+  sys_close(l->fd);
+  if (l->path != NULL) {
+    struct stat st;
+    if (stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino) unlink(l->path);
+    free(l->path);
+  }
+  memset(l, 0, sizeof *l);
+  l->fd = -1;
+}
+
+int gev_listener_sockname(gev_loop *loop, uint32_t slot, uint32_t *addr8) {
+  if (slot >= GEV_MAX_LISTENERS || loop->ls[slot].kind == GEV_L_FREE) return -EBADF;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(loop->ls[slot].fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  gev_addr_encode(addr8, (struct sockaddr *)&ss, len);
+  return 0;
+}
+
+/* Out of fds: accept with the spare fd released and drop the connection, so the listener does
+ * not stay readable forever. */
+static void shed_one(gev_loop *loop, gev_listener *l) {
+  if (loop->spare_fd < 0) return;
+  sys_close(loop->spare_fd);
+  int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+  sys_close(fd);
+  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
+  gev_listener *l = &loop->ls[slot];
+  if (l->kind == GEV_L_FREE) return;
+  if (l->kind == GEV_L_UDP) {
+    gev_udp_on_event(loop, l);
+    return;
+  }
+  for (uint32_t i = 0; i < GEV_ACCEPT_CAP && gev_loop_room(loop, 1u + GEV_ADDR_SLOTS); i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    uint32_t addr[8];
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+      if (errno == EMFILE || errno == ENFILE) shed_one(loop, l);
+      return;
+    }
+    gev_addr_encode(addr, (struct sockaddr *)&ss, len);
+    if (l->handoff) {
+      gev_loop_emit(loop, GEV_REC_ACCEPTED, (uint32_t)fd, l->index, 0, addr);
+      continue;
+    }
+    if (l->kind == GEV_L_TCP && loop->tcp_nodelay) sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    uint32_t id;
+    if (gev_conn_add(loop, fd, l->index, l->kind == GEV_L_TCP, &id) != 0) {
+      sys_close(fd);
+      continue;
+    }
+    gev_loop_emit(loop, GEV_REC_OPEN, id, l->index, 0, addr);
+  }
+}

@@ -1,0 +1,285 @@
+/*
+ * One loop: an epoll instance, an eventfd, and the uv_poll that lets the thread's libuv loop watch
+ * them. A wake-up drains ready events with epoll_wait(0) into the in arena (a "fill"), then crosses
+ * into JavaScript once. Records that cannot go into the arena right now (closes caused by a flush,
+ * connections adopted between wake-ups) wait in the pending list, and our own eventfd write makes
+ * sure a wake-up comes to deliver them.
+ */
+#include "gev.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* A value other threads add to the eventfd; our own wake-ups add 1. */
+#define GEV_WAKE_EXTERNAL (1ull << 32)
+
+int gev_loop_init(gev_loop *loop, napi_env env) {
+  uv_loop_t *uvl = NULL;
+  loop->env = env;
+  loop->free_head = UINT32_MAX;
+  loop->epfd = -1;
+  loop->efd = -1;
+  loop->spare_fd = -1;
+  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) loop->ls[i].fd = -1;
+  if (napi_get_uv_event_loop(env, &uvl) != napi_ok || uvl == NULL) return -ENOSYS;
+  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (loop->epfd < 0) return -errno;
+  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (loop->efd < 0) {
+    int err = -errno;
+    gev_loop_release_fds(loop);
+    return err;
+  }
+  int rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->efd, EPOLLIN, GEV_TAG_EVENTFD << 32);
+  if (rc == 0) rc = uv_poll_init(uvl, &loop->poll, loop->epfd);
+  if (rc != 0) {
+    gev_loop_release_fds(loop);
+    return rc;
+  }
+  loop->poll.data = loop;
+  loop->poll_started = 0;
+  return 0;
+}
+
+void gev_loop_release_fds(gev_loop *loop) {
+  sys_close(loop->efd);
+  sys_close(loop->epfd);
+  sys_close(loop->spare_fd);
+  loop->spare_fd = -1;
+  loop->efd = -1;
+  loop->epfd = -1;
+}
+
+/* True when `slots` more record slots fit during a fill, keeping the reserve free. */
+int gev_loop_room(gev_loop *loop, uint32_t slots) {
+  return loop->filling && loop->in_nrec + slots + GEV_REC_RESERVE <= loop->in_rec_cap;
+}
+
+/* Reserves `slots` record slots in the arena during a fill; NULL when they do not fit. */
+uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
+  if (!loop->filling || loop->in_nrec + slots > loop->in_rec_cap) return NULL;
+  uint32_t *r = loop->in32 + GEV_HDR_U32 + (size_t)loop->in_nrec * 4u;
+  loop->in_nrec += slots;
+  return r;
+}
+
+static void pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
+  gev_pending *p = &loop->pending;
+  if (p->n + slots > p->cap) {
+    uint32_t cap = p->cap ? p->cap * 2u : 64u;
+    while (cap < p->n + slots) cap *= 2u;
+    uint32_t *s = realloc(p->slots, (size_t)cap * 4u * sizeof(uint32_t));
+    if (s == NULL) abort();
+    p->slots = s;
+    p->cap = cap;
+  }
+  memcpy(p->slots + (size_t)p->n * 4u, rec, (size_t)slots * 4u * sizeof(uint32_t));
+  p->n += slots;
+}
+
+static uint32_t rec_slots(uint32_t type) {
+  return (type == GEV_REC_OPEN || type == GEV_REC_DGRAM || type == GEV_REC_ACCEPTED) ? 1u + GEV_ADDR_SLOTS : 1u;
+}
+
+/* A CLOSE record reached JavaScript's view: only now may its slot be reused. */
+static void on_written(gev_loop *loop, const uint32_t *r) {
+  if (r[0] == GEV_REC_CLOSE) {
+    uint32_t slot = r[1] & GEV_SLOT_MASK;
+    if (slot < loop->nconns) {
+      loop->conns[slot].next_free = loop->free_head;
+      loop->free_head = slot;
+    }
+  }
+}
+
+/* Emits a record: into the arena during a fill (in order), else into the pending list. */
+void gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8) {
+  uint32_t rec[4u * (1u + GEV_ADDR_SLOTS)];
+  uint32_t slots = rec_slots(type);
+  rec[0] = type;
+  rec[1] = a;
+  rec[2] = b;
+  rec[3] = c;
+  if (slots > 1) {
+    if (addr8) memcpy(rec + 4, addr8, 8u * sizeof(uint32_t));
+    else memset(rec + 4, 0, 8u * sizeof(uint32_t));
+  }
+  if (loop->pending.n == 0) {
+    uint32_t *r = gev_loop_record(loop, slots);
+    if (r != NULL) {
+      memcpy(r, rec, (size_t)slots * 4u * sizeof(uint32_t));
+      on_written(loop, r);
+      return;
+    }
+  }
+  pending_push(loop, rec, slots);
+  if (!loop->filling) gev_loop_self_wake(loop);
+}
+
+/* Moves pending records into the arena, in order, as far as they fit. Returns slots moved. */
+static uint32_t drain_pending(gev_loop *loop) {
+  gev_pending *p = &loop->pending;
+  uint32_t i = 0;
+  while (i < p->n) {
+    uint32_t *src = p->slots + (size_t)i * 4u;
+    uint32_t slots = rec_slots(src[0]);
+    uint32_t *r = gev_loop_record(loop, slots);
+    if (r == NULL) break;
+    memcpy(r, src, (size_t)slots * 4u * sizeof(uint32_t));
+    on_written(loop, r);
+    i += slots;
+  }
+  if (i > 0) {
+    memmove(p->slots, p->slots + (size_t)i * 4u, (size_t)(p->n - i) * 4u * sizeof(uint32_t));
+    p->n -= i;
+  }
+  if (p->n > 0) gev_loop_self_wake(loop);
+  return i;
+}
+
+void gev_loop_self_wake(gev_loop *loop) {
+  if (loop->self_woken || loop->efd < 0) return;
+  uint64_t one = 1;
+  if (write(loop->efd, &one, sizeof one) == (ssize_t)sizeof one) loop->self_woken = 1;
+}
+
+/* Thread-safe: any thread may wake a loop through its eventfd number. */
+int gev_loop_wake_fd(int efd) {
+  uint64_t v = GEV_WAKE_EXTERNAL;
+  return write(efd, &v, sizeof v) == (ssize_t)sizeof v ? 0 : -errno;
+}
+
+static void on_eventfd(gev_loop *loop) {
+  uint64_t v = 0;
+  if (read(loop->efd, &v, sizeof v) != (ssize_t)sizeof v) return;
+  loop->self_woken = 0;
+  if (v >= GEV_WAKE_EXTERNAL) gev_loop_emit(loop, GEV_REC_WAKE, 0, 0, 0, NULL);
+  if (loop->pending.n > 0) gev_loop_self_wake(loop);
+}
+
+static void begin_fill(gev_loop *loop) {
+  loop->filling = 1;
+  loop->in_nrec = 0;
+  loop->in_byte_pos = loop->in_byte_start;
+  loop->epoch++;
+}
+
+static uint32_t end_fill(gev_loop *loop) {
+  loop->filling = 0;
+  loop->in32[0] = loop->in_nrec;
+  loop->in32[1] = (uint32_t)loop->in_byte_pos;
+  return loop->in_nrec;
+}
+
+static int arena_full(gev_loop *loop) {
+  return loop->in_nrec + 1u + GEV_ADDR_SLOTS + GEV_REC_RESERVE > loop->in_rec_cap ||
+         loop->in_byte_pos >= loop->in_size || loop->pending.n > 0;
+}
+
+/* Drains ready events into the arena; events left when it fills stay ready (level-triggered). */
+static uint32_t fill(gev_loop *loop) {
+  begin_fill(loop);
+  drain_pending(loop);
+  for (int round = 0; round < GEV_EPOLL_ROUNDS && !arena_full(loop); round++) {
+    int n = epoll_wait(loop->epfd, loop->evs, GEV_EPOLL_EVENTS, 0);
+    if (n <= 0) break;
+    for (int i = 0; i < n && !arena_full(loop); i++) {
+      uint64_t tag = loop->evs[i].data.u64;
+      uint32_t what = (uint32_t)tag;
+      switch (tag >> 32) {
+        case GEV_TAG_CONN: gev_conn_on_event(loop, what, loop->evs[i].events); break;
+        case GEV_TAG_LISTENER: gev_listener_on_event(loop, what); break;
+        case GEV_TAG_EVENTFD: on_eventfd(loop); break;
+        default: break;
+      }
+    }
+    if (n < GEV_EPOLL_EVENTS) break;
+  }
+  return end_fill(loop);
+}
+
+static void call_js(gev_loop *loop) {
+  napi_env env = loop->env;
+  napi_handle_scope scope;
+  napi_value cb, recv, result;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(env, loop->cb_ref, &cb) == napi_ok &&
+      napi_get_reference_value(env, loop->resource_ref, &recv) == napi_ok) {
+    napi_status st = napi_make_callback(env, loop->actx, recv, cb, 0, NULL, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  gev_loop *loop = h->data;
+  (void)status;
+  (void)events;
+  if (loop->stopped) return;
+  if (fill(loop) > 0) call_js(loop);
+  if (!loop->stopped && loop->out32[0] != 0) gev_flush(loop, NULL, 0);
+}
+
+int gev_loop_start(gev_loop *loop) {
+  if (loop->poll_started) return 0;
+  int rc = uv_poll_start(&loop->poll, UV_READABLE, on_poll);
+  if (rc == 0) loop->poll_started = 1;
+  return rc;
+}
+
+/* Closes every listener and connection; fills the arena with what JS must hear (CLOSE records).
+ * Call until it returns 0. */
+uint32_t gev_loop_stop_all(gev_loop *loop) {
+  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) {
+    if (loop->ls[i].kind != GEV_L_FREE) gev_listener_close(loop, i);
+  }
+  begin_fill(loop);
+  drain_pending(loop);
+  for (uint32_t s = 0; s < loop->nconns; s++) {
+    gev_conn *c = &loop->conns[s];
+    if (c->flags & GEV_C_OPEN) gev_conn_close(loop, c, 0);
+  }
+  return end_fill(loop);
+}
+
+typedef struct {
+  gev_loop *loop;
+  void (*done)(gev_loop *);
+} close_req;
+
+static void on_poll_closed(uv_handle_t *h) {
+  close_req *req = h->data;
+  gev_loop *loop = req->loop;
+  void (*done)(gev_loop *) = req->done;
+  free(req);
+  loop->poll.data = loop;
+  gev_conn_free_all(loop);
+  gev_loop_release_fds(loop);
+  free(loop->pending.slots);
+  loop->pending.slots = NULL;
+  loop->pending.n = loop->pending.cap = 0;
+  if (done) done(loop);
+}
+
+/* Stops watching, closes the uv_poll handle, then releases every fd; `done` runs after that. */
+void gev_loop_close(gev_loop *loop, void (*done)(gev_loop *)) {
+  close_req *req = malloc(sizeof *req);
+  if (req == NULL) abort();
+  loop->stopped = 1;
+  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) {
+    if (loop->ls[i].kind != GEV_L_FREE) gev_listener_close(loop, i);
+  }
+  req->loop = loop;
+  req->done = done;
+  if (loop->poll_started) uv_poll_stop(&loop->poll);
+  loop->poll.data = req;
+  uv_close((uv_handle_t *)&loop->poll, on_poll_closed);
+}

@@ -1,0 +1,507 @@
+/**
+ * The native backend: the epoll addon (native/) behind the Backend interface.
+ *
+ * Reads: each libuv wake-up of the loop's epoll fd fills the in arena with records and calls
+ * `walk` once; onData gets a view into the arena (valid during the call only).
+ * Writes: write/close/end/setKeepAlive/sendTo append commands to the out arena (small payloads are
+ * copied in, large ones passed by reference); flush() hands them to C in one call. Inside a batch,
+ * flush() is deferred: C runs the command list right after the batch callback returns, saving a
+ * crossing per wake-up. The command count lives in the out arena's header, so C and JS never
+ * disagree about it.
+ *
+ * Threading: a NativeBackend belongs to the thread that created it. `NativeBackend.wake(fd)` is
+ * the only call another thread may make.
+ */
+import { isIP } from 'node:net';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
+import { Addr, type ListenSpec, type Network } from '../addr.js';
+import { BackendUnavailableError, ConnectionError, InvalidArgumentError, ListenError } from '../errors.js';
+import { loadAddon } from './addon.js';
+import { resolveHost } from './resolve.js';
+import { kHeaderU32, kSlotU32, ListenFlag, Op, Rec, type LoopHandle, type NativeAddon } from './addon-types.js';
+import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
+
+export { nativeAvailable, loadAddon } from './addon.js';
+
+/** Record slots in the in arena (16 bytes each). */
+const kInRecordSlots = 16384;
+/** Payload bytes in the in arena: room for a full recvmmsg batch of 64 KiB datagram slots. */
+const kInPayloadBytes = 4 * 1024 * 1024 + 64 * 1024;
+/** Command slots in the out arena. */
+const kOutCommandSlots = 16384;
+/** Payload bytes in the out arena for copied writes. */
+const kOutPayloadBytes = 1024 * 1024;
+/** Writes up to this size are copied into the out arena; larger ones are passed by reference. */
+const kCopyMaxBytes = 16 * 1024;
+/** Writes up to this size are copied byte by byte (cheaper than TypedArray.set for tiny payloads). */
+const kByteLoopMaxBytes = 32;
+/** Payloads passed by reference per flush (the addon's limit). */
+const kMaxExtBuffers = 1024;
+/** Default receive slot per datagram; a datagram larger than its slot is dropped as truncated. */
+const kUdpSlotBytes = 65536;
+
+const kOutBytesStart = (kHeaderU32 + kOutCommandSlots * kSlotU32) * 4;
+const kOutArenaBytes = kOutBytesStart + kOutPayloadBytes;
+
+/** Options of the native backend beyond BackendOptions. */
+export interface NativeBackendOptions extends BackendOptions {
+  /** Receive slot per datagram in bytes (default 65536, which no datagram exceeds). */
+  readonly udpSlotBytes?: number;
+}
+
+/** Extra events the native backend can report, for the multi-loop engine. */
+export interface NativeBackendHandler extends BackendHandler {
+  /** A hand-off listener accepted `fd`; the receiver must adopt() it elsewhere or closeFd() it. */
+  onAccepted?(fd: number, listener: number, remote: Addr): void;
+  /** Another thread called NativeBackend.wake(this.wakeFd). */
+  onWake?(): void;
+}
+
+/** Counters for tests and diagnostics. */
+export interface NativeStats {
+  readonly connections: number;
+  readonly datagramsTruncated: number;
+  readonly datagramsSendDropped: number;
+  readonly pendingRecords: number;
+}
+
+interface ListenerInfo {
+  readonly slot: number;
+  readonly network: Network;
+  readonly addr: Addr;
+}
+
+const kScratch32 = new Uint32Array(8);
+const kScratch8 = new Uint8Array(kScratch32.buffer, 16, 16);
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `E${Math.abs(errno)}`;
+  }
+}
+
+function errnoMessage(errno: number): string {
+  return getSystemErrorMap().get(-Math.abs(errno))?.[1] ?? '';
+}
+
+/** RFC 5952 text of an IPv6 address; a v4-mapped address is written as plain IPv4, as Go does. */
+function formatIPv6(b: Uint8Array): string {
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
+  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  if (bestAt < 0) return hex(0, 8);
+  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
+}
+
+/** Builds an Addr from an encoded address (8 u32 at `at` in `src`). */
+function decodeAddr(network: Network, src: ArrayLike<number>, at: number, unixPath: string): Addr {
+  const family = src[at];
+  if (family === 1 || network === 'unix') return new Addr('unix', '', 0, unixPath);
+  for (let k = 0; k < 8; k++) kScratch32[k] = src[at + k];
+  const port = src[at + 1];
+  if (family === 4) return new Addr(network, `${kScratch8[0]}.${kScratch8[1]}.${kScratch8[2]}.${kScratch8[3]}`, port);
+  if (family === 6) {
+    const scope = src[at + 3];
+    return new Addr(network, formatIPv6(kScratch8) + (scope !== 0 ? `%${scope}` : ''), port);
+  }
+  return new Addr(network, '', 0);
+}
+
+/** A connection's addresses: the peer as accept4 reported it, the local side looked up on demand. */
+class NativeAddrPair implements AddrPair {
+  private kRemote: Addr | undefined;
+  private kLocal: Addr | undefined;
+  private readonly kEncoded: Uint32Array;
+
+  constructor(
+    private readonly kBackend: NativeBackend,
+    private readonly kId: number,
+    private readonly kListener: number,
+    src: Uint32Array,
+    at: number,
+  ) {
+    this.kEncoded = src.slice(at, at + 8);
+  }
+
+  get remote(): Addr {
+    return (this.kRemote ??= decodeAddr(this.kBackend.networkOf(this.kListener), this.kEncoded, 0, ''));
+  }
+
+  get local(): Addr {
+    return (this.kLocal ??= this.kBackend.localAddr(this.kId, this.kListener));
+  }
+}
+
+/** Where a datagram came from, kept encoded; `addr` is built on first use. */
+class NativePeer implements DatagramPeer {
+  private kAddr: Addr | undefined;
+  /** The sender's encoded address (8 u32), handed back to C by sendTo. */
+  readonly encoded: Uint32Array;
+
+  constructor(src: Uint32Array, at: number) {
+    this.encoded = src.slice(at, at + 8);
+  }
+
+  get addr(): Addr {
+    return (this.kAddr ??= decodeAddr('udp', this.encoded, 0, ''));
+  }
+}
+
+/** The Backend over the epoll addon. Construct it on the thread that will run the loop. */
+export class NativeBackend implements Backend {
+  readonly name = 'native' as const;
+  private readonly kAddon: NativeAddon;
+  private readonly kLoop: LoopHandle;
+  private readonly kIn32: Uint32Array;
+  private readonly kIn8: Uint8Array;
+  private readonly kOut32: Uint32Array;
+  private readonly kOut8: Uint8Array;
+  private readonly kExt: Uint8Array[] = [];
+  private readonly kListeners: (ListenerInfo | undefined)[] = [];
+  private readonly kStats = new Float64Array(4);
+  private kHandler: NativeBackendHandler | null = null;
+  private kInBatch = false;
+  private kFlushQueued = false;
+  private kStopRequested = false;
+  private kClosed = false;
+  private kStopped: Promise<void> | null = null;
+  private kResolveStop: (() => void) | null = null;
+
+  /** Throws BackendUnavailableError when the addon is missing or the loop cannot be created. */
+  constructor(options: NativeBackendOptions) {
+    const udpSlot = options.udpSlotBytes ?? kUdpSlotBytes;
+    if (!Number.isInteger(udpSlot) || udpSlot < 1 || udpSlot > kUdpSlotBytes) {
+      throw new InvalidArgumentError('udpSlotBytes', udpSlot, `an integer from 1 to ${kUdpSlotBytes}`);
+    }
+    this.kAddon = loadAddon();
+    const inArena = new ArrayBuffer((kHeaderU32 + kInRecordSlots * kSlotU32) * 4 + kInPayloadBytes);
+    const outArena = new ArrayBuffer(kOutArenaBytes);
+    const loop = this.kAddon.loopCreate(inArena, kInRecordSlots, outArena, kOutCommandSlots, options.tcpNoDelay, udpSlot);
+    if (typeof loop === 'number') {
+      throw new BackendUnavailableError(`cannot create an epoll loop: ${errnoName(loop)} (${errnoMessage(loop)})`);
+    }
+    this.kLoop = loop;
+    this.kIn32 = new Uint32Array(inArena);
+    this.kIn8 = new Uint8Array(inArena);
+    this.kOut32 = new Uint32Array(outArena);
+    this.kOut8 = new Uint8Array(outArena);
+  }
+
+  start(handler: BackendHandler): void {
+    if (this.kHandler) throw new InvalidArgumentError('start()', 'a second call', 'called once');
+    this.kHandler = handler as NativeBackendHandler;
+    const rc = this.kAddon.loopStart(this.kLoop, this.kOnBatch);
+    if (rc < 0) throw new BackendUnavailableError(`cannot watch the epoll fd: ${errnoName(rc)}`);
+  }
+
+  /** Binds `spec`. With `handOff`, accepted fds are reported through onAccepted instead of opened here. */
+  async listen(spec: ListenSpec, options?: { readonly handOff?: boolean }): Promise<Addr> {
+    if (this.kStopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
+    const handOff = options?.handOff === true ? ListenFlag.HandOff : 0;
+    let slot: number;
+    if (spec.network === 'unix') {
+      slot = this.kAddon.listenUnix(this.kLoop, spec.path, handOff, spec.index);
+      if (slot < 0) throw this.listenError(spec, slot);
+      const addr = new Addr('unix', '', 0, spec.path);
+      this.kListeners[spec.index] = { slot, network: 'unix', addr };
+      return addr;
+    }
+    let host = await resolveHost(spec);
+    let family: 0 | 4 | 6 = spec.family;
+    if (this.kStopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
+    if (host === '::' && family === 0) host = '';
+    let flags = handOff | (spec.reusePort ? ListenFlag.ReusePort : 0);
+    if (host !== '') family = isIP(host) === 6 ? 6 : 4;
+    if (family === 6) flags |= ListenFlag.V6Only;
+    slot = this.kAddon.listenInet(this.kLoop, spec.network === 'udp', family, host, spec.port, flags, spec.index);
+    if (slot < 0) throw this.listenError(spec, slot);
+    const rc = this.kAddon.listenerAddr(this.kLoop, slot, kScratch32);
+    const addr =
+      rc === 0 ? decodeAddr(spec.network, kScratch32.slice(), 0, '') : new Addr(spec.network, host, spec.port);
+    this.kListeners[spec.index] = { slot, network: spec.network, addr };
+    return addr;
+  }
+
+  write(id: number, data: Uint8Array): void {
+    const len = data.length;
+    if (len === 0 || this.kClosed) return;
+    const o32 = this.kOut32;
+    const cmds = this.reserve(1, len);
+    const at = kHeaderU32 + cmds * kSlotU32;
+    if (len <= kCopyMaxBytes) {
+      const pos = o32[1];
+      const out = this.kOut8;
+      if (len <= kByteLoopMaxBytes) for (let k = 0; k < len; k++) out[pos + k] = data[k];
+      else out.set(data, pos);
+      o32[at] = Op.Write;
+      o32[at + 2] = pos;
+      o32[1] = pos + len;
+    } else {
+      o32[at] = Op.WriteExt;
+      o32[at + 2] = this.kExt.push(data) - 1;
+    }
+    o32[at + 1] = id;
+    o32[at + 3] = len;
+    o32[0] = cmds + 1;
+    if (!this.kInBatch && !this.kFlushQueued) this.queueFlush();
+  }
+
+  flush(): void {
+    if (this.kInBatch || this.kOut32[0] === 0 || this.kClosed) return;
+    this.nativeFlush();
+  }
+
+  close(id: number, flush: boolean): void {
+    this.command(Op.Close, id, flush ? 1 : 0);
+  }
+
+  end(id: number): void {
+    this.command(Op.End, id, 0);
+  }
+
+  setKeepAlive(id: number, ms: number): void {
+    this.command(Op.KeepAlive, id, ms > 0 ? Math.min(32767, Math.max(1, Math.ceil(ms / 1000))) : 0);
+  }
+
+  sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void {
+    if (!(peer instanceof NativePeer)) {
+      throw new InvalidArgumentError('peer', peer, 'a DatagramPeer that came from this backend');
+    }
+    const info = this.kListeners[listener];
+    if (info === undefined || info.network !== 'udp' || info.slot < 0 || this.kClosed) return;
+    const o32 = this.kOut32;
+    const len = data.length;
+    const cmds = this.reserve(3, len);
+    const at = kHeaderU32 + cmds * kSlotU32;
+    if (len <= kCopyMaxBytes) {
+      const pos = o32[1];
+      this.kOut8.set(data, pos);
+      o32[at] = Op.SendTo;
+      o32[at + 2] = pos;
+      o32[1] = pos + len;
+    } else {
+      o32[at] = Op.SendToExt;
+      o32[at + 2] = this.kExt.push(data) - 1;
+    }
+    o32[at + 1] = info.slot;
+    o32[at + 3] = len;
+    o32.set(peer.encoded, at + 4);
+    o32[0] = cmds + 3;
+    if (!this.kInBatch && !this.kFlushQueued) this.queueFlush();
+  }
+
+  stop(): Promise<void> {
+    if (this.kStopped) return this.kStopped;
+    this.kStopped = new Promise<void>((resolve) => {
+      this.kResolveStop = resolve;
+    });
+    if (this.kInBatch) this.kStopRequested = true;
+    else this.finishStop();
+    return this.kStopped;
+  }
+
+  /** Registers an fd accepted by another loop's hand-off listener; onOpen follows in a later batch. */
+  adopt(fd: number, listener: number): number {
+    if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError('fd', fd, 'a non-negative integer');
+    if (this.kStopped) return -1;
+    const id = this.kAddon.adopt(this.kLoop, fd, listener);
+    if (id < 0) throw new ConnectionError(errnoName(id), `cannot adopt fd ${fd}`);
+    return id;
+  }
+
+  /**
+   * Tells this backend the bound address of every listener of the server, by index, including
+   * those bound on another thread (a hand-off acceptor's); adopted connections report them.
+   */
+  declareListeners(addrs: readonly Addr[]): void {
+    addrs.forEach((addr, index) => {
+      if (this.kListeners[index] === undefined) this.kListeners[index] = { slot: -1, network: addr.network, addr };
+    });
+  }
+
+  /** The eventfd another thread passes to NativeBackend.wake(); valid until stop() resolves. */
+  get wakeFd(): number {
+    return this.kAddon.wakeFd(this.kLoop);
+  }
+
+  /** Any thread: wakes the loop owning `eventFd`, whose handler then gets onWake(). */
+  static wake(eventFd: number): void {
+    const rc = loadAddon().wake(eventFd);
+    if (rc < 0) throw new ConnectionError(errnoName(rc), `cannot wake eventfd ${eventFd}`);
+  }
+
+  /** Closes an fd from onAccepted that no loop adopted. */
+  static closeFd(fd: number): void {
+    loadAddon().closeFd(fd);
+  }
+
+  stats(): NativeStats {
+    const s = this.kStats;
+    if (!this.kClosed) this.kAddon.stats(this.kLoop, s);
+    return { connections: s[0], datagramsTruncated: s[1], datagramsSendDropped: s[2], pendingRecords: s[3] };
+  }
+
+  /** @internal The network of listener `index`. */
+  networkOf(index: number): Network {
+    return this.kListeners[index]?.network ?? 'tcp';
+  }
+
+  /** @internal A connection's local address: getsockname while open, else its listener's address. */
+  localAddr(id: number, listener: number): Addr {
+    const info = this.kListeners[listener];
+    if (info === undefined) return new Addr('tcp', '', 0);
+    if (info.network === 'unix' || this.kClosed) return info.addr;
+    const rc = this.kAddon.connAddr(this.kLoop, id, kScratch32);
+    return rc === 0 ? decodeAddr(info.network, kScratch32, 0, '') : info.addr;
+  }
+
+  private readonly kOnBatch = (): void => {
+    this.walk();
+  };
+
+  private readonly kAutoFlush = (): void => {
+    this.kFlushQueued = false;
+    this.flush();
+  };
+
+  private queueFlush(): void {
+    this.kFlushQueued = true;
+    queueMicrotask(this.kAutoFlush);
+  }
+
+  /**
+   * Makes room for a command of `slots` slots whose payload is `len` bytes (copied when small,
+   * else passed by reference), flushing first when the arena is full. Returns the first slot.
+   */
+  private reserve(slots: number, len: number): number {
+    const o32 = this.kOut32;
+    let cmds = o32[0];
+    if (cmds !== 0) {
+      const full =
+        cmds + slots > kOutCommandSlots ||
+        (len <= kCopyMaxBytes ? o32[1] + len > kOutArenaBytes : this.kExt.length >= kMaxExtBuffers);
+      if (!full) return cmds;
+      this.nativeFlush();
+      cmds = 0;
+    }
+    o32[1] = kOutBytesStart;
+    this.kExt.length = 0;
+    return 0;
+  }
+
+  private command(op: Op, id: number, arg: number): void {
+    if (this.kClosed) return;
+    const o32 = this.kOut32;
+    const cmds = this.reserve(1, 0);
+    const at = kHeaderU32 + cmds * kSlotU32;
+    o32[at] = op;
+    o32[at + 1] = id;
+    o32[at + 2] = arg;
+    o32[at + 3] = 0;
+    o32[0] = cmds + 1;
+    if (!this.kInBatch && !this.kFlushQueued) this.queueFlush();
+  }
+
+  private nativeFlush(): void {
+    if (this.kOut32[0] === 0) return;
+    const ext = this.kExt;
+    this.kAddon.flush(this.kLoop, ext.length > 0 ? ext : null, ext.length);
+    ext.length = 0;
+  }
+
+  private listenError(spec: ListenSpec, rc: number): ListenError {
+    const name = errnoName(rc);
+    if (name === 'EEXIST' && spec.network === 'unix') {
+      return new ListenError(spec.text, 'EADDRINUSE', 'the path exists and is not a socket');
+    }
+    return new ListenError(spec.text, name, errnoMessage(rc));
+  }
+
+  /** Walks the records of one batch (or of stopAll), calling the handler for each. */
+  private walk(): void {
+    const h = this.kHandler!;
+    const r = this.kIn32;
+    const bytes = this.kIn8;
+    const end = kHeaderU32 + r[0] * kSlotU32;
+    this.kInBatch = true;
+    try {
+      for (let i = kHeaderU32; i < end; ) {
+        const type = r[i];
+        if (type === Rec.Data) {
+          const off = r[i + 2];
+          h.onData(r[i + 1], bytes.subarray(off, off + r[i + 3]));
+          i += kSlotU32;
+        } else if (type === Rec.Open) {
+          h.onOpen(r[i + 1], r[i + 2], new NativeAddrPair(this, r[i + 1], r[i + 2], r, i + kSlotU32));
+          i += kSlotU32 * 3;
+        } else if (type === Rec.Close) {
+          const errno = r[i + 2];
+          h.onClose(r[i + 1], errno === 0 ? null : new ConnectionError(errnoName(errno)));
+          i += kSlotU32;
+        } else if (type === Rec.End) {
+          h.onEnd(r[i + 1]);
+          i += kSlotU32;
+        } else if (type === Rec.Dgram) {
+          const off = r[i + 2];
+          h.onDatagram(r[i + 1], bytes.subarray(off, off + r[i + 3]), new NativePeer(r, i + kSlotU32));
+          i += kSlotU32 * 3;
+        } else if (type === Rec.Accepted) {
+          const fd = r[i + 1];
+          const listener = r[i + 2];
+          if (h.onAccepted) h.onAccepted(fd, listener, decodeAddr(this.networkOf(listener), r, i + kSlotU32, ''));
+          else this.kAddon.closeFd(fd);
+          i += kSlotU32 * 3;
+        } else if (type === Rec.Wake) {
+          h.onWake?.();
+          i += kSlotU32;
+        } else {
+          i += kSlotU32;
+        }
+      }
+      h.onBatchEnd();
+    } finally {
+      this.kInBatch = false;
+    }
+    if (this.kExt.length > 0) this.nativeFlush();
+    if (this.kStopRequested) {
+      this.kStopRequested = false;
+      this.finishStop();
+    }
+  }
+
+  private finishStop(): void {
+    if (this.kClosed) return;
+    this.nativeFlush();
+    if (this.kHandler) {
+      while (this.kAddon.stopAll(this.kLoop) > 0) this.walk();
+    } else {
+      this.kAddon.stopAll(this.kLoop);
+    }
+    this.kClosed = true;
+    this.kExt.length = 0;
+    this.kAddon.close(this.kLoop, () => {
+      this.kResolveStop?.();
+      this.kResolveStop = null;
+    });
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * One loop and its backend, hosted on the current thread: used directly for a single-loop server,
+ * and inside each worker thread of a multi-loop server. It binds listeners, fires `serving` and
+ * runs the ticker when it is loop 0, and stops everything when asked.
+ */
+import type { Addr, ListenSpec } from '../addr.js';
+import type { Backend } from '../backend/backend.js';
+import { HandlerError } from '../errors.js';
+import { Action, type Events, type Server } from '../events.js';
+import { Loop } from '../loop/loop.js';
+import { parseReply } from '../loop/reply.js';
+import { Ticker } from './ticker.js';
+
+export interface HostOptions {
+  readonly waitTimeoutMs: number;
+  readonly onError: (err: Error) => void;
+  /** Called (at most once is enough; later calls are ignored by the caller) to stop the server. */
+  readonly requestShutdown: (err?: Error) => void;
+  readonly onCount?: (delta: 1 | -1, listener: number) => void;
+}
+
+export class LoopHost {
+  readonly loop: Loop;
+  readonly backend: Backend;
+  readonly #events: Events;
+  readonly #ticker: Ticker;
+  readonly #requestShutdown: (err?: Error) => void;
+
+  constructor(backend: Backend, events: Events, opts: HostOptions) {
+    this.backend = backend;
+    this.#events = events;
+    this.#requestShutdown = opts.requestShutdown;
+    this.loop = new Loop(backend, events, opts);
+    this.#ticker = new Ticker(events, opts.requestShutdown);
+    backend.start(this.loop);
+  }
+
+  /** Binds every spec in order; on failure, what was bound stays for stop() to close. */
+  async listenAll(specs: readonly ListenSpec[]): Promise<Addr[]> {
+    const addrs: Addr[] = [];
+    for (const spec of specs) addrs.push(await this.backend.listen(spec));
+    return addrs;
+  }
+
+  /** Loop 0's start: fires `serving` once, then the first tick. */
+  begin(server: Server): void {
+    try {
+      const p = parseReply('serving', this.#events.serving?.call(this.#events, server));
+      if (p.action === Action.Shutdown) this.#requestShutdown();
+      else this.#ticker.start();
+    } catch (err) {
+      this.#requestShutdown(new HandlerError('serving', err));
+    }
+  }
+
+  /** Stops the ticker and the loop: every connection closes (firing `closed`), every listener too. */
+  async stop(): Promise<void> {
+    this.#ticker.stop();
+    await this.loop.stop();
+  }
+}

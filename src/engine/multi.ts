@@ -1,0 +1,208 @@
+/**
+ * Several loops: one worker thread per loop, each with its own native epoll loop and libuv loop.
+ * Without reuseport, this thread's acceptor owns the listeners and hands each accepted fd to the
+ * loop the balancer picks; with reuseport, every loop has its own listener and the kernel spreads
+ * connections. UDP without reuseport is served by loop 0.
+ *
+ * `serving` fires once (on loop 0), `tick` runs on loop 0, and a Shutdown from any loop stops them
+ * all; serve() settles after every loop has closed its connections.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Addr, ListenSpec } from '../addr.js';
+import type { NativeBackendHandler } from '../backend/native.js';
+import { resolveBackendKind } from '../backend/select.js';
+import { BackendUnavailableError, GeventError, InvalidArgumentError } from '../errors.js';
+import type { Events } from '../events.js';
+import { Balancer } from './balancer.js';
+import { shutdownLatch, type EngineOptions } from './engine.js';
+import { fromWireAddr, fromWireError, toWireAddr, type FromWorker, type ToWorker, type WireAddr, type WorkerConfig } from './wire.js';
+
+const kWorkerUrl = new URL('./worker.js', import.meta.url);
+
+/** The engine's side of one loop worker. */
+class LoopWorker {
+  readonly index: number;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<void>;
+  readonly #worker: Worker;
+  readonly #listens = new Map<number, { resolve: (a: WireAddr) => void; reject: (e: Error) => void }>();
+  #nextListen = 1;
+  #stopped: Promise<void> | null = null;
+  #onStopped: (() => void) | null = null;
+  #gone = false;
+
+  constructor(config: WorkerConfig, request: (err?: Error) => void, onError: (err: Error) => void) {
+    this.index = config.index;
+    this.#worker = new Worker(kWorkerUrl, { workerData: config, name: `gevent-loop-${config.index}` });
+    let onReady!: () => void;
+    let onFail!: (e: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      onFail = reject;
+    });
+    this.exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
+    this.#worker.on('message', (m: FromWorker) => {
+      switch (m.t) {
+        case 'ready':
+          onReady();
+          break;
+        case 'listened': {
+          const p = this.#listens.get(m.id)!;
+          this.#listens.delete(m.id);
+          if (m.addr) p.resolve(m.addr);
+          else p.reject(fromWireError(m.error!));
+          break;
+        }
+        case 'shutdown':
+          request(m.error ? fromWireError(m.error) : undefined);
+          break;
+        case 'error':
+          onError(fromWireError(m.error));
+          break;
+        case 'stopped':
+          this.#onStopped?.();
+          break;
+      }
+    });
+    this.#worker.on('error', (err) => {
+      const e = new GeventError('ERR_GEVENT_WORKER', `loop ${config.index} failed: ${err.message}`, { cause: err });
+      onFail(e);
+      request(e);
+    });
+    this.#worker.once('exit', (code) => {
+      this.#gone = true;
+      this.#onStopped?.();
+      for (const p of this.#listens.values()) p.reject(new GeventError('ERR_GEVENT_WORKER', `loop ${config.index} exited`));
+      this.#listens.clear();
+      if (this.#stopped === null) {
+        const e = new GeventError('ERR_GEVENT_WORKER', `loop ${config.index} exited unexpectedly with code ${code}`);
+        onFail(e);
+        request(e);
+      }
+    });
+  }
+
+  get gone(): boolean {
+    return this.#gone || this.#stopped !== null;
+  }
+
+  #post(m: ToWorker): void {
+    if (!this.#gone) this.#worker.postMessage(m);
+  }
+
+  listen(spec: ListenSpec): Promise<WireAddr> {
+    const id = this.#nextListen++;
+    return new Promise((resolve, reject) => {
+      this.#listens.set(id, { resolve, reject });
+      this.#post({ t: 'listen', id, spec });
+    });
+  }
+
+  start(addrs: readonly Addr[], numLoops: number): void {
+    this.#post({ t: 'start', addrs: addrs.map(toWireAddr), numLoops });
+  }
+
+  adopt(fd: number, listener: number): void {
+    this.#post({ t: 'adopt', fd, listener });
+  }
+
+  /** Asks the loop to close everything; resolves when it has, and the thread is gone. */
+  stop(): Promise<void> {
+    if (this.#stopped) return this.#stopped;
+    this.#stopped = new Promise<void>((resolve) => {
+      this.#onStopped = resolve;
+    }).then(() => this.exited);
+    if (this.#gone) this.#onStopped!();
+    else this.#post({ t: 'stop' });
+    return this.#stopped;
+  }
+}
+
+export async function runMultiLoop(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<void> {
+  const n = opts.numLoops;
+  if (resolveBackendKind(opts.backend) !== 'native') {
+    throw new BackendUnavailableError(
+      `numLoops ${n} needs several event loops on worker threads, which only the native backend runs; ` +
+        `the portable backend runs one loop (use numLoops 1, or build the native addon)`,
+    );
+  }
+  if (opts.eventsModule === null) {
+    throw new InvalidArgumentError(
+      `events with numLoops ${n}`,
+      events,
+      'a module path or URL whose default export is the events object (each loop runs on its own thread and imports it)',
+    );
+  }
+  const { NativeBackend } = await import('../backend/native.js');
+  const counts = new Int32Array(new SharedArrayBuffer(4 * n));
+  const balancer = new Balancer(opts.loadBalance ?? 0, counts);
+  const latch = shutdownLatch(opts.signal);
+  const handOff = specs.filter((s) => handsOff(s)).map((s) => s.index);
+  const workers: LoopWorker[] = [];
+  for (let i = 0; i < n; i++) {
+    const config: WorkerConfig = {
+      index: i,
+      numLoops: n,
+      eventsModule: opts.eventsModule,
+      waitTimeoutMs: opts.waitTimeoutMs,
+      tcpNoDelay: opts.tcpNoDelay,
+      counts,
+      handOff,
+    };
+    workers.push(new LoopWorker(config, latch.request, opts.onError));
+  }
+  const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay });
+  const handler: NativeBackendHandler = {
+    onAccepted(fd, listener) {
+      const k = balancer.pick();
+      const w = workers[k]!;
+      if (w.gone) {
+        NativeBackend.closeFd(fd);
+        return;
+      }
+      balancer.assigned(k);
+      w.adopt(fd, listener);
+    },
+    onOpen() {},
+    onData() {},
+    onEnd() {},
+    onClose() {},
+    onDatagram() {},
+    onBatchEnd() {},
+  };
+  acceptor.start(handler);
+
+  const stopAll = async (): Promise<void> => {
+    await acceptor.stop();
+    await Promise.all(workers.map((w) => w.stop()));
+  };
+  const addrs: Addr[] = [];
+  try {
+    await Promise.all(workers.map((w) => w.ready));
+    for (const spec of specs) {
+      if (handsOff(spec)) {
+        addrs.push(await acceptor.listen(spec, { handOff: true }));
+      } else if (spec.network === 'udp' && !spec.reusePort) {
+        addrs.push(fromWireAddr(await workers[0]!.listen(spec)));
+      } else {
+        const first = fromWireAddr(await workers[0]!.listen(spec));
+        for (const w of workers.slice(1)) await w.listen({ ...spec, port: first.port });
+        addrs.push(first);
+      }
+    }
+  } catch (err) {
+    latch.dispose();
+    await stopAll();
+    throw err;
+  }
+  for (const w of workers) w.start(addrs, n);
+  const failure = await latch.requested;
+  latch.dispose();
+  await stopAll();
+  if (failure) throw failure;
+}
+
+/** Whether connections on this listener are accepted here and handed to a loop. */
+function handsOff(spec: ListenSpec): boolean {
+  return spec.network !== 'udp' && !(spec.reusePort && spec.network === 'tcp');
+}
