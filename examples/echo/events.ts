@@ -1,0 +1,23 @@
+/**
+ * The echo server's events. Kept in a module of its own so that several loops (worker threads)
+ * can each import it; settings arrive in the module URL's query (`?loops=4&trace=1`).
+ */
+import { LoadBalance, type Events } from '../../src/index.js';
+
+const params = new URL(import.meta.url).searchParams;
+const trace = params.get('trace') === '1';
+
+const events: Events = {
+  numLoops: Number(params.get('loops') ?? '1'),
+  loadBalance: LoadBalance.RoundRobin,
+  serving(server) {
+    console.log(`echo server started on port ${server.addrs[0]!.port} (loops: ${server.numLoops})`);
+  },
+  data(c, input) {
+    const out = input.bytes();
+    input.retrieveAll();
+    if (trace) console.log(`${c.remoteAddr}: ${JSON.stringify(Buffer.from(out).toString())}`);
+    return out;
+  },
+};
+export default events;
