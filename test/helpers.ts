@@ -2,8 +2,10 @@
  * Shared test plumbing: the backends under test, a server started on port 0 that a test can stop,
  * plain node:net clients, and fd accounting.
  */
-import { readdirSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { serve, type Events, type Server, type ServeOptions } from '../src/index.js';
 
 export type BackendName = 'native' | 'portable';
@@ -137,4 +139,71 @@ export async function waitFor(pred: () => boolean, what: string, ms = 5000): Pro
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** How a client's read side ended: 'eof' for a clean FIN, else the error code (ECONNRESET, ...). */
+export function readEnd(s: Socket): Promise<{ how: string; data: Buffer }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const finish = (how: string): void => {
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.off('error', onError);
+      resolve({ how, data: Buffer.concat(chunks) });
+    };
+    const onData = (d: Buffer): void => void chunks.push(d);
+    const onEnd = (): void => finish('eof');
+    const onError = (err: NodeJS.ErrnoException): void => finish(err.code ?? err.message);
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.once('error', onError);
+    s.resume();
+  });
+}
+
+/** Resolves with the error code of a TCP connect to 127.0.0.1:port ('connected' if it succeeds). */
+export function connectOutcome(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      s.once('close', () => resolve('connected'));
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A net.Server listening on 127.0.0.1:0 (holding a port), and a way to close it. */
+export async function holdPort(): Promise<{ port: number; close(): Promise<void> }> {
+  const srv = createServer((sock) => sock.destroy());
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (srv.address() as { port: number }).port,
+    close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+  };
+}
+
+/** A fresh directory for socket files; remove it with rmSync(dir, { recursive: true }). */
+export function socketDir(tag: string): string {
+  return mkdtempSync(join(tmpdir(), `gevent-${tag}-`));
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

@@ -54,7 +54,7 @@ export async function runEngine(events: Events, opts: EngineOptions, specs: read
   }
   host.loop.setListenerAddrs(addrs);
   const server: Server = Object.freeze({ addrs: Object.freeze(addrs), numLoops: 1, backend: backend.name });
-  host.begin(server);
+  if (!opts.signal?.aborted) host.begin(server);
   const failure = await latch.requested;
   latch.dispose();
   await host.stop();

@@ -195,7 +195,7 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     await stopAll();
     throw err;
   }
-  for (const w of workers) w.start(addrs, n);
+  if (!opts.signal?.aborted) for (const w of workers) w.start(addrs, n);
   const failure = await latch.requested;
   latch.dispose();
   await stopAll();
