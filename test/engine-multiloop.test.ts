@@ -28,7 +28,19 @@ interface Report {
 }
 
 /** Starts serve() on the fixture module with the given query; collects what the loops report. */
-async function start(query: Record<string, string>, ...addrs: string[]) {
+async function start(query: Record<string, string>, ...addrs: string[]): Promise<Started> {
+  return startWith(query, {}, ...addrs);
+}
+
+interface Started {
+  serving: Report;
+  reports: Report[];
+  done: Promise<void>;
+  count(ev: string): number;
+  stop(): Promise<void>;
+}
+
+async function startWith(query: Record<string, string>, extra: { onError?: (err: Error) => void }, ...addrs: string[]): Promise<Started> {
   const name = `gevent-ml-${process.pid}-${runs++}`;
   const url = new URL(fixture);
   for (const [k, v] of Object.entries({ ...query, channel: name })) url.searchParams.set(k, v);
@@ -42,7 +54,7 @@ async function start(query: Record<string, string>, ...addrs: string[]) {
     if (r.ev === 'serving') onServing(r);
   };
   const ac = new AbortController();
-  const done = serve(url, { backend: 'native', signal: ac.signal }, ...addrs);
+  const done = serve(url, { backend: 'native', signal: ac.signal, ...extra }, ...addrs);
   const s = await Promise.race([serving, done.then(() => Promise.reject(new Error('serve() ended before serving')))]);
   return {
     serving: s,
@@ -51,9 +63,12 @@ async function start(query: Record<string, string>, ...addrs: string[]) {
     count: (ev: string) => reports.filter((r) => r.ev === ev).length,
     async stop() {
       ac.abort();
-      await done;
-      await new Promise((r) => setTimeout(r, 20));
-      channel.close();
+      try {
+        await done;
+      } finally {
+        await new Promise((r) => setTimeout(r, 20));
+        channel.close();
+      }
     },
   };
 }
@@ -137,6 +152,39 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
     assert.equal(srv.count('closed'), 9);
     await srv.stop();
     assert.equal(openFdCount(), fds);
+  });
+
+  test('an uncaught exception in a loop thread is reported: serve() rejects with it, and every loop stops', async () => {
+    const fds = openFdCount();
+    const srv = await start({ loops: '2', lb: String(LoadBalance.RoundRobin), tag: '1', crashOn: 'crash!' }, 'tcp://127.0.0.1:0');
+    const { socks } = await connectTagged(srv.serving.addrs![0]!, 4);
+    const ends = socks.map((s) => new Promise<void>((r) => { s.on('error', () => r()); s.on('close', () => r()); s.resume(); }));
+    socks[1]!.write('crash!');
+    await assert.rejects(srv.done, (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ERR_GEVENT_WORKER');
+      assert.match(err.message, /uncaught in loop thread \d+/);
+      return true;
+    });
+    await Promise.all(ends);
+    await srv.stop().catch(() => undefined);
+    assert.equal(openFdCount(), fds);
+  });
+
+  test('a throwing closed in a loop thread reaches options.onError on the calling thread, and serving goes on', async () => {
+    const errors: Error[] = [];
+    const srv = await startWith({ loops: '2', lb: String(LoadBalance.RoundRobin), tag: '1', closedThrows: '1' }, { onError: (e) => errors.push(e) }, 'tcp://127.0.0.1:0');
+    const addr = srv.serving.addrs![0]!;
+    const first = await connectTagged(addr, 2);
+    await closeAll(first.socks);
+    await waitUntil(() => errors.length === 2);
+    const again = await connectTagged(addr, 2);
+    await closeAll(again.socks);
+    await waitUntil(() => errors.length === 4);
+    await srv.stop();
+    for (const e of errors) {
+      assert.equal((e as Error & { code?: string }).code, 'ERR_GEVENT_HANDLER');
+      assert.match(e.message, /closed threw in loop thread/);
+    }
   });
 
   for (const [loops, lb, name] of [
