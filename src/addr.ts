@@ -115,7 +115,12 @@ function parseOptions(text: string, query: string): boolean {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const key = (eq < 0 ? pair : pair.slice(0, eq)).toLowerCase();
-    const value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1));
+    let value = '';
+    try {
+      value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      throw new BadAddressError(text, `option ${JSON.stringify(pair)} is not valid percent-encoding`);
+    }
     if (key !== 'reuseport') throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the only option is reuseport)`);
     if (/^(true|yes|t|y|[1-9]\d*)$/i.test(value)) reusePort = true;
     else if (/^(false|no|f|n|0|)$/i.test(value)) reusePort = false;

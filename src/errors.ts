@@ -69,6 +69,16 @@ export class ConnectionError extends GeventError {
   }
 }
 
+/** A loop's worker thread failed (an uncaught exception there) or exited unexpectedly. */
+export class WorkerError extends GeventError {
+  /** The loop's index. */
+  readonly loop: number;
+  constructor(loop: number, message: string, options?: { cause?: unknown }) {
+    super('ERR_GEVENT_WORKER', `loop ${loop} ${message}`, options);
+    this.loop = loop;
+  }
+}
+
 /** A RingBuffer read that needed more bytes than the buffer holds. */
 export class BufferEmptyError extends GeventError {
   constructor() {

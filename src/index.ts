@@ -12,6 +12,7 @@ export {
   IdleTimeoutError,
   InvalidArgumentError,
   ListenError,
+  WorkerError,
 } from './errors.js';
 export {
   Action,
@@ -25,6 +26,7 @@ export {
   type TickReply,
 } from './events.js';
 export { Conn, DatagramConn } from './loop/conn.js';
-export { RingBuffer, ringBufferPool } from './ringbuffer.js';
+export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js';
 export { serve, type ServeOptions } from './serve.js';
+export type { BackendKind } from './backend/select.js';
 export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel.js';

@@ -33,7 +33,7 @@ export interface BackendHandler {
    * afterwards, so the loop copies what it keeps.
    */
   onData(id: number, bytes: Uint8Array): void;
-  /** The peer sent FIN (end of input). With `allowHalfOpen` off the loop closes the connection. */
+  /** The peer sent FIN (end of input); the loop closes the connection after flushing. */
   onEnd(id: number): void;
   /** The connection is closed and its fd released; fires exactly once per opened id. */
   onClose(id: number, err: Error | null): void;

@@ -181,7 +181,6 @@ export class NativeBackend implements Backend {
   private readonly kStats = new Float64Array(4);
   private kHandler: NativeBackendHandler | null = null;
   private kInBatch = false;
-  private kFlushQueued = false;
   private kStopRequested = false;
   private kClosed = false;
   private kStopped: Promise<void> | null = null;
@@ -263,7 +262,6 @@ export class NativeBackend implements Backend {
     o32[at + 1] = id;
     o32[at + 3] = len;
     o32[0] = cmds + 1;
-    if (!this.kInBatch && !this.kFlushQueued) this.queueFlush();
   }
 
   flush(): void {
@@ -307,7 +305,6 @@ export class NativeBackend implements Backend {
     o32[at + 3] = len;
     o32.set(peer.encoded, at + 4);
     o32[0] = cmds + 3;
-    if (!this.kInBatch && !this.kFlushQueued) this.queueFlush();
   }
 
   stop(): Promise<void> {
@@ -379,16 +376,6 @@ export class NativeBackend implements Backend {
     this.walk();
   };
 
-  private readonly kAutoFlush = (): void => {
-    this.kFlushQueued = false;
-    this.flush();
-  };
-
-  private queueFlush(): void {
-    this.kFlushQueued = true;
-    queueMicrotask(this.kAutoFlush);
-  }
-
   /**
    * Makes room for a command of `slots` slots whose payload is `len` bytes (copied when small,
    * else passed by reference), flushing first when the arena is full. Returns the first slot.
@@ -419,7 +406,6 @@ export class NativeBackend implements Backend {
     o32[at + 2] = arg;
     o32[at + 3] = 0;
     o32[0] = cmds + 1;
-    if (!this.kInBatch && !this.kFlushQueued) this.queueFlush();
   }
 
   private nativeFlush(): void {

@@ -42,15 +42,35 @@ export class LoopHost {
     return addrs;
   }
 
-  /** Loop 0's start: fires `serving` once, then the first tick. */
-  begin(server: Server): void {
+  /**
+   * Loop 0's start: fires `serving` once, then starts serving connections and fires the first
+   * tick. Returns false when the server is to stop instead (Shutdown, or `serving` failed).
+   */
+  begin(server: Server): boolean {
+    let r: unknown;
     try {
-      const p = parseReply('serving', this.#events.serving?.call(this.#events, server));
-      if (p.action === Action.Shutdown) this.#requestShutdown();
-      else this.#ticker.start();
+      r = this.#events.serving?.call(this.#events, server);
     } catch (err) {
       this.#requestShutdown(new HandlerError('serving', err));
+      return false;
     }
+    try {
+      if (parseReply('serving', r).action === Action.Shutdown) {
+        this.#requestShutdown();
+        return false;
+      }
+    } catch (err) {
+      this.#requestShutdown(err as Error);
+      return false;
+    }
+    this.loop.start();
+    this.#ticker.start();
+    return true;
+  }
+
+  /** The start of every other loop: serve the connections accepted so far, and those to come. */
+  startServing(): void {
+    this.loop.start();
   }
 
   /** Stops the ticker and the loop: every connection closes (firing `closed`), every listener too. */

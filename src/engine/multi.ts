@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Addr, ListenSpec } from '../addr.js';
 import type { NativeBackendHandler } from '../backend/native.js';
 import { resolveBackendKind } from '../backend/select.js';
-import { BackendUnavailableError, GeventError, InvalidArgumentError } from '../errors.js';
+import { BackendUnavailableError, InvalidArgumentError, WorkerError } from '../errors.js';
 import type { Events } from '../events.js';
 import { Balancer } from './balancer.js';
 import { shutdownLatch, type EngineOptions } from './engine.js';
@@ -30,6 +30,7 @@ class LoopWorker {
   #stopped: Promise<void> | null = null;
   #onStopped: (() => void) | null = null;
   #gone = false;
+  #onBegun: ((ok: boolean) => void) | null = null;
 
   constructor(config: WorkerConfig, request: (err?: Error) => void, onError: (err: Error) => void) {
     this.index = config.index;
@@ -45,6 +46,9 @@ class LoopWorker {
       switch (m.t) {
         case 'ready':
           onReady();
+          break;
+        case 'begun':
+          this.#onBegun?.(m.ok);
           break;
         case 'listened': {
           const p = this.#listens.get(m.id)!;
@@ -65,17 +69,17 @@ class LoopWorker {
       }
     });
     this.#worker.on('error', (err) => {
-      const e = new GeventError('ERR_GEVENT_WORKER', `loop ${config.index} failed: ${err.message}`, { cause: err });
+      const e = new WorkerError(config.index, `failed: ${err.message}`, { cause: err });
       onFail(e);
       request(e);
     });
     this.#worker.once('exit', (code) => {
       this.#gone = true;
       this.#onStopped?.();
-      for (const p of this.#listens.values()) p.reject(new GeventError('ERR_GEVENT_WORKER', `loop ${config.index} exited`));
+      for (const p of this.#listens.values()) p.reject(new WorkerError(config.index, 'exited'));
       this.#listens.clear();
       if (this.#stopped === null) {
-        const e = new GeventError('ERR_GEVENT_WORKER', `loop ${config.index} exited unexpectedly with code ${code}`);
+        const e = new WorkerError(config.index, `exited unexpectedly with code ${code}`);
         onFail(e);
         request(e);
       }
@@ -98,8 +102,16 @@ class LoopWorker {
     });
   }
 
-  start(addrs: readonly Addr[], numLoops: number): void {
+  /** Tells the loop its listeners; loop 0 then fires `serving`, and the promise says whether it went on serving. */
+  start(addrs: readonly Addr[], numLoops: number): Promise<boolean> {
+    const begun = this.index === 0 ? new Promise<boolean>((resolve) => (this.#onBegun = resolve)) : Promise.resolve(true);
     this.#post({ t: 'start', addrs: addrs.map(toWireAddr), numLoops });
+    return Promise.race([begun, this.exited.then(() => false)]);
+  }
+
+  /** Lets a loop other than 0 serve its connections (after `serving` has returned on loop 0). */
+  serve(): void {
+    this.#post({ t: 'serve' });
   }
 
   adopt(fd: number, listener: number): void {
@@ -195,7 +207,10 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     await stopAll();
     throw err;
   }
-  if (!opts.signal?.aborted) for (const w of workers) w.start(addrs, n);
+  if (!opts.signal?.aborted) {
+    const begun = await Promise.all(workers.map((w) => w.start(addrs, n)));
+    if (begun[0]) for (const w of workers.slice(1)) w.serve();
+  }
   const failure = await latch.requested;
   latch.dispose();
   await stopAll();

@@ -3,6 +3,7 @@
  */
 import { HandlerError, InvalidArgumentError } from '../errors.js';
 import { Action, type Events } from '../events.js';
+import { checkAction } from '../loop/reply.js';
 
 /** The delay before the next tick when `tick` returns no delay and none was returned before. */
 export const kDefaultTickDelayMs = 1000;
@@ -36,7 +37,7 @@ export class Ticker {
     let action = Action.None;
     try {
       const r = this.#events.tick!();
-      if (typeof r === 'number') action = r;
+      if (typeof r === 'number') action = checkAction('tick', r);
       else if (r !== null && typeof r === 'object') {
         if (r.delay !== undefined) {
           if (typeof r.delay !== 'number' || !Number.isFinite(r.delay) || r.delay < 0) {
@@ -44,7 +45,7 @@ export class Ticker {
           }
           this.#delayMs = r.delay;
         }
-        action = r.action ?? Action.None;
+        action = checkAction('tick', r.action);
       } else if (r !== undefined && r !== null) {
         throw new InvalidArgumentError('the value returned by tick', r, 'nothing, an Action or { delay, action }');
       }

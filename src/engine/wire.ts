@@ -3,7 +3,7 @@
  * messages. Errors travel as their name, code, message and stack, and are rebuilt on arrival.
  */
 import { Addr, type ListenSpec, type Network } from '../addr.js';
-import { GeventError } from '../errors.js';
+import * as errors from '../errors.js';
 import type { Server } from '../events.js';
 
 export interface WireAddr {
@@ -18,18 +18,23 @@ export interface WireError {
   code: string | undefined;
   message: string;
   stack: string | undefined;
+  /** The error's own string, number and boolean fields (address, errno, handler, ...). */
+  fields: Record<string, string | number | boolean>;
+  cause?: WireError;
 }
 
 /** Engine → worker. */
 export type ToWorker =
   | { t: 'listen'; id: number; spec: ListenSpec }
   | { t: 'start'; addrs: WireAddr[]; numLoops: number }
+  | { t: 'serve' }
   | { t: 'adopt'; fd: number; listener: number }
   | { t: 'stop' };
 
 /** Worker → engine. */
 export type FromWorker =
   | { t: 'ready' }
+  | { t: 'begun'; ok: boolean }
   | { t: 'listened'; id: number; addr?: WireAddr; error?: WireError }
   | { t: 'shutdown'; error?: WireError }
   | { t: 'error'; error: WireError }
@@ -56,17 +61,31 @@ export function fromWireAddr(a: WireAddr): Addr {
   return new Addr(a.network, a.host, a.port, a.path);
 }
 
-export function toWireError(err: unknown): WireError {
+export function toWireError(err: unknown, depth = 0): WireError {
   const e = err instanceof Error ? err : new Error(String(err));
-  return { name: e.name, code: (e as { code?: string }).code, message: e.message, stack: e.stack };
+  const fields: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') fields[k] = v;
+  }
+  const w: WireError = { name: e.name, code: (e as { code?: string }).code, message: e.message, stack: e.stack, fields };
+  if (e.cause !== undefined && depth < 4) w.cause = toWireError(e.cause, depth + 1);
+  return w;
 }
 
-/** Rebuilds an error that crossed a thread; it keeps its name, code, message and stack. */
+/** The library's error classes by name, so an error that crossed a thread keeps its class. */
+const kErrorClasses: Record<string, { prototype: Error }> = Object.fromEntries(
+  Object.entries(errors).filter(([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof Error),
+) as Record<string, { prototype: Error }>;
+
+/** Rebuilds an error that crossed a thread: same class (for the library's own), name, message, fields, stack and cause. */
 export function fromWireError(w: WireError): Error {
-  const message = w.message.startsWith('gevent: ') ? w.message.slice(8) : w.message;
-  const e = w.code ? new GeventError(w.code, message) : new Error(w.message);
-  e.name = w.name;
-  if (w.stack) e.stack = w.stack;
+  const ctor = kErrorClasses[w.name];
+  const e: Error = ctor ? Object.create(ctor.prototype) : new Error();
+  Object.defineProperty(e, 'message', { value: w.message, writable: true, configurable: true });
+  Object.defineProperty(e, 'name', { value: w.name, writable: true, configurable: true });
+  Object.assign(e, w.fields);
+  if (w.stack) Object.defineProperty(e, 'stack', { value: w.stack, writable: true, configurable: true });
+  if (w.cause) Object.defineProperty(e, 'cause', { value: fromWireError(w.cause), writable: true, configurable: true });
   return e;
 }
 

@@ -50,9 +50,12 @@ port.on('message', (m: ToWorker) => {
       const addrs = m.addrs.map(fromWireAddr);
       host.loop.setListenerAddrs(addrs);
       backend.declareListeners(addrs);
-      if (config.index === 0) host.begin(serverOf(addrs, m.numLoops));
+      if (config.index === 0) post({ t: 'begun', ok: host.begin(serverOf(addrs, m.numLoops)) });
       break;
     }
+    case 'serve':
+      host.startServing();
+      break;
     case 'adopt':
       if (stopping) {
         NativeBackend.closeFd(m.fd);

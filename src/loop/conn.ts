@@ -13,6 +13,8 @@ export const enum ConnState {
   /** Close was asked for; queued output is being written. No more data is dispatched. */
   Closing = 1,
   Closed = 2,
+  /** Accepted before the server started serving; `opened` fires when it does. */
+  Pending = 3,
 }
 
 /** One TCP or unix stream connection. */
@@ -27,6 +29,7 @@ export class Conn {
   /** @internal */ idleTimer: { stop(): boolean } | null = null;
   /** @internal */ closeError: Error | null = null;
   /** @internal */ wakePending = false;
+  /** @internal */ endPending = false;
   readonly #addrs: AddrPair | null;
   readonly #addrIndex: number;
 
@@ -54,21 +57,22 @@ export class Conn {
     return this.#addrs!.remote;
   }
 
-  /** True until the connection has closed (and `closed` has fired). */
+  /** True until the connection has closed; false inside `closed` and after it. */
   get open(): boolean {
     return this.state !== ConnState.Closed;
   }
 
   /**
-   * Queues bytes to write, after everything queued before, and wakes the loop to write them. Usable
-   * at any time on the loop's thread, including after an `await`. Returns false (and writes
-   * nothing) when the connection is closing or closed.
+   * Queues bytes to write, after everything queued before; they are written at the end of the
+   * current batch of events, or in a microtask when called from outside one. Usable at any time on
+   * the loop's thread, including after an `await`. Returns false (and writes nothing) when the
+   * connection is closing or closed.
    */
   send(data: Output): boolean {
     return this.loop.send(this, data);
   }
 
-  /** Runs `data` again for this connection, with its current input, on the next turn of the loop. */
+  /** Runs `data` again for this connection, with its current input, in a microtask (once, however often it is called). */
   wake(): void {
     this.loop.wake(this);
   }

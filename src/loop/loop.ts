@@ -43,6 +43,8 @@ export class Loop implements BackendHandler {
   #flushQueued = false;
   #inBatch = false;
   #stopping = false;
+  /** Connections accepted before start(), waiting for `serving` to return; null once started. */
+  #pending: Conn[] | null = [];
 
   constructor(backend: Backend, events: Events, opts: LoopOptions) {
     this.backend = backend;
@@ -69,6 +71,32 @@ export class Loop implements BackendHandler {
     const c = new Conn(this, id, listener, addrs, ringBufferPool.get());
     this.#conns.set(id, c);
     this.#opts.onCount?.(1, listener);
+    if (this.#pending !== null) {
+      c.state = ConnState.Pending;
+      this.#pending.push(c);
+      return;
+    }
+    this.#open(c);
+  }
+
+  /** Starts serving connections: those accepted before `serving` returned get `opened` (and their input) now. */
+  start(): void {
+    const pending = this.#pending;
+    if (pending === null) return;
+    this.#pending = null;
+    this.#inBatch = true;
+    for (const c of pending) {
+      if (c.state !== ConnState.Pending) continue;
+      c.state = ConnState.Open;
+      this.#open(c);
+      if (c.state === ConnState.Open && c.input.length > 0) this.#runData(c);
+      if (c.endPending) this.#close(c);
+    }
+    this.onBatchEnd();
+  }
+
+  #open(c: Conn): void {
+    const id = c.id;
     if (this.#wheel) {
       c.lastActiveMs = performance.now();
       c.idleTimer = this.#wheel.afterFunc(this.#opts.waitTimeoutMs, () => this.#checkIdle(c));
@@ -98,7 +126,10 @@ export class Loop implements BackendHandler {
 
   onData(id: number, bytes: Uint8Array): void {
     const c = this.#conns.get(id);
-    if (c === undefined || c.state !== ConnState.Open) return;
+    if (c === undefined || c.state !== ConnState.Open) {
+      if (c?.state === ConnState.Pending) c.input.write(bytes);
+      return;
+    }
     this.#inBatch = true;
     if (this.#wheel) c.lastActiveMs = performance.now();
     const input = c.input;
@@ -109,6 +140,7 @@ export class Loop implements BackendHandler {
 
   onEnd(id: number): void {
     const c = this.#conns.get(id);
+    if (c?.state === ConnState.Pending) c.endPending = true;
     if (c === undefined || c.state !== ConnState.Open) return;
     this.#inBatch = true;
     this.#close(c);
@@ -119,10 +151,12 @@ export class Loop implements BackendHandler {
     if (c === undefined) return;
     this.#conns.delete(id);
     this.#opts.onCount?.(-1, c.addrIndex);
+    const seen = c.state !== ConnState.Pending;
     c.state = ConnState.Closed;
     c.idleTimer?.stop();
     c.idleTimer = null;
     ringBufferPool.put(c.input);
+    if (!seen) return;
     const closed = this.events.closed;
     if (!closed) return;
     try {

@@ -21,7 +21,8 @@ export interface ParsedReply {
 
 const kNone: ParsedReply = Object.freeze({ out: null, action: Action.None, opts: null }) as ParsedReply;
 
-function checkAction(handler: string, action: unknown): Action {
+/** Checks an action value returned by `handler`; throws InvalidArgumentError naming it otherwise. */
+export function checkAction(handler: string, action: unknown): Action {
   if (action === undefined || action === null) return Action.None;
   if (action === Action.None || action === Action.Close || action === Action.Shutdown) return action;
   throw new InvalidArgumentError(`the action returned by ${handler}`, action, 'Action.None, Action.Close or Action.Shutdown');
