@@ -4,16 +4,43 @@
  * types and return -errno numbers for system failures. The typed surface is
  * src/backend/addon-types.ts.
  *
- * A loop is a napi external. It is freed once it is both closed (its uv_poll handle finished
- * closing) and finalized (JS dropped it). An env cleanup hook closes loops still open when the
- * environment (a worker thread, say) goes away, so no fd outlives it.
+ * This is the only file that knows Node-API and libuv. A loop is a napi external over a gev_node:
+ * the core gev_loop (gev.h) plus what ties it to this thread's Node environment, namely the uv_poll
+ * watching the epoll fd, the batch callback and the references pinning the arenas. A wake-up runs
+ * gev_loop_fill, crosses into JS once if records were written, then runs the command list JS left
+ * (gev_flush). The gev_node is freed once it is both closed (its uv_poll handle finished closing)
+ * and finalized (JS dropped it). An env cleanup hook closes loops still open when the environment
+ * (a worker thread, say) goes away, so no fd outlives it.
  */
 #include "gev.h"
 
 #include <errno.h>
+#include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
+
+typedef struct gev_node {
+  gev_loop loop;
+  napi_env env;
+  uv_poll_t poll;
+  int poll_started;
+
+  napi_ref cb_ref;
+  napi_ref resource_ref;
+  napi_ref in_ref;
+  napi_ref out_ref;
+  napi_ref close_ref; /* the JS function called once the loop is closed */
+  napi_async_context actx;
+
+  /* Lifetime: freed once both closed and finalized. */
+  int closing;    /* close began: no more fills, flushes or JS calls from on_poll */
+  int closed;
+  int finalized;
+  int js_released;
+  int env_gone;   /* the napi_env is being torn down: never call into it again */
+} gev_node;
 
 typedef struct gev_instance {
   uint32_t live_loops;
@@ -42,7 +69,7 @@ static uint32_t arg_u32(napi_env env, napi_value v) {
   return r;
 }
 
-static gev_loop *arg_loop(napi_env env, napi_value v) {
+static gev_node *arg_node(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok) {
     napi_throw_type_error(env, NULL, "gevent: expected a native loop handle");
@@ -70,45 +97,72 @@ static void *arg_typed(napi_env env, napi_value v, size_t *bytes) {
   return data;
 }
 
-static void release_js(gev_loop *loop) {
-  napi_env env = loop->env;
-  if (loop->js_released) return;
-  loop->js_released = 1;
-  napi_ref *refs[] = {&loop->cb_ref, &loop->resource_ref, &loop->in_ref, &loop->out_ref, &loop->close_ref};
+/* One crossing into JS for the batch the fill just wrote. */
+static void call_js(gev_node *n) {
+  napi_env env = n->env;
+  napi_handle_scope scope;
+  napi_value cb, recv, result;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(env, n->cb_ref, &cb) == napi_ok &&
+      napi_get_reference_value(env, n->resource_ref, &recv) == napi_ok) {
+    napi_status st = napi_make_callback(env, n->actx, recv, cb, 0, NULL, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  gev_node *n = h->data;
+  (void)status;
+  (void)events;
+  if (n->closing) return;
+  if (gev_loop_fill(&n->loop) > 0) call_js(n);
+  if (!n->closing && n->loop.out32[0] != 0) gev_flush(&n->loop, NULL, 0);
+}
+
+static void release_js(gev_node *n) {
+  napi_env env = n->env;
+  if (n->js_released) return;
+  n->js_released = 1;
+  napi_ref *refs[] = {&n->cb_ref, &n->resource_ref, &n->in_ref, &n->out_ref, &n->close_ref};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
     *refs[i] = NULL;
   }
-  if (loop->actx != NULL) napi_async_destroy(env, loop->actx);
-  loop->actx = NULL;
+  if (n->actx != NULL) napi_async_destroy(env, n->actx);
+  n->actx = NULL;
 }
 
 static void loop_cleanup(void *arg);
 
-static void free_loop(gev_loop *loop) { free(loop); }
-
-static void maybe_free(gev_loop *loop) {
-  if (loop->closed && loop->finalized) free(loop);
+static void maybe_free(gev_node *n) {
+  if (n->closed && n->finalized) free(n);
 }
 
-static void on_loop_closed(gev_loop *loop) {
+/* The uv_poll handle is closed: release the core loop, then tell JS (unless the env is gone). */
+static void on_poll_closed(uv_handle_t *h) {
+  gev_node *n = h->data;
   gev_instance *inst = NULL;
-  napi_env env = loop->env;
-  loop->closed = 1;
-  if (!loop->env_gone) {
+  napi_env env = n->env;
+  gev_loop_free(&n->loop);
+  n->closed = 1;
+  if (!n->env_gone) {
     napi_get_instance_data(env, (void **)&inst);
     if (inst != NULL) inst->live_loops--;
-    napi_remove_env_cleanup_hook(env, loop_cleanup, loop);
-    if (loop->close_ref != NULL) {
+    napi_remove_env_cleanup_hook(env, loop_cleanup, n);
+    if (n->close_ref != NULL) {
       napi_handle_scope scope;
       napi_value cb, recv, result;
       napi_open_handle_scope(env, &scope);
-      if (napi_get_reference_value(env, loop->close_ref, &cb) == napi_ok && cb != NULL) {
-        if (loop->resource_ref == NULL || napi_get_reference_value(env, loop->resource_ref, &recv) != napi_ok) {
+      if (napi_get_reference_value(env, n->close_ref, &cb) == napi_ok && cb != NULL) {
+        if (n->resource_ref == NULL || napi_get_reference_value(env, n->resource_ref, &recv) != napi_ok) {
           napi_get_global(env, &recv);
         }
-        napi_status st = loop->actx != NULL ? napi_make_callback(env, loop->actx, recv, cb, 0, NULL, &result)
-                                            : napi_call_function(env, recv, cb, 0, NULL, &result);
+        napi_status st = n->actx != NULL ? napi_make_callback(env, n->actx, recv, cb, 0, NULL, &result)
+                                         : napi_call_function(env, recv, cb, 0, NULL, &result);
         if (st == napi_pending_exception) {
           napi_value err;
           if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
@@ -116,31 +170,34 @@ static void on_loop_closed(gev_loop *loop) {
       }
       napi_close_handle_scope(env, scope);
     }
-    release_js(loop);
+    release_js(n);
   }
-  maybe_free(loop);
+  maybe_free(n);
 }
 
-static void begin_close(gev_loop *loop) {
-  if (loop->closing) return;
-  loop->closing = 1;
-  gev_loop_close(loop, on_loop_closed);
+/* Stops watching and closes the uv_poll handle; on_poll_closed releases everything after that. */
+static void begin_close(gev_node *n) {
+  if (n->closing) return;
+  n->closing = 1;
+  gev_loop_close_listeners(&n->loop);
+  if (n->poll_started) uv_poll_stop(&n->poll);
+  uv_close((uv_handle_t *)&n->poll, on_poll_closed);
 }
 
 /* Environment teardown: close without calling into JS again. */
 static void loop_cleanup(void *arg) {
-  gev_loop *loop = arg;
-  loop->env_gone = 1;
-  begin_close(loop);
+  gev_node *n = arg;
+  n->env_gone = 1;
+  begin_close(n);
 }
 
 static void loop_finalize(napi_env env, void *data, void *hint) {
-  gev_loop *loop = data;
+  gev_node *n = data;
   (void)env;
   (void)hint;
-  loop->finalized = 1;
-  if (!loop->closing) begin_close(loop);
-  else maybe_free(loop);
+  n->finalized = 1;
+  if (!n->closing) begin_close(n);
+  else maybe_free(n);
 }
 
 static void instance_finalize(napi_env env, void *data, void *hint) {
@@ -156,13 +213,29 @@ static int pin_arraybuffer(napi_env env, napi_value v, napi_ref *ref, void **dat
   return napi_create_reference(env, v, 1, ref) == napi_ok ? 0 : -EINVAL;
 }
 
+/* Opens the core loop and the uv_poll over its epoll fd. 0 or -errno (nothing left open). */
+static int node_init(gev_node *n, napi_env env) {
+  uv_loop_t *uvl = NULL;
+  n->env = env;
+  if (napi_get_uv_event_loop(env, &uvl) != napi_ok || uvl == NULL) return -ENOSYS;
+  int rc = gev_loop_init(&n->loop);
+  if (rc != 0) return rc;
+  rc = uv_poll_init(uvl, &n->poll, n->loop.epfd);
+  if (rc != 0) {
+    gev_loop_free(&n->loop);
+    return rc;
+  }
+  n->poll.data = n;
+  return 0;
+}
+
 /* loopCreate(inArena, inRecordSlots, outArena, outCommandSlots, tcpNoDelay, udpSlotBytes) */
 static napi_value js_loop_create(napi_env env, napi_callback_info info) {
   ARGS(6);
   gev_instance *inst = NULL;
   napi_get_instance_data(env, (void **)&inst);
-  gev_loop *loop = calloc(1, sizeof *loop);
-  if (loop == NULL) return num(env, -ENOMEM);
+  gev_node *n = calloc(1, sizeof *n);
+  if (n == NULL) return num(env, -ENOMEM);
   void *in = NULL, *out = NULL;
   size_t in_len = 0, out_len = 0;
   uint32_t in_recs = arg_u32(env, argv[1]);
@@ -170,53 +243,48 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
   bool nodelay = false;
   napi_get_value_bool(env, argv[4], &nodelay);
   uint32_t udp_slot = arg_u32(env, argv[5]);
-  int rc = gev_loop_init(loop, env);
+  int rc = node_init(n, env);
   if (rc != 0) {
-    free(loop);
+    free(n);
     return num(env, rc);
   }
-  if (pin_arraybuffer(env, argv[0], &loop->in_ref, &in, &in_len) != 0 ||
-      pin_arraybuffer(env, argv[2], &loop->out_ref, &out, &out_len) != 0 ||
+  if (pin_arraybuffer(env, argv[0], &n->in_ref, &in, &in_len) != 0 ||
+      pin_arraybuffer(env, argv[2], &n->out_ref, &out, &out_len) != 0 ||
       ((size_t)GEV_HDR_U32 + (size_t)in_recs * 4u) * 4u >= in_len ||
       ((size_t)GEV_HDR_U32 + (size_t)out_cmds * 4u) * 4u >= out_len || udp_slot == 0) {
-    release_js(loop);
-    loop->closing = 1;
-    gev_loop_close(loop, free_loop);
+    release_js(n);
+    n->env_gone = 1;
+    n->finalized = 1;
+    begin_close(n);
     napi_throw_range_error(env, NULL, "gevent: bad arena layout for loopCreate");
     return NULL;
   }
-  loop->in32 = in;
-  loop->in8 = in;
-  loop->in_size = in_len;
-  loop->in_rec_cap = in_recs;
-  loop->in_byte_start = ((size_t)GEV_HDR_U32 + (size_t)in_recs * 4u) * 4u;
-  loop->in_byte_pos = loop->in_byte_start;
-  loop->out32 = out;
-  loop->out8 = out;
-  loop->out_size = out_len;
-  loop->out_cmd_cap = out_cmds;
-  loop->tcp_nodelay = nodelay;
-  loop->udp_slot = udp_slot;
-  napi_add_env_cleanup_hook(env, loop_cleanup, loop);
+  gev_loop_bind_arenas(&n->loop, in, in_len, in_recs, out, out_len, out_cmds);
+  n->loop.tcp_nodelay = nodelay;
+  n->loop.udp_slot = udp_slot;
+  napi_add_env_cleanup_hook(env, loop_cleanup, n);
   if (inst != NULL) inst->live_loops++;
   napi_value ext;
-  napi_create_external(env, loop, loop_finalize, NULL, &ext);
+  napi_create_external(env, n, loop_finalize, NULL, &ext);
   return ext;
 }
 
 /* loopStart(loop, batchCallback): the callback runs once per wake-up that produced records. */
 static napi_value js_loop_start(napi_env env, napi_callback_info info) {
   ARGS(2);
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
-  if (loop->closing || loop->cb_ref != NULL) return num(env, -EINVAL);
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing || n->cb_ref != NULL) return num(env, -EINVAL);
   napi_value resource, name;
   napi_create_object(env, &resource);
   napi_create_string_utf8(env, "gevent:loop", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, argv[1], 1, &loop->cb_ref);
-  napi_create_reference(env, resource, 1, &loop->resource_ref);
-  napi_async_init(env, resource, name, &loop->actx);
-  return num(env, gev_loop_start(loop));
+  napi_create_reference(env, argv[1], 1, &n->cb_ref);
+  napi_create_reference(env, resource, 1, &n->resource_ref);
+  napi_async_init(env, resource, name, &n->actx);
+  if (n->poll_started) return num(env, 0);
+  int rc = uv_poll_start(&n->poll, UV_READABLE, on_poll);
+  if (rc == 0) n->poll_started = 1;
+  return num(env, rc);
 }
 
 /* listenInet(loop, udp, family 0|4|6, host, port, flags, index): flags 1 reuseport, 2 v6only,
@@ -224,8 +292,9 @@ static napi_value js_loop_start(napi_env env, napi_callback_info info) {
 static napi_value js_listen_inet(napi_env env, napi_callback_info info) {
   ARGS(7);
   char host[128];
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
   bool udp = false;
   napi_get_value_bool(env, argv[1], &udp);
   if (arg_string(env, argv[3], host, sizeof host) != 0) return num(env, -EINVAL);
@@ -233,8 +302,8 @@ static napi_value js_listen_inet(napi_env env, napi_callback_info info) {
   int port = arg_i32(env, argv[4]);
   uint32_t flags = arg_u32(env, argv[5]);
   uint32_t index = arg_u32(env, argv[6]);
-  int rc = udp ? gev_listen_udp(loop, family, host, port, flags & 1u, (flags & 2u) != 0, index)
-               : gev_listen_tcp(loop, family, host, port, flags & 1u, (flags & 2u) != 0, index, (flags & 4u) != 0);
+  int rc = udp ? gev_listen_udp(&n->loop, family, host, port, flags & 1u, (flags & 2u) != 0, index)
+               : gev_listen_tcp(&n->loop, family, host, port, flags & 1u, (flags & 2u) != 0, index, (flags & 4u) != 0);
   return num(env, rc);
 }
 
@@ -242,23 +311,25 @@ static napi_value js_listen_inet(napi_env env, napi_callback_info info) {
 static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
   ARGS(4);
   char path[256];
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
   int rc = arg_string(env, argv[1], path, sizeof path);
   if (rc != 0) return num(env, rc);
-  return num(env, gev_listen_unix(loop, path, arg_u32(env, argv[3]), (arg_u32(env, argv[2]) & 4u) != 0));
+  return num(env, gev_listen_unix(&n->loop, path, arg_u32(env, argv[3]), (arg_u32(env, argv[2]) & 4u) != 0));
 }
 
 /* listenerAddr(loop, slot, out Uint32Array(8)) / connAddr(loop, id, out): 0 or -errno. */
 static napi_value addr_common(napi_env env, napi_callback_info info, int conn) {
   ARGS(3);
   size_t bytes = 0;
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
   uint32_t *out = arg_typed(env, argv[2], &bytes);
   if (out == NULL || bytes < 8 * sizeof(uint32_t)) return num(env, -EINVAL);
   uint32_t which = arg_u32(env, argv[1]);
-  return num(env, conn ? gev_conn_sockname(loop, which, out) : gev_listener_sockname(loop, which, out));
+  return num(env, conn ? gev_conn_sockname(&n->loop, which, out) : gev_listener_sockname(&n->loop, which, out));
 }
 
 static napi_value js_listener_addr(napi_env env, napi_callback_info info) { return addr_common(env, info, 0); }
@@ -266,9 +337,9 @@ static napi_value js_conn_addr(napi_env env, napi_callback_info info) { return a
 
 static napi_value js_listener_close(napi_env env, napi_callback_info info) {
   ARGS(2);
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
-  gev_listener_close(loop, arg_u32(env, argv[1]));
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (!n->closing) gev_listener_close(&n->loop, arg_u32(env, argv[1]));
   return NULL;
 }
 
@@ -276,8 +347,8 @@ static napi_value js_listener_close(napi_env env, napi_callback_info info) {
 static napi_value js_flush(napi_env env, napi_callback_info info) {
   ARGS(3);
   struct iovec stack_ext[16];
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL || loop->closing) return NULL;
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL || n->closing) return NULL;
   uint32_t next = arg_u32(env, argv[2]);
   if (next > GEV_MAX_EXT) next = GEV_MAX_EXT;
   struct iovec *ext = next <= 16 ? stack_ext : malloc(next * sizeof *ext);
@@ -290,7 +361,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
     ext[i].iov_base = p;
     ext[i].iov_len = p ? bytes : 0;
   }
-  gev_flush(loop, ext, next);
+  gev_flush(&n->loop, ext, next);
   if (ext != stack_ext) free(ext);
   return NULL;
 }
@@ -298,11 +369,11 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
 /* adopt(loop, fd, listenerIndex): registers an fd accepted elsewhere; OPEN follows in a batch. */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
   ARGS(3);
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
-  if (loop->closing) return num(env, -EBADF);
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
   uint32_t id = 0;
-  int rc = gev_conn_adopt(loop, arg_i32(env, argv[1]), arg_u32(env, argv[2]), &id);
+  int rc = gev_conn_adopt(&n->loop, arg_i32(env, argv[1]), arg_u32(env, argv[2]), &id);
   return num(env, rc != 0 ? rc : (double)id);
 }
 
@@ -310,28 +381,28 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
  * Returns the record slots written; call again until it returns 0. */
 static napi_value js_stop_all(napi_env env, napi_callback_info info) {
   ARGS(1);
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
-  if (loop->closing) return num(env, 0);
-  return num(env, gev_loop_stop_all(loop));
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, 0);
+  return num(env, gev_loop_stop_all(&n->loop));
 }
 
 /* close(loop, done): closes the uv_poll handle and every fd; done() runs once that finished. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   ARGS(2);
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
-  if (loop->closing) return num(env, -EALREADY);
-  napi_create_reference(env, argv[1], 1, &loop->close_ref);
-  begin_close(loop);
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EALREADY);
+  napi_create_reference(env, argv[1], 1, &n->close_ref);
+  begin_close(n);
   return num(env, 0);
 }
 
 static napi_value js_wake_fd(napi_env env, napi_callback_info info) {
   ARGS(1);
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
-  return num(env, loop->closing ? -EBADF : loop->efd);
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  return num(env, n->closing ? -EBADF : n->loop.efd);
 }
 
 /* wake(eventfd): any thread; the owning loop's next batch carries a WAKE record. */
@@ -347,19 +418,21 @@ static napi_value js_close_fd(napi_env env, napi_callback_info info) {
   return num(env, fd >= 0 && close(fd) == 0 ? 0 : -errno);
 }
 
-/* stats(loop, out Float64Array(4)): live connections, datagrams dropped as truncated, datagrams
- * dropped on send, pending records. */
+/* stats(loop, out Float64Array(5)): live connections, datagrams dropped as truncated, datagrams
+ * dropped on send, pending record slots, listeners parked after an accept error. */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   ARGS(2);
   size_t bytes = 0;
-  gev_loop *loop = arg_loop(env, argv[0]);
-  if (loop == NULL) return NULL;
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
   double *out = arg_typed(env, argv[1], &bytes);
-  if (out == NULL || bytes < 4 * sizeof(double)) return num(env, -EINVAL);
+  if (out == NULL || bytes < 5 * sizeof(double)) return num(env, -EINVAL);
+  gev_loop *loop = &n->loop;
   out[0] = loop->live;
   out[1] = (double)loop->dgram_truncated;
   out[2] = (double)loop->dgram_send_dropped;
   out[3] = loop->pending.n;
+  out[4] = loop->parked;
   return num(env, 0);
 }
 

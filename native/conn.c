@@ -5,8 +5,14 @@
  *   free list    slots whose CLOSE record JS has seen (loop.c pushes them), newest first
  *
  * Invariants: EPOLLOUT is in a connection's interest exactly while its queue is non-empty;
- * EPOLLIN exactly while neither FIN was read nor a close was requested. Bytes leave in the order
- * they were written. A slot is reused only after JS saw its CLOSE, with the next generation.
+ * EPOLLIN exactly while no FIN was read, no close was requested and JS has not paused reading.
+ * Bytes leave in the order they were written; qbytes is exactly the bytes queued. A slot is reused
+ * only after JS saw its CLOSE, with the next generation.
+ *
+ * Queue reports: `reported` is the qbytes JS last heard of. A QUEUED record goes out when they
+ * differ, at two points only: after a flush (for the connections whose queue grew during it, or
+ * that JS asked to watch) and after EPOLLOUT writes during a fill. A send the kernel takes whole
+ * touches neither the queue nor the report, so the fast path emits nothing.
  */
 #include "gev.h"
 
@@ -69,6 +75,7 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t
   c->read_used = 0;
   c->qhead = c->qtail = NULL;
   c->qbytes = 0;
+  c->reported = 0;
   id = conn_id(loop, c);
   int rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, conn_tag(id));
   if (rc != 0) {
@@ -112,7 +119,7 @@ int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8) {
 
 static void conn_interest(gev_loop *loop, gev_conn *c) {
   uint32_t ev = 0;
-  if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING))) ev |= EPOLLIN;
+  if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) ev |= EPOLLIN;
   if (c->qhead != NULL) ev |= EPOLLOUT;
   if (ev == c->events) return;
   c->events = ev;
@@ -156,13 +163,49 @@ static void queue_append(gev_conn *c, const struct iovec *iov, int iovcnt, size_
   c->qbytes += n;
 }
 
-static ssize_t sys_sendv(int fd, struct iovec *iov, int iovcnt) {
-  if (iovcnt == 1) return send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = iov;
-  msg.msg_iovlen = (size_t)iovcnt;
-  return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+static void queue_report(gev_loop *loop, gev_conn *c) {
+  uint64_t q = c->qbytes;
+  c->reported = c->qbytes;
+  gev_loop_emit(loop, GEV_REC_QUEUED, conn_id(loop, c), (uint32_t)q, (uint32_t)(q >> 32), NULL);
+}
+
+/* Remembers that `c` must be looked at when the current flush ends. */
+static void mark_dirty(gev_loop *loop, gev_conn *c) {
+  gev_idlist *d = &loop->dirty;
+  if (c->flags & GEV_C_QDIRTY) return;
+  if (d->n == d->cap) {
+    uint32_t cap = d->cap ? d->cap * 2u : 64u;
+    uint32_t *ids = realloc(d->ids, (size_t)cap * sizeof *ids);
+    if (ids == NULL) abort();
+    d->ids = ids;
+    d->cap = cap;
+  }
+  d->ids[d->n++] = conn_id(loop, c);
+  c->flags |= GEV_C_QDIRTY;
+}
+
+/* End of a flush: one QUEUED record per connection whose queue changed or that JS watched. */
+void gev_conn_report_queued(gev_loop *loop) {
+  gev_idlist *d = &loop->dirty;
+  for (uint32_t i = 0; i < d->n; i++) {
+    gev_conn *c = gev_conn_get(loop, d->ids[i]);
+    if (c == NULL || !(c->flags & GEV_C_QDIRTY)) continue;
+    int watched = (c->flags & GEV_C_QWATCH) != 0;
+    c->flags &= (uint16_t)~(GEV_C_QDIRTY | GEV_C_QWATCH);
+    if (watched || c->qbytes != c->reported) queue_report(loop, c);
+  }
+  d->n = 0;
+}
+
+void gev_conn_watch(gev_loop *loop, gev_conn *c) {
+  c->flags |= GEV_C_QWATCH;
+  mark_dirty(loop, c);
+}
+
+void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused) {
+  if (paused) c->flags |= GEV_C_PAUSED;
+  else c->flags &= (uint16_t)~GEV_C_PAUSED;
+  conn_interest(loop, c);
 }
 
 void gev_conn_close(gev_loop *loop, gev_conn *c, int err) {
@@ -176,6 +219,7 @@ void gev_conn_close(gev_loop *loop, gev_conn *c, int err) {
   c->events = 0;
   loop->live--;
   gev_loop_emit(loop, GEV_REC_CLOSE, id, (uint32_t)err, 0, NULL);
+  if (loop->parked) gev_listener_unpark_all(loop);
 }
 
 /* The queue drained: carry out a requested close or half-close. Returns 0 if still open. */
@@ -249,6 +293,7 @@ void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, s
     if (sent == total) return;
   }
   queue_append(c, iov, iovcnt, total, sent);
+  mark_dirty(loop, c);
   conn_interest(loop, c);
 }
 
@@ -337,11 +382,12 @@ static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return;
-  if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING))) {
+  if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) {
     if (conn_read(loop, c, id) != 0) return;
   }
   if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->qhead != NULL) {
     if (conn_drain(loop, c) != 0) return;
+    if (c->qbytes != c->reported) queue_report(loop, c);
   }
   if (ev & EPOLLERR) {
     int err = sys_so_error(c->fd);
@@ -350,7 +396,8 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
       return;
     }
   }
-  if ((ev & EPOLLHUP) && (c->flags & GEV_C_RD_EOF)) gev_conn_close(loop, c, 0);
+  /* A paused connection cannot read its way to FIN, and a hang-up stays ready: close it now. */
+  if ((ev & EPOLLHUP) && (c->flags & (GEV_C_RD_EOF | GEV_C_PAUSED))) gev_conn_close(loop, c, 0);
 }
 
 /* Closes every fd without telling JS (the loop is being torn down) and frees the table. */

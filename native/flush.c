@@ -2,9 +2,10 @@
  * The write path: one walk over the command list JS built in the out arena since the last flush.
  *
  * Consecutive writes to one connection are gathered into one send/sendmsg (at most 64 buffers);
- * close, end and keep-alive commands act in order after the writes before them. Commands naming a
- * stale id are ignored. Closes caused here (a write failing with EPIPE, a close request) reach JS
- * through the pending list, never from inside this call.
+ * close, end, keep-alive, pause and watch commands act in order after the writes before them.
+ * Commands naming a stale id are ignored. What this call causes (a CLOSE after EPIPE or a close
+ * request, a QUEUED report for each connection left with output queued) reaches JS through the
+ * pending list, never from inside this call.
  */
 #include "gev.h"
 
@@ -78,10 +79,13 @@ void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
       case GEV_OP_CLOSE: gev_conn_request_close(loop, c, k[2] != 0); break;
       case GEV_OP_END: gev_conn_end(loop, c); break;
       case GEV_OP_KEEPALIVE: gev_conn_keepalive(c, k[2]); break;
+      case GEV_OP_PAUSE: gev_conn_pause(loop, c, k[2] != 0); break;
+      case GEV_OP_WATCH: gev_conn_watch(loop, c); break;
       default: break;
     }
   }
   run_send(loop, &r);
   gev_udp_flush(loop);
+  gev_conn_report_queued(loop);
   loop->out32[0] = 0;
 }

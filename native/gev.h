@@ -16,6 +16,10 @@
  *
  * Connection ids: (generation << 20) | slot, generation 1..2047, so ids are positive and < 2^31.
  * Everything here runs on the thread that owns the loop, except gev_loop_wake_fd (any thread).
+ *
+ * Layering: this header and every file but addon.c are plain C over Linux syscalls, with no
+ * Node-API or libuv, so test/c/ can link them into a standalone program. addon.c embeds the
+ * gev_loop in its own Node-facing struct and drives it (gev_loop_fill, gev_flush) from a uv_poll.
  */
 #ifndef GEV_H
 #define GEV_H
@@ -29,8 +33,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
-#include <node_api.h>
-#include <uv.h>
 
 enum gev_rec {
   GEV_REC_OPEN = 1,     /* [OPEN, id, listener, 0] + address (peer) */
@@ -39,7 +41,9 @@ enum gev_rec {
   GEV_REC_CLOSE = 4,    /* [CLOSE, id, errno, 0] */
   GEV_REC_DGRAM = 5,    /* [DGRAM, listener, offset, length] + address (sender) */
   GEV_REC_ACCEPTED = 6, /* [ACCEPTED, fd, listener, 0] + address (peer); fd not registered */
-  GEV_REC_WAKE = 7      /* [WAKE, 0, 0, 0]: another thread called gev_loop_wake_fd */
+  GEV_REC_WAKE = 7,     /* [WAKE, 0, 0, 0]: another thread called gev_loop_wake_fd */
+  GEV_REC_QUEUED = 8,   /* [QUEUED, id, bytes low 32, bytes high 32]: output not yet taken */
+  GEV_REC_ACCEPT_ERROR = 9 /* [ACCEPT_ERROR, listener, errno, 0]: accept4 failed */
 };
 
 enum gev_op {
@@ -49,7 +53,9 @@ enum gev_op {
   GEV_OP_END = 4,        /* [END, id, 0, 0] */
   GEV_OP_KEEPALIVE = 5,  /* [KEEPALIVE, id, seconds (0 = off), 0] */
   GEV_OP_SENDTO = 6,     /* [SENDTO, listener slot, offset, length] + address */
-  GEV_OP_SENDTO_EXT = 7  /* [SENDTO_EXT, listener slot, buffer index, length] + address */
+  GEV_OP_SENDTO_EXT = 7, /* [SENDTO_EXT, listener slot, buffer index, length] + address */
+  GEV_OP_PAUSE = 8,      /* [PAUSE, id, paused, 0]: drop (1) or restore (0) read interest */
+  GEV_OP_WATCH = 9       /* [WATCH, id, 0, 0]: report QUEUED after this flush even if unchanged */
 };
 
 #define GEV_HDR_U32 16u
@@ -67,11 +73,13 @@ enum gev_op {
 #define GEV_MAX_LISTENERS 256u
 #define GEV_MAX_EXT 1024u
 #define GEV_REC_RESERVE 8u        /* record slots kept free so an event's END/CLOSE never waits */
+#define GEV_ACCEPT_BACKOFF_MS 100 /* a listener parked after an accept error retries this late */
 
 /* epoll_data.u64 tags: high 32 bits say what the low 32 bits name. */
 #define GEV_TAG_CONN 1ull
 #define GEV_TAG_LISTENER 2ull
 #define GEV_TAG_EVENTFD 3ull
+#define GEV_TAG_TIMER 4ull
 
 /* Connection flags. */
 #define GEV_C_OPEN 0x01u      /* slot holds a live fd */
@@ -80,6 +88,9 @@ enum gev_op {
 #define GEV_C_ENDING 0x08u    /* shutdown(SHUT_WR) after the output queue drains */
 #define GEV_C_WR_SHUT 0x10u   /* shutdown(SHUT_WR) done */
 #define GEV_C_TCP 0x20u
+#define GEV_C_PAUSED 0x40u    /* reading paused by JS: EPOLLIN not wanted */
+#define GEV_C_QDIRTY 0x80u    /* queue changed (or a report was asked for) during this flush */
+#define GEV_C_QWATCH 0x100u   /* report QUEUED after this flush even if unchanged */
 
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {
@@ -100,7 +111,8 @@ typedef struct gev_conn {
   uint32_t next_free;
   gev_chunk *qhead;
   gev_chunk *qtail;
-  size_t qbytes;
+  size_t qbytes;       /* bytes in the queue, exactly: sum of (len - off) over its chunks */
+  size_t reported;     /* the qbytes JS last heard of in a QUEUED record */
 } gev_conn;
 
 enum gev_lkind { GEV_L_FREE = 0, GEV_L_TCP, GEV_L_UNIX, GEV_L_UDP };
@@ -109,6 +121,8 @@ typedef struct gev_listener {
   int fd;
   int kind;
   int handoff;        /* report accepted fds instead of registering them */
+  int parked;         /* EPOLLIN dropped after an accept error, until the timer or a close */
+  uint32_t error_epoch; /* the wake-up that last emitted ACCEPT_ERROR */
   uint32_t index;     /* the JS listener index */
   char *path;         /* unix socket file we created, unlinked on close */
   dev_t dev;
@@ -121,24 +135,23 @@ typedef struct gev_pending {
   uint32_t cap;
 } gev_pending;
 
+/* Ids of connections whose queue changed during the current flush (GEV_C_QDIRTY set). */
+typedef struct gev_idlist {
+  uint32_t *ids;
+  uint32_t n;
+  uint32_t cap;
+} gev_idlist;
+
 typedef struct gev_loop {
-  napi_env env;
   int epfd;
   int efd;
-  uv_poll_t poll;
-  int poll_started;
-  int stopped;
+  int tfd;         /* timerfd: re-arms parked listeners */
   int filling;     /* a fill is writing records into the in arena */
   int self_woken;  /* our own eventfd write is outstanding */
+  int timer_armed;
   int tcp_nodelay;
   uint32_t epoch;
-
-  napi_ref cb_ref;
-  napi_ref resource_ref;
-  napi_ref in_ref;
-  napi_ref out_ref;
-  napi_ref close_ref; /* the JS function called once the loop is closed */
-  napi_async_context actx;
+  uint32_t parked; /* listeners parked after an accept error */
 
   uint32_t *in32;
   uint8_t *in8;
@@ -160,16 +173,10 @@ typedef struct gev_loop {
 
   gev_listener ls[GEV_MAX_LISTENERS];
   gev_pending pending;
+  gev_idlist dirty;
 
   int spare_fd;          /* released to accept and drop a connection when out of fds */
   size_t udp_slot;       /* receive slot per datagram; a larger datagram is dropped as truncated */
-
-  /* Lifetime (addon.c): freed once both closed and finalized. */
-  int closing;
-  int closed;
-  int finalized;
-  int js_released;
-  int env_gone;   /* the napi_env is being torn down: never call into it again */
 
   uint64_t dgram_truncated;
   uint64_t dgram_send_dropped;
@@ -188,22 +195,27 @@ typedef struct gev_loop {
 int sys_set_int(int fd, int level, int opt, int value);
 int sys_so_error(int fd);
 int sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag);
+ssize_t sys_sendv(int fd, const struct iovec *iov, int iovcnt);
+int sys_timer_arm(int tfd, uint32_t ms);
 void sys_close(int fd);
 void gev_addr_encode(uint32_t *slots8, const struct sockaddr *sa, socklen_t len);
 socklen_t gev_addr_decode(const uint32_t *slots8, struct sockaddr_storage *ss);
 int gev_addr_parse(int family, const char *host, int port, struct sockaddr_storage *ss, socklen_t *len);
 
-/* loop.c: lifetime, fills and the batch callback. */
-int gev_loop_init(gev_loop *loop, napi_env env);
-int gev_loop_start(gev_loop *loop);
+/* loop.c: the epoll instance, records (arena or pending list), fills and teardown. */
+int gev_loop_init(gev_loop *loop);
+void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_recs, void *out, size_t out_len,
+                          uint32_t out_cmds);
 int gev_loop_room(gev_loop *loop, uint32_t slots);
 uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots);
 void gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8);
 void gev_loop_self_wake(gev_loop *loop);
+void gev_loop_arm_timer(gev_loop *loop, uint32_t ms);
 int gev_loop_wake_fd(int efd);
+uint32_t gev_loop_fill(gev_loop *loop);
 uint32_t gev_loop_stop_all(gev_loop *loop);
-void gev_loop_close(gev_loop *loop, void (*done)(gev_loop *));
-void gev_loop_release_fds(gev_loop *loop);
+void gev_loop_close_listeners(gev_loop *loop);
+void gev_loop_free(gev_loop *loop);
 
 /* conn.c: the connection table, reads and the output queue. */
 gev_conn *gev_conn_get(gev_loop *loop, uint32_t id);
@@ -214,6 +226,9 @@ void gev_conn_close(gev_loop *loop, gev_conn *c, int err);
 void gev_conn_request_close(gev_loop *loop, gev_conn *c, int flush);
 void gev_conn_end(gev_loop *loop, gev_conn *c);
 void gev_conn_keepalive(gev_conn *c, uint32_t seconds);
+void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused);
+void gev_conn_watch(gev_loop *loop, gev_conn *c);
+void gev_conn_report_queued(gev_loop *loop);
 void gev_conn_free_all(gev_loop *loop);
 int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8);
 int gev_conn_adopt(gev_loop *loop, int fd, uint32_t listener, uint32_t *id_out);
@@ -226,6 +241,7 @@ int gev_listen_udp(gev_loop *loop, int family, const char *host, int port, int r
 int gev_listen_unix(gev_loop *loop, const char *path, uint32_t index, int handoff);
 void gev_listener_on_event(gev_loop *loop, uint32_t slot);
 void gev_listener_close(gev_loop *loop, uint32_t slot);
+void gev_listener_unpark_all(gev_loop *loop);
 int gev_listener_sockname(gev_loop *loop, uint32_t slot, uint32_t *addr8);
 
 /* udp.c: datagram sockets, recvmmsg and sendmmsg. */

@@ -4,6 +4,14 @@
  * A listener either registers what it accepts as connections (OPEN records) or, in hand-off mode,
  * reports the accepted fd to JS (ACCEPTED records) so an acceptor can pass it to another loop,
  * which registers it with gev_conn_adopt. Every fd is created non-blocking and close-on-exec.
+ *
+ * Accept failures: EINTR is retried, ECONNABORTED and EPROTO (a connection that died in the
+ * backlog) are skipped, EAGAIN ends the wake-up. Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...)
+ * emits one ACCEPT_ERROR and parks the listener: its EPOLLIN interest is dropped, so a backlog that
+ * stays readable with nothing acceptable cannot spin the loop, and it is re-armed by the loop's
+ * timer (GEV_ACCEPT_BACKOFF_MS) or as soon as one of this loop's connections closes. Out of fds,
+ * the spare fd is first released to accept and close the oldest waiting connection, so that
+ * client hears a close instead of waiting in the backlog.
  */
 #include "gev.h"
 
@@ -165,6 +173,7 @@ void gev_listener_close(gev_loop *loop, uint32_t slot) {
   if (slot >= GEV_MAX_LISTENERS) return;
   gev_listener *l = &loop->ls[slot];
   if (l->kind == GEV_L_FREE) return;
+  if (l->parked) loop->parked--;
   epoll_ctl(loop->epfd, EPOLL_CTL_DEL, l->fd, NULL);
   sys_close(l->fd);
   if (l->path != NULL) {
@@ -185,19 +194,50 @@ int gev_listener_sockname(gev_loop *loop, uint32_t slot, uint32_t *addr8) {
   return 0;
 }
 
-/* Out of fds: accept with the spare fd released and drop the connection, so the listener does
- * not stay readable forever. */
+static uint64_t listener_tag(uint32_t slot) { return (GEV_TAG_LISTENER << 32) | slot; }
+
+/* Out of fds: release the spare fd to accept the oldest waiting connection and close it. */
 static void shed_one(gev_loop *loop, gev_listener *l) {
   if (loop->spare_fd < 0) return;
   sys_close(loop->spare_fd);
+  loop->spare_fd = -1;
   int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
   sys_close(fd);
   loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Stops watching a listener until the backoff timer fires or a connection closes. */
+static void park(gev_loop *loop, uint32_t slot) {
+  gev_listener *l = &loop->ls[slot];
+  if (l->parked) return;
+  if (sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, l->fd, 0, listener_tag(slot)) != 0) return;
+  l->parked = 1;
+  loop->parked++;
+  gev_loop_arm_timer(loop, GEV_ACCEPT_BACKOFF_MS);
+}
+
+/* Watches every parked listener again; a listener that still cannot accept parks again. */
+void gev_listener_unpark_all(gev_loop *loop) {
+  if (loop->spare_fd < 0) loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (uint32_t slot = 0; slot < GEV_MAX_LISTENERS && loop->parked > 0; slot++) {
+    gev_listener *l = &loop->ls[slot];
+    if (l->kind == GEV_L_FREE || !l->parked) continue;
+    l->parked = 0;
+    loop->parked--;
+    sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, l->fd, EPOLLIN, listener_tag(slot));
+  }
+}
+
+/* One ACCEPT_ERROR per listener per wake-up at most. */
+static void accept_error(gev_loop *loop, gev_listener *l, int err) {
+  if (l->error_epoch == loop->epoch) return;
+  l->error_epoch = loop->epoch;
+  gev_loop_emit(loop, GEV_REC_ACCEPT_ERROR, l->index, (uint32_t)err, 0, NULL);
+}
+
 void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
   gev_listener *l = &loop->ls[slot];
-  if (l->kind == GEV_L_FREE) return;
+  if (l->kind == GEV_L_FREE || l->parked) return;
   if (l->kind == GEV_L_UDP) {
     gev_udp_on_event(loop, l);
     return;
@@ -208,8 +248,12 @@ void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
     uint32_t addr[8];
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-      if (errno == EMFILE || errno == ENFILE) shed_one(loop, l);
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EMFILE || err == ENFILE) shed_one(loop, l);
+      accept_error(loop, l, err);
+      park(loop, slot);
       return;
     }
     gev_addr_encode(addr, (struct sockaddr *)&ss, len);
@@ -219,8 +263,10 @@ void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
     }
     if (l->kind == GEV_L_TCP && loop->tcp_nodelay) sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     uint32_t id;
-    if (gev_conn_add(loop, fd, l->index, l->kind == GEV_L_TCP, &id) != 0) {
+    int rc = gev_conn_add(loop, fd, l->index, l->kind == GEV_L_TCP, &id);
+    if (rc != 0) {
       sys_close(fd);
+      accept_error(loop, l, -rc);
       continue;
     }
     gev_loop_emit(loop, GEV_REC_OPEN, id, l->index, 0, addr);

@@ -1,9 +1,10 @@
 /*
- * One loop: an epoll instance, an eventfd, and the uv_poll that lets the thread's libuv loop watch
- * them. A wake-up drains ready events with epoll_wait(0) into the in arena (a "fill"), then crosses
- * into JavaScript once. Records that cannot go into the arena right now (closes caused by a flush,
- * connections adopted between wake-ups) wait in the pending list, and our own eventfd write makes
- * sure a wake-up comes to deliver them.
+ * One loop: an epoll instance, an eventfd and a timerfd. A wake-up drains ready events with
+ * epoll_wait(0) into the in arena (a "fill"); the caller (addon.c, from a uv_poll) then crosses into
+ * JavaScript once. Records that cannot go into the arena right now (closes and queue reports caused
+ * by a flush, connections adopted between wake-ups) wait in the pending list, and our own eventfd
+ * write makes sure a wake-up comes to deliver them. The timerfd re-arms listeners parked after an
+ * accept error. Nothing here knows about Node-API or libuv.
  */
 #include "gev.h"
 
@@ -12,47 +13,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 /* A value other threads add to the eventfd; our own wake-ups add 1. */
 #define GEV_WAKE_EXTERNAL (1ull << 32)
 
-int gev_loop_init(gev_loop *loop, napi_env env) {
-  uv_loop_t *uvl = NULL;
-  loop->env = env;
-  loop->free_head = UINT32_MAX;
-  loop->epfd = -1;
-  loop->efd = -1;
-  loop->spare_fd = -1;
-  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) loop->ls[i].fd = -1;
-  if (napi_get_uv_event_loop(env, &uvl) != napi_ok || uvl == NULL) return -ENOSYS;
-  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (loop->epfd < 0) return -errno;
-  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (loop->efd < 0) {
-    int err = -errno;
-    gev_loop_release_fds(loop);
-    return err;
-  }
-  int rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->efd, EPOLLIN, GEV_TAG_EVENTFD << 32);
-  if (rc == 0) rc = uv_poll_init(uvl, &loop->poll, loop->epfd);
-  if (rc != 0) {
-    gev_loop_release_fds(loop);
-    return rc;
-  }
-  loop->poll.data = loop;
-  loop->poll_started = 0;
-  return 0;
-}
-
-void gev_loop_release_fds(gev_loop *loop) {
+static void release_fds(gev_loop *loop) {
   sys_close(loop->efd);
+  sys_close(loop->tfd);
   sys_close(loop->epfd);
   sys_close(loop->spare_fd);
   loop->spare_fd = -1;
   loop->efd = -1;
+  loop->tfd = -1;
   loop->epfd = -1;
+}
+
+/* Opens the loop's fds (epoll, eventfd, timerfd, the spare fd). 0 or -errno, with nothing left open. */
+int gev_loop_init(gev_loop *loop) {
+  loop->free_head = UINT32_MAX;
+  loop->epfd = -1;
+  loop->efd = -1;
+  loop->tfd = -1;
+  loop->spare_fd = -1;
+  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) loop->ls[i].fd = -1;
+  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (loop->epfd < 0) return -errno;
+  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  loop->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  int rc = loop->efd < 0 || loop->tfd < 0 ? -errno : 0;
+  if (rc == 0) rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->efd, EPOLLIN, GEV_TAG_EVENTFD << 32);
+  if (rc == 0) rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->tfd, EPOLLIN, GEV_TAG_TIMER << 32);
+  if (rc != 0) {
+    release_fds(loop);
+    return rc;
+  }
+  return 0;
+}
+
+/* Points the loop at the two arenas JS allocated (sizes checked by the caller). */
+void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_recs, void *out, size_t out_len,
+                          uint32_t out_cmds) {
+  loop->in32 = in;
+  loop->in8 = in;
+  loop->in_size = in_len;
+  loop->in_rec_cap = in_recs;
+  loop->in_byte_start = ((size_t)GEV_HDR_U32 + (size_t)in_recs * 4u) * 4u;
+  loop->in_byte_pos = loop->in_byte_start;
+  loop->out32 = out;
+  loop->out8 = out;
+  loop->out_size = out_len;
+  loop->out_cmd_cap = out_cmds;
 }
 
 /* True when `slots` more record slots fit during a fill, keeping the reserve free. */
@@ -162,6 +175,19 @@ static void on_eventfd(gev_loop *loop) {
   if (loop->pending.n > 0) gev_loop_self_wake(loop);
 }
 
+/* Arms the one-shot timer `ms` from now unless it is already armed. */
+void gev_loop_arm_timer(gev_loop *loop, uint32_t ms) {
+  if (loop->timer_armed || loop->tfd < 0) return;
+  if (sys_timer_arm(loop->tfd, ms) == 0) loop->timer_armed = 1;
+}
+
+static void on_timer(gev_loop *loop) {
+  uint64_t v = 0;
+  if (read(loop->tfd, &v, sizeof v) != (ssize_t)sizeof v) return;
+  loop->timer_armed = 0;
+  gev_listener_unpark_all(loop);
+}
+
 static void begin_fill(gev_loop *loop) {
   loop->filling = 1;
   loop->in_nrec = 0;
@@ -171,6 +197,7 @@ static void begin_fill(gev_loop *loop) {
 
 static uint32_t end_fill(gev_loop *loop) {
   loop->filling = 0;
+  if (loop->pending.n > 0) gev_loop_self_wake(loop);
   loop->in32[0] = loop->in_nrec;
   loop->in32[1] = (uint32_t)loop->in_byte_pos;
   return loop->in_nrec;
@@ -181,8 +208,9 @@ static int arena_full(gev_loop *loop) {
          loop->in_byte_pos >= loop->in_size || loop->pending.n > 0;
 }
 
-/* Drains ready events into the arena; events left when it fills stay ready (level-triggered). */
-static uint32_t fill(gev_loop *loop) {
+/* Drains ready events into the arena; events left when it fills stay ready (level-triggered).
+ * Returns the record slots written (the in arena's header says the same). */
+uint32_t gev_loop_fill(gev_loop *loop) {
   begin_fill(loop);
   drain_pending(loop);
   for (int round = 0; round < GEV_EPOLL_ROUNDS && !arena_full(loop); round++) {
@@ -195,6 +223,7 @@ static uint32_t fill(gev_loop *loop) {
         case GEV_TAG_CONN: gev_conn_on_event(loop, what, loop->evs[i].events); break;
         case GEV_TAG_LISTENER: gev_listener_on_event(loop, what); break;
         case GEV_TAG_EVENTFD: on_eventfd(loop); break;
+        case GEV_TAG_TIMER: on_timer(loop); break;
         default: break;
       }
     }
@@ -203,44 +232,17 @@ static uint32_t fill(gev_loop *loop) {
   return end_fill(loop);
 }
 
-static void call_js(gev_loop *loop) {
-  napi_env env = loop->env;
-  napi_handle_scope scope;
-  napi_value cb, recv, result;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  if (napi_get_reference_value(env, loop->cb_ref, &cb) == napi_ok &&
-      napi_get_reference_value(env, loop->resource_ref, &recv) == napi_ok) {
-    napi_status st = napi_make_callback(env, loop->actx, recv, cb, 0, NULL, &result);
-    if (st == napi_pending_exception) {
-      napi_value err;
-      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
-    }
+/* Closes every listener (unlinking the unix socket files it created); connections stay open. */
+void gev_loop_close_listeners(gev_loop *loop) {
+  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) {
+    if (loop->ls[i].kind != GEV_L_FREE) gev_listener_close(loop, i);
   }
-  napi_close_handle_scope(env, scope);
-}
-
-static void on_poll(uv_poll_t *h, int status, int events) {
-  gev_loop *loop = h->data;
-  (void)status;
-  (void)events;
-  if (loop->stopped) return;
-  if (fill(loop) > 0) call_js(loop);
-  if (!loop->stopped && loop->out32[0] != 0) gev_flush(loop, NULL, 0);
-}
-
-int gev_loop_start(gev_loop *loop) {
-  if (loop->poll_started) return 0;
-  int rc = uv_poll_start(&loop->poll, UV_READABLE, on_poll);
-  if (rc == 0) loop->poll_started = 1;
-  return rc;
 }
 
 /* Closes every listener and connection; fills the arena with what JS must hear (CLOSE records).
  * Call until it returns 0. */
 uint32_t gev_loop_stop_all(gev_loop *loop) {
-  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) {
-    if (loop->ls[i].kind != GEV_L_FREE) gev_listener_close(loop, i);
-  }
+  gev_loop_close_listeners(loop);
   begin_fill(loop);
   drain_pending(loop);
   for (uint32_t s = 0; s < loop->nconns; s++) {
@@ -250,36 +252,16 @@ uint32_t gev_loop_stop_all(gev_loop *loop) {
   return end_fill(loop);
 }
 
-typedef struct {
-  gev_loop *loop;
-  void (*done)(gev_loop *);
-} close_req;
-
-static void on_poll_closed(uv_handle_t *h) {
-  close_req *req = h->data;
-  gev_loop *loop = req->loop;
-  void (*done)(gev_loop *) = req->done;
-  free(req);
-  loop->poll.data = loop;
+/* Releases everything the loop holds: listeners, connections (without telling JS), fds, lists.
+ * The gev_loop itself belongs to the caller. */
+void gev_loop_free(gev_loop *loop) {
+  gev_loop_close_listeners(loop);
   gev_conn_free_all(loop);
-  gev_loop_release_fds(loop);
+  release_fds(loop);
   free(loop->pending.slots);
   loop->pending.slots = NULL;
   loop->pending.n = loop->pending.cap = 0;
-  if (done) done(loop);
-}
-
-/* Stops watching, closes the uv_poll handle, then releases every fd; `done` runs after that. */
-void gev_loop_close(gev_loop *loop, void (*done)(gev_loop *)) {
-  close_req *req = malloc(sizeof *req);
-  if (req == NULL) abort();
-  loop->stopped = 1;
-  for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) {
-    if (loop->ls[i].kind != GEV_L_FREE) gev_listener_close(loop, i);
-  }
-  req->loop = loop;
-  req->done = done;
-  if (loop->poll_started) uv_poll_stop(&loop->poll);
-  loop->poll.data = req;
-  uv_close((uv_handle_t *)&loop->poll, on_poll_closed);
+  free(loop->dirty.ids);
+  loop->dirty.ids = NULL;
+  loop->dirty.n = loop->dirty.cap = 0;
 }

@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,6 +32,26 @@ int sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag) {
   ev.events = events;
   ev.data.u64 = tag;
   return epoll_ctl(epfd, op, fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* The one send path of stream sockets: never blocks and never raises SIGPIPE (a reset peer is
+ * EPIPE or ECONNRESET in errno instead). One buffer uses send, several sendmsg. */
+ssize_t sys_sendv(int fd, const struct iovec *iov, int iovcnt) {
+  if (iovcnt == 1) return send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = (struct iovec *)iov;
+  msg.msg_iovlen = (size_t)iovcnt;
+  return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Arms a one-shot timerfd `ms` milliseconds from now. 0 or -errno. */
+int sys_timer_arm(int tfd, uint32_t ms) {
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_sec = ms / 1000u;
+  its.it_value.tv_nsec = (long)(ms % 1000u) * 1000000L;
+  return timerfd_settime(tfd, 0, &its, NULL) == 0 ? 0 : -errno;
 }
 
 /* close(2) that is not retried on EINTR: on Linux the fd is released either way. */

@@ -110,3 +110,28 @@ export class IdleTimeoutError extends GeventError {
     this.timeoutMs = timeoutMs;
   }
 }
+
+/** A connection closed because its queued output passed `maxOutputBytes` (a peer that does not read). */
+export class OutputLimitError extends GeventError {
+  readonly limitBytes: number;
+  readonly queuedBytes: number;
+  constructor(limitBytes: number, queuedBytes: number) {
+    super('ERR_GEVENT_OUTPUT_LIMIT', `connection has ${queuedBytes} bytes of output queued, over maxOutputBytes ${limitBytes}`);
+    this.limitBytes = limitBytes;
+    this.queuedBytes = queuedBytes;
+  }
+}
+
+/** accept() failed on a listener (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the listener goes on. */
+export class AcceptError extends GeventError {
+  readonly errno: string;
+  readonly address: string;
+  /** How many accept errors this report stands for (reports are limited to one a second). */
+  readonly count: number;
+  constructor(address: string, errno: string, count: number) {
+    super('ERR_GEVENT_ACCEPT', `accept on ${address} failed: ${errno}${count > 1 ? ` (${count} times since the last report)` : ''}; still listening`);
+    this.errno = errno;
+    this.address = address;
+    this.count = count;
+  }
+}

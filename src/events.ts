@@ -41,6 +41,13 @@ export type OpenedReply = Reply | { out?: Output | null; action?: Action; opts?:
 /** What `tick` may return: nothing (tick again after the same delay), an Action, or `{ delay, action }`. */
 export type TickReply = void | undefined | null | Action | { delay?: number; action?: Action };
 
+/** What `dropped` learns of a connection refused by `maxConnections`. */
+export interface DroppedConn {
+  readonly addrIndex: number;
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+}
+
 /** The running server, as `serving` sees it. */
 export interface Server {
   /** The bound addresses, in the order given to serve(); port 0 is replaced by the real port. */
@@ -63,6 +70,16 @@ export interface Events {
   opened?(c: Conn): OpenedReply;
   /** A connection closed; `err` is the last error, or null for a clean close. */
   closed?(c: Conn, err: Error | null): Reply;
+  /**
+   * The peer sent FIN (end of its input). Only with `allowHalfOpen`: the connection stays open for
+   * writing, and `c.end()` half-closes it (or return Action.Close). Without `allowHalfOpen` the
+   * connection is closed after its queued output is written, and this does not fire.
+   */
+  end?(c: Conn): Reply;
+  /** Queued output fell to the low-water mark after `c.write()` had returned false. */
+  drained?(c: Conn): Reply;
+  /** A connection was accepted past `maxConnections` and closed at once, before `opened`. */
+  dropped?(info: DroppedConn): void;
   /** Just before queued output is written to sockets (once per batch of writes). */
   preWrite?(): void;
   /**

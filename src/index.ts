@@ -3,6 +3,7 @@
  */
 export { Addr, parseAddress, type ListenSpec, type Network } from './addr.js';
 export {
+  AcceptError,
   BackendUnavailableError,
   BadAddressError,
   BufferEmptyError,
@@ -12,12 +13,14 @@ export {
   IdleTimeoutError,
   InvalidArgumentError,
   ListenError,
+  OutputLimitError,
   WorkerError,
 } from './errors.js';
 export {
   Action,
   LoadBalance,
   type ConnOptions,
+  type DroppedConn,
   type Events,
   type OpenedReply,
   type Output,

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { runEngine } from './engine/engine.js';
+import { kHighWaterMarkBytes } from './loop/loop.js';
 import { BadAddressError, InvalidArgumentError } from './errors.js';
 import { LoadBalance, type Events } from './events.js';
 
@@ -20,8 +21,29 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** TCP_NODELAY on accepted connections (default true). */
   tcpNoDelay?: boolean;
-  /** Receives errors no connection or caller can take, such as a throwing `closed` (default: console.error). */
+  /** Receives errors no connection or caller can take, such as a throwing `closed` or accept failures (default: console.error). */
   onError?: (err: Error) => void;
+  /** Queued output per connection above which reading pauses and `c.write()` returns false (default 64 KiB). */
+  highWaterMark?: number;
+  /** Queued output at which reading resumes and `drained` fires (default a quarter of highWaterMark). */
+  lowWaterMark?: number;
+  /** Queued output past which a connection is closed with OutputLimitError (default Infinity). */
+  maxOutputBytes?: number;
+  /** Open connections past which new ones are closed at once, firing `dropped` (default Infinity; split evenly over loops). */
+  maxConnections?: number;
+  /** Keep a connection writable after the peer's FIN and fire `end`, instead of closing it (default false). */
+  allowHalfOpen?: boolean;
+  /** On shutdown, stop accepting and give connections this many ms to finish writing before closing them (default 0: at once). */
+  grace?: number;
+}
+
+/** Checks an optional numeric option: a number >= min (Infinity allowed where `infinite`). */
+function numberOption(name: string, value: unknown, dflt: number, min: number, infinite: boolean): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (!infinite && !Number.isFinite(value)) || (Number.isFinite(value) && !Number.isInteger(value))) {
+    throw new InvalidArgumentError(`options.${name}`, value, `an integer >= ${min}${infinite ? ' or Infinity' : ''}`);
+  }
+  return value;
 }
 
 /**
@@ -54,20 +76,29 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
   const tcpNoDelay = o.tcpNoDelay ?? true;
   if (typeof tcpNoDelay !== 'boolean') throw new InvalidArgumentError('options.tcpNoDelay', tcpNoDelay, 'a boolean');
   if (o.onError !== undefined && typeof o.onError !== 'function') throw new InvalidArgumentError('options.onError', o.onError, 'a function');
+  const highWaterMark = numberOption('highWaterMark', o.highWaterMark, kHighWaterMarkBytes, 1, false);
+  const lowWaterMark = numberOption('lowWaterMark', o.lowWaterMark, Math.floor(highWaterMark / 4), 0, false);
+  if (lowWaterMark > highWaterMark) throw new InvalidArgumentError('options.lowWaterMark', lowWaterMark, `at most highWaterMark (${highWaterMark})`);
+  const maxOutputBytes = numberOption('maxOutputBytes', o.maxOutputBytes, Infinity, 1, true);
+  const maxConnections = numberOption('maxConnections', o.maxConnections, Infinity, 1, true);
+  const graceMs = numberOption('grace', o.grace, 0, 0, false);
+  const allowHalfOpen = o.allowHalfOpen ?? false;
+  if (typeof allowHalfOpen !== 'boolean') throw new InvalidArgumentError('options.allowHalfOpen', allowHalfOpen, 'a boolean');
   const numLoops = events.numLoops ?? 0;
   if (!Number.isInteger(numLoops)) throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
   const loadBalance = events.loadBalance ?? LoadBalance.Random;
   if (loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
     throw new InvalidArgumentError('events.loadBalance', loadBalance, 'LoadBalance.Random, RoundRobin or LeastConnections');
   }
-  for (const name of ['serving', 'opened', 'closed', 'preWrite', 'data', 'tick'] as const) {
+  for (const name of ['serving', 'opened', 'closed', 'preWrite', 'data', 'tick', 'end', 'drained', 'dropped'] as const) {
     const fn = events[name];
     if (fn !== undefined && typeof fn !== 'function') throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
   }
   if (addrs.length === 0) throw new BadAddressError('', 'serve() needs at least one address');
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
   return runEngine(events, {
-    waitTimeoutMs,
+    tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxConnections, allowHalfOpen },
+    graceMs,
     backend,
     tcpNoDelay,
     numLoops: numLoops < 0 ? availableParallelism() : Math.max(1, numLoops),

@@ -2,7 +2,7 @@
  * Shared test plumbing: the backends under test, a server started on port 0 that a test can stop,
  * plain node:net clients, and fd accounting.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -206,4 +206,50 @@ export function socketDir(tag: string): string {
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A test size: `ci` normally, `stress` when GEVENT_STRESS=1 is set. */
+export function sized(ci: number, stress: number): number {
+  return process.env.GEVENT_STRESS === '1' ? stress : ci;
+}
+
+/** This process's resident set size in bytes. */
+export function rssBytes(): number {
+  return process.memoryUsage.rss();
+}
+
+/** The inode numbers of the sockets open in process `pid` ('self' for this one), from /proc/<pid>/fd. */
+export function socketInodes(pid: number | 'self'): Set<string> {
+  const dir = `/proc/${pid}/fd`;
+  const out = new Set<string>();
+  for (const fd of readdirSync(dir)) {
+    let target: string;
+    try {
+      target = readlinkSync(join(dir, fd));
+    } catch {
+      continue;
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m) out.add(m[1]!);
+  }
+  return out;
+}
+
+/** CPU time (user + system) process `pid` has used, in clock ticks (see `getconf CLK_TCK`, 100 on Linux). */
+export function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Connects `n` clients to 127.0.0.1:port, at most `batch` connects in flight at a time. */
+export async function connectMany(port: number, n: number, batch = 100): Promise<Socket[]> {
+  const out: Socket[] = [];
+  for (let i = 0; i < n; i += batch) {
+    const part = await Promise.all(
+      Array.from({ length: Math.min(batch, n - i) }, () => connectTo({ network: 'tcp', port, path: '' })),
+    );
+    out.push(...part);
+  }
+  return out;
 }

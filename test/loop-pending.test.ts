@@ -27,6 +27,9 @@ class RecordingBackend implements Backend {
   }
   end(): void {}
   setKeepAlive(): void {}
+  watchQueue(): void {}
+  pauseReading(): void {}
+  async closeListeners(): Promise<void> {}
   sendTo(): void {}
   async stop(): Promise<void> {}
 }

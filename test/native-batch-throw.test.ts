@@ -24,6 +24,8 @@ b.start({
   onClose() { closes++; },
   onDatagram() {},
   onBatchEnd() {},
+  onQueued() {},
+  onAcceptError() {},
 });
 process.on('uncaughtException', async (err) => {
   console.log('caught:', err.message);

@@ -50,6 +50,10 @@ class Recorder implements BackendHandler {
     this.batches++;
     this.backend.flush();
   }
+  onQueued(): void {}
+  onAcceptError(_listener: number, errno: string): void {
+    assert.fail(`unexpected accept error ${errno}`);
+  }
 }
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {

@@ -35,6 +35,12 @@ class UdpEcho implements BackendHandler {
     this.batches++;
     this.b.flush();
   }
+  onQueued(): void {
+    assert.fail('no output queues on UDP');
+  }
+  onAcceptError(): void {
+    assert.fail('no accepts on UDP');
+  }
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {

@@ -40,6 +40,10 @@ class Echo implements BackendHandler {
   onBatchEnd(): void {
     this.b.flush();
   }
+  onQueued(): void {}
+  onAcceptError(_listener: number, errno: string): void {
+    assert.fail(`unexpected accept error ${errno}`);
+  }
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {

@@ -30,6 +30,8 @@ const { parentPort, workerData } = require('node:worker_threads');
     onClose() { closed++; },
     onDatagram() {},
     onBatchEnd() { b.flush(); },
+    onQueued() {},
+    onAcceptError() {},
     onWake() { wakes++; parentPort.postMessage({ t: 'woken', wakes }); },
   });
   const addr = await b.listen(parseAddress('tcp://127.0.0.1:0'));
@@ -77,6 +79,8 @@ describe('native backend: worker threads', { skip }, () => {
       onClose() {},
       onDatagram() {},
       onBatchEnd: () => main.flush(),
+      onQueued() {},
+      onAcceptError() {},
     });
     const mainAddr = await main.listen(parseAddress('tcp://127.0.0.1:0'));
 
@@ -125,6 +129,8 @@ describe('native backend: worker threads', { skip }, () => {
       onClose() {},
       onDatagram() {},
       onBatchEnd() {},
+      onQueued() {},
+      onAcceptError() {},
     };
     acceptor.start(handler);
     const addr = await acceptor.listen(parseAddress('tcp://127.0.0.1:0'), { handOff: true });
@@ -150,6 +156,8 @@ describe('native backend: worker threads', { skip }, () => {
       onClose: () => closes++,
       onDatagram() {},
       onBatchEnd: () => b.flush(),
+      onQueued() {},
+      onAcceptError() {},
       onAccepted: (fd) => {
         b.adopt(fd, 0);
         assert.equal(opens.length, 0, 'onOpen is not called synchronously from adopt');

@@ -57,7 +57,10 @@ export interface NativeAddon {
   wake(eventFd: number): number;
   /** Closes an fd from an ACCEPTED record that no loop adopted. */
   closeFd(fd: number): number;
-  /** [live connections, datagrams dropped as truncated, datagrams dropped on send, pending record slots] */
+  /**
+   * Fills `out` (5 doubles): [live connections, datagrams dropped as truncated, datagrams dropped on
+   * send, pending record slots, listeners parked after an accept error].
+   */
   stats(loop: LoopHandle, out: Float64Array): number;
   /** Loops of this addon instance (this thread) not yet closed. */
   liveLoops(): number;
@@ -67,24 +70,53 @@ export const kHeaderU32 = 16;
 /** u32 per record or command slot. */
 export const kSlotU32 = 4;
 
+/** Record types in the in arena; each record is [type, a, b, c] (+2 address slots where noted). */
 export const enum Rec {
+  /** [id, listener] + peer address */
   Open = 1,
+  /** [id, offset, length] */
   Data = 2,
+  /** [id]: the peer sent FIN */
   End = 3,
+  /** [id, errno] */
   Close = 4,
+  /** [listener, offset, length] + sender address */
   Dgram = 5,
+  /** [fd, listener] + peer address: a hand-off listener accepted fd, not registered */
   Accepted = 6,
+  /** another thread called wake() */
   Wake = 7,
+  /**
+   * [id, bytes low 32, bytes high 32]: connection id's output the kernel has not taken yet. Sent
+   * after a flush for each connection whose queue grew (or that WatchQueue named), and after
+   * EPOLLOUT writes, whenever the figure differs from the last one reported; never for a send the
+   * kernel took whole. A connection that closes is not reported again.
+   */
+  Queued = 8,
+  /** [listener, errno]: accept4 failed; the listener is parked for a moment, then retries */
+  AcceptError = 9,
 }
 
+/** Command ops in the out arena; each command is [op, id, a, b] (+2 address slots for SendTo*). */
 export const enum Op {
+  /** [id, offset, length] */
   Write = 1,
+  /** [id, ext index, length] */
   WriteExt = 2,
+  /** [id, flush] */
   Close = 3,
+  /** [id] */
   End = 4,
+  /** [id, seconds (0 = off)] */
   KeepAlive = 5,
+  /** [listener slot, offset, length] + address */
   SendTo = 6,
+  /** [listener slot, ext index, length] + address */
   SendToExt = 7,
+  /** [id, paused]: 1 drops read interest (no DATA/END until 0 restores it); errors still close */
+  PauseReading = 8,
+  /** [id]: a Queued record after this flush even when the figure is unchanged (or 0) */
+  WatchQueue = 9,
 }
 
 export const enum ListenFlag {

@@ -41,6 +41,18 @@ export interface BackendHandler {
   onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void;
   /** A batch of events ended; the loop flushes its replies. Backends without batching call it after every event. */
   onBatchEnd(): void;
+  /**
+   * How many bytes of connection `id`'s output the kernel has not taken yet, whenever that figure
+   * changes and the old or the new value is non-zero: after a flush leaves output queued, as the
+   * queue shrinks, and 0 once it has drained. Connections whose writes the kernel took at once are
+   * never reported. May lag a flush by one batch.
+   */
+  onQueued(id: number, bytes: number): void;
+  /**
+   * accept() on listener `listener` failed with `errno` (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the
+   * listener goes on. Backends rate-limit nothing: the loop does.
+   */
+  onAcceptError(listener: number, errno: string): void;
 }
 
 /** Options fixed when a backend is created. */
@@ -71,6 +83,15 @@ export interface Backend {
   close(id: number, flush: boolean): void;
   /** Half-closes (shutdown SHUT_WR) after queued output is written. */
   end(id: number): void;
+  /**
+   * Asks for one onQueued(id, bytes) report after the next flush, made even when `bytes` is 0 and
+   * unchanged: the loop uses it to learn that output it could not account for has drained.
+   */
+  watchQueue(id: number): void;
+  /** Stops (true) or restarts (false) reading from connection `id`; writes go on either way. */
+  pauseReading(id: number, paused: boolean): void;
+  /** Closes every listener (unlinking unix socket files) so that nothing new is accepted; open connections stay. */
+  closeListeners(): Promise<void>;
   /** TCP keep-alive with the given idle time, or off when ms <= 0. */
   setKeepAlive(id: number, ms: number): void;
   /** Sends one datagram from UDP listener `listener` back to `peer`. */

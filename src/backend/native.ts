@@ -3,11 +3,16 @@
  *
  * Reads: each libuv wake-up of the loop's epoll fd fills the in arena with records and calls
  * `walk` once; onData gets a view into the arena (valid during the call only).
- * Writes: write/close/end/setKeepAlive/sendTo append commands to the out arena (small payloads are
- * copied in, large ones passed by reference); flush() hands them to C in one call. Inside a batch,
+ * Writes: write/close/end/setKeepAlive/pauseReading/watchQueue/sendTo append commands to the out
+ * arena (small payloads are copied in, large ones passed by reference); flush() hands them to C in
+ * one call, which runs them in order. Inside a batch,
  * flush() is deferred: C runs the command list right after the batch callback returns, saving a
  * crossing per wake-up. The command count lives in the out arena's header, so C and JS never
  * disagree about it.
+ *
+ * Backpressure: C reports a connection's queued output (QUEUED records, onQueued) only when a flush
+ * or an EPOLLOUT write changed it, so a connection whose writes the kernel takes at once costs
+ * nothing. What a flush causes is delivered in the next batch, never from inside the call.
  *
  * Threading: a NativeBackend belongs to the thread that created it. `NativeBackend.wake(fd)` is
  * the only call another thread may make.
@@ -63,6 +68,8 @@ export interface NativeStats {
   readonly datagramsTruncated: number;
   readonly datagramsSendDropped: number;
   readonly pendingRecords: number;
+  /** Listeners whose accepting is paused after an accept error (EMFILE, ...), awaiting a retry. */
+  readonly listenersParked: number;
 }
 
 interface ListenerInfo {
@@ -178,7 +185,7 @@ export class NativeBackend implements Backend {
   private readonly kOut8: Uint8Array;
   private readonly kExt: Uint8Array[] = [];
   private readonly kListeners: (ListenerInfo | undefined)[] = [];
-  private readonly kStats = new Float64Array(4);
+  private readonly kStats = new Float64Array(5);
   private kHandler: NativeBackendHandler | null = null;
   private kInBatch = false;
   private kStopRequested = false;
@@ -277,6 +284,26 @@ export class NativeBackend implements Backend {
     this.command(Op.End, id, 0);
   }
 
+  /** Takes effect at the next flush(), in order with the writes before it; DATA already read still arrives. */
+  pauseReading(id: number, paused: boolean): void {
+    this.command(Op.PauseReading, id, paused ? 1 : 0);
+  }
+
+  watchQueue(id: number): void {
+    this.command(Op.WatchQueue, id, 0);
+  }
+
+  /** Closes every listener now (TCP, unix and UDP); connections, and their addresses, stay. */
+  closeListeners(): Promise<void> {
+    if (this.kClosed) return Promise.resolve();
+    this.kListeners.forEach((info, index) => {
+      if (info === undefined || info.slot < 0) return;
+      this.kAddon.listenerClose(this.kLoop, info.slot);
+      this.kListeners[index] = { slot: -1, network: info.network, addr: info.addr };
+    });
+    return Promise.resolve();
+  }
+
   setKeepAlive(id: number, ms: number): void {
     this.command(Op.KeepAlive, id, ms > 0 ? Math.min(32767, Math.max(1, Math.ceil(ms / 1000))) : 0);
   }
@@ -355,7 +382,13 @@ export class NativeBackend implements Backend {
   stats(): NativeStats {
     const s = this.kStats;
     if (!this.kClosed) this.kAddon.stats(this.kLoop, s);
-    return { connections: s[0], datagramsTruncated: s[1], datagramsSendDropped: s[2], pendingRecords: s[3] };
+    return {
+      connections: s[0],
+      datagramsTruncated: s[1],
+      datagramsSendDropped: s[2],
+      pendingRecords: s[3],
+      listenersParked: s[4],
+    };
   }
 
   /** @internal The network of listener `index`. */
@@ -457,6 +490,12 @@ export class NativeBackend implements Backend {
           if (h.onAccepted) h.onAccepted(fd, listener, decodeAddr(this.networkOf(listener), r, i + kSlotU32, ''));
           else this.kAddon.closeFd(fd);
           i += kSlotU32 * 3;
+        } else if (type === Rec.Queued) {
+          h.onQueued(r[i + 1], r[i + 2] + r[i + 3] * 0x1_0000_0000);
+          i += kSlotU32;
+        } else if (type === Rec.AcceptError) {
+          h.onAcceptError(r[i + 1], errnoName(r[i + 2]));
+          i += kSlotU32;
         } else if (type === Rec.Wake) {
           h.onWake?.();
           i += kSlotU32;

@@ -18,9 +18,16 @@ import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 const kCloseLingerMs = 1000;
 
 interface Stream {
+  readonly id: number;
   readonly sock: Socket;
   err: Error | null;
   closing: boolean;
+  /** The last queued-bytes figure given to onQueued. */
+  reported: number;
+  /** Report the queue after the next flush even when unchanged. */
+  watch: boolean;
+  /** Written to since the last flush. */
+  dirty: boolean;
 }
 
 /** One pending operation, applied in order at flush(). */
@@ -77,6 +84,8 @@ export class PortableBackend implements Backend {
   readonly #dgrams = new Map<number, DgramSocket>();
   readonly #unixPaths = new Map<number, string>();
   #ops: Op[] = [];
+  /** Streams written (or watched) since the last flush: their queues are reported after it. */
+  #written: Stream[] = [];
   #stopped = false;
 
   constructor(opts: BackendOptions) {
@@ -131,6 +140,27 @@ export class PortableBackend implements Backend {
     if (s !== undefined && !s.closing) this.#ops.push({ kind: kWrite, s, data });
   }
 
+  watchQueue(id: number): void {
+    const s = this.#streams.get(id);
+    if (s === undefined) return;
+    s.watch = true;
+    if (!s.dirty) {
+      s.dirty = true;
+      this.#written.push(s);
+    }
+  }
+
+  pauseReading(id: number, paused: boolean): void {
+    const s = this.#streams.get(id);
+    if (s === undefined || s.sock.destroyed) return;
+    if (paused) s.sock.pause();
+    else s.sock.resume();
+  }
+
+  async closeListeners(): Promise<void> {
+    await Promise.all(this.#servers.splice(0).map((entry) => this.#closeServer(entry)));
+  }
+
   close(id: number, flush: boolean): void {
     const s = this.#streams.get(id);
     if (s === undefined || s.closing) return;
@@ -156,12 +186,35 @@ export class PortableBackend implements Backend {
 
   flush(): void {
     const ops = this.#ops;
-    if (ops.length === 0) return;
-    this.#ops = [];
+    if (ops.length > 0) {
+      this.#ops = [];
+      this.#apply(ops);
+    }
+    const written = this.#written;
+    if (written.length === 0) return;
+    this.#written = [];
+    for (const s of written) {
+      s.dirty = false;
+      const queued = s.sock.destroyed ? 0 : s.sock.writableLength;
+      if (queued !== s.reported || s.watch) {
+        s.reported = queued;
+        s.watch = false;
+        this.#handler!.onQueued(s.id, queued);
+      }
+    }
+  }
+
+  #apply(ops: Op[]): void {
     for (const op of ops) {
       switch (op.kind) {
         case kWrite:
-          if (!op.s.sock.destroyed) op.s.sock.write(op.data);
+          if (!op.s.sock.destroyed) {
+            op.s.sock.write(op.data);
+            if (!op.s.dirty) {
+              op.s.dirty = true;
+              this.#written.push(op.s);
+            }
+          }
           break;
         case kClose:
           closeFlushed(op.s.sock);
@@ -181,21 +234,25 @@ export class PortableBackend implements Backend {
     this.#stopped = true;
     this.#ops = [];
     const waits: Promise<unknown>[] = [];
-    for (const { shared, server, path } of this.#servers) {
-      if (shared) {
-        const i = shared.members.findIndex((m) => m.backend === this);
-        if (i >= 0) shared.members.splice(i, 1);
-        if (shared.members.length > 0) continue;
-        sharedByAddress.delete(shared.key);
-      }
-      waits.push(new Promise<void>((resolve) => server.close(() => resolve())).then(() => (path ? unlinkSocket(path) : undefined)));
-    }
+    for (const entry of this.#servers.splice(0)) waits.push(this.#closeServer(entry));
     for (const sock of this.#dgrams.values()) waits.push(new Promise<void>((resolve) => sock.close(() => resolve())));
     for (const s of this.#streams.values()) {
       waits.push(new Promise((resolve) => s.sock.once('close', resolve)));
       s.sock.destroy();
     }
     await Promise.all(waits);
+  }
+
+  /** Leaves a shared reuseport server, or closes an own one (unlinking its unix socket file). */
+  async #closeServer({ shared, server, path }: { shared: Shared | null; server: Server; path: string }): Promise<void> {
+    if (shared) {
+      const i = shared.members.findIndex((m) => m.backend === this);
+      if (i >= 0) shared.members.splice(i, 1);
+      if (shared.members.length > 0) return;
+      sharedByAddress.delete(shared.key);
+    }
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (path) await unlinkSocket(path);
   }
 
   #accept(sock: Socket, listener: number): void {
@@ -205,7 +262,7 @@ export class PortableBackend implements Backend {
       return;
     }
     const id = this.#nextId++;
-    const s: Stream = { sock, err: null, closing: false };
+    const s: Stream = { id, sock, err: null, closing: false, reported: 0, watch: false, dirty: false };
     this.#streams.set(id, s);
     const addrs = streamAddrs(sock, this.#unixPaths.get(listener));
     sock.on('data', (chunk: Buffer) => {
@@ -216,6 +273,12 @@ export class PortableBackend implements Backend {
     sock.on('end', () => {
       if (s.closing) return;
       h.onEnd(id);
+      h.onBatchEnd();
+    });
+    sock.on('drain', () => {
+      if (s.reported === 0) return;
+      s.reported = 0;
+      h.onQueued(id, 0);
       h.onBatchEnd();
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {

@@ -6,12 +6,15 @@
 import type { Addr, ListenSpec } from '../addr.js';
 import { createBackend, type BackendKind } from '../backend/select.js';
 import type { Events, LoadBalance, Server } from '../events.js';
+import type { LoopTuning } from '../loop/loop.js';
 import { LoopHost } from './host.js';
 import { runMultiLoop } from './multi.js';
 
 /** Settings the engine runs with, already validated by serve(). */
 export interface EngineOptions {
-  readonly waitTimeoutMs: number;
+  readonly tuning: LoopTuning;
+  /** How long a shutdown lets connections finish writing before closing them (0: at once). */
+  readonly graceMs: number;
   readonly backend: BackendKind;
   readonly tcpNoDelay: boolean;
   readonly numLoops: number;
@@ -43,7 +46,7 @@ export async function runEngine(events: Events, opts: EngineOptions, specs: read
   if (opts.numLoops > 1) return runMultiLoop(events, opts, specs);
   const backend = await createBackend(opts.backend, { tcpNoDelay: opts.tcpNoDelay });
   const latch = shutdownLatch(opts.signal);
-  const host = new LoopHost(backend, events, { waitTimeoutMs: opts.waitTimeoutMs, onError: opts.onError, requestShutdown: latch.request });
+  const host = new LoopHost(backend, events, { ...opts.tuning, onError: opts.onError, requestShutdown: latch.request });
   let addrs: Addr[];
   try {
     addrs = await host.listenAll(specs);
@@ -57,6 +60,6 @@ export async function runEngine(events: Events, opts: EngineOptions, specs: read
   if (!opts.signal?.aborted) host.begin(server);
   const failure = await latch.requested;
   latch.dispose();
-  await host.stop();
+  await host.stop(failure ? 0 : opts.graceMs);
   if (failure) throw failure;
 }

@@ -7,17 +7,11 @@ import type { Addr, ListenSpec } from '../addr.js';
 import type { Backend } from '../backend/backend.js';
 import { HandlerError } from '../errors.js';
 import { Action, type Events, type Server } from '../events.js';
-import { Loop } from '../loop/loop.js';
+import { Loop, type LoopOptions } from '../loop/loop.js';
 import { parseReply } from '../loop/reply.js';
 import { Ticker } from './ticker.js';
 
-export interface HostOptions {
-  readonly waitTimeoutMs: number;
-  readonly onError: (err: Error) => void;
-  /** Called (at most once is enough; later calls are ignored by the caller) to stop the server. */
-  readonly requestShutdown: (err?: Error) => void;
-  readonly onCount?: (delta: 1 | -1, listener: number) => void;
-}
+export type HostOptions = LoopOptions;
 
 export class LoopHost {
   readonly loop: Loop;
@@ -73,9 +67,12 @@ export class LoopHost {
     this.loop.start();
   }
 
-  /** Stops the ticker and the loop: every connection closes (firing `closed`), every listener too. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the ticker and the loop: every connection closes (firing `closed`), every listener too.
+   * With `graceMs`, connections first get that long to finish writing (see Loop.stop).
+   */
+  async stop(graceMs = 0): Promise<void> {
     this.#ticker.stop();
-    await this.loop.stop();
+    await this.loop.stop(graceMs);
   }
 }

@@ -13,6 +13,8 @@ import type { NativeBackendHandler } from '../backend/native.js';
 import { resolveBackendKind } from '../backend/select.js';
 import { BackendUnavailableError, InvalidArgumentError, WorkerError } from '../errors.js';
 import type { Events } from '../events.js';
+import { AcceptErrorReporter } from '../loop/accept-errors.js';
+import type { LoopTuning } from '../loop/loop.js';
 import { Balancer } from './balancer.js';
 import { shutdownLatch, type EngineOptions } from './engine.js';
 import { fromWireAddr, fromWireError, toWireAddr, type FromWorker, type ToWorker, type WireAddr, type WorkerConfig } from './wire.js';
@@ -118,14 +120,14 @@ class LoopWorker {
     this.#post({ t: 'adopt', fd, listener });
   }
 
-  /** Asks the loop to close everything; resolves when it has, and the thread is gone. */
-  stop(): Promise<void> {
+  /** Asks the loop to close everything (after `graceMs` for writes to finish); resolves when it has, and the thread is gone. */
+  stop(graceMs = 0): Promise<void> {
     if (this.#stopped) return this.#stopped;
     this.#stopped = new Promise<void>((resolve) => {
       this.#onStopped = resolve;
     }).then(() => this.exited);
     if (this.#gone) this.#onStopped!();
-    else this.#post({ t: 'stop' });
+    else this.#post({ t: 'stop', graceMs });
     return this.#stopped;
   }
 }
@@ -156,7 +158,7 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
       index: i,
       numLoops: n,
       eventsModule: opts.eventsModule,
-      waitTimeoutMs: opts.waitTimeoutMs,
+      tuning: perLoopTuning(opts.tuning, n),
       tcpNoDelay: opts.tcpNoDelay,
       counts,
       handOff,
@@ -164,6 +166,7 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     workers.push(new LoopWorker(config, latch.request, opts.onError));
   }
   const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay });
+  const acceptErrors = new AcceptErrorReporter(opts.onError);
   const handler: NativeBackendHandler = {
     onAccepted(fd, listener) {
       const k = balancer.pick();
@@ -181,12 +184,16 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     onClose() {},
     onDatagram() {},
     onBatchEnd() {},
+    onQueued() {},
+    onAcceptError(listener, errno) {
+      acceptErrors.onAcceptError(listener, errno);
+    },
   };
   acceptor.start(handler);
 
-  const stopAll = async (): Promise<void> => {
+  const stopAll = async (graceMs = 0): Promise<void> => {
     await acceptor.stop();
-    await Promise.all(workers.map((w) => w.stop()));
+    await Promise.all(workers.map((w) => w.stop(graceMs)));
   };
   const addrs: Addr[] = [];
   try {
@@ -207,14 +214,20 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     await stopAll();
     throw err;
   }
+  acceptErrors.setListenerAddrs(addrs);
   if (!opts.signal?.aborted) {
     const begun = await Promise.all(workers.map((w) => w.start(addrs, n)));
     if (begun[0]) for (const w of workers.slice(1)) w.serve();
   }
   const failure = await latch.requested;
   latch.dispose();
-  await stopAll();
+  await stopAll(failure ? 0 : opts.graceMs);
   if (failure) throw failure;
+}
+
+/** Each loop's share of the limits that are per server: maxConnections is split evenly (rounded up). */
+function perLoopTuning(t: LoopTuning, n: number): LoopTuning {
+  return t.maxConnections === undefined || t.maxConnections === Infinity ? t : { ...t, maxConnections: Math.ceil(t.maxConnections / n) };
 }
 
 /** Whether connections on this listener are accepted here and handed to a loop. */

@@ -5,6 +5,7 @@
 import { Addr, type ListenSpec, type Network } from '../addr.js';
 import * as errors from '../errors.js';
 import type { Server } from '../events.js';
+import type { LoopTuning } from '../loop/loop.js';
 
 export interface WireAddr {
   network: Network;
@@ -29,7 +30,7 @@ export type ToWorker =
   | { t: 'start'; addrs: WireAddr[]; numLoops: number }
   | { t: 'serve' }
   | { t: 'adopt'; fd: number; listener: number }
-  | { t: 'stop' };
+  | { t: 'stop'; graceMs: number };
 
 /** Worker → engine. */
 export type FromWorker =
@@ -45,7 +46,7 @@ export interface WorkerConfig {
   index: number;
   numLoops: number;
   eventsModule: string;
-  waitTimeoutMs: number;
+  tuning: LoopTuning;
   tcpNoDelay: boolean;
   /** One cell per loop: connections assigned to it (shared with the acceptor). */
   counts: Int32Array;

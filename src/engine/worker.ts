@@ -24,7 +24,7 @@ const handOff = new Set(config.handOff);
 const backend = new NativeBackend({ tcpNoDelay: config.tcpNoDelay });
 let shutdownSent = false;
 const host = new LoopHost(backend, events, {
-  waitTimeoutMs: config.waitTimeoutMs,
+  ...config.tuning,
   onError: (err) => post({ t: 'error', error: toWireError(err) }),
   requestShutdown: (err) => {
     if (shutdownSent) return;
@@ -70,7 +70,7 @@ port.on('message', (m: ToWorker) => {
       break;
     case 'stop':
       stopping = true;
-      host.stop().then(() => {
+      host.stop(m.graceMs).then(() => {
         post({ t: 'stopped' });
         port.close();
       });

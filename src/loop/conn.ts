@@ -30,6 +30,16 @@ export class Conn {
   /** @internal */ closeError: Error | null = null;
   /** @internal */ wakePending = false;
   /** @internal */ endPending = false;
+  /** @internal Output the backend holds (its last onQueued report). */ queued = 0;
+  /** @internal Output written since the last flush. */ unflushed = 0;
+  /** @internal Reading paused by pause(). */ userPaused = false;
+  /** @internal Reading paused because output passed the high-water mark. */ bpPaused = false;
+  /** @internal write() returned false; `drained` fires at the low-water mark. */ needDrain = false;
+  /** @internal A one-shot queue report has been asked for. */ watching = false;
+  /** @internal Idle timeout set by setIdleTimeout(); -1 means the server's waitTimeout. */ idleMs = -1;
+  /** @internal The peer sent FIN (allowHalfOpen). */ peerEnded = false;
+  /** @internal end() was called: no more writes. */ ended = false;
+  /** @internal Closed by maxConnections before `opened`: no `closed` fires. */ dropped = false;
   readonly #addrs: AddrPair | null;
   readonly #addrIndex: number;
 
@@ -60,6 +70,44 @@ export class Conn {
   /** True until the connection has closed; false inside `closed` and after it. */
   get open(): boolean {
     return this.state !== ConnState.Closed;
+  }
+
+  /**
+   * Queues bytes to write, like send(), and says whether to go on: false once the output queued for
+   * this connection passes the server's `highWaterMark` (the bytes are queued all the same), or when
+   * the connection can no longer be written to. After false, `drained` fires when the queue falls to
+   * the low-water mark.
+   */
+  write(data: Output): boolean {
+    return this.loop.writeConn(this, data);
+  }
+
+  /** Bytes written to this connection that the kernel has not taken yet (as last known). */
+  get queuedBytes(): number {
+    return this.queued + this.unflushed;
+  }
+
+  /** Stops reading from this connection until resume(); writes go on. */
+  pause(): void {
+    this.loop.pauseConn(this, true);
+  }
+
+  /** Reads from this connection again after pause(). */
+  resume(): void {
+    this.loop.pauseConn(this, false);
+  }
+
+  /**
+   * Half-closes: once everything queued is written, sends FIN; the peer may go on sending (with
+   * `allowHalfOpen`). Writing after end() does nothing.
+   */
+  end(): void {
+    this.loop.endConn(this);
+  }
+
+  /** Closes this connection after `ms` without incoming data, instead of the server's waitTimeout; 0 turns it off. */
+  setIdleTimeout(ms: number): void {
+    this.loop.setIdleTimeout(this, ms);
   }
 
   /**
@@ -103,6 +151,23 @@ export class DatagramConn extends Conn {
     return this.loop.sendDatagram(this, data);
   }
 
+  /** Sends one datagram back to this datagram's sender (the same as send()). */
+  override write(data: Output): boolean {
+    return this.loop.sendDatagram(this, data);
+  }
+
   /** Datagrams have no stream to re-read: wake() does nothing. */
   override wake(): void {}
+
+  /** Datagrams have no stream: pause() does nothing. */
+  override pause(): void {}
+
+  /** Datagrams have no stream: resume() does nothing. */
+  override resume(): void {}
+
+  /** Datagrams have no stream: end() does nothing. */
+  override end(): void {}
+
+  /** Datagrams have no idle timeout: setIdleTimeout() does nothing. */
+  override setIdleTimeout(): void {}
 }

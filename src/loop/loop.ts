@@ -1,22 +1,43 @@
 /**
  * One event loop, backend-neutral: the connection table, dispatch of events to user callbacks,
- * the actions they return, output flushing, idle timeouts on the timing wheel, send and wake.
+ * the actions they return, output flushing and backpressure, idle timeouts on the timing wheel,
+ * send and wake.
  *
  * A Loop runs on one thread and handles one backend's events. The engine above it starts it,
  * receives its shutdown requests, and stops it.
+ *
+ * Output accounting: a connection's queued output is what the backend last reported holding
+ * (onQueued) plus what was written since the last flush. Past `highWaterMark` reading pauses and
+ * write() returns false; at `lowWaterMark` reading resumes and, after a false write(), `drained`
+ * fires. Past `maxOutputBytes` the connection closes with OutputLimitError.
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
-import { HandlerError, IdleTimeoutError, InvalidArgumentError } from '../errors.js';
+import { HandlerError, IdleTimeoutError, InvalidArgumentError, OutputLimitError } from '../errors.js';
 import { Action, type Events, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { TimingWheel } from '../timingwheel.js';
+import { AcceptErrorReporter } from './accept-errors.js';
 import { Conn, ConnState, DatagramConn } from './conn.js';
 import { parseReply, toBytes } from './reply.js';
 
-export interface LoopOptions {
+/** A loop's limits and settings: plain values, so that they can cross to a worker thread. */
+export interface LoopTuning {
   /** Close connections with no incoming data for this long; 0 disables. */
   readonly waitTimeoutMs: number;
+  /** Queued output above which reading pauses and write() returns false (default kHighWaterMarkBytes). */
+  readonly highWaterMark?: number;
+  /** Queued output at which reading resumes and `drained` fires (default a quarter of the high mark). */
+  readonly lowWaterMark?: number;
+  /** Queued output past which the connection closes with OutputLimitError (default Infinity). */
+  readonly maxOutputBytes?: number;
+  /** Open connections past which new ones are dropped (default Infinity). */
+  readonly maxConnections?: number;
+  /** Keep a connection writable after the peer's FIN, and fire `end` (default false). */
+  readonly allowHalfOpen?: boolean;
+}
+
+export interface LoopOptions extends LoopTuning {
   /** Receives errors that have no connection or caller to go to (a throwing `closed`, say). */
   readonly onError: (err: Error) => void;
   /** Asks the engine to shut the whole server down (Action.Shutdown from a callback). */
@@ -25,9 +46,11 @@ export interface LoopOptions {
   readonly onCount?: (delta: 1 | -1, listener: number) => void;
 }
 
+export const kHighWaterMarkBytes = 64 * 1024;
+
 /** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
-function wheelTickFor(waitTimeoutMs: number): number {
-  return Math.min(1000, Math.max(10, Math.floor(waitTimeoutMs / 10)));
+function wheelTickFor(timeoutMs: number): number {
+  return Math.min(1000, Math.max(10, Math.floor(timeoutMs / 10)));
 }
 
 export class Loop implements BackendHandler {
@@ -35,23 +58,38 @@ export class Loop implements BackendHandler {
   readonly events: Events;
   readonly #opts: LoopOptions;
   readonly #conns = new Map<number, Conn>();
-  readonly #wheel: TimingWheel | null;
+  #wheel: TimingWheel | null = null;
   readonly #datagramInput = new RingBuffer(0);
+  readonly #highWater: number;
+  readonly #lowWater: number;
+  readonly #maxOutput: number;
+  readonly #maxConns: number;
+  readonly #halfOpen: boolean;
   #listenerAddrs: Addr[] = [];
   #needFlush = false;
   #wrote = false;
   #flushQueued = false;
   #inBatch = false;
   #stopping = false;
+  /** Connections written to since the last flush. */
+  #dirty: Conn[] = [];
   /** Connections accepted before start(), waiting for `serving` to return; null once started. */
   #pending: Conn[] | null = [];
+  /** Resolves stop()'s grace wait when the last connection closes. */
+  #onEmpty: (() => void) | null = null;
+  readonly #acceptErrors: AcceptErrorReporter;
 
   constructor(backend: Backend, events: Events, opts: LoopOptions) {
     this.backend = backend;
     this.events = events;
     this.#opts = opts;
-    this.#wheel = opts.waitTimeoutMs > 0 ? new TimingWheel({ tickMs: wheelTickFor(opts.waitTimeoutMs), wheelSize: 64 }) : null;
-    this.#wheel?.start();
+    this.#highWater = opts.highWaterMark ?? kHighWaterMarkBytes;
+    this.#lowWater = opts.lowWaterMark ?? Math.floor(this.#highWater / 4);
+    this.#maxOutput = opts.maxOutputBytes ?? Infinity;
+    this.#maxConns = opts.maxConnections ?? Infinity;
+    this.#halfOpen = opts.allowHalfOpen ?? false;
+    this.#acceptErrors = new AcceptErrorReporter(opts.onError);
+    if (opts.waitTimeoutMs > 0) this.#wheelFor(opts.waitTimeoutMs);
   }
 
   /** How many connections are open on this loop. */
@@ -62,6 +100,7 @@ export class Loop implements BackendHandler {
   /** The bound address of each listener, by index; set by the engine once listening. */
   setListenerAddrs(addrs: Addr[]): void {
     this.#listenerAddrs = addrs;
+    this.#acceptErrors.setListenerAddrs(addrs);
   }
 
   // ---- BackendHandler ------------------------------------------------------------------------
@@ -71,6 +110,10 @@ export class Loop implements BackendHandler {
     const c = new Conn(this, id, listener, addrs, ringBufferPool.get());
     this.#conns.set(id, c);
     this.#opts.onCount?.(1, listener);
+    if (this.#conns.size > this.#maxConns || this.#stopping) {
+      this.#drop(c);
+      return;
+    }
     if (this.#pending !== null) {
       c.state = ConnState.Pending;
       this.#pending.push(c);
@@ -90,38 +133,9 @@ export class Loop implements BackendHandler {
       c.state = ConnState.Open;
       this.#open(c);
       if (c.state === ConnState.Open && c.input.length > 0) this.#runData(c);
-      if (c.endPending) this.#close(c);
+      if (c.endPending) this.onEnd(c.id);
     }
     this.onBatchEnd();
-  }
-
-  #open(c: Conn): void {
-    const id = c.id;
-    if (this.#wheel) {
-      c.lastActiveMs = performance.now();
-      c.idleTimer = this.#wheel.afterFunc(this.#opts.waitTimeoutMs, () => this.#checkIdle(c));
-    }
-    const opened = this.events.opened;
-    if (!opened) return;
-    let r: unknown;
-    try {
-      r = opened.call(this.events, c);
-    } catch (err) {
-      this.#fail(c, new HandlerError('opened', err));
-      return;
-    }
-    try {
-      const p = parseReply('opened', r);
-      if (p.opts?.tcpKeepAlive !== undefined) {
-        const ms = p.opts.tcpKeepAlive;
-        if (typeof ms !== 'number' || !(ms >= 0)) throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
-        this.backend.setKeepAlive(id, ms);
-      }
-      if (p.out) this.#write(c, p.out);
-      if (p.action !== Action.None) this.#act(c, p.action);
-    } catch (err) {
-      this.#fail(c, err as Error);
-    }
   }
 
   onData(id: number, bytes: Uint8Array): void {
@@ -131,7 +145,7 @@ export class Loop implements BackendHandler {
       return;
     }
     this.#inBatch = true;
-    if (this.#wheel) c.lastActiveMs = performance.now();
+    if (c.idleTimer !== null) c.lastActiveMs = performance.now();
     const input = c.input;
     if (input.length === 0) input.borrow(bytes);
     else input.write(bytes);
@@ -143,7 +157,17 @@ export class Loop implements BackendHandler {
     if (c?.state === ConnState.Pending) c.endPending = true;
     if (c === undefined || c.state !== ConnState.Open) return;
     this.#inBatch = true;
-    this.#close(c);
+    if (!this.#halfOpen) {
+      this.#close(c);
+      return;
+    }
+    c.peerEnded = true;
+    if (c.ended) {
+      this.#close(c);
+      return;
+    }
+    const end = this.events.end;
+    if (end) this.#reply(c, 'end', () => end.call(this.events, c));
   }
 
   onClose(id: number, err: Error | null): void {
@@ -151,14 +175,14 @@ export class Loop implements BackendHandler {
     if (c === undefined) return;
     this.#conns.delete(id);
     this.#opts.onCount?.(-1, c.addrIndex);
-    const seen = c.state !== ConnState.Pending;
+    const seen = c.state !== ConnState.Pending && !c.dropped;
     c.state = ConnState.Closed;
     c.idleTimer?.stop();
     c.idleTimer = null;
     ringBufferPool.put(c.input);
-    if (!seen) return;
+    if (this.#conns.size === 0) this.#onEmpty?.();
     const closed = this.events.closed;
-    if (!closed) return;
+    if (!seen || !closed) return;
     try {
       const p = parseReply('closed', closed.call(this.events, c, c.closeError ?? err));
       if (p.action === Action.Shutdown) this.#opts.requestShutdown();
@@ -186,6 +210,41 @@ export class Loop implements BackendHandler {
     }
   }
 
+  onQueued(id: number, bytes: number): void {
+    const c = this.#conns.get(id);
+    if (c === undefined) return;
+    c.queued = bytes;
+    c.watching = false;
+    if (c.state !== ConnState.Open && c.state !== ConnState.Closing) return;
+    if (bytes > this.#maxOutput) {
+      this.#overLimit(c);
+      return;
+    }
+    if (bytes > this.#highWater) {
+      if (!c.bpPaused) {
+        c.bpPaused = true;
+        if (!c.userPaused) this.backend.pauseReading(id, true);
+      }
+    } else if (bytes <= this.#lowWater) {
+      if (c.bpPaused) {
+        c.bpPaused = false;
+        if (!c.userPaused) this.backend.pauseReading(id, false);
+      }
+      if (c.needDrain && c.unflushed === 0) {
+        c.needDrain = false;
+        const drained = this.events.drained;
+        if (drained && c.state === ConnState.Open) {
+          this.#inBatch = true;
+          this.#reply(c, 'drained', () => drained.call(this.events, c));
+        }
+      }
+    }
+  }
+
+  onAcceptError(listener: number, errno: string): void {
+    this.#acceptErrors.onAcceptError(listener, errno);
+  }
+
   onBatchEnd(): void {
     this.#inBatch = false;
     if (this.#needFlush) this.#flush();
@@ -196,9 +255,17 @@ export class Loop implements BackendHandler {
   /** Conn.send: queue bytes and make sure a flush follows. */
   send(c: Conn, data: Output): boolean {
     const bytes = toBytes('send data', data);
-    if (c.state !== ConnState.Open) return false;
+    if (c.state !== ConnState.Open || c.ended) return false;
     this.#write(c, bytes);
     return true;
+  }
+
+  /** Conn.write: send, and say whether the queue is still under the high-water mark. */
+  writeConn(c: Conn, data: Output): boolean {
+    if (!this.send(c, data)) return false;
+    if (c.queued + c.unflushed <= this.#highWater) return true;
+    c.needDrain = true;
+    return false;
   }
 
   /** DatagramConn.send: one datagram back to the sender. */
@@ -226,18 +293,109 @@ export class Loop implements BackendHandler {
     });
   }
 
+  /** Conn.pause / Conn.resume. */
+  pauseConn(c: Conn, paused: boolean): void {
+    if (c.state !== ConnState.Open || c.userPaused === paused) return;
+    c.userPaused = paused;
+    if (!c.bpPaused) {
+      this.backend.pauseReading(c.id, paused);
+      this.#scheduleFlush();
+    }
+  }
+
+  /** Conn.end: FIN after the queued output; a connection ended both ways closes. */
+  endConn(c: Conn): void {
+    if (c.state !== ConnState.Open || c.ended) return;
+    c.ended = true;
+    if (c.peerEnded) {
+      this.#close(c);
+      return;
+    }
+    this.backend.end(c.id);
+    this.#scheduleFlush();
+  }
+
+  /** Conn.setIdleTimeout. */
+  setIdleTimeout(c: Conn, ms: number): void {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new InvalidArgumentError('setIdleTimeout ms', ms, 'a finite number of milliseconds >= 0');
+    }
+    if (c.state !== ConnState.Open && c.state !== ConnState.Pending) return;
+    c.idleMs = ms;
+    c.idleTimer?.stop();
+    c.idleTimer = null;
+    this.#armIdle(c);
+  }
+
   // ---- engine-facing ----------------------------------------------------------------------------
 
-  /** Stops the loop: closes every connection (firing `closed` for each) and every listener. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the loop. With `graceMs` > 0: stops accepting, closes every connection after writing its
+   * queued output, and waits up to `graceMs` for them; then (or at once without a grace) closes
+   * whatever is left and every listener, firing `closed` for each connection.
+   */
+  async stop(graceMs = 0): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    if (graceMs > 0 && this.#conns.size > 0) {
+      await this.backend.closeListeners();
+      const empty = new Promise<void>((resolve) => (this.#onEmpty = resolve));
+      this.#inBatch = true;
+      for (const c of [...this.#conns.values()]) {
+        if (c.state === ConnState.Pending) this.backend.close(c.id, false);
+        else this.#close(c);
+      }
+      this.onBatchEnd();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([empty, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
     this.#wheel?.stop();
     if (this.#needFlush) this.#flush();
     await this.backend.stop();
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  #open(c: Conn): void {
+    this.#armIdle(c);
+    const opened = this.events.opened;
+    if (!opened) return;
+    let r: unknown;
+    try {
+      r = opened.call(this.events, c);
+    } catch (err) {
+      this.#fail(c, new HandlerError('opened', err));
+      return;
+    }
+    try {
+      const p = parseReply('opened', r);
+      if (p.opts?.tcpKeepAlive !== undefined) {
+        const ms = p.opts.tcpKeepAlive;
+        if (typeof ms !== 'number' || !(ms >= 0)) throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
+        this.backend.setKeepAlive(c.id, ms);
+      }
+      if (p.out) this.#write(c, p.out);
+      if (p.action !== Action.None) this.#act(c, p.action);
+    } catch (err) {
+      this.#fail(c, err as Error);
+    }
+  }
+
+  /** Closes a connection accepted past maxConnections, before `opened`, and reports it. */
+  #drop(c: Conn): void {
+    c.dropped = true;
+    c.state = ConnState.Closing;
+    this.backend.close(c.id, false);
+    this.#scheduleFlush();
+    const dropped = this.events.dropped;
+    if (!dropped) return;
+    try {
+      dropped.call(this.events, { addrIndex: c.addrIndex, localAddr: c.localAddr, remoteAddr: c.remoteAddr });
+    } catch (err) {
+      this.#opts.onError(new HandlerError('dropped', err));
+    }
+  }
 
   #runData(c: Conn): void {
     const data = this.events.data;
@@ -270,10 +428,43 @@ export class Loop implements BackendHandler {
     }
   }
 
+  /** Runs a connection callback other than data/opened and applies its reply. */
+  #reply(c: Conn, handler: string, call: () => unknown): void {
+    let r: unknown;
+    try {
+      r = call();
+    } catch (err) {
+      this.#fail(c, new HandlerError(handler, err));
+      return;
+    }
+    try {
+      const p = parseReply(handler, r);
+      if (p.out) this.#write(c, p.out);
+      if (p.action !== Action.None) this.#act(c, p.action);
+    } catch (err) {
+      this.#fail(c, err as Error);
+    }
+  }
+
   #write(c: Conn, bytes: Uint8Array): void {
-    if (bytes.length === 0 || c.state !== ConnState.Open) return;
+    const len = bytes.length;
+    if (len === 0 || c.state !== ConnState.Open || c.ended) return;
     this.backend.write(c.id, bytes);
+    if (c.unflushed === 0) this.#dirty.push(c);
+    c.unflushed += len;
     this.#wrote = true;
+    if (c.queued + c.unflushed > this.#maxOutput) {
+      this.#overLimit(c);
+      return;
+    }
+    this.#scheduleFlush();
+  }
+
+  /** Output past maxOutputBytes: the connection closes at once, its output dropped. */
+  #overLimit(c: Conn): void {
+    c.closeError ??= new OutputLimitError(this.#maxOutput, c.queued + c.unflushed);
+    c.state = ConnState.Closing;
+    this.backend.close(c.id, false);
     this.#scheduleFlush();
   }
 
@@ -298,6 +489,17 @@ export class Loop implements BackendHandler {
       }
     }
     this.#wrote = false;
+    const dirty = this.#dirty;
+    if (dirty.length > 0) {
+      this.#dirty = [];
+      for (const c of dirty) {
+        c.unflushed = 0;
+        if (c.needDrain && !c.watching && c.state === ConnState.Open) {
+          c.watching = true;
+          this.backend.watchQueue(c.id);
+        }
+      }
+    }
     this.backend.flush();
   }
 
@@ -320,15 +522,34 @@ export class Loop implements BackendHandler {
     this.#close(c);
   }
 
+  #wheelFor(timeoutMs: number): TimingWheel {
+    if (this.#wheel === null) {
+      this.#wheel = new TimingWheel({ tickMs: wheelTickFor(timeoutMs), wheelSize: 64 });
+      this.#wheel.start();
+    }
+    return this.#wheel;
+  }
+
+  #idleMs(c: Conn): number {
+    return c.idleMs >= 0 ? c.idleMs : this.#opts.waitTimeoutMs;
+  }
+
+  #armIdle(c: Conn): void {
+    const ms = this.#idleMs(c);
+    if (ms <= 0 || this.#stopping) return;
+    c.lastActiveMs = performance.now();
+    c.idleTimer = this.#wheelFor(ms).afterFunc(ms, () => this.#checkIdle(c));
+  }
+
   #checkIdle(c: Conn): void {
     c.idleTimer = null;
     if (c.state !== ConnState.Open) return;
-    const timeout = this.#opts.waitTimeoutMs;
+    const timeout = this.#idleMs(c);
+    if (timeout <= 0) return;
     const idle = performance.now() - c.lastActiveMs;
     if (idle + 1 >= timeout) {
       c.closeError = new IdleTimeoutError(timeout);
       this.#close(c);
-      this.#flush();
     } else {
       c.idleTimer = this.#wheel!.afterFunc(timeout - idle, () => this.#checkIdle(c));
     }

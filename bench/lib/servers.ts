@@ -1,0 +1,85 @@
+/**
+ * The servers under test and the workloads they run. Every server is an echo server on one port;
+ * `command` gives its argv for TCP or UDP, or null where it has no such variant. A server that
+ * cannot run here (no Bun, no native backend) is skipped with a note rather than failing the run.
+ */
+import { join } from 'node:path';
+
+export type Workload = 'tcp-pingpong' | 'tcp-pipeline' | 'udp-pingpong' | 'tcp-held';
+
+export const kWorkloads: readonly Workload[] = ['tcp-pingpong', 'tcp-pipeline', 'udp-pingpong', 'tcp-held'];
+
+export function isUdp(workload: Workload): boolean {
+  return workload === 'udp-pingpong';
+}
+
+export interface ServerSpec {
+  /** Stable name used by --only and in the tables. */
+  name: string;
+  /** What it is, for the docs. */
+  label: (udp: boolean) => string;
+  /** argv for the given port, or null when this server has no variant for the protocol. */
+  command: (port: number, udp: boolean) => string[] | null;
+  /** Why this server cannot run on this machine, or null when it can. */
+  unavailable: string | null;
+  /** The reference that ratios are taken against. */
+  reference: boolean;
+}
+
+/** The name of the reference server (the C echo servers). */
+export const kReferenceName = 'c';
+
+export function serverCatalogue(root: string, binDir: string, bun: string | null): ServerSpec[] {
+  const echoExample = join(root, 'dist', 'examples', 'echo', 'main.js');
+  const gevent = (backend: string) => (port: number, udp: boolean) => [
+    process.execPath,
+    echoExample,
+    '--port',
+    String(port),
+    '--backend',
+    backend,
+    ...(udp ? ['--udp'] : []),
+  ];
+  return [
+    {
+      name: kReferenceName,
+      label: (udp) => (udp ? 'C recvmmsg/sendmmsg echo (reference)' : 'C epoll echo (reference)'),
+      command: (port, udp) => [join(binDir, udp ? 'udp_echo_mmsg' : 'echo_epoll'), String(port)],
+      unavailable: null,
+      reference: true,
+    },
+    {
+      name: 'gevent-native',
+      label: () => 'gevent, native backend, 1 loop',
+      command: gevent('native'),
+      unavailable: null,
+      reference: false,
+    },
+    {
+      name: 'gevent-portable',
+      label: () => 'gevent, portable backend, 1 loop',
+      command: gevent('portable'),
+      unavailable: null,
+      reference: false,
+    },
+    {
+      name: 'node',
+      label: (udp) => (udp ? 'node:dgram echo' : 'node:net echo'),
+      command: (port, udp) => [
+        process.execPath,
+        join(root, 'bench', 'servers', udp ? 'node-dgram-echo.mjs' : 'node-net-echo.mjs'),
+        String(port),
+      ],
+      unavailable: null,
+      reference: false,
+    },
+    {
+      name: 'bun',
+      label: (udp) => (udp ? 'Bun.udpSocket echo' : 'Bun.listen echo'),
+      command: (port, udp) =>
+        bun === null ? null : [bun, join(root, 'bench', 'servers', 'bun-echo.ts'), String(port), ...(udp ? ['--udp'] : [])],
+      unavailable: bun === null ? 'Bun is not installed (npm install -D @oven/bun-linux-x64)' : null,
+      reference: false,
+    },
+  ];
+}

@@ -1,0 +1,557 @@
+/**
+ * The benchmark orchestrator, run by `npm run bench`: compiles the C reference servers and the
+ * load generator, then for every workload and every server starts the server on core 0, loads it
+ * from core 1, records msgs/s, the ratio to the C reference and both sides' CPU, and stops the
+ * server. Prints a table and writes docs/benchmarks.md and docs/benchmarks.svg.
+ *
+ *   npm run bench -- [--duration S] [--warmup S] [--trials N] [--only c,gevent-portable,...]
+ *                    [--workloads tcp-pingpong,...] [--conns N] [--held-conns N] [--no-write-docs]
+ *                    [--engine auto|uring|epoll] [--quiet-wait S]
+ *
+ * A program that prints numbers, not a test: it fails only when it cannot measure or when an echo
+ * comes back wrong.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { describeMachine, findBun, type Machine } from './lib/machine.js';
+import {
+  kTicksPerSecond,
+  freePort,
+  readCoreBusyTicks,
+  readCpuTicks,
+  readRssBytes,
+  startChild,
+  stopChild,
+  waitReady,
+  type Child,
+} from './lib/proc.js';
+import { barChartSvg, consoleTable, markdownReport, type Result } from './lib/report.js';
+import { isUdp, kReferenceName, kWorkloads, serverCatalogue, type ServerSpec, type Workload } from './lib/servers.js';
+
+const kServerCore = 0;
+const kLoadgenCore = 1;
+const kSettleMs = 300;
+const kLoadgenSlackMs = 120_000;
+const kCSources = ['echo_epoll', 'udp_echo_mmsg', 'loadgen'] as const;
+
+interface Options {
+  durationS: number;
+  warmupS: number;
+  trials: number;
+  only: string[] | null;
+  workloads: Workload[];
+  conns: number;
+  heldConns: number;
+  writeDocs: boolean;
+  engine: string;
+  quietWaitS: number;
+}
+
+/** What one loadgen run printed as its result line. */
+interface LoadgenResult {
+  mode: string;
+  conns: number;
+  seconds: number;
+  msgs: number;
+  msgsPerSec: number;
+  bytes: number;
+  mbPerSec: number;
+  errors: number;
+  losses: number;
+  stale: number;
+  loadgenCpuPct: number;
+  loadgenSaturated: boolean;
+  engine: string;
+}
+
+interface Trial {
+  lg: LoadgenResult;
+  serverCpuPct: number;
+  otherLoadPct: number;
+  otherLoadgenCorePct: number;
+  rssPerConnBytes: number | null;
+  quiet: boolean;
+}
+
+class SkipError extends Error {}
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bench', 'c'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('bench: cannot find the project root (package.json beside bench/c)');
+    dir = up;
+  }
+  return dir;
+}
+
+function positiveNumber(name: string, raw: string, integer: boolean): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new Error(`bench: --${name} must be a positive ${integer ? 'integer' : 'number'}, got ${raw}`);
+  }
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      trials: { type: 'string', default: '3' },
+      only: { type: 'string' },
+      workloads: { type: 'string' },
+      conns: { type: 'string', default: '100' },
+      'held-conns': { type: 'string', default: '9000' },
+      'write-docs': { type: 'boolean', default: true },
+      'no-write-docs': { type: 'boolean', default: false },
+      engine: { type: 'string', default: 'auto' },
+      'quiet-wait': { type: 'string', default: '10' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      'usage: npm run bench -- [--duration S] [--warmup S] [--trials N] [--only NAMES] [--workloads NAMES]\n' +
+        '                        [--conns N] [--held-conns N] [--no-write-docs] [--engine auto|uring|epoll]\n' +
+        '                        [--quiet-wait S]\n' +
+        `servers: ${[kReferenceName, 'gevent-native', 'gevent-portable', 'node', 'bun'].join(', ')}\n` +
+        `workloads: ${kWorkloads.join(', ')}`,
+    );
+    process.exit(0);
+  }
+  const list = (s: string | undefined): string[] | null =>
+    s === undefined ? null : s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  const workloads = list(values.workloads) ?? [...kWorkloads];
+  for (const w of workloads) {
+    if (!(kWorkloads as readonly string[]).includes(w)) {
+      throw new Error(`bench: unknown workload ${w}; the workloads are ${kWorkloads.join(', ')}`);
+    }
+  }
+  if (!['auto', 'uring', 'epoll'].includes(values.engine)) {
+    throw new Error(`bench: --engine must be auto, uring or epoll, got ${values.engine}`);
+  }
+  return {
+    durationS: positiveNumber('duration', values.duration, false),
+    warmupS: values.warmup === '0' ? 0 : positiveNumber('warmup', values.warmup, false),
+    trials: positiveNumber('trials', values.trials, true),
+    only: list(values.only),
+    workloads: workloads as Workload[],
+    conns: positiveNumber('conns', values.conns, true),
+    heldConns: positiveNumber('held-conns', values['held-conns'], true),
+    writeDocs: values['write-docs'] && !values['no-write-docs'],
+    engine: values.engine,
+    quietWaitS: values['quiet-wait'] === '0' ? 0 : positiveNumber('quiet-wait', values['quiet-wait'], false),
+  };
+}
+
+function compileC(root: string, binDir: string): void {
+  mkdirSync(binDir, { recursive: true });
+  for (const name of kCSources) {
+    const src = join(root, 'bench', 'c', `${name}.c`);
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', join(binDir, name), src], { stdio: 'inherit' });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+interface CpuUsage {
+  /** The server process, in percent of one core. */
+  serverPct: number;
+  /** Busy time on the server's core, in percent of it. */
+  serverCorePct: number;
+  /** Busy time on the load generator's core, in percent of it. */
+  loadgenCorePct: number;
+}
+
+/** CPU of the server process and of both cores, between two samples. */
+class CpuWindow {
+  private t0 = 0;
+  private server0 = 0;
+  private cores0: [number, number] = [0, 0];
+
+  constructor(private readonly pid: number) {}
+
+  start(): void {
+    this.t0 = performance.now();
+    this.server0 = readCpuTicks(this.pid);
+    this.cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadgenCore)];
+  }
+
+  end(): CpuUsage {
+    const seconds = (performance.now() - this.t0) / 1000;
+    const pct = (ticks: number): number => (100 * ticks) / kTicksPerSecond / seconds;
+    return {
+      serverPct: pct(readCpuTicks(this.pid) - this.server0),
+      serverCorePct: pct(readCoreBusyTicks(kServerCore) - this.cores0[0]),
+      loadgenCorePct: pct(readCoreBusyTicks(kLoadgenCore) - this.cores0[1]),
+    };
+  }
+}
+
+/** Busy time of both cores over `ms`, in percent of each. */
+async function coreBusyPct(ms: number): Promise<[number, number]> {
+  const a = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadgenCore)];
+  await sleep(ms);
+  const b = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadgenCore)];
+  const pct = (i: number): number => (100 * (b[i]! - a[i]!)) / kTicksPerSecond / (ms / 1000);
+  return [pct(0), pct(1)];
+}
+
+/**
+ * Waits until neither core is busier than 10% over a second, for at most `maxS` seconds: other
+ * work on a shared machine would otherwise be measured as the server's slowness. Returns whether
+ * the machine became quiet.
+ */
+async function waitQuiet(maxS: number): Promise<boolean> {
+  const deadline = Date.now() + maxS * 1000;
+  do {
+    const [c0, c1] = await coreBusyPct(1000);
+    if (c0 < 10 && c1 < 10) return true;
+  } while (Date.now() < deadline);
+  return false;
+}
+
+function loadgenArgs(workload: Workload, port: number, opts: Options): string[] {
+  const held = workload === 'tcp-held';
+  return [
+    workload,
+    '--port',
+    String(port),
+    '--duration',
+    String(opts.durationS),
+    '--warmup',
+    String(opts.warmupS),
+    '--conns',
+    String(held ? opts.heldConns : opts.conns),
+    '--engine',
+    opts.engine,
+    ...(held ? ['--pause-when-connected'] : []),
+  ];
+}
+
+/** Runs the load generator against a started server and collects its result line. */
+async function runLoadgen(
+  root: string,
+  binDir: string,
+  server: Child,
+  workload: Workload,
+  port: number,
+  opts: Options,
+  nofile: number,
+): Promise<Trial> {
+  const held = workload === 'tcp-held';
+  const rssBefore = held ? readRssBytes(server.pid) : 0;
+  let rssAfter = 0;
+  const cpu = new CpuWindow(server.pid);
+  let warmupTimer: NodeJS.Timeout | undefined;
+  const startCpuWindow = (): void => {
+    warmupTimer = setTimeout(() => cpu.start(), opts.warmupS * 1000);
+  };
+  const loadgen = startChild(
+    [
+      'taskset',
+      '-c',
+      String(kLoadgenCore),
+      'prlimit',
+      `--nofile=${nofile}:${nofile}`,
+      join(binDir, 'loadgen'),
+      ...loadgenArgs(workload, port, opts),
+    ],
+    { cwd: root, stdin: true },
+  );
+  if (!held) startCpuWindow();
+  let result: LoadgenResult | null = null;
+  let usage: CpuUsage = { serverPct: Number.NaN, serverCorePct: Number.NaN, loadgenCorePct: Number.NaN };
+  const lines = createInterface({ input: loadgen.proc.stdout! });
+  lines.on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    const msg = JSON.parse(line) as { event?: string } & Partial<LoadgenResult>;
+    if (msg.event === 'connected') {
+      rssAfter = readRssBytes(server.pid);
+      loadgen.proc.stdin?.write('go\n');
+      startCpuWindow();
+    } else if (msg.mode !== undefined) {
+      usage = cpu.end();
+      result = msg as LoadgenResult;
+    }
+  });
+  const limitMs = (opts.warmupS + opts.durationS) * 1000 + kLoadgenSlackMs;
+  const code = await Promise.race([loadgen.exited, sleep(limitMs).then(() => 'timeout' as const)]);
+  clearTimeout(warmupTimer);
+  await stopChild(loadgen);
+  lines.close();
+  const got = result as LoadgenResult | null;
+  if (code === 'timeout') throw new Error(`the load generator did not finish within ${limitMs / 1000} s`);
+  if (got === null) throw new Error(`the load generator exited with code ${code}: ${loadgen.output().trim()}`);
+  return {
+    lg: got,
+    serverCpuPct: usage.serverPct,
+    otherLoadPct: Math.max(0, usage.serverCorePct - usage.serverPct),
+    otherLoadgenCorePct: Math.max(0, usage.loadgenCorePct - got.loadgenCpuPct),
+    rssPerConnBytes: held ? (rssAfter - rssBefore) / opts.heldConns : null,
+    quiet: true,
+  };
+}
+
+/** One trial: a fresh server on core 0, loaded from core 1, then stopped whatever happens. */
+async function runTrial(
+  root: string,
+  binDir: string,
+  spec: ServerSpec,
+  workload: Workload,
+  opts: Options,
+  nofile: number,
+): Promise<Trial> {
+  const udp = isUdp(workload);
+  const port = await freePort();
+  const argv = spec.command(port, udp);
+  if (argv === null) throw new SkipError(`no ${udp ? 'UDP' : 'TCP'} variant`);
+  const quiet = opts.quietWaitS === 0 || (await waitQuiet(opts.quietWaitS));
+  const server = startChild(
+    ['taskset', '-c', String(kServerCore), 'prlimit', `--nofile=${nofile}:${nofile}`, ...argv],
+    { cwd: root },
+  );
+  try {
+    try {
+      await waitReady(server, port, udp);
+    } catch (err) {
+      const output = server.output();
+      const unavailable = /ERR_GEVENT_BACKEND_UNAVAILABLE|BackendUnavailableError/.test(output);
+      const why = /gevent: [^\n]*/.exec(output)?.[0] ?? output.trim().split('\n').slice(-3).join(' / ');
+      const reason = `${(err as Error).message}${why ? `: ${why}` : ''}`;
+      throw unavailable ? new SkipError(why) : new Error(reason);
+    }
+    await sleep(kSettleMs);
+    return { ...(await runLoadgen(root, binDir, server, workload, port, opts, nofile)), quiet };
+  } finally {
+    await stopChild(server);
+  }
+}
+
+function emptyResult(workload: Workload, spec: ServerSpec, status: Result['status'], note: string): Result {
+  return {
+    workload,
+    server: spec.name,
+    label: spec.label(isUdp(workload)),
+    status,
+    note,
+    msgsPerSec: 0,
+    mbPerSec: 0,
+    ratio: null,
+    loadgenCpuPct: Number.NaN,
+    loadgenSaturated: false,
+    serverCpuPct: Number.NaN,
+    otherLoadPct: 0,
+    engine: '',
+    notQuiet: false,
+    errors: 0,
+    losses: 0,
+    rssPerConnBytes: null,
+    conns: 0,
+    trials: [],
+  };
+}
+
+/** The fastest trial stands for the cell (other work on the machine only ever slows a trial). */
+function bestTrial(trials: Trial[]): Trial {
+  return trials.reduce((best, t) => (t.lg.msgsPerSec > best.lg.msgsPerSec ? t : best));
+}
+
+function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], refMsgsPerSec: number | null): Result {
+  const best = bestTrial(trials);
+  const rss = trials.map((t) => t.rssPerConnBytes).filter((x): x is number => x !== null);
+  return {
+    ...emptyResult(workload, spec, 'ok', ''),
+    msgsPerSec: best.lg.msgsPerSec,
+    mbPerSec: best.lg.mbPerSec,
+    ratio: refMsgsPerSec !== null && refMsgsPerSec > 0 ? best.lg.msgsPerSec / refMsgsPerSec : null,
+    loadgenCpuPct: best.lg.loadgenCpuPct,
+    loadgenSaturated: best.lg.loadgenSaturated,
+    serverCpuPct: best.serverCpuPct,
+    otherLoadPct: Math.max(best.otherLoadPct, best.otherLoadgenCorePct),
+    engine: best.lg.engine,
+    notQuiet: !best.quiet,
+    errors: trials.reduce((n, t) => n + t.lg.errors, 0),
+    losses: trials.reduce((n, t) => n + t.lg.losses, 0),
+    rssPerConnBytes: rss.length > 0 ? median(rss) : null,
+    conns: best.lg.conns,
+    trials: trials.map((t) => t.lg.msgsPerSec),
+  };
+}
+
+function logTrial(workload: Workload, server: string, t: Trial): void {
+  const rss = t.rssPerConnBytes === null ? '' : `  RSS/conn ${(t.rssPerConnBytes / 1024).toFixed(1)} KiB`;
+  console.log(
+    `${workload.padEnd(13)} ${server.padEnd(16)} ${Math.round(t.lg.msgsPerSec).toLocaleString('en-US').padStart(13)} msgs/s` +
+      `  loadgen CPU ${t.lg.loadgenCpuPct.toFixed(0)}%  server CPU ${t.serverCpuPct.toFixed(0)}%${rss}` +
+      `  other load ${t.otherLoadPct.toFixed(0)}%/${t.otherLoadgenCorePct.toFixed(0)}%` +
+      (t.lg.errors > 0 ? `  ${t.lg.errors} ERRORS` : '') +
+      (t.lg.losses > 0 ? `  ${t.lg.losses} lost` : ''),
+  );
+}
+
+/**
+ * Every server on one workload, in rounds: trial i of each server runs before trial i+1 of any,
+ * so a slow drift of the machine touches all servers alike. A server that cannot start is skipped
+ * (and stays skipped for later workloads when the reason is its own, like a missing backend).
+ */
+async function runWorkload(
+  root: string,
+  binDir: string,
+  workload: Workload,
+  specs: ServerSpec[],
+  skipped: Map<string, string>,
+  opts: Options,
+  nofile: number,
+): Promise<Result[]> {
+  const trials = new Map<string, Trial[]>(specs.map((s) => [s.name, []]));
+  const ended = new Map<string, Result>();
+  for (const spec of specs) {
+    const skip = skipped.get(spec.name);
+    if (skip === undefined) continue;
+    console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${skip}`);
+    ended.set(spec.name, emptyResult(workload, spec, 'skipped', skip));
+  }
+  for (let round = 0; round < opts.trials; round++) {
+    for (const spec of specs) {
+      if (ended.has(spec.name)) continue;
+      try {
+        const t = await runTrial(root, binDir, spec, workload, opts, nofile);
+        trials.get(spec.name)!.push(t);
+        logTrial(workload, spec.name, t);
+      } catch (err) {
+        const msg = (err as Error).message;
+        if (err instanceof SkipError) {
+          skipped.set(spec.name, msg);
+          console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${msg}`);
+          ended.set(spec.name, emptyResult(workload, spec, 'skipped', msg));
+        } else {
+          console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} FAILED: ${msg}`);
+          ended.set(spec.name, emptyResult(workload, spec, 'failed', msg.replace(/\s+/g, ' ').slice(0, 300)));
+        }
+      }
+    }
+  }
+  const ref = specs.find((s) => s.reference && !ended.has(s.name));
+  const refTrials = ref === undefined ? [] : trials.get(ref.name)!;
+  const refMsgsPerSec = refTrials.length > 0 ? bestTrial(refTrials).lg.msgsPerSec : null;
+  return specs.map((spec) => ended.get(spec.name) ?? summarize(workload, spec, trials.get(spec.name)!, refMsgsPerSec));
+}
+
+function commandLine(argv: string[]): string {
+  const args = argv.map((a) => (/^[\w.,=/:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args ? ` -- ${args}` : ''}`;
+  return `node dist/bench/run.js${args ? ` ${args}` : ''}`;
+}
+
+function printMachine(m: Machine): void {
+  console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.kernel}`);
+  console.log(`node ${m.node}, bun ${m.bun ?? '(not installed)'}, ${m.gcc}, open-file limit ${m.nofile}`);
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const opts = parseOptions(argv);
+  const root = findRoot();
+  const binDir = join(root, 'bench', 'bin');
+  compileC(root, binDir);
+  const machine = describeMachine(root);
+  printMachine(machine);
+
+  const catalogue = serverCatalogue(root, binDir, findBun(root));
+  if (opts.only !== null) {
+    const names = catalogue.map((s) => s.name);
+    for (const n of opts.only) {
+      if (!names.includes(n)) throw new Error(`bench: unknown server ${n}; the servers are ${names.join(', ')}`);
+    }
+  }
+  const specs = catalogue.filter((s) => opts.only === null || opts.only.includes(s.name));
+  const notes: string[] = [];
+  const skipped = new Map<string, string>();
+  for (const s of specs) if (s.unavailable !== null) skipped.set(s.name, s.unavailable);
+  if (!existsSync(join(root, 'dist', 'examples', 'echo', 'main.js'))) {
+    for (const s of specs) if (s.name.startsWith('gevent')) skipped.set(s.name, 'dist/ is not built (npm run build)');
+  }
+  if (!specs.some((s) => s.reference)) notes.push('The C reference was not run (--only), so there are no ratios.');
+
+  const results: Result[] = [];
+  for (const workload of opts.workloads) {
+    if (workload === 'tcp-held' && machine.nofile < opts.heldConns + 64) {
+      notes.push(`tcp-held skipped: the open-file limit ${machine.nofile} is below ${opts.heldConns} connections.`);
+      continue;
+    }
+    results.push(...(await runWorkload(root, binDir, workload, specs, skipped, opts, machine.nofile)));
+  }
+  const failures = results.filter((r) => r.status === 'failed' || r.errors > 0).length;
+
+  for (const [name, why] of skipped) notes.push(`\`${name}\` was skipped: ${why}`);
+  const cells = (rs: Result[]): string => rs.map((r) => `${r.server}/${r.workload}`).join(', ');
+  const saturated = results.filter((r) => r.loadgenSaturated);
+  const both = saturated.filter((r) => r.serverCpuPct >= 90);
+  const lgOnly = saturated.filter((r) => r.serverCpuPct < 90);
+  if (both.length > 0) {
+    notes.push(
+      `Both the load generator and the server used 90% or more of their cores in: ${cells(both)}. On loopback ` +
+        "each side's send also runs the other side's receive processing, so a server as cheap per message as the " +
+        'load generator needs as much CPU as it does: these figures are what this two-core machine allows, shared ' +
+        'by both sides, and the true limit of such a server is somewhat higher.',
+    );
+  }
+  if (lgOnly.length > 0) {
+    notes.push(
+      `The load generator used 90% or more of its core, and the server less, in: ${cells(lgOnly)}; ` +
+        "those figures are the load generator's limit rather than the server's.",
+    );
+  }
+  const busy = results.filter((r) => r.status === 'ok' && r.otherLoadPct >= 10);
+  if (busy.length > 0) {
+    notes.push(
+      `Other work (other processes, or kernel threads such as ksoftirqd) used 10% or more of a core during: ${cells(busy)}.`,
+    );
+  }
+
+  console.log('');
+  console.log(consoleTable(results));
+  for (const n of notes) console.log(`note: ${n.replace(/`/g, '')}`);
+
+  if (opts.writeDocs) {
+    const docs = join(root, 'docs');
+    mkdirSync(docs, { recursive: true });
+    const info = {
+      machine,
+      date: new Date().toISOString(),
+      command: commandLine(argv),
+      durationS: opts.durationS,
+      warmupS: opts.warmupS,
+      trials: opts.trials,
+      engines: [...new Set(results.map((r) => r.engine).filter((e) => e !== ''))],
+      quietWaitS: opts.quietWaitS,
+      notes,
+    };
+    writeFileSync(join(docs, 'benchmarks.svg'), barChartSvg(results, 'gevent echo: msgs/s as a ratio to the C reference'));
+    writeFileSync(join(docs, 'benchmarks.md'), markdownReport(results, info, 'benchmarks.svg'));
+    console.log(`wrote docs/benchmarks.md and docs/benchmarks.svg`);
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,208 @@
+/**
+ * The HTTP server's routes and connection handling: parsed requests in, response bytes out.
+ *
+ *   GET|HEAD /plaintext  200 text/plain "Hello, World!"           (TechEmpower plaintext)
+ *   GET|HEAD /json       200 application/json {"message":"Hello, World!"}, serialized per request
+ *   POST     /echo       200 with the request body and its Content-Type
+ *   other methods on those paths: 405 with Allow; any other path: 404
+ *
+ * Every response of one `data` call (pipelined requests, in order) goes out in one write. A
+ * response carries `Connection: close` when the request asked for it (or was HTTP/1.0 without
+ * keep-alive), and the connection is closed after it. A malformed or oversized request gets its
+ * 400, 413 or 431 and the connection lingers (see HttpSession) before it closes.
+ *
+ * Module state (the response buffer, the cached /plaintext response) is per loop: each loop runs
+ * on its own thread with its own copy of this module.
+ */
+import { Action, type Conn, type Reply, type RingBuffer } from '../../src/index.js';
+import { dateGeneration, dateLine } from './date.js';
+import { HttpParser, type HttpError, type HttpLimits, type HttpRequest } from './parser.js';
+
+const kServerLine = 'Server: gevent\r\n';
+const kTextPlain = 'Content-Type: text/plain\r\n';
+const kJsonType = 'Content-Type: application/json\r\n';
+const kHelloBody = 'Hello, World!';
+const kContinue = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const kStatusText: Record<HttpError['status'], string> = {
+  400: '400 Bad Request',
+  413: '413 Content Too Large',
+  431: '431 Request Header Fields Too Large',
+};
+
+/** After an error response, close once no input came for this long... */
+const kLingerQuietMs = 100;
+/** ...or once the error response is this old, whichever comes first. */
+const kLingerMaxMs = 2000;
+
+/**
+ * The responses of one `data` call, joined into one output when taken. Strings must hold only
+ * latin1 characters (each is written as one byte); header values taken from a request are.
+ */
+class ResponseBuffer {
+  private parts: (Uint8Array | string)[] = [];
+  private bytes = 0;
+
+  push(part: Uint8Array | string): void {
+    this.parts.push(part);
+    this.bytes += part.length;
+  }
+
+  /** Everything pushed, as one new array (or the only part pushed); null when nothing was. */
+  take(): Uint8Array | null {
+    const parts = this.parts;
+    if (parts.length === 0) return null;
+    let out: Uint8Array;
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      out = typeof only === 'string' ? Buffer.from(only, 'latin1') : only;
+    } else {
+      const buf = Buffer.allocUnsafe(this.bytes);
+      let off = 0;
+      for (const p of parts) {
+        if (typeof p === 'string') off += buf.write(p, off, 'latin1');
+        else {
+          buf.set(p, off);
+          off += p.length;
+        }
+      }
+      out = buf;
+    }
+    this.parts = [];
+    this.bytes = 0;
+    return out;
+  }
+}
+
+const kOut = new ResponseBuffer();
+
+let plaintextBytes = Buffer.alloc(0);
+let plaintextGeneration = -1;
+
+/** The whole keep-alive GET /plaintext response, rebuilt when the Date line changes. */
+function plaintextResponse(): Buffer {
+  const date = dateLine();
+  if (plaintextGeneration !== dateGeneration()) {
+    const head = `HTTP/1.1 200 OK\r\n${kServerLine}${kTextPlain}Content-Length: ${kHelloBody.length}\r\n${date}\r\n`;
+    plaintextBytes = Buffer.from(head + kHelloBody, 'latin1');
+    plaintextGeneration = dateGeneration();
+  }
+  return plaintextBytes;
+}
+
+/** Appends one response; `req` null means an error response, which always closes. */
+function write(out: ResponseBuffer, req: HttpRequest | null, status: string, fields: string, body: Uint8Array | string, omitBody: boolean): void {
+  const connection = req === null || !req.keepAlive ? 'Connection: close\r\n' : req.minorVersion === 0 ? 'Connection: keep-alive\r\n' : '';
+  const head = `HTTP/1.1 ${status}\r\n${kServerLine}${fields}Content-Length: ${body.length}\r\n${dateLine()}${connection}\r\n`;
+  if (omitBody || body.length === 0) out.push(head);
+  else if (typeof body === 'string') out.push(head + body);
+  else {
+    out.push(head);
+    out.push(body);
+  }
+}
+
+function methodNotAllowed(out: ResponseBuffer, req: HttpRequest, allow: string): void {
+  write(out, req, '405 Method Not Allowed', `${kTextPlain}Allow: ${allow}\r\n`, 'Method Not Allowed\n', req.method === 'HEAD');
+}
+
+/** Appends the response to one request. */
+function respond(out: ResponseBuffer, req: HttpRequest): void {
+  const method = req.method;
+  const isHead = method === 'HEAD';
+  switch (req.path) {
+    case '/plaintext':
+      if (method !== 'GET' && !isHead) return methodNotAllowed(out, req, 'GET, HEAD');
+      if (!isHead && req.keepAlive && req.minorVersion === 1) return out.push(plaintextResponse());
+      return write(out, req, '200 OK', kTextPlain, kHelloBody, isHead);
+    case '/json':
+      if (method !== 'GET' && !isHead) return methodNotAllowed(out, req, 'GET, HEAD');
+      return write(out, req, '200 OK', kJsonType, JSON.stringify({ message: 'Hello, World!' }), isHead);
+    case '/echo':
+      if (method !== 'POST') return methodNotAllowed(out, req, 'POST');
+      return write(out, req, '200 OK', `Content-Type: ${req.header('content-type') ?? 'application/octet-stream'}\r\n`, req.body, false);
+    default:
+      return write(out, req, '404 Not Found', kTextPlain, 'Not Found\n', isHead);
+  }
+}
+
+/** Appends the response to a refused request: its status, the reason as text, `Connection: close`. */
+function respondError(out: ResponseBuffer, err: HttpError): void {
+  write(out, null, kStatusText[err.status], kTextPlain, `${kStatusText[err.status]}: ${err.message.replace(/^http: /, '')}\n`, false);
+}
+
+/**
+ * One connection's HTTP state: its parser, the request already told `100 Continue`, and the
+ * linger after an error. Owned by the connection's loop; kept in `Conn.context`.
+ *
+ * Why linger: the native backend closes with close(2) once the output is flushed, and a close
+ * with unread bytes in the kernel's receive queue sends a RST, which can destroy the error
+ * response before the client reads it (a 413 is typically sent while the body is still arriving).
+ * The library has no half-close and Conn has no close(), so the session drops all further input
+ * and closes from `data` (driven by Conn.wake() on a timer) once the client has been quiet for
+ * kLingerQuietMs, or after kLingerMaxMs.
+ */
+export class HttpSession {
+  private readonly parser: HttpParser;
+  private readonly requests: HttpRequest[] = [];
+  private continued: HttpRequest | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  private lingerStartMs = 0;
+  private lastInputMs = 0;
+
+  constructor(limits: Partial<HttpLimits>) {
+    this.parser = new HttpParser(limits);
+  }
+
+  /** The `data` callback's work: parse what arrived and answer every complete request. */
+  onData(c: Conn, input: RingBuffer): Reply {
+    if (this.lingerTimer !== null) return this.drain(input);
+    const requests = this.requests;
+    requests.length = 0;
+    const err = this.parser.parse(input, requests);
+    const out = kOut;
+    for (let i = 0; i < requests.length; i++) {
+      const req = requests[i]!;
+      respond(out, req);
+      if (!req.keepAlive) {
+        requests.length = 0;
+        input.retrieveAll();
+        return { out: out.take(), action: Action.Close };
+      }
+    }
+    requests.length = 0;
+    if (err !== null) {
+      respondError(out, err);
+      input.retrieveAll();
+      this.startLinger(c);
+      return out.take();
+    }
+    const pending = this.parser.pending;
+    if (pending !== null && pending.expectContinue && this.continued !== pending) {
+      this.continued = pending;
+      out.push(kContinue);
+    }
+    return out.take();
+  }
+
+  /** The `closed` callback's work: stops the linger timer. */
+  onClosed(): void {
+    if (this.lingerTimer !== null) clearInterval(this.lingerTimer);
+  }
+
+  private startLinger(c: Conn): void {
+    this.lingerStartMs = this.lastInputMs = Date.now();
+    this.lingerTimer = setInterval(() => c.wake(), kLingerQuietMs);
+    this.lingerTimer.unref();
+  }
+
+  private drain(input: RingBuffer): Reply {
+    const now = Date.now();
+    if (input.length > 0) {
+      input.retrieveAll();
+      this.lastInputMs = now;
+    }
+    if (now - this.lastInputMs < kLingerQuietMs && now - this.lingerStartMs < kLingerMaxMs) return null;
+    clearInterval(this.lingerTimer!);
+    return Action.Close;
+  }
+}

@@ -1,0 +1,460 @@
+/**
+ * An incremental HTTP/1.1 request parser over a connection's RingBuffer input. Pure: it does no
+ * I/O and keeps no timers, so it can be driven from a test with RingBuffer.withData().
+ *
+ *   input  [CRLF...][request-line CRLF *(field-line CRLF) CRLF][body][next request ...]
+ *           skipped  found with one byte scan for CRLFCRLF,     copied out as it arrives
+ *                    then parsed line by line (<= maxHeadBytes)  (<= maxBodyBytes)
+ *
+ *   Head --no body--------------------------------------------------> Head (request done)
+ *   Head --Content-Length n > 0--> Body --n bytes--------------------> Head
+ *   Head --chunked--> ChunkSize --n > 0--> ChunkData --> ChunkDataEnd --> ChunkSize
+ *                               --0-----> Trailers --empty line---------> Head
+ *   any state --malformed or over a limit--> failed (sticky: every later parse() returns the error)
+ *
+ * Invariants:
+ *   - Every byte before the parser's position is consumed from the input when parse() returns, so
+ *     the input never holds more than one unfinished head or chunk-size/trailer line: a body is
+ *     copied out (into `parts`) as it arrives instead of waiting in the input.
+ *   - `headScanned` counts bytes at the start of the input already searched for CRLFCRLF without
+ *     success; the next search starts 3 bytes before its end, so no byte is scanned twice.
+ *   - `current` is non-null exactly in the body states: the request whose head is parsed and whose
+ *     body is not complete.
+ */
+import type { RingBuffer } from '../../src/index.js';
+
+/** Size limits; going over one ends the connection with 431 (head) or 413 (body). */
+export interface HttpLimits {
+  /** Request line plus header fields plus the blank line, in bytes; also bounds a chunked trailer. */
+  maxHeadBytes: number;
+  /** Decoded body bytes (the sum of a chunked body's chunks). */
+  maxBodyBytes: number;
+}
+
+/** 8 KiB of head, 1 MiB of body. */
+export const kDefaultLimits: Readonly<HttpLimits> = Object.freeze({ maxHeadBytes: 8 * 1024, maxBodyBytes: 1024 * 1024 });
+
+/** A chunk-size line (size, extensions, CRLF) longer than this is a 400. */
+const kMaxChunkLineBytes = 4096;
+/** Chunk sizes above this (2^40 - 1) are read as Infinity, which no body limit allows. */
+const kMaxChunkSize = 0xffffffffff;
+
+/** Why a request was refused; the status is the response to send before closing. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 413 | 431,
+    readonly code: string,
+    reason: string,
+  ) {
+    super(`http: ${reason}`);
+    this.name = new.target.name;
+  }
+}
+
+/** Malformed syntax or framing: 400 Bad Request. */
+export class BadRequestError extends HttpError {
+  constructor(reason: string) {
+    super(400, 'ERR_HTTP_BAD_REQUEST', reason);
+  }
+}
+
+/** A body over maxBodyBytes: 413 Content Too Large. */
+export class ContentTooLargeError extends HttpError {
+  constructor(size: number, limit: number) {
+    super(413, 'ERR_HTTP_CONTENT_TOO_LARGE', `body of ${size} bytes is over the limit of ${limit}`);
+  }
+}
+
+/** A head (or chunked trailer) over maxHeadBytes: 431 Request Header Fields Too Large. */
+export class HeaderFieldsTooLargeError extends HttpError {
+  constructor(limit: number) {
+    super(431, 'ERR_HTTP_HEADER_FIELDS_TOO_LARGE', `head is over the limit of ${limit} bytes`);
+  }
+}
+
+const kNoBody = new Uint8Array(0);
+
+/** One parsed request. Strings are decoded as latin1, so every byte maps to one char. */
+export class HttpRequest {
+  /** The body (empty when there is none); set by the parser once it is complete. */
+  body: Uint8Array = kNoBody;
+
+  constructor(
+    readonly method: string,
+    /** The request-target as sent: origin-form (`/a?b`), absolute-form, `*` or authority-form. */
+    readonly target: string,
+    /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+    readonly minorVersion: 0 | 1,
+    /** Field names (lower-case) and values (without surrounding whitespace), alternating. */
+    readonly headers: readonly string[],
+    /** Whether the connection stays open after the response (version default, then `Connection`). */
+    readonly keepAlive: boolean,
+    /** `Expect: 100-continue` on an HTTP/1.1 request. */
+    readonly expectContinue: boolean,
+  ) {}
+
+  /** The target's path, without the query; for absolute-form the path after the authority. */
+  get path(): string {
+    let t = this.target;
+    if (t.charCodeAt(0) !== 0x2f) {
+      const scheme = t.indexOf('://');
+      if (scheme < 0) return t;
+      const slash = t.indexOf('/', scheme + 3);
+      t = slash < 0 ? '/' : t.slice(slash);
+    }
+    const q = t.indexOf('?');
+    return q < 0 ? t : t.slice(0, q);
+  }
+
+  /** The values of every field named `name` (any case), joined with ", "; undefined when absent. */
+  header(name: string): string | undefined {
+    const want = name.toLowerCase();
+    let found: string | undefined;
+    for (let i = 0; i < this.headers.length; i += 2) {
+      if (this.headers[i] === want) found = found === undefined ? this.headers[i + 1] : `${found}, ${this.headers[i + 1]}`;
+    }
+    return found;
+  }
+}
+
+const enum State {
+  Head,
+  Body,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const kHeadEnd = Buffer.from('\r\n\r\n', 'latin1');
+const kBareLfEnd = Buffer.from('\n\n', 'latin1');
+
+/** tchar (RFC 9110 §5.6.2): the bytes allowed in a method and a field name. */
+const kTchar = new Uint8Array(256);
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") kTchar[ch.charCodeAt(0)] = 1;
+
+/** Field-value bytes: HTAB, visible ASCII, space and obs-text; no other control byte, no DEL. */
+function isValueByte(b: number): boolean {
+  return b === HTAB || (b >= SP && b !== 0x7f);
+}
+
+/** Reads a contiguous view of every readable byte; copies only when the ring buffer wraps. */
+function contiguous(input: RingBuffer): Buffer {
+  const [first, end] = input.peekAll();
+  if (end.length === 0) return Buffer.from(first.buffer, first.byteOffset, first.length);
+  return Buffer.concat([first, end], first.length + end.length);
+}
+
+/** What a step did: made progress, needs more input, or failed. */
+type Step = boolean | HttpError;
+
+/**
+ * The parser for one connection. Owned by that connection's loop; feed it the connection's input
+ * on every `data` call.
+ */
+export class HttpParser {
+  private readonly limits: HttpLimits;
+  private state = State.Head;
+  private pos = 0;
+  private headScanned = 0;
+  private failure: HttpError | null = null;
+  private current: HttpRequest | null = null;
+  private remaining = 0;
+  private bodyBytes = 0;
+  private parts: Uint8Array[] = [];
+  private trailerBytes = 0;
+
+  constructor(limits: Partial<HttpLimits> = {}) {
+    this.limits = { ...kDefaultLimits, ...limits };
+  }
+
+  /** The request whose head is parsed and whose body is still arriving, if any. */
+  get pending(): HttpRequest | null {
+    return this.current;
+  }
+
+  /**
+   * Parses every complete request in `input`, appends them to `out` in order and consumes their
+   * bytes. Returns null when the rest is an unfinished request (keep feeding), or the error that
+   * stopped parsing: the requests before it are still in `out`, and the connection should get the
+   * error's status and be closed.
+   */
+  parse(input: RingBuffer, out: HttpRequest[]): HttpError | null {
+    if (this.failure !== null) return this.failure;
+    if (input.length === 0) return null;
+    const buf = contiguous(input);
+    this.pos = 0;
+    let step: Step = true;
+    while (step === true) step = this.step(buf, out);
+    input.retrieve(this.pos);
+    if (step === false) return null;
+    this.failure = step;
+    return step;
+  }
+
+  private step(buf: Buffer, out: HttpRequest[]): Step {
+    switch (this.state) {
+      case State.Head:
+        return this.head(buf, out);
+      case State.Body:
+        return this.body(buf, State.Head, out);
+      case State.ChunkSize:
+        return this.chunkSize(buf);
+      case State.ChunkData:
+        return this.body(buf, State.ChunkDataEnd, out);
+      case State.ChunkDataEnd:
+        return this.chunkDataEnd(buf);
+      case State.Trailers:
+        return this.trailers(buf, out);
+    }
+  }
+
+  private head(buf: Buffer, out: HttpRequest[]): Step {
+    let p = this.pos;
+    while (p + 1 < buf.length && buf[p] === CR && buf[p + 1] === LF) p += 2;
+    if (p !== this.pos) {
+      this.pos = p;
+      this.headScanned = 0;
+    }
+    if (p >= buf.length) return false;
+    const max = this.limits.maxHeadBytes;
+    const hay = buf.length - p > max ? buf.subarray(0, p + max) : buf;
+    const end = hay.indexOf(kHeadEnd, p + Math.max(0, this.headScanned - 3));
+    if (end < 0) {
+      if (buf.length - p >= max) return new HeaderFieldsTooLargeError(max);
+      if (hay.indexOf(kBareLfEnd, p + Math.max(0, this.headScanned - 1)) >= 0) return new BadRequestError('a line ends in a bare LF');
+      this.headScanned = hay.length - p;
+      return false;
+    }
+    this.headScanned = 0;
+    const request = this.parseHead(buf, p, end);
+    if (request instanceof HttpError) return request;
+    this.pos = end + 4;
+    return this.frame(buf, request, out);
+  }
+
+  /** Parses the head in buf[start, end) (`end` is where CRLFCRLF begins) into a request. */
+  private parseHead(buf: Buffer, start: number, end: number): HttpRequest | HttpError {
+    let lineEnd = lineEndAt(buf, start);
+    if (lineEnd < 0) return new BadRequestError('a line ends in a bare LF');
+    const line = requestLine(buf, start, lineEnd);
+    if (line instanceof HttpError) return line;
+    const headers: string[] = [];
+    let host = 0;
+    let connection: string | undefined;
+    let expect: string | undefined;
+    let p = lineEnd + 2;
+    while (p <= end) {
+      lineEnd = lineEndAt(buf, p);
+      if (lineEnd < 0) return new BadRequestError('a line ends in a bare LF');
+      const name = fieldLine(buf, p, lineEnd, headers);
+      if (name instanceof HttpError) return name;
+      if (name === 'host') host++;
+      else if (name === 'connection') connection = connection === undefined ? headers[headers.length - 1] : `${connection}, ${headers[headers.length - 1]}`;
+      else if (name === 'expect') expect = headers[headers.length - 1];
+      p = lineEnd + 2;
+    }
+    const minor = line.minor;
+    if (minor === 1 && host !== 1) return new BadRequestError(host === 0 ? 'HTTP/1.1 request without Host' : 'more than one Host field');
+    let keepAlive = minor === 1;
+    if (connection !== undefined) {
+      for (const token of connection.toLowerCase().split(',')) {
+        const t = token.trim();
+        if (t === 'close') {
+          keepAlive = false;
+          break;
+        }
+        if (t === 'keep-alive') keepAlive = true;
+      }
+    }
+    const expectContinue = minor === 1 && expect !== undefined && expect.toLowerCase() === '100-continue';
+    return new HttpRequest(line.method, line.target, minor, headers, keepAlive, expectContinue);
+  }
+
+  /** Decides the body's framing from Content-Length / Transfer-Encoding and enters its state. */
+  private frame(buf: Buffer, request: HttpRequest, out: HttpRequest[]): Step {
+    let te: string | undefined;
+    let cl: string | undefined;
+    const h = request.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i]!;
+      if (name === 'transfer-encoding') te = te === undefined ? h[i + 1]! : `${te}, ${h[i + 1]!}`;
+      else if (name === 'content-length') {
+        const v = h[i + 1]!;
+        if (cl !== undefined && cl !== v) return new BadRequestError('conflicting Content-Length fields');
+        cl = v;
+      }
+    }
+    if (te !== undefined) {
+      if (request.minorVersion === 0) return new BadRequestError('Transfer-Encoding in an HTTP/1.0 request');
+      if (cl !== undefined) return new BadRequestError('both Transfer-Encoding and Content-Length');
+      if (te.trim().toLowerCase() !== 'chunked') return new BadRequestError(`unsupported Transfer-Encoding: ${te}`);
+      this.begin(request, State.ChunkSize);
+      return true;
+    }
+    if (cl !== undefined) {
+      if (!/^\d+$/.test(cl)) return new BadRequestError(`invalid Content-Length: ${cl}`);
+      const n = cl.length > 15 ? Infinity : Number(cl);
+      if (n > this.limits.maxBodyBytes) return new ContentTooLargeError(n, this.limits.maxBodyBytes);
+      if (n > 0) {
+        this.begin(request, State.Body);
+        this.remaining = n;
+        return true;
+      }
+    }
+    out.push(request);
+    return true;
+  }
+
+  private begin(request: HttpRequest, state: State): void {
+    this.current = request;
+    this.state = state;
+    this.bodyBytes = 0;
+    this.parts = [];
+  }
+
+  private finish(out: HttpRequest[]): void {
+    const request = this.current!;
+    const parts = this.parts;
+    if (parts.length === 1) request.body = parts[0]!;
+    else if (parts.length > 1) request.body = Buffer.concat(parts, this.bodyBytes);
+    out.push(request);
+    this.current = null;
+    this.parts = [];
+    this.state = State.Head;
+  }
+
+  /** Copies up to `remaining` body bytes; on the last one, moves to `next` (Head: the request is done). */
+  private body(buf: Buffer, next: State, out: HttpRequest[]): Step {
+    const take = Math.min(buf.length - this.pos, this.remaining);
+    if (take === 0) return false;
+    this.parts.push(Buffer.from(buf.subarray(this.pos, this.pos + take)));
+    this.pos += take;
+    this.remaining -= take;
+    this.bodyBytes += take;
+    if (this.remaining > 0) return false;
+    if (next === State.Head) this.finish(out);
+    else this.state = next;
+    return true;
+  }
+
+  /** chunk-size [ chunk-ext ] CRLF, where chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ). */
+  private chunkSize(buf: Buffer): Step {
+    const start = this.pos;
+    const lf = buf.indexOf(LF, start);
+    if (lf < 0) return buf.length - start > kMaxChunkLineBytes ? new BadRequestError('chunk-size line too long') : false;
+    if (lf - start > kMaxChunkLineBytes) return new BadRequestError('chunk-size line too long');
+    if (lf === start || buf[lf - 1] !== CR) return new BadRequestError('a line ends in a bare LF');
+    const end = lf - 1;
+    let p = start;
+    let size = 0;
+    for (; p < end; p++) {
+      const d = hexDigit(buf[p]!);
+      if (d < 0) break;
+      size = size * 16 + d;
+      if (size > kMaxChunkSize) size = Infinity;
+    }
+    if (p === start) return new BadRequestError('missing chunk size');
+    while (p < end && (buf[p] === SP || buf[p] === HTAB)) p++;
+    if (p < end && buf[p] !== 0x3b) return new BadRequestError('invalid chunk size');
+    for (; p < end; p++) if (!isValueByte(buf[p]!)) return new BadRequestError('invalid byte in a chunk extension');
+    const total = this.bodyBytes + size;
+    if (total > this.limits.maxBodyBytes) return new ContentTooLargeError(total, this.limits.maxBodyBytes);
+    this.pos = lf + 1;
+    if (size === 0) {
+      this.state = State.Trailers;
+      this.trailerBytes = 0;
+    } else {
+      this.state = State.ChunkData;
+      this.remaining = size;
+    }
+    return true;
+  }
+
+  private chunkDataEnd(buf: Buffer): Step {
+    const p = this.pos;
+    if (buf.length - p < 2) return buf.length > p && buf[p] !== CR ? new BadRequestError('chunk data not followed by CRLF') : false;
+    if (buf[p] !== CR || buf[p + 1] !== LF) return new BadRequestError('chunk data not followed by CRLF');
+    this.pos = p + 2;
+    this.state = State.ChunkSize;
+    return true;
+  }
+
+  /** trailer-section CRLF: field lines, checked and then dropped, up to maxHeadBytes in all. */
+  private trailers(buf: Buffer, out: HttpRequest[]): Step {
+    const max = this.limits.maxHeadBytes;
+    for (;;) {
+      const start = this.pos;
+      const lf = buf.indexOf(LF, start);
+      if (lf < 0) return this.trailerBytes + (buf.length - start) >= max ? new HeaderFieldsTooLargeError(max) : false;
+      this.trailerBytes += lf + 1 - start;
+      if (this.trailerBytes > max) return new HeaderFieldsTooLargeError(max);
+      if (lf === start || buf[lf - 1] !== CR) return new BadRequestError('a line ends in a bare LF');
+      this.pos = lf + 1;
+      if (lf - 1 === start) {
+        this.finish(out);
+        return true;
+      }
+      const name = fieldLine(buf, start, lf - 1, []);
+      if (name instanceof HttpError) return name;
+    }
+  }
+}
+
+/** The index of the CR of the CRLF that ends the line starting at `start`; -1 for a bare LF. */
+function lineEndAt(buf: Buffer, start: number): number {
+  const lf = buf.indexOf(LF, start);
+  return lf > start && buf[lf - 1] === CR ? lf - 1 : -1;
+}
+
+/** method SP request-target SP HTTP-version, in buf[start, end). */
+function requestLine(buf: Buffer, start: number, end: number): { method: string; target: string; minor: 0 | 1 } | HttpError {
+  let p = start;
+  while (p < end && kTchar[buf[p]!] === 1) p++;
+  if (p === start || p >= end || buf[p] !== SP) return new BadRequestError('malformed request line');
+  const method = buf.toString('latin1', start, p);
+  const targetStart = ++p;
+  while (p < end && buf[p]! > SP && buf[p]! < 0x7f) p++;
+  if (p === targetStart || p >= end || buf[p] !== SP) return new BadRequestError('malformed request target');
+  const target = buf.toString('latin1', targetStart, p);
+  p++;
+  if (
+    end - p !== 8 ||
+    buf[p] !== 0x48 || buf[p + 1] !== 0x54 || buf[p + 2] !== 0x54 || buf[p + 3] !== 0x50 ||
+    buf[p + 4] !== 0x2f || buf[p + 5] !== 0x31 || buf[p + 6] !== 0x2e ||
+    (buf[p + 7] !== 0x30 && buf[p + 7] !== 0x31)
+  ) {
+    return new BadRequestError('unsupported or malformed HTTP version');
+  }
+  return { method, target, minor: buf[p + 7] === 0x31 ? 1 : 0 };
+}
+
+/**
+ * field-name ":" OWS field-value OWS, in buf[start, end). Appends the lower-case name and the
+ * trimmed value to `headers` and returns the name.
+ */
+function fieldLine(buf: Buffer, start: number, end: number, headers: string[]): string | HttpError {
+  const first = buf[start];
+  if (first === SP || first === HTAB) return new BadRequestError('obsolete line folding');
+  let p = start;
+  while (p < end && kTchar[buf[p]!] === 1) p++;
+  if (p === start || p >= end || buf[p] !== 0x3a) return new BadRequestError('malformed header field');
+  const name = buf.toString('latin1', start, p).toLowerCase();
+  let v = p + 1;
+  let e = end;
+  while (v < e && (buf[v] === SP || buf[v] === HTAB)) v++;
+  while (e > v && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
+  for (let i = v; i < e; i++) if (!isValueByte(buf[i]!)) return new BadRequestError(`invalid byte in the ${name} field`);
+  headers.push(name, buf.toString('latin1', v, e));
+  return name;
+}
+
+function hexDigit(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  const l = b | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
+}

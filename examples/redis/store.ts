@@ -1,0 +1,194 @@
+/**
+ * One keyspace: string values by key, and expiry times on a gevent TimingWheel.
+ *
+ *   values   Map<key, Buffer>           every live key
+ *   expires  Map<key, Expiry>           keys with a TTL: absolute time (ms, on the clock) + wheel timer
+ *
+ * Keys are latin1 strings (one char per byte), so binary keys work. A key expires in two ways:
+ * lazily, when a lookup finds its time has come (so TTL, GET and EXISTS are exact between wheel
+ * ticks), and actively, when its wheel timer fires (at most one tick late), so an expired key that
+ * nobody reads does not stay in memory.
+ *
+ * Invariants:
+ *   - Every key in `expires` is in `values`, and its timer (when it has one) is pending.
+ *   - Deleting or overwriting a key without KEEPTTL drops its Expiry and stops its timer.
+ *
+ * A Keyspace belongs to one loop (one thread); close() stops its wheel.
+ */
+import { performance } from 'node:perf_hooks';
+import { TimingWheel, type Timer } from '../../src/index.js';
+import { globMatch } from './glob.js';
+
+/** The wheel's tick: the most an unread key outlives its TTL. */
+const kWheelTickMs = 100;
+const kWheelSize = 64;
+/** Delays beyond this get no timer (the wheel takes up to 2^53-1 ms); lazy expiry still applies. */
+const kMaxTimerDelayMs = 2 ** 40;
+
+interface Expiry {
+  /** Absolute ms on the keyspace clock. */
+  at: number;
+  timer: Timer | null;
+}
+
+/** Options of a Keyspace. */
+export interface KeyspaceOptions {
+  /** The clock in ms (default performance.now()); the wheel uses the same one. */
+  now?: () => number;
+  /** Whether the wheel's timeout may keep the thread alive (default false: it is unref'd). */
+  ref?: boolean;
+}
+
+/** A string keyspace with expiry; see the file comment. */
+export class Keyspace {
+  private readonly kValues = new Map<string, Buffer>();
+  private readonly kExpires = new Map<string, Expiry>();
+  private readonly kWheel: TimingWheel;
+  private readonly kNow: () => number;
+  private readonly kRef: boolean;
+
+  constructor(options: KeyspaceOptions = {}) {
+    this.kNow = options.now ?? (() => performance.now());
+    this.kRef = options.ref ?? false;
+    this.kWheel = new TimingWheel({ tickMs: kWheelTickMs, wheelSize: kWheelSize, now: this.kNow });
+    this.startWheel();
+  }
+
+  /** The keyspace clock, in ms. */
+  now(): number {
+    return this.kNow();
+  }
+
+  /** Number of keys, including expired ones not yet removed (as Redis's DBSIZE). */
+  get size(): number {
+    return this.kValues.size;
+  }
+
+  /** Number of keys with a TTL. */
+  get expiresCount(): number {
+    return this.kExpires.size;
+  }
+
+  /** The value of a live key, or undefined. */
+  get(key: string): Buffer | undefined {
+    const v = this.kValues.get(key);
+    if (v === undefined || this.kExpires.size === 0 || !this.expireIfDue(key)) return v;
+    return undefined;
+  }
+
+  /** Whether `key` is live. */
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /**
+   * Stores `value` under `key`. `expireAt` is an absolute time on the clock, `undefined` to clear
+   * any TTL, or `null` to keep the current one (KEEPTTL). The keyspace owns `value` afterwards.
+   */
+  set(key: string, value: Buffer, expireAt?: number | null): void {
+    this.kValues.set(key, value);
+    if (expireAt === null) return;
+    if (this.kExpires.size > 0) this.dropExpiry(key);
+    if (expireAt !== undefined) this.setExpireAt(key, expireAt);
+  }
+
+  /** Removes `key`; returns whether it was live. */
+  delete(key: string): boolean {
+    if (this.get(key) === undefined) return false;
+    this.remove(key);
+    return true;
+  }
+
+  /** The absolute expiry time of a live key, -1 when it has no TTL, -2 when it does not exist. */
+  expireAt(key: string): number {
+    if (this.get(key) === undefined) return -2;
+    return this.kExpires.get(key)?.at ?? -1;
+  }
+
+  /**
+   * Sets the TTL of a live key to the absolute time `at`; a time already past deletes the key.
+   * Returns false when the key does not exist.
+   */
+  setExpireAt(key: string, at: number): boolean {
+    if (this.get(key) === undefined) return false;
+    const delay = at - this.kNow();
+    if (delay <= 0) {
+      this.remove(key);
+      return true;
+    }
+    const old = this.kExpires.get(key);
+    old?.timer?.stop();
+    const e: Expiry = old ?? { at, timer: null };
+    e.at = at;
+    e.timer = delay <= kMaxTimerDelayMs ? this.kWheel.afterFunc(delay, () => this.onTimer(key, e)) : null;
+    if (old === undefined) this.kExpires.set(key, e);
+    return true;
+  }
+
+  /** Removes the TTL of a live key; returns whether it had one. */
+  persist(key: string): boolean {
+    if (this.get(key) === undefined) return false;
+    return this.dropExpiry(key);
+  }
+
+  /** Live keys matching the glob `pattern`. */
+  keys(pattern: string): string[] {
+    const out: string[] = [];
+    const all = pattern === '*';
+    const now = this.kNow();
+    for (const key of this.kValues.keys()) {
+      const e = this.kExpires.get(key);
+      if (e !== undefined && e.at <= now) continue;
+      if (all || globMatch(pattern, key)) out.push(key);
+    }
+    return out;
+  }
+
+  /** Removes every key and every timer. */
+  flush(): void {
+    this.kValues.clear();
+    this.kExpires.clear();
+    this.kWheel.stop();
+    this.startWheel();
+  }
+
+  /** Stops the wheel; the keyspace must not be used afterwards. */
+  close(): void {
+    this.kWheel.stop();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private startWheel(): void {
+    this.kWheel.start();
+    if (!this.kRef) this.kWheel.unref();
+  }
+
+  /** Deletes `key` if its time has come; returns whether it did. */
+  private expireIfDue(key: string): boolean {
+    const e = this.kExpires.get(key);
+    if (e === undefined || e.at > this.kNow()) return false;
+    this.remove(key);
+    return true;
+  }
+
+  private onTimer(key: string, e: Expiry): void {
+    e.timer = null;
+    if (this.kExpires.get(key) !== e) return;
+    if (e.at <= this.kNow()) this.remove(key);
+    else e.timer = this.kWheel.afterFunc(e.at - this.kNow(), () => this.onTimer(key, e));
+  }
+
+  private remove(key: string): void {
+    this.kValues.delete(key);
+    if (this.kExpires.size > 0) this.dropExpiry(key);
+  }
+
+  private dropExpiry(key: string): boolean {
+    const e = this.kExpires.get(key);
+    if (e === undefined) return false;
+    e.timer?.stop();
+    this.kExpires.delete(key);
+    return true;
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The Redis example's protocol layer without sockets: the RESP2 and inline parser (commands, the
+ * protocol errors as Redis words them, limits, commands split across reads), the reply encoders,
+ * and KEYS glob matching. A fast-check property checks that any command stream, split at random
+ * points, parses into the same commands as the whole stream.
+ */
+import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { RingBuffer } from '../src/index.js';
+import { globMatch } from '../examples/redis/glob.js';
+import { ReplyWriter } from '../examples/redis/reply.js';
+import { kMaxBulkBytes, parseInt64, readCommands, RespParser, type Args, type ReadResult } from '../examples/redis/resp.js';
+
+/** Feeds `chunks` one by one, as a connection's reads, and collects every command and the final result. */
+function feed(chunks: (string | Buffer)[]): { commands: string[][]; result: ReadResult; error: string } {
+  const input = new RingBuffer();
+  const parser = new RespParser();
+  const commands: string[][] = [];
+  let result: ReadResult = 'drained';
+  const visit = (args: Args): boolean => {
+    const cmd: string[] = [];
+    for (let i = 0; i < args.argc; i++) cmd.push(args.str(i));
+    commands.push(cmd);
+    return true;
+  };
+  for (const chunk of chunks) {
+    input.write(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
+    result = readCommands(input, parser, visit);
+    if (result !== 'drained') break;
+  }
+  return { commands, result, error: parser.error };
+}
+
+function multibulk(args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${a.length}\r\n${a}\r\n`).join('')}`;
+}
+
+describe('redis RESP parser', () => {
+  test('multibulk commands, pipelined in one read, come out in order with binary-safe arguments', () => {
+    const bin = '\x00\r\n\xff';
+    const r = feed([multibulk(['SET', 'k', bin]) + multibulk(['GET', 'k']) + multibulk(['PING'])]);
+    assert.equal(r.result, 'drained');
+    assert.deepEqual(r.commands, [['SET', 'k', bin], ['GET', 'k'], ['PING']]);
+  });
+
+  test('inline commands: blanks split, quotes group, escapes decode, empty lines and *0 / *-1 are skipped', () => {
+    const r = feed(['PING\r\n\r\n\n  SET  a  "hello world"\r\n', "ECHO 'it\\'s' \"\\x41\\n\\t\\q\"\n", '*0\r\n*-1\r\nECHO \'\' ""\r\n']);
+    assert.equal(r.result, 'drained');
+    assert.deepEqual(r.commands, [['PING'], ['SET', 'a', 'hello world'], ['ECHO', "it's", 'A\n\tq'], ['ECHO', '', '']]);
+  });
+
+  test('a quote inside a word opens quoting, and a NUL byte ends an inline line as in Redis', () => {
+    assert.deepEqual(feed(['SET a"b c"d\r\n']).error, 'unbalanced quotes in request');
+    assert.deepEqual(feed(['SET a"b c" d\r\n']).commands, [['SET', 'ab c', 'd']]);
+    assert.deepEqual(feed(['GET a\x00 ignored\r\n']).commands, [['GET', 'a']]);
+  });
+
+  test('each protocol error is reported with the text Redis uses, after the commands before it', () => {
+    const cases: [string, string][] = [
+      ['*abc\r\n', 'invalid multibulk length'],
+      ['*01\r\n', 'invalid multibulk length'],
+      ['*+1\r\n', 'invalid multibulk length'],
+      ['*1 \r\n', 'invalid multibulk length'],
+      [`*${1024 * 1024 + 1}\r\n`, 'invalid multibulk length'],
+      ['*1\r\n$abc\r\n', 'invalid bulk length'],
+      ['*1\r\n$-1\r\n', 'invalid bulk length'],
+      ['*1\r\n$04\r\n', 'invalid bulk length'],
+      [`*1\r\n$${kMaxBulkBytes + 1}\r\n`, 'invalid bulk length'],
+      ['*3\r\n:1\r\n', "expected '$', got ':'"],
+      ['SET a "b\r\n', 'unbalanced quotes in request'],
+      ["SET a 'b'c\r\n", 'unbalanced quotes in request'],
+      ['x'.repeat(64 * 1024 + 1), 'too big inline request'],
+      ['*' + '1'.repeat(64 * 1024 + 1), 'too big mbulk count string'],
+      ['*1\r\n$' + '1'.repeat(64 * 1024 + 1), 'too big bulk count string'],
+    ];
+    for (const [input, message] of cases) {
+      const r = feed([multibulk(['PING']) + input]);
+      assert.equal(r.result, 'error', JSON.stringify(input.slice(0, 40)));
+      assert.equal(r.error, message, JSON.stringify(input.slice(0, 40)));
+      assert.deepEqual(r.commands, [['PING']]);
+    }
+  });
+
+  test('limits that are not exceeded wait for more input instead of failing', () => {
+    assert.deepEqual(feed([`*1\r\n$${kMaxBulkBytes}\r\n`]), { commands: [], result: 'drained', error: '' });
+    assert.deepEqual(feed([`*${1024 * 1024}\r\n`]), { commands: [], result: 'drained', error: '' });
+    assert.equal(feed(['x'.repeat(64 * 1024)]).result, 'drained');
+    assert.equal(feed(['*1\r\nPING']).result, 'drained', "no '$' error before the line end arrives, as in Redis");
+  });
+
+  test('a bulk string is taken by its length, and the two bytes after it are skipped unchecked, as Redis does', () => {
+    assert.deepEqual(feed(['*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n']).commands, [['PING'], ['PING']]);
+  });
+
+  test('needBytes: a large bulk announces its full size, and readCommands waits without parsing', () => {
+    const input = new RingBuffer();
+    const parser = new RespParser();
+    const header = '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n';
+    let visits = 0;
+    input.write(Buffer.from(header + 'x'.repeat(1000)));
+    assert.equal(readCommands(input, parser, () => ++visits > 0), 'drained');
+    assert.equal(parser.needBytes, header.length + 100_000 + 2);
+    assert.equal(input.length, header.length + 1000, 'the partial command stays in the input');
+    input.write(Buffer.from('x'.repeat(99_000)));
+    assert.equal(readCommands(input, parser, () => ++visits > 0), 'drained');
+    assert.equal(visits, 0);
+    input.write(Buffer.from('\r\n'));
+    assert.equal(readCommands(input, parser, (args) => args.len(2) === 100_000 && ++visits > 0), 'drained');
+    assert.equal(visits, 1);
+    assert.equal(input.length, 0);
+  });
+
+  test('a visitor returning false stops the read and consumes the rest (QUIT)', () => {
+    const input = RingBuffer.withData(Buffer.from(multibulk(['QUIT']) + multibulk(['PING'])));
+    const parser = new RespParser();
+    let seen = 0;
+    assert.equal(readCommands(input, parser, () => (seen++, false)), 'stopped');
+    assert.equal(seen, 1);
+    assert.equal(input.length, 0);
+  });
+
+  test('Args: case-insensitive words, copies that outlive the input, strict 64-bit integers', () => {
+    const r = new RespParser();
+    const buf = Buffer.from(multibulk(['set', 'EX', '-12', '9223372036854775807', '007', 'abc']));
+    assert.equal(r.parse(buf, 0), buf.length);
+    assert.equal(r.argc, 6);
+    assert.ok(r.is(1, 'ex') && !r.is(1, 'px') && !r.is(0, 'se'));
+    assert.deepEqual([r.int(2), r.int(3), r.int(4), r.int(5)], [-12, 9223372036854775807n, null, null]);
+    assert.equal(r.len(3), 19);
+    const copy = r.copy(5);
+    buf.fill(0);
+    assert.equal(copy.toString(), 'abc');
+  });
+
+  test('parseInt64 takes what string2ll takes', () => {
+    const p = (s: string): number | bigint | null => parseInt64(Buffer.from(s), 0, s.length);
+    assert.equal(p('0'), 0);
+    assert.equal(p('-12'), -12);
+    assert.equal(p('9007199254740991'), 9007199254740991);
+    assert.equal(p('9007199254740993'), 9007199254740993n);
+    assert.equal(p('9223372036854775807'), 9223372036854775807n);
+    assert.equal(p('-9223372036854775808'), -9223372036854775808n);
+    for (const bad of ['', '-', '-0', '01', '+1', ' 1', '1 ', '1.5', '9223372036854775808', '-9223372036854775809', '1'.repeat(21)]) {
+      assert.equal(p(bad), null, JSON.stringify(bad));
+    }
+  });
+
+  test('property: any command stream split at random points parses into the same commands', () => {
+    const arg = fc.oneof(
+      fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1')),
+      fc.stringMatching(/^[a-zA-Z0-9:_-]{1,12}$/),
+    );
+    const command = fc.record({
+      args: fc.array(arg, { minLength: 1, maxLength: 6 }),
+      inline: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(command, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (cmds, cuts) => {
+        const wire = cmds
+          .map(({ args, inline }) =>
+            inline ? `${args.map((a) => `"${[...a].map((ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')}"`).join(' ')}\r\n` : multibulk(args),
+          )
+          .join('');
+        const bytes = Buffer.from(wire, 'latin1');
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let from = 0;
+        for (const at of [...points, bytes.length]) {
+          chunks.push(bytes.subarray(from, at));
+          from = at;
+        }
+        const whole = feed([bytes]);
+        const split = feed(chunks);
+        assert.equal(whole.result, 'drained');
+        assert.deepEqual(whole.commands, cmds.map((c) => c.args));
+        assert.deepEqual(split, whole);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('redis reply encoders', () => {
+  test('each reply type is encoded as RESP2, and everything written leaves in one take()', () => {
+    const w = new ReplyWriter();
+    assert.equal(w.take(), null);
+    w.ok();
+    w.pong();
+    w.simple('string');
+    w.error('ERR bad\r\nthing');
+    w.integer(0);
+    w.integer(1);
+    w.integer(-42);
+    w.integer(9223372036854775807n);
+    w.bulk(Buffer.from('hi'));
+    w.bulkString('\xff');
+    w.nullBulk();
+    w.nullArray();
+    w.arrayHeader(2);
+    assert.equal(
+      w.take()!.toString('latin1'),
+      '+OK\r\n+PONG\r\n+string\r\n-ERR bad  thing\r\n:0\r\n:1\r\n:-42\r\n:9223372036854775807\r\n$2\r\nhi\r\n$1\r\n\xff\r\n$-1\r\n*-1\r\n*2\r\n',
+    );
+    assert.equal(w.take(), null);
+  });
+
+  test('bytes handed out are never overwritten, across chunk growth', () => {
+    const w = new ReplyWriter();
+    w.bulkString('first');
+    const first = w.take()!;
+    const big = Buffer.alloc(200_000, 0x61);
+    w.bulk(big);
+    w.integer(7);
+    const second = w.take()!;
+    w.simple('third');
+    assert.equal(first.toString(), '$5\r\nfirst\r\n');
+    assert.equal(second.length, '$200000\r\n'.length + 200_000 + 2 + ':7\r\n'.length);
+    assert.equal(second.subarray(second.length - 4).toString(), ':7\r\n');
+    assert.equal(w.take()!.toString(), '+third\r\n');
+  });
+});
+
+describe('redis KEYS glob', () => {
+  test('matches as Redis 7.0 matched the same keys', () => {
+    const keys = ['k1', 'k2', 'k10', 'kx', 'hello', 'hallo', 'hxllo', 'hllo', 'heeeello', 'a*b'];
+    const expected: [string, string[]][] = [
+      ['k?', ['k1', 'k2', 'kx']],
+      ['k*', ['k1', 'k2', 'k10', 'kx']],
+      ['h?llo', ['hello', 'hallo', 'hxllo']],
+      ['h*llo', ['hello', 'hallo', 'hxllo', 'hllo', 'heeeello']],
+      ['h[ae]llo', ['hello', 'hallo']],
+      ['h[^e]llo', ['hallo', 'hxllo']],
+      ['h[a-b]llo', ['hallo']],
+      ['h[b-a]llo', ['hallo']],
+      ['a\\*b', ['a*b']],
+      ['[', []],
+      ['h[', []],
+      ['*[x', ['kx']],
+      ['*', keys],
+      ['*l*o', ['hello', 'hallo', 'hxllo', 'hllo', 'heeeello']],
+    ];
+    for (const [pattern, want] of expected) {
+      assert.deepEqual(keys.filter((k) => globMatch(pattern, k)), want, pattern);
+    }
+  });
+});
