@@ -253,3 +253,12 @@ export async function connectMany(port: number, n: number, batch = 100): Promise
   }
   return out;
 }
+
+/** Resolves as `p` does, or rejects naming `what` when `p` has not settled after `ms` (so a hang fails instead of stalling the run). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

@@ -117,6 +117,12 @@ describe('http parser: requests', () => {
     assert.equal(r.header('transfer-encoding'), 'Chunked');
   });
 
+  test('20,000 one-byte chunks make one 20,000-byte body', () => {
+    const body = Buffer.alloc(20_000, 0x61);
+    const r = one(`POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${'1\r\na\r\n'.repeat(body.length)}0\r\n\r\n`);
+    assert.ok(Buffer.from(r.body).equals(body));
+  });
+
   test('pipelined requests come out in order, and Expect: 100-continue shows on the pending one', () => {
     const parser = new HttpParser();
     const input = RingBuffer.withData(

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { serve, type Events } from '../src/index.js';
 import { httpEvents } from '../examples/http/events.js';
@@ -35,8 +36,16 @@ interface Reply {
   reusedSocket: boolean;
 }
 
-/** Runs `body` against a fresh server; afterwards every connection has closed and no fd leaked. */
-async function withServer(backend: BackendName, limits: Partial<HttpLimits>, body: (port: number, tally: Tally) => Promise<void>): Promise<void> {
+/**
+ * Runs `body` against a fresh server; afterwards every connection has closed, none with an error
+ * (but those the test expects, listed by class name in `expected`), and no fd leaked.
+ */
+async function withServer(
+  backend: BackendName,
+  limits: Partial<HttpLimits>,
+  body: (port: number, tally: Tally) => Promise<void>,
+  expected: string[] = [],
+): Promise<void> {
   const fds = openFdCount();
   const tally: Tally = { opened: 0, closed: 0, errors: [] };
   const inner = httpEvents({ loops: 1, limits: { ...kDefaultLimits, ...limits }, log: false });
@@ -49,7 +58,7 @@ async function withServer(backend: BackendName, limits: Partial<HttpLimits>, bod
     closed(c, err) {
       tally.closed++;
       if (err !== null) tally.errors.push(err);
-      return inner.closed!.call(inner, c, err);
+      return inner.closed?.call(inner, c, err);
     },
   };
   const running = await startServer(events, { backend }, 'tcp://127.0.0.1:0');
@@ -60,7 +69,7 @@ async function withServer(backend: BackendName, limits: Partial<HttpLimits>, bod
     await running.stop();
   }
   assert.equal(tally.closed, tally.opened);
-  assert.deepEqual(tally.errors, []);
+  assert.deepEqual(tally.errors.map((e) => e.name), expected);
   await waitFor(() => openFdCount() === fds, `fds back to ${fds} (now ${openFdCount()})`);
 }
 
@@ -327,6 +336,26 @@ for (const backend of await backendsUnderTest()) {
         const [response] = parseResponses(data).responses;
         assert.equal(response?.status, 413, `got ${error ?? 'no error'} and ${data.length} bytes`);
       });
+    });
+
+    test('after an error the server half-closes at once, and closes by itself after 1 s if the client never does', async () => {
+      await withServer(
+        backend,
+        {},
+        async (port, tally) => {
+          const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+          const ended = readEnd(s);
+          s.write('NOT HTTP\r\n\r\n');
+          const { how, data } = await ended;
+          assert.equal(how, 'eof', 'FIN right after the response');
+          assert.equal(parseResponses(data).responses[0]?.status, 400);
+          const endedAt = Date.now();
+          await waitFor(() => tally.closed === 1, 'the server to close the lingering connection', 5000);
+          assert.ok(Date.now() - endedAt >= 800, 'it lingered about 1 s first');
+          s.destroy();
+        },
+        ['IdleTimeoutError'],
+      );
     });
 
     test('Expect: 100-continue gets an interim 100 before the body is sent', async () => {

@@ -16,7 +16,13 @@ import type { Conn, Events } from '../src/index.js';
 import { bannerLine, createRedisServer, type RedisServer } from '../examples/redis/handler.js';
 import { backendsUnderTest, closed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer, type Running } from './helpers.js';
 
-type Client = ReturnType<typeof createClient>;
+/** An npm `redis` client speaking RESP2 (the protocol this server speaks), with no reconnection. */
+function newClient(port: number) {
+  const c = createClient({ RESP: 2, socket: { host: '127.0.0.1', port, reconnectStrategy: false } });
+  c.on('error', () => {});
+  return c;
+}
+type Client = ReturnType<typeof newClient>;
 
 interface Harness {
   port: number;
@@ -54,8 +60,7 @@ async function start(backend: 'native' | 'portable'): Promise<Harness> {
     counts,
     clients: [],
     async client() {
-      const c = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false } });
-      c.on('error', () => {});
+      const c = newClient(port);
       await c.connect();
       h.clients.push(c);
       return c;
@@ -262,8 +267,7 @@ describe('redis CLI (main.ts)', async () => {
       assert.match(banner, /\(loops: 2, one keyspace per loop\)$/);
       const clients = [];
       for (let i = 0; i < 2; i++) {
-        const c = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false } });
-        c.on('error', () => {});
+        const c = newClient(port);
         await c.connect();
         clients.push(c);
       }

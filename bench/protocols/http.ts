@@ -300,6 +300,24 @@ function targetNotes(rows: Row[], paths: string[]): string[] {
   });
 }
 
+/** Caveats that the figures themselves show: a saturated wrk, other load, a busy machine. */
+function caveats(rows: Row[]): string[] {
+  const cells = (pred: (t: Trial) => boolean): string =>
+    rows.filter((r) => r.trial !== null && pred(r.trial)).map((r) => `${r.server} ${r.path}`).join(', ');
+  const notes: string[] = [];
+  const saturated = cells((t) => t.wrkCpuPct >= 90);
+  if (saturated !== '') {
+    notes.push(
+      `wrk used 90% or more of its core in: ${saturated}. There the figure is as much wrk's limit as the ` +
+        "server's: on loopback each side's send also runs the other side's receive processing, and one wrk " +
+        'thread is all that the second core holds.',
+    );
+  }
+  const busy = cells((t) => t.otherLoadPct >= 10 || !t.quiet);
+  if (busy !== '') notes.push(`Other processes used 10% or more of a core, or the machine was busy at the start, in: ${busy}. Those figures are less reliable.`);
+  return notes;
+}
+
 function markdown(rows: Row[], servers: Server[], m: Machine, opts: Options, command: string, wrk: string): string {
   const table = [
     `| ${kHeader.join(' | ')} |`,
@@ -362,7 +380,7 @@ ${table.join('\n')}
 One loop on one core, HTTP at least ${kTargetRatio}x node:http:
 
 ${targetNotes(rows, opts.paths).map((n) => `- ${n}`).join('\n')}
-`;
+${caveats(rows).length > 0 ? `\n## Notes\n\n${caveats(rows).map((n) => `- ${n}`).join('\n')}\n` : ''}`;
 }
 
 /** `wrk <version>` from `wrk -v` (which exits 1 after printing it); null when wrk is missing. */
@@ -437,6 +455,7 @@ async function main(): Promise<number> {
   console.log('');
   console.log(consoleTable(rows));
   for (const n of targetNotes(rows, opts.paths)) console.log(`target: ${n}`);
+  for (const n of caveats(rows)) console.log(`note: ${n}`);
   if (opts.writeDocs) {
     const docs = join(root, 'docs');
     mkdirSync(docs, { recursive: true });

@@ -49,9 +49,6 @@ export function httpEvents(settings: HttpSettings): Events {
     data(c, input) {
       return (c.context as HttpSession).onData(c, input);
     },
-    closed(c) {
-      (c.context as HttpSession).onClosed();
-    },
     tick() {
       return { delay: refreshDate() };
     },

@@ -9,7 +9,7 @@
  * Every response of one `data` call (pipelined requests, in order) goes out in one write. A
  * response carries `Connection: close` when the request asked for it (or was HTTP/1.0 without
  * keep-alive), and the connection is closed after it. A malformed or oversized request gets its
- * 400, 413 or 431 and the connection lingers (see HttpSession) before it closes.
+ * 400, 413 or 431, then the connection half-closes and lingers (see HttpSession) before it closes.
  *
  * Module state (the response buffer, the cached /plaintext response) is per loop: each loop runs
  * on its own thread with its own copy of this module.
@@ -30,9 +30,9 @@ const kStatusText: Record<HttpError['status'], string> = {
 };
 
 /** After an error response, close once no input came for this long... */
-const kLingerQuietMs = 100;
-/** ...or once the error response is this old, whichever comes first. */
-const kLingerMaxMs = 2000;
+const kLingerIdleMs = 1000;
+/** ...or once this much more input has come and been dropped. */
+const kLingerMaxBytes = 4 * 1024 * 1024;
 
 /**
  * The responses of one `data` call, joined into one output when taken. Strings must hold only
@@ -131,23 +131,22 @@ function respondError(out: ResponseBuffer, err: HttpError): void {
 }
 
 /**
- * One connection's HTTP state: its parser, the request already told `100 Continue`, and the
- * linger after an error. Owned by the connection's loop; kept in `Conn.context`.
+ * One connection's HTTP state: its parser, the request already told `100 Continue`, and whether
+ * it is lingering after an error. Owned by the connection's loop; kept in `Conn.context`.
  *
- * Why linger: the native backend closes with close(2) once the output is flushed, and a close
- * with unread bytes in the kernel's receive queue sends a RST, which can destroy the error
- * response before the client reads it (a 413 is typically sent while the body is still arriving).
- * The library has no half-close and Conn has no close(), so the session drops all further input
- * and closes from `data` (driven by Conn.wake() on a timer) once the client has been quiet for
- * kLingerQuietMs, or after kLingerMaxMs.
+ * Lingering close: closing a socket whose kernel receive queue still holds bytes sends a RST, and
+ * a RST can destroy the error response before the client reads it (a 413 typically goes out while
+ * the body is still arriving). So after an error response the session half-closes (Conn.end():
+ * FIN once the response is written) and drops all further input; the connection closes when the
+ * peer closes its side, after kLingerIdleMs without input (Conn.setIdleTimeout), or once
+ * kLingerMaxBytes more have arrived.
  */
 export class HttpSession {
   private readonly parser: HttpParser;
   private readonly requests: HttpRequest[] = [];
   private continued: HttpRequest | null = null;
-  private lingerTimer: NodeJS.Timeout | null = null;
-  private lingerStartMs = 0;
-  private lastInputMs = 0;
+  private lingering = false;
+  private droppedBytes = 0;
 
   constructor(limits: Partial<HttpLimits>) {
     this.parser = new HttpParser(limits);
@@ -155,7 +154,7 @@ export class HttpSession {
 
   /** The `data` callback's work: parse what arrived and answer every complete request. */
   onData(c: Conn, input: RingBuffer): Reply {
-    if (this.lingerTimer !== null) return this.drain(input);
+    if (this.lingering) return this.drop(input);
     const requests = this.requests;
     requests.length = 0;
     const err = this.parser.parse(input, requests);
@@ -172,9 +171,11 @@ export class HttpSession {
     requests.length = 0;
     if (err !== null) {
       respondError(out, err);
-      input.retrieveAll();
-      this.startLinger(c);
-      return out.take();
+      c.send(out.take()!);
+      c.end();
+      c.setIdleTimeout(kLingerIdleMs);
+      this.lingering = true;
+      return this.drop(input);
     }
     const pending = this.parser.pending;
     if (pending !== null && pending.expectContinue && this.continued !== pending) {
@@ -184,25 +185,10 @@ export class HttpSession {
     return out.take();
   }
 
-  /** The `closed` callback's work: stops the linger timer. */
-  onClosed(): void {
-    if (this.lingerTimer !== null) clearInterval(this.lingerTimer);
-  }
-
-  private startLinger(c: Conn): void {
-    this.lingerStartMs = this.lastInputMs = Date.now();
-    this.lingerTimer = setInterval(() => c.wake(), kLingerQuietMs);
-    this.lingerTimer.unref();
-  }
-
-  private drain(input: RingBuffer): Reply {
-    const now = Date.now();
-    if (input.length > 0) {
-      input.retrieveAll();
-      this.lastInputMs = now;
-    }
-    if (now - this.lastInputMs < kLingerQuietMs && now - this.lingerStartMs < kLingerMaxMs) return null;
-    clearInterval(this.lingerTimer!);
-    return Action.Close;
+  /** Drops input while lingering; closes once too much has come. */
+  private drop(input: RingBuffer): Reply {
+    this.droppedBytes += input.length;
+    input.retrieveAll();
+    return this.droppedBytes > kLingerMaxBytes ? Action.Close : null;
   }
 }

@@ -15,7 +15,8 @@
  * Invariants:
  *   - Every byte before the parser's position is consumed from the input when parse() returns, so
  *     the input never holds more than one unfinished head or chunk-size/trailer line: a body is
- *     copied out (into `parts`) as it arrives instead of waiting in the input.
+ *     copied out as it arrives, into one buffer (`body`, of exactly Content-Length bytes, or
+ *     doubling for chunks), instead of waiting in the input.
  *   - `headScanned` counts bytes at the start of the input already searched for CRLFCRLF without
  *     success; the next search starts 3 bytes before its end, so no byte is scanned twice.
  *   - `current` is non-null exactly in the body states: the request whose head is parsed and whose
@@ -72,7 +73,7 @@ export class HeaderFieldsTooLargeError extends HttpError {
   }
 }
 
-const kNoBody = new Uint8Array(0);
+const kNoBody = Buffer.alloc(0);
 
 /** One parsed request. Strings are decoded as latin1, so every byte maps to one char. */
 export class HttpRequest {
@@ -164,8 +165,8 @@ export class HttpParser {
   private failure: HttpError | null = null;
   private current: HttpRequest | null = null;
   private remaining = 0;
+  private body: Buffer = kNoBody;
   private bodyBytes = 0;
-  private parts: Uint8Array[] = [];
   private trailerBytes = 0;
 
   constructor(limits: Partial<HttpLimits> = {}) {
@@ -201,11 +202,11 @@ export class HttpParser {
       case State.Head:
         return this.head(buf, out);
       case State.Body:
-        return this.body(buf, State.Head, out);
+        return this.copyBody(buf, State.Head, out);
       case State.ChunkSize:
         return this.chunkSize(buf);
       case State.ChunkData:
-        return this.body(buf, State.ChunkDataEnd, out);
+        return this.copyBody(buf, State.ChunkDataEnd, out);
       case State.ChunkDataEnd:
         return this.chunkDataEnd(buf);
       case State.Trailers:
@@ -302,6 +303,7 @@ export class HttpParser {
       if (n > this.limits.maxBodyBytes) return new ContentTooLargeError(n, this.limits.maxBodyBytes);
       if (n > 0) {
         this.begin(request, State.Body);
+        this.reserve(n);
         this.remaining = n;
         return true;
       }
@@ -313,26 +315,33 @@ export class HttpParser {
   private begin(request: HttpRequest, state: State): void {
     this.current = request;
     this.state = state;
+    this.body = kNoBody;
     this.bodyBytes = 0;
-    this.parts = [];
+  }
+
+  /** Makes room for `n` more body bytes: exactly, or by doubling (up to maxBodyBytes) for chunks. */
+  private reserve(n: number): void {
+    const needed = this.bodyBytes + n;
+    if (needed <= this.body.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(2 * this.body.length, this.limits.maxBodyBytes)));
+    this.body.copy(grown, 0, 0, this.bodyBytes);
+    this.body = grown;
   }
 
   private finish(out: HttpRequest[]): void {
     const request = this.current!;
-    const parts = this.parts;
-    if (parts.length === 1) request.body = parts[0]!;
-    else if (parts.length > 1) request.body = Buffer.concat(parts, this.bodyBytes);
+    if (this.bodyBytes > 0) request.body = this.body.length === this.bodyBytes ? this.body : this.body.subarray(0, this.bodyBytes);
     out.push(request);
     this.current = null;
-    this.parts = [];
+    this.body = kNoBody;
     this.state = State.Head;
   }
 
   /** Copies up to `remaining` body bytes; on the last one, moves to `next` (Head: the request is done). */
-  private body(buf: Buffer, next: State, out: HttpRequest[]): Step {
+  private copyBody(buf: Buffer, next: State, out: HttpRequest[]): Step {
     const take = Math.min(buf.length - this.pos, this.remaining);
     if (take === 0) return false;
-    this.parts.push(Buffer.from(buf.subarray(this.pos, this.pos + take)));
+    buf.copy(this.body, this.bodyBytes, this.pos, this.pos + take);
     this.pos += take;
     this.remaining -= take;
     this.bodyBytes += take;
@@ -370,6 +379,7 @@ export class HttpParser {
       this.trailerBytes = 0;
     } else {
       this.state = State.ChunkData;
+      this.reserve(size);
       this.remaining = size;
     }
     return true;

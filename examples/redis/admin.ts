@@ -1,6 +1,6 @@
 /**
- * Connection and server commands: PING, ECHO, SELECT (database 0 only), QUIT, CLIENT, INFO and
- * CONFIG GET, with the replies that redis-cli, redis-benchmark and client libraries ask for at
+ * Connection and server commands: PING, ECHO, SELECT (database 0 only), QUIT, HELLO (RESP2 only),
+ * CLIENT, INFO and CONFIG GET, with the replies that redis-cli, redis-benchmark and client libraries ask for at
  * connect time. Nothing here is configurable: CONFIG GET reports the fixed settings of this server
  * (no persistence, one database).
  */
@@ -113,6 +113,53 @@ function info(ctx: CommandContext): void {
   out.bulkString(parts.join('\r\n'));
 }
 
+/**
+ * HELLO [protover [AUTH username password] [SETNAME name]]: RESP2 only, so protocol 3 gets
+ * Redis's NOPROTO error and a client can fall back. There are no users: AUTH is accepted as by a
+ * Redis whose default user has no password.
+ */
+function hello(ctx: CommandContext): void {
+  const { args, out, session } = ctx;
+  let name: string | null = null;
+  if (args.argc >= 2) {
+    const ver = args.int(1);
+    if (ver === null) {
+      out.error('ERR Protocol version is not an integer or out of range');
+      return;
+    }
+    for (let j = 2; j < args.argc; j++) {
+      const more = args.argc - j - 1;
+      if (args.is(j, 'auth') && more >= 2) j += 2;
+      else if (args.is(j, 'setname') && more >= 1) name = args.str(++j);
+      else {
+        out.error(`ERR Syntax error in HELLO option '${args.str(j)}'`);
+        return;
+      }
+    }
+    if (ver !== 2) {
+      out.error('NOPROTO unsupported protocol version');
+      return;
+    }
+  }
+  if (name !== null) session.name = name;
+  const fields: [string, string | number][] = [
+    ['server', 'redis'],
+    ['version', kRedisVersion],
+    ['proto', 2],
+    ['id', session.id],
+    ['mode', 'standalone'],
+    ['role', 'master'],
+  ];
+  out.arrayHeader(fields.length * 2 + 2);
+  for (const [k, v] of fields) {
+    out.bulkString(k);
+    if (typeof v === 'number') out.integer(v);
+    else out.bulkString(v);
+  }
+  out.bulkString('modules');
+  out.arrayHeader(0);
+}
+
 /** The connection and server commands, for the command table. */
 export const adminCommands: readonly CommandSpec[] = [
   spec('ping', -1, ['fast', 'stale'], ping),
@@ -123,6 +170,7 @@ export const adminCommands: readonly CommandSpec[] = [
     session.closing = true;
   }),
   spec('info', -1, ['loading', 'stale'], info),
+  spec('hello', -1, ['noscript', 'loading', 'stale', 'fast'], hello),
   container(
     'config',
     -2,
