@@ -2,6 +2,7 @@
  * Shared test plumbing: the backends under test, a server started on port 0 that a test can stop,
  * plain node:net clients, and fd accounting.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -242,12 +243,19 @@ export function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-/** Connects `n` clients to 127.0.0.1:port, at most `batch` connects in flight at a time. */
-export async function connectMany(port: number, n: number, batch = 100): Promise<Socket[]> {
+/**
+ * Connects `n` clients to 127.0.0.1:port, at most `batch` connects in flight at a time; `onEach`
+ * runs for each client as soon as it has connected.
+ */
+export async function connectMany(port: number, n: number, batch = 100, onEach?: (s: Socket) => void): Promise<Socket[]> {
   const out: Socket[] = [];
   for (let i = 0; i < n; i += batch) {
     const part = await Promise.all(
-      Array.from({ length: Math.min(batch, n - i) }, () => connectTo({ network: 'tcp', port, path: '' })),
+      Array.from({ length: Math.min(batch, n - i) }, async () => {
+        const s = await connectTo({ network: 'tcp', port, path: '' });
+        onEach?.(s);
+        return s;
+      }),
     );
     out.push(...part);
   }
@@ -261,4 +269,81 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** A server running in a child process that prints JSON lines (see test/fixtures/reliability-emfile-server.ts). */
+export interface ChildServer {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** The server's own pid, as it printed it (the child's pid may be a wrapper's, such as strace's). */
+  readonly pid: number;
+  /** Every JSON line printed so far, with the time (performance.now() here) it arrived. */
+  readonly lines: { at: number; msg: Record<string, unknown> }[];
+  /** Resolves with the exit code (or signal name) once the child has exited. */
+  readonly exited: Promise<number | string>;
+  /** Everything the child wrote to stderr. */
+  stderr(): string;
+  /** SIGTERM to the server's pid, then SIGKILL to the child after `ms`; resolves with how the child exited. */
+  stop(ms?: number): Promise<number | string>;
+}
+
+/** Spawns `cmd args`, waits for its {"ev":"serving","port":N} line; rejects if it exits or stays silent for `ms`. */
+export function spawnChildServer(cmd: string, args: readonly string[], ms = 15_000): Promise<ChildServer> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: { at: number; msg: Record<string, unknown> }[] = [];
+  let err = '';
+  let pending = '';
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} printed no serving line in ${ms} ms; stderr: ${err.slice(-2000)}`));
+    }, ms);
+    const server: ChildServer = {
+      child,
+      port: 0,
+      pid: child.pid ?? 0,
+      lines,
+      exited,
+      stderr: () => err,
+      async stop(killMs = 5000) {
+        if (child.exitCode === null && child.signalCode === null) {
+          try {
+            process.kill(server.pid, 'SIGTERM');
+          } catch {
+            child.kill('SIGTERM');
+          }
+        }
+        const t = setTimeout(() => child.kill('SIGKILL'), killMs);
+        const how = await exited;
+        clearTimeout(t);
+        return how;
+      },
+    };
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => (err += d));
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      pending += d;
+      for (let k = pending.indexOf('\n'); k >= 0; k = pending.indexOf('\n')) {
+        const text = pending.slice(0, k);
+        pending = pending.slice(k + 1);
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        lines.push({ at: performance.now(), msg });
+        if (msg['ev'] === 'serving') {
+          clearTimeout(timer);
+          resolve(Object.assign(server, { port: msg['port'] as number, pid: (msg['pid'] as number | undefined) ?? server.pid }));
+        }
+      }
+    });
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited (${how}) before serving; stderr: ${err.slice(-2000)}`));
+    });
+  });
 }

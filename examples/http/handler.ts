@@ -47,6 +47,13 @@ class ResponseBuffer {
     this.bytes += part.length;
   }
 
+  /** Drops whatever was pushed and not taken (left behind only if a response threw halfway). */
+  clear(): void {
+    if (this.parts.length === 0) return;
+    this.parts = [];
+    this.bytes = 0;
+  }
+
   /** Everything pushed, as one new array (or the only part pushed); null when nothing was. */
   take(): Uint8Array | null {
     const parts = this.parts;
@@ -159,6 +166,7 @@ export class HttpSession {
     requests.length = 0;
     const err = this.parser.parse(input, requests);
     const out = kOut;
+    out.clear();
     for (let i = 0; i < requests.length; i++) {
       const req = requests[i]!;
       respond(out, req);

@@ -94,7 +94,11 @@ function writeCommandEntry(out: ReplyWriter, spec: CommandSpec): void {
   for (const sub of subs) writeCommandEntry(out, sub);
 }
 
-/** COMMAND, COMMAND COUNT / INFO / LIST / DOCS / HELP: enough for redis-cli and client libraries. */
+/**
+ * COMMAND, COMMAND COUNT / INFO / LIST / HELP: enough for client libraries. COMMAND DOCS is left
+ * out on purpose: on its error, an interactive redis-cli falls back to its built-in help (as with a
+ * Redis 6 server) and shows argument hints, which an empty DOCS reply would take away.
+ */
 function commandCommand(): CommandSpec {
   const sub = (name: string, arity: number, run: (ctx: CommandContext) => void): [string, CommandSpec] => [
     name,
@@ -115,8 +119,7 @@ function commandCommand(): CommandSpec {
         else writeCommandEntry(out, spec);
       }
     }),
-    sub('docs', -2, ({ out }) => out.arrayHeader(0)),
-    ['help', helpSubcommand('command', ['COUNT', 'INFO [<command-name> ...]', 'LIST', 'DOCS [<command-name> ...]'])],
+    ['help', helpSubcommand('command', ['COUNT', 'INFO [<command-name> ...]', 'LIST'])],
   ]);
   return {
     name: 'command',
