@@ -280,15 +280,27 @@ function rowCells(r: Row): string[] {
     t.quiet ? '' : 'machine busy at start',
     t.wrkCpuPct >= 90 ? 'wrk saturated' : '',
   ].filter((x) => x !== '');
-  return [r.path, r.server, fmt(t.rps), r.ratio === null ? '' : fmt(r.ratio, 2), t.latency, `${fmt(t.serverCpuPct)}%`, `${fmt(t.wrkCpuPct)}%`, notes.join('; ')];
+  return [
+    r.path,
+    r.server,
+    fmt(t.rps),
+    r.ratio === null ? '' : fmt(r.ratio, 2),
+    fmt(t.rps / (t.serverCpuPct / 100)),
+    t.latency,
+    `${fmt(t.serverCpuPct)}%`,
+    `${fmt(t.wrkCpuPct)}%`,
+    notes.join('; '),
+  ];
 }
 
-const kHeader = ['path', 'server', 'requests/s', 'ratio to node:http', 'avg latency', 'server CPU', 'wrk CPU', 'notes'];
+const kHeader = ['path', 'server', 'requests/s', 'ratio to node:http', 'requests per CPU-second', 'avg latency', 'server CPU', 'wrk CPU', 'notes'];
+/** Columns right-aligned in the tables (the numeric ones). */
+const kNumeric = new Set([2, 3, 4, 5, 6, 7]);
 
 function consoleTable(rows: Row[]): string {
   const cells = [kHeader, ...rows.map(rowCells)];
   const widths = kHeader.map((_, i) => Math.max(...cells.map((c) => (c[i] ?? '').length)));
-  return cells.map((c) => c.map((x, i) => (i >= 2 && i <= 6 ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return cells.map((c) => c.map((x, i) => (kNumeric.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
 function targetNotes(rows: Row[], paths: string[]): string[] {
@@ -321,7 +333,7 @@ function caveats(rows: Row[]): string[] {
 function markdown(rows: Row[], servers: Server[], m: Machine, opts: Options, command: string, wrk: string): string {
   const table = [
     `| ${kHeader.join(' | ')} |`,
-    `|${kHeader.map((_, i) => (i >= 2 && i <= 6 ? '---:' : '---')).join('|')}|`,
+    `|${kHeader.map((_, i) => (kNumeric.has(i) ? '---:' : '---')).join('|')}|`,
     ...rows.map((r) => `| ${rowCells(r).join(' | ')} |`),
   ];
   return `# HTTP benchmarks
@@ -361,7 +373,9 @@ Each server is started fresh for every path and trial, its response checked once
 wrk for ${opts.warmupS} s, then measured for ${opts.durationS} s (${opts.trials} trial(s), the median shown).
 wrk keeps one request in flight per connection (no pipelining). "server CPU" is the server
 process's user+system time over the measured interval, in % of one core; "wrk CPU" is wrk's own
-(bash \`times\`), in % of one core: well under 100% means wrk was not the limit. "other load" is
+(bash \`times\`), in % of one core: well under 100% means wrk was not the limit. "requests per
+CPU-second" divides requests/s by the server's CPU: the server's cost per request, which other
+load on a shared machine disturbs less than requests/s. "other load" is
 CPU that other processes used on either core while measuring; figures with it are less reliable.
 Before each trial the run waits (up to ${opts.quietWaitS} s) until neither core has been more than 10% busy for
 a second. Responses are the TechEmpower shapes: \`Hello, World!\` as text/plain, and \`{"message":"Hello, World!"}\`

@@ -178,12 +178,15 @@ function benchmarkArgs(port: number | string, requests: number, clients: number,
 async function runBenchmark(root: string, args: string[]): Promise<{ set: number; get: number; cpuPct: number }> {
   const start = performance.now();
   const child = startChild(['bash', '-c', `taskset -c ${kLoadCore} ${args.join(' ')}; times`], { cwd: root });
+  let output = '';
+  child.proc.stdout?.on('data', (d: Buffer) => (output += d.toString('latin1')));
+  const streamsClosed = new Promise((resolve) => child.proc.once('close', resolve));
   const code = await Promise.race([child.exited, sleep(kBenchmarkLimitMs).then(() => 'timeout' as const)]);
   const wallS = (performance.now() - start) / 1000;
   await stopChild(child);
-  const output = child.output();
+  await Promise.race([streamsClosed, sleep(2000)]);
   if (code === 'timeout') throw new Error(`redis-benchmark did not finish within ${kBenchmarkLimitMs / 1000} s`);
-  if (code !== 0) throw new Error(`redis-benchmark exited with code ${code}: ${output.trim().split('\n').slice(-3).join(' / ')}`);
+  if (code !== 0) throw new Error(`redis-benchmark exited with code ${code}: ${child.output().trim().split('\n').slice(-3).join(' / ')}`);
   const rps = (test: string): number => {
     const m = new RegExp(`${test}: ([\\d.]+) requests per second`).exec(output);
     if (!m) throw new Error(`no ${test} figure in redis-benchmark's output: ${output.trim().slice(-300)}`);

@@ -82,24 +82,36 @@ class ResponseBuffer {
 
 const kOut = new ResponseBuffer();
 
+let cacheGeneration = -1;
 let plaintextBytes = Buffer.alloc(0);
-let plaintextGeneration = -1;
+let jsonHead = '';
 
-/** The whole keep-alive GET /plaintext response, rebuilt when the Date line changes. */
-function plaintextResponse(): Buffer {
+/** Rebuilds the cached response parts when the Date line has changed. */
+function refreshCache(): void {
   const date = dateLine();
-  if (plaintextGeneration !== dateGeneration()) {
-    const head = `HTTP/1.1 200 OK\r\n${kServerLine}${kTextPlain}Content-Length: ${kHelloBody.length}\r\n${date}\r\n`;
-    plaintextBytes = Buffer.from(head + kHelloBody, 'latin1');
-    plaintextGeneration = dateGeneration();
-  }
+  if (cacheGeneration === dateGeneration()) return;
+  plaintextBytes = Buffer.from(`HTTP/1.1 200 OK\r\n${kServerLine}${kTextPlain}${date}Content-Length: ${kHelloBody.length}\r\n\r\n${kHelloBody}`, 'latin1');
+  jsonHead = `HTTP/1.1 200 OK\r\n${kServerLine}${kJsonType}${date}Content-Length: `;
+  cacheGeneration = dateGeneration();
+}
+
+/** The whole keep-alive GET /plaintext response, the same bytes for a whole second. */
+function plaintextResponse(): Buffer {
+  refreshCache();
   return plaintextBytes;
+}
+
+/** The keep-alive GET /json response: a cached head, and the body serialized for this request. */
+function jsonResponse(): string {
+  refreshCache();
+  const body = JSON.stringify({ message: 'Hello, World!' });
+  return `${jsonHead}${body.length}\r\n\r\n${body}`;
 }
 
 /** Appends one response; `req` null means an error response, which always closes. */
 function write(out: ResponseBuffer, req: HttpRequest | null, status: string, fields: string, body: Uint8Array | string, omitBody: boolean): void {
   const connection = req === null || !req.keepAlive ? 'Connection: close\r\n' : req.minorVersion === 0 ? 'Connection: keep-alive\r\n' : '';
-  const head = `HTTP/1.1 ${status}\r\n${kServerLine}${fields}Content-Length: ${body.length}\r\n${dateLine()}${connection}\r\n`;
+  const head = `HTTP/1.1 ${status}\r\n${kServerLine}${fields}${dateLine()}Content-Length: ${body.length}\r\n${connection}\r\n`;
   if (omitBody || body.length === 0) out.push(head);
   else if (typeof body === 'string') out.push(head + body);
   else {
@@ -123,6 +135,7 @@ function respond(out: ResponseBuffer, req: HttpRequest): void {
       return write(out, req, '200 OK', kTextPlain, kHelloBody, isHead);
     case '/json':
       if (method !== 'GET' && !isHead) return methodNotAllowed(out, req, 'GET, HEAD');
+      if (!isHead && req.keepAlive && req.minorVersion === 1) return out.push(jsonResponse());
       return write(out, req, '200 OK', kJsonType, JSON.stringify({ message: 'Hello, World!' }), isHead);
     case '/echo':
       if (method !== 'POST') return methodNotAllowed(out, req, 'POST');

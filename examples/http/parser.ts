@@ -415,9 +415,13 @@ export class HttpParser {
   }
 }
 
-/** The index of the CR of the CRLF that ends the line starting at `start`; -1 for a bare LF. */
+/**
+ * The index of the CR of the CRLF that ends the line starting at `start`; -1 for a bare LF. Only
+ * for lines inside a head, which an LF is known to end.
+ */
 function lineEndAt(buf: Buffer, start: number): number {
-  const lf = buf.indexOf(LF, start);
+  let lf = start;
+  while (buf[lf] !== LF) lf++;
   return lf > start && buf[lf - 1] === CR ? lf - 1 : -1;
 }
 
@@ -426,7 +430,7 @@ function requestLine(buf: Buffer, start: number, end: number): { method: string;
   let p = start;
   while (p < end && kTchar[buf[p]!] === 1) p++;
   if (p === start || p >= end || buf[p] !== SP) return new BadRequestError('malformed request line');
-  const method = buf.toString('latin1', start, p);
+  const method = internedAt(buf, start, p, kMethods) ?? buf.toString('latin1', start, p);
   const targetStart = ++p;
   while (p < end && buf[p]! > SP && buf[p]! < 0x7f) p++;
   if (p === targetStart || p >= end || buf[p] !== SP) return new BadRequestError('malformed request target');
@@ -453,7 +457,7 @@ function fieldLine(buf: Buffer, start: number, end: number, headers: string[]): 
   let p = start;
   while (p < end && kTchar[buf[p]!] === 1) p++;
   if (p === start || p >= end || buf[p] !== 0x3a) return new BadRequestError('malformed header field');
-  const name = buf.toString('latin1', start, p).toLowerCase();
+  const name = internedAt(buf, start, p, kFieldNames, 0x20) ?? buf.toString('latin1', start, p).toLowerCase();
   let v = p + 1;
   let e = end;
   while (v < e && (buf[v] === SP || buf[v] === HTAB)) v++;
@@ -461,6 +465,28 @@ function fieldLine(buf: Buffer, start: number, end: number, headers: string[]): 
   for (let i = v; i < e; i++) if (!isValueByte(buf[i]!)) return new BadRequestError(`invalid byte in the ${name} field`);
   headers.push(name, buf.toString('latin1', v, e));
   return name;
+}
+
+/** Common methods and field names, so that parsing them allocates no string. */
+const kMethods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'];
+const kFieldNames = ['host', 'connection', 'content-length', 'content-type', 'transfer-encoding', 'accept', 'user-agent', 'expect'];
+
+/**
+ * The string of `list` equal to buf[start, end), or undefined. With `fold` 0x20, letters in buf
+ * match in either case (the list is lower-case).
+ */
+function internedAt(buf: Buffer, start: number, end: number, list: readonly string[], fold = 0): string | undefined {
+  const n = end - start;
+  outer: for (const s of list) {
+    if (s.length !== n) continue;
+    for (let i = 0; i < n; i++) {
+      const b = buf[start + i]!;
+      const c = s.charCodeAt(i);
+      if (b !== c && !(fold !== 0 && c >= 0x61 && c <= 0x7a && (b | fold) === c)) continue outer;
+    }
+    return s;
+  }
+  return undefined;
 }
 
 function hexDigit(b: number): number {

@@ -25,6 +25,9 @@ function buildTable(specs: readonly CommandSpec[]): Map<string, CommandSpec> {
 /** Every command, under its lowercase and its uppercase name. */
 const kTable = buildTable([...stringCommands, ...adminCommands, commandCommand()]);
 
+/** The command run last: pipelines repeat commands, and comparing bytes is cheaper than a lookup. */
+let kLast: CommandSpec | undefined;
+
 /** Every distinct command, in table order. */
 export function allCommands(): CommandSpec[] {
   return [...new Set(kTable.values())];
@@ -39,13 +42,13 @@ export function lookupCommand(name: string): CommandSpec | undefined {
 export function execute(ctx: CommandContext): void {
   const args = ctx.args;
   const argc = args.argc;
-  const name = args.str(0);
-  let spec = lookupCommand(name);
   ctx.loop.commandsProcessed++;
+  let spec = kLast !== undefined && args.is(0, kLast.name) ? kLast : lookupCommand(args.str(0));
   if (spec === undefined) {
-    ctx.out.error(unknownCommand(name, args));
+    ctx.out.error(unknownCommand(args.str(0), args));
     return;
   }
+  kLast = spec;
   if (spec.subcommands !== undefined && (argc >= 2 || spec.run === undefined)) {
     if (argc < 2) {
       ctx.out.error(Err.arity(spec.name));

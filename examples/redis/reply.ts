@@ -105,6 +105,12 @@ export class ReplyWriter {
     this.crlf();
   }
 
+  /** A bulk string holding a stored value (a latin1 string or bytes). */
+  value(v: string | Uint8Array): void {
+    if (typeof v === 'string') this.bulkString(v);
+    else this.bulk(v);
+  }
+
   /** The null bulk string (`$-1`), Redis's nil. */
   nullBulk(): void {
     this.raw(kNullBulk);

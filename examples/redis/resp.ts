@@ -43,8 +43,17 @@ const kMultibulkArgs = 3;
 
 const CR = 13;
 const LF = 10;
+/** Longest count or length line parsed by the fast path in readLength(); longer ones take the strict path. */
+const kFastDigits = 15;
 const kInitialArgSlots = 8;
 const kEmpty = Buffer.alloc(0);
+
+/** Buffer's own latin1 decoder, without toString()'s encoding dispatch; toString() where it is missing. */
+const latin1Slice: (this: Buffer, start: number, end: number) => string =
+  (Buffer.prototype as unknown as { latin1Slice?: (this: Buffer, start: number, end: number) => string }).latin1Slice ??
+  function (this: Buffer, start: number, end: number): string {
+    return this.toString('latin1', start, end);
+  };
 
 /** Read access to the arguments of one command. Views returned are valid only while the command runs. */
 export interface Args {
@@ -55,6 +64,8 @@ export interface Args {
   view(i: number): Buffer;
   /** Argument i copied into memory the caller owns. */
   copy(i: number): Buffer;
+  /** Argument i as a value to keep: a latin1 string up to `maxStringBytes`, else a Buffer copy. */
+  value(i: number, maxStringBytes: number): string | Buffer;
   /** Byte length of argument i. */
   len(i: number): number;
   /** Whether argument i equals `lower` (lowercase ASCII letters only), ignoring ASCII case. */
@@ -81,11 +92,8 @@ export class RespParser implements Args {
   private kSrc: Buffer = kEmpty;
   private kSrcBase = 0;
   private kInlineBuf: Buffer = kEmpty;
-
-  /** True while a partial command is held between calls. */
-  get partial(): boolean {
-    return this.kState !== kIdle;
-  }
+  /** Where readLength() found the CR. */
+  private kLineEnd = 0;
 
   /**
    * Parses one command starting at `buf[base]`: returns its byte length when complete (argc may
@@ -113,7 +121,7 @@ export class RespParser implements Args {
 
   str(i: number): string {
     const b = this.kSrcBase;
-    return this.kSrc.toString('latin1', b + this.kStarts[i]!, b + this.kEnds[i]!);
+    return latin1Slice.call(this.kSrc, b + this.kStarts[i]!, b + this.kEnds[i]!);
   }
 
   view(i: number): Buffer {
@@ -126,8 +134,17 @@ export class RespParser implements Args {
     const s = b + this.kStarts[i]!;
     const n = b + this.kEnds[i]! - s;
     const out = Buffer.allocUnsafe(n);
-    this.kSrc.copy(out, 0, s, s + n);
+    const src = this.kSrc;
+    if (n <= 32) {
+      for (let k = 0; k < n; k++) out[k] = src[s + k]!;
+    } else {
+      src.copy(out, 0, s, s + n);
+    }
     return out;
+  }
+
+  value(i: number, maxStringBytes: number): string | Buffer {
+    return this.kEnds[i]! - this.kStarts[i]! <= maxStringBytes ? this.str(i) : this.copy(i);
   }
 
   len(i: number): number {
@@ -152,6 +169,26 @@ export class RespParser implements Args {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /**
+   * The fast path for a count or length line starting at `p`: plain digits (no sign, no leading
+   * zero, at most kFastDigits), then CR and at least one more byte. Returns the value and sets
+   * kLineEnd to the CR, or -1 for anything else, which the caller then parses the strict way.
+   */
+  private readLength(buf: Buffer, p: number): number {
+    const len = buf.length;
+    const end = Math.min(len, p + kFastDigits);
+    let v = 0;
+    let i = p;
+    for (; i < end; i++) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+    }
+    if (i === p || i + 1 >= len || buf[i] !== CR || (buf[p] === 0x30 && i - p > 1)) return -1;
+    this.kLineEnd = i;
+    return v;
+  }
 
   private needMore(needBytes: number): number {
     this.needBytes = needBytes;
@@ -191,12 +228,16 @@ export class RespParser implements Args {
     const len = buf.length;
     let p = base + this.kPos;
     if (this.kState === kMultibulkCount) {
-      const cr = buf.indexOf(CR, p);
-      if (cr < 0 || cr + 1 >= len) {
-        if (cr < 0 && len - base > kInlineMaxBytes) return this.fail('too big mbulk count string');
-        return this.needMore(0);
+      let n: number | bigint | null = this.readLength(buf, p + 1);
+      let cr = this.kLineEnd;
+      if (n < 0) {
+        cr = buf.indexOf(CR, p);
+        if (cr < 0 || cr + 1 >= len) {
+          if (cr < 0 && len - base > kInlineMaxBytes) return this.fail('too big mbulk count string');
+          return this.needMore(0);
+        }
+        n = parseInt64(buf, p + 1, cr);
       }
-      const n = parseInt64(buf, p + 1, cr);
       if (n === null || n > kMaxMultibulkArgs) return this.fail('invalid multibulk length');
       p = cr + 2;
       if (n <= 0) return this.complete(buf, base, p - base);
@@ -207,13 +248,17 @@ export class RespParser implements Args {
     const want = this.kMultibulk;
     while (this.argc < want) {
       if (this.kBulkLen < 0) {
-        const cr = p < len ? buf.indexOf(CR, p) : -1;
-        if (cr < 0 || cr + 1 >= len) {
-          if (cr < 0 && len - p > kInlineMaxBytes) return this.fail('too big bulk count string');
-          break;
+        let n: number | bigint | null = buf[p] === 0x24 ? this.readLength(buf, p + 1) : -1;
+        let cr = this.kLineEnd;
+        if (n < 0) {
+          cr = p < len ? buf.indexOf(CR, p) : -1;
+          if (cr < 0 || cr + 1 >= len) {
+            if (cr < 0 && len - p > kInlineMaxBytes) return this.fail('too big bulk count string');
+            break;
+          }
+          if (buf[p] !== 0x24) return this.fail(`expected '$', got '${String.fromCharCode(buf[p]!)}'`);
+          n = parseInt64(buf, p + 1, cr);
         }
-        if (buf[p] !== 0x24) return this.fail(`expected '$', got '${String.fromCharCode(buf[p]!)}'`);
-        const n = parseInt64(buf, p + 1, cr);
         if (n === null || n < 0 || n > kMaxBulkBytes) return this.fail('invalid bulk length');
         this.kBulkLen = Number(n);
         p = cr + 2;

@@ -1,10 +1,12 @@
 /**
  * One keyspace: string values by key, and expiry times on a gevent TimingWheel.
  *
- *   values   Map<key, Buffer>           every live key
+ *   values   Map<key, Value>            every live key
  *   expires  Map<key, Expiry>           keys with a TTL: absolute time (ms, on the clock) + wheel timer
  *
- * Keys are latin1 strings (one char per byte), so binary keys work. A key expires in two ways:
+ * Keys are latin1 strings (one char per byte), so binary keys work; so are values up to
+ * kStringValueMaxBytes (a string costs less to allocate than a Buffer), and larger values are
+ * Buffers. A key expires in two ways:
  * lazily, when a lookup finds its time has come (so TTL, GET and EXISTS are exact between wheel
  * ticks), and actively, when its wheel timer fires (at most one tick late), so an expired key that
  * nobody reads does not stay in memory.
@@ -25,6 +27,12 @@ const kWheelSize = 64;
 /** Delays beyond this get no timer (the wheel takes up to 2^53-1 ms); lazy expiry still applies. */
 const kMaxTimerDelayMs = 2 ** 40;
 
+/** Values longer than this are kept as Buffers rather than latin1 strings. */
+export const kStringValueMaxBytes = 16 * 1024;
+
+/** A stored value: a latin1 string (one char per byte), or a Buffer for a large one. */
+export type Value = string | Buffer;
+
 interface Expiry {
   /** Absolute ms on the keyspace clock. */
   at: number;
@@ -41,7 +49,7 @@ export interface KeyspaceOptions {
 
 /** A string keyspace with expiry; see the file comment. */
 export class Keyspace {
-  private readonly kValues = new Map<string, Buffer>();
+  private readonly kValues = new Map<string, Value>();
   private readonly kExpires = new Map<string, Expiry>();
   private readonly kWheel: TimingWheel;
   private readonly kNow: () => number;
@@ -70,7 +78,7 @@ export class Keyspace {
   }
 
   /** The value of a live key, or undefined. */
-  get(key: string): Buffer | undefined {
+  get(key: string): Value | undefined {
     const v = this.kValues.get(key);
     if (v === undefined || this.kExpires.size === 0 || !this.expireIfDue(key)) return v;
     return undefined;
@@ -85,7 +93,7 @@ export class Keyspace {
    * Stores `value` under `key`. `expireAt` is an absolute time on the clock, `undefined` to clear
    * any TTL, or `null` to keep the current one (KEEPTTL). The keyspace owns `value` afterwards.
    */
-  set(key: string, value: Buffer, expireAt?: number | null): void {
+  set(key: string, value: Value, expireAt?: number | null): void {
     this.kValues.set(key, value);
     if (expireAt === null) return;
     if (this.kExpires.size > 0) this.dropExpiry(key);

@@ -10,6 +10,7 @@
 import { Buffer } from 'node:buffer';
 import { parseInt64 } from './resp.js';
 import { Err, type CommandContext, type CommandSpec } from './spec.js';
+import { kStringValueMaxBytes } from './store.js';
 
 const kInt64Max = 9223372036854775807n;
 const kInt64Min = -9223372036854775808n;
@@ -52,7 +53,7 @@ function expireArg(ctx: CommandContext, i: number, unitMs: number, absolute: boo
 function get({ args, out, loop }: CommandContext): void {
   const v = loop.keyspace.get(args.str(1));
   if (v === undefined) out.nullBulk();
-  else out.bulk(v);
+  else out.value(v);
 }
 
 /** SET key value [NX | XX] [GET] [EX s | PX ms | EXAT unix-s | PXAT unix-ms | KEEPTTL] */
@@ -90,20 +91,20 @@ function set(ctx: CommandContext): void {
   }
   const key = args.str(1);
   if (flags === 0) {
-    ks.set(key, args.copy(2));
+    ks.set(key, args.value(2, kStringValueMaxBytes));
     out.ok();
     return;
   }
   const old = flags & (kSetGet | kSetNx | kSetXx) ? ks.get(key) : undefined;
   if (flags & kSetGet) {
     if (old === undefined) out.nullBulk();
-    else out.bulk(old);
+    else out.value(old);
   }
   if ((flags & kSetNx && old !== undefined) || (flags & kSetXx && old === undefined)) {
     if (!(flags & kSetGet)) out.nullBulk();
     return;
   }
-  ks.set(key, args.copy(2), at);
+  ks.set(key, args.value(2, kStringValueMaxBytes), at);
   if (!(flags & kSetGet)) out.ok();
 }
 
@@ -112,7 +113,7 @@ function mset({ args, out, loop }: CommandContext): void {
     out.error(Err.arity('mset'));
     return;
   }
-  for (let i = 1; i < args.argc; i += 2) loop.keyspace.set(args.str(i), args.copy(i + 1));
+  for (let i = 1; i < args.argc; i += 2) loop.keyspace.set(args.str(i), args.value(i + 1, kStringValueMaxBytes));
   out.ok();
 }
 
@@ -121,7 +122,7 @@ function mget({ args, out, loop }: CommandContext): void {
   for (let i = 1; i < args.argc; i++) {
     const v = loop.keyspace.get(args.str(i));
     if (v === undefined) out.nullBulk();
-    else out.bulk(v);
+    else out.value(v);
   }
 }
 
@@ -130,7 +131,8 @@ function incrBy({ args, out, loop }: CommandContext, by: number | bigint): void 
   const ks = loop.keyspace;
   const key = args.str(1);
   const cur = ks.get(key);
-  const old = cur === undefined ? 0 : parseInt64(cur, 0, cur.length);
+  const bytes = typeof cur === 'string' ? Buffer.from(cur, 'latin1') : cur;
+  const old = bytes === undefined ? 0 : parseInt64(bytes, 0, bytes.length);
   if (old === null) {
     out.error(Err.notInteger);
     return;
@@ -146,7 +148,7 @@ function incrBy({ args, out, loop }: CommandContext, by: number | bigint): void 
     }
     next = Number.isSafeInteger(Number(big)) ? Number(big) : big;
   }
-  ks.set(key, Buffer.from(String(next), 'latin1'), null);
+  ks.set(key, String(next), null);
   out.integer(next);
 }
 
