@@ -347,3 +347,15 @@ export function spawnChildServer(cmd: string, args: readonly string[], ms = 15_0
     });
   });
 }
+
+/** This process's soft limit on open fds (RLIMIT_NOFILE), from /proc/self/limits; Infinity when unlimited. */
+export function fdLimit(): number {
+  const m = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m === null || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+/** A `skip` reason when this process may not open `needed` fds, else false. */
+export function needFds(needed: number): string | false {
+  const limit = fdLimit();
+  return limit < needed ? `needs ${needed} fds, but ulimit -n is ${limit}` : false;
+}

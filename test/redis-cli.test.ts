@@ -1,14 +1,15 @@
 /**
  * The Redis example against Redis's own tools, on each backend: redis-cli with commands as
  * arguments, with inline commands on standard input, in --pipe mode (raw RESP), and asking what
- * it asks at start-up (COMMAND DOCS, refused so that it uses its built-in help); redis-benchmark for a short SET/GET run, which first asks
- * CONFIG GET save / appendonly. Skipped, saying why, where Debian's redis-tools is not installed.
+ * it asks at start-up (COMMAND DOCS, refused so that it uses its built-in help); redis-benchmark
+ * for a short SET/GET run, which first asks CONFIG GET save / appendonly. Skipped, saying why,
+ * where Debian's redis-tools is not installed.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import type { Conn, Events } from '../src/index.js';
-import { createRedisServer } from '../examples/redis/handler.js';
+import { createRedisServer } from '../examples/redis/server.js';
 import { backendsUnderTest, openFdCount, startServer } from './helpers.js';
 
 const kToolTimeoutMs = 10_000;

@@ -37,6 +37,12 @@ function multibulk(args: string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${a.length}\r\n${a}\r\n`).join('')}`;
 }
 
+/** An argument as an inline command writes it: bare when it is a plain word, else quoted with \xHH escapes. */
+function inlineArg(a: string): string {
+  if (/^[\w:-]+$/.test(a)) return a;
+  return `"${[...a].map((ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')}"`;
+}
+
 describe('redis RESP parser', () => {
   test('multibulk commands, pipelined in one read, come out in order with binary-safe arguments', () => {
     const bin = '\x00\r\n\xff';
@@ -158,11 +164,7 @@ describe('redis RESP parser', () => {
     });
     fc.assert(
       fc.property(fc.array(command, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (cmds, cuts) => {
-        const wire = cmds
-          .map(({ args, inline }) =>
-            inline ? `${args.map((a) => `"${[...a].map((ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')}"`).join(' ')}\r\n` : multibulk(args),
-          )
-          .join('');
+        const wire = cmds.map(({ args, inline }) => (inline ? `${args.map(inlineArg).join(' ')}\r\n` : multibulk(args))).join('');
         const bytes = Buffer.from(wire, 'latin1');
         const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
         const chunks: Buffer[] = [];

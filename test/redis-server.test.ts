@@ -13,7 +13,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createClient, ErrorReply, RESP_TYPES } from 'redis';
 import type { Conn, Events } from '../src/index.js';
-import { bannerLine, createRedisServer, type RedisServer } from '../examples/redis/handler.js';
+import { bannerLine, createRedisServer, type RedisServer } from '../examples/redis/server.js';
 import { backendsUnderTest, closed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer, type Running } from './helpers.js';
 
 /** An npm `redis` client speaking RESP2 (the protocol this server speaks), with no reconnection. */

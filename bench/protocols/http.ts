@@ -308,7 +308,13 @@ function targetNotes(rows: Row[], paths: string[]): string[] {
     const native = rows.find((r) => r.path === path && r.server === 'gevent-native');
     if (native?.ratio === null || native?.ratio === undefined) return `${path}: no ratio for gevent-native (it or node:http did not run).`;
     const met = native.ratio >= kTargetRatio;
-    return `${path}: gevent-native is ${fmt(native.ratio, 2)}x node:http, so the target of ${kTargetRatio}x is ${met ? 'met' : 'MISSED'}.`;
+    const ref = rows.find((r) => r.path === path && r.server === kReference)!.trial!;
+    const perCpu = (t: Trial): number => t.rps / (t.serverCpuPct / 100);
+    const cpuRatio = perCpu(native.trial!) / perCpu(ref);
+    return (
+      `${path}: gevent-native is ${fmt(native.ratio, 2)}x node:http in requests/s, so the target of ${kTargetRatio}x is ` +
+      `${met ? 'met' : 'MISSED'}; in requests per CPU-second it is ${fmt(cpuRatio, 2)}x.`
+    );
   });
 }
 

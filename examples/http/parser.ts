@@ -18,7 +18,8 @@
  *     copied out as it arrives, into one buffer (`body`, of exactly Content-Length bytes, or
  *     doubling for chunks), instead of waiting in the input.
  *   - `headScanned` counts bytes at the start of the input already searched for CRLFCRLF without
- *     success; the next search starts 3 bytes before its end, so no byte is scanned twice.
+ *     success; the next search starts 3 bytes before its end (a CRLFCRLF may straddle it), so
+ *     a slowly arriving head is not scanned again from its start.
  *   - `current` is non-null exactly in the body states: the request whose head is parsed and whose
  *     body is not complete.
  */
@@ -235,7 +236,7 @@ export class HttpParser {
     const request = this.parseHead(buf, p, end);
     if (request instanceof HttpError) return request;
     this.pos = end + 4;
-    return this.frame(buf, request, out);
+    return this.frame(request, out);
   }
 
   /** Parses the head in buf[start, end) (`end` is where CRLFCRLF begins) into a request. */
@@ -277,7 +278,7 @@ export class HttpParser {
   }
 
   /** Decides the body's framing from Content-Length / Transfer-Encoding and enters its state. */
-  private frame(buf: Buffer, request: HttpRequest, out: HttpRequest[]): Step {
+  private frame(request: HttpRequest, out: HttpRequest[]): Step {
     let te: string | undefined;
     let cl: string | undefined;
     const h = request.headers;

@@ -189,6 +189,15 @@ export const adminCommands: readonly CommandSpec[] = [
       spec('client|setname', 3, ['loading', 'stale'], clientSetName),
       spec('client|setinfo', 4, ['loading', 'stale'], ({ out }) => out.ok()),
     ],
-    ['ID', '    Return the ID of the current connection.', 'GETNAME', '    Return the name of the current connection.', 'SETNAME <name>', '    Assign the name <name> to the current connection.', 'SETINFO <option> <value>', '    Accepted and ignored (lib-name, lib-ver).'],
+    [
+      'ID',
+      '    Return the ID of the current connection.',
+      'GETNAME',
+      '    Return the name of the current connection.',
+      'SETNAME <name>',
+      '    Assign the name <name> to the current connection.',
+      'SETINFO <option> <value>',
+      '    Accepted and ignored (lib-name, lib-ver).',
+    ],
   ),
 ];

@@ -3,7 +3,7 @@
  * each import them and build their own keyspace. Settings arrive in the module URL's query:
  * `?loops=4`.
  */
-import { createRedisServer } from './handler.js';
+import { createRedisServer } from './server.js';
 
 const params = new URL(import.meta.url).searchParams;
 
