@@ -27,6 +27,9 @@
  *   - `size` counts timers that are pending or in the batch and not yet fired or stopped.
  */
 import { performance } from 'node:perf_hooks';
+
+/** The longest delay setTimeout honours (2^31 - 1 ms); longer waits are taken in steps. */
+const kMaxTimeoutMs = 2 ** 31 - 1;
 import { InvalidArgumentError } from './errors.js';
 
 /** Options of a TimingWheel; every field is optional. */
@@ -627,7 +630,7 @@ export class TimingWheel {
     return entry;
   }
 
-  /** Arms the driving timeout for nextExpiration(), unless it is already armed for that time or earlier. */
+  /** Arms the driving timeout for nextExpiration() (in steps of at most kMaxTimeoutMs, the longest setTimeout waits), unless it is already armed for that time or earlier. */
   private arm(): void {
     const next = this.kCore.nextExpirationMs();
     if (next === Infinity) {
@@ -636,9 +639,10 @@ export class TimingWheel {
     }
     if (this.kTimeout !== null && this.kArmedAtMs <= next) return;
     this.disarm();
-    const delayMs = Math.max(0, Math.ceil(next - this.clock()));
+    const now = this.clock();
+    const delayMs = Math.min(kMaxTimeoutMs, Math.max(0, Math.ceil(next - now)));
     this.kTimeout = setTimeout(this.kOnTimeout, delayMs);
-    this.kArmedAtMs = next;
+    this.kArmedAtMs = delayMs === kMaxTimeoutMs ? now + delayMs : next;
     if (this.kUnref) this.kTimeout.unref();
   }
 

@@ -83,6 +83,8 @@ export class PortableBackend implements Backend {
   readonly #servers: { shared: Shared | null; server: Server; path: string }[] = [];
   readonly #dgrams = new Map<number, DgramSocket>();
   readonly #unixPaths = new Map<number, string>();
+  /** Servers closed by closeListeners(): net.Server.close() settles only once their connections have closed. */
+  readonly #serverClosing: Promise<void>[] = [];
   #ops: Op[] = [];
   /** Streams written (or watched) since the last flush: their queues are reported after it. */
   #written: Stream[] = [];
@@ -125,7 +127,9 @@ export class PortableBackend implements Backend {
       if (spec.network === 'unix') server.listen({ path: spec.path }, resolve);
       else server.listen(listenOptions(spec, host), resolve);
     });
-    server.on('error', () => undefined);
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.syscall === 'accept') this.#handler?.onAcceptError(spec.index, err.code ?? 'EIO');
+    });
     if (shared) {
       const bound = boundAddr(spec, server);
       shared.key = `${spec.network}|${spec.family}|${host}|${bound.port}|${spec.path}`;
@@ -158,7 +162,7 @@ export class PortableBackend implements Backend {
   }
 
   async closeListeners(): Promise<void> {
-    await Promise.all(this.#servers.splice(0).map((entry) => this.#closeServer(entry)));
+    for (const entry of this.#servers.splice(0)) this.#serverClosing.push(this.#closeServer(entry));
   }
 
   close(id: number, flush: boolean): void {
@@ -235,6 +239,7 @@ export class PortableBackend implements Backend {
     this.#ops = [];
     const waits: Promise<unknown>[] = [];
     for (const entry of this.#servers.splice(0)) waits.push(this.#closeServer(entry));
+    waits.push(...this.#serverClosing.splice(0));
     for (const sock of this.#dgrams.values()) waits.push(new Promise<void>((resolve) => sock.close(() => resolve())));
     for (const s of this.#streams.values()) {
       waits.push(new Promise((resolve) => s.sock.once('close', resolve)));

@@ -233,10 +233,7 @@ export class Loop implements BackendHandler {
       if (c.needDrain && c.unflushed === 0) {
         c.needDrain = false;
         const drained = this.events.drained;
-        if (drained && c.state === ConnState.Open) {
-          this.#inBatch = true;
-          this.#reply(c, 'drained', () => drained.call(this.events, c));
-        }
+        if (drained && c.state === ConnState.Open) this.#reply(c, 'drained', () => drained.call(this.events, c));
       }
     }
   }
@@ -346,8 +343,17 @@ export class Loop implements BackendHandler {
         else this.#close(c);
       }
       this.onBatchEnd();
+      const deadline = performance.now() + graceMs;
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([empty, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      const expired = new Promise<void>((resolve) => {
+        const wait = (): void => {
+          const left = deadline - performance.now();
+          if (left <= 0) resolve();
+          else timer = setTimeout(wait, Math.min(left, 2 ** 31 - 1));
+        };
+        wait();
+      });
+      await Promise.race([empty, expired]);
       clearTimeout(timer);
     }
     this.#wheel?.stop();
@@ -547,7 +553,7 @@ export class Loop implements BackendHandler {
     const timeout = this.#idleMs(c);
     if (timeout <= 0) return;
     const idle = performance.now() - c.lastActiveMs;
-    if (idle + 1 >= timeout) {
+    if (idle >= timeout) {
       c.closeError = new IdleTimeoutError(timeout);
       this.#close(c);
     } else {
