@@ -15,14 +15,14 @@
  * run fails, and on SIGINT/SIGTERM (bench/lib/proc.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeMachine, findBun, type Machine } from '../lib/machine.js';
-import { freePort, kTicksPerSecond, readCoreBusyTicks, readCpuTicks, startChild, stopChild, waitReady } from '../lib/proc.js';
+import { freePort, kTicksPerSecond, readCoreBusyTicks, startChild, stopChild, waitReady } from '../lib/proc.js';
 
 const kServerCore = 0;
 const kLoadCore = 1;
@@ -56,6 +56,8 @@ interface Trial {
   socketErrors: number;
   wrkCpuPct: number;
   serverCpuPct: number;
+  /** The kernel's share of serverCpuPct (system time). */
+  serverSysPct: number;
   otherLoadPct: number;
   /** Whether both cores were quiet before the server started. */
   quiet: boolean;
@@ -196,7 +198,18 @@ async function runWrk(url: string, seconds: number, conns: number, root: string)
   return { output, cpuPct: (100 * childCpuSeconds(output)) / wallS };
 }
 
-function parseWrk(output: string): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 'otherLoadPct' | 'quiet'> {
+/** User and system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15). */
+function readUserSysTicks(pid: number): [user: number, sys: number] {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return [Number(fields[11]), Number(fields[12])];
+  } catch {
+    return [Number.NaN, Number.NaN];
+  }
+}
+
+function parseWrk(output: string): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 'serverSysPct' | 'otherLoadPct' | 'quiet'> {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
   if (!rps) throw new Error(`no Requests/sec in wrk's output: ${output.trim().split('\n').slice(-4).join(' / ')}`);
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
@@ -240,19 +253,22 @@ async function runTrial(root: string, server: Server, path: string, opts: Option
     await checkResponse(port, path);
     const url = `http://127.0.0.1:${port}${path}`;
     if (opts.warmupS > 0) await runWrk(url, opts.warmupS, opts.conns, root);
-    const server0 = readCpuTicks(child.pid);
+    const server0 = readUserSysTicks(child.pid);
     const cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
     const t0 = performance.now();
     const wrk = await runWrk(url, opts.durationS, opts.conns, root);
     const seconds = (performance.now() - t0) / 1000;
     const pct = (ticks: number): number => (100 * ticks) / kTicksPerSecond / seconds;
-    const serverCpuPct = pct(readCpuTicks(child.pid) - server0);
+    const server1 = readUserSysTicks(child.pid);
+    const serverSysPct = pct(server1[1] - server0[1]);
+    const serverCpuPct = pct(server1[0] - server0[0]) + serverSysPct;
     const core0 = pct(readCoreBusyTicks(kServerCore) - cores0[0]!);
     const core1 = pct(readCoreBusyTicks(kLoadCore) - cores0[1]!);
     return {
       ...parseWrk(wrk.output),
       wrkCpuPct: wrk.cpuPct,
       serverCpuPct,
+      serverSysPct,
       otherLoadPct: Math.max(0, core0 - serverCpuPct, core1 - wrk.cpuPct),
       quiet,
     };
@@ -287,7 +303,7 @@ function rowCells(r: Row): string[] {
     r.ratio === null ? '' : fmt(r.ratio, 2),
     fmt(t.rps / (t.serverCpuPct / 100)),
     t.latency,
-    `${fmt(t.serverCpuPct)}%`,
+    `${fmt(t.serverCpuPct)}% (${fmt(t.serverSysPct)}% sys)`,
     `${fmt(t.wrkCpuPct)}%`,
     notes.join('; '),
   ];
@@ -378,7 +394,9 @@ taskset -c ${kLoadCore} wrk -t1 -c${opts.conns} -d${opts.durationS}s http://127.
 Each server is started fresh for every path and trial, its response checked once, warmed up with
 wrk for ${opts.warmupS} s, then measured for ${opts.durationS} s (${opts.trials} trial(s), the median shown).
 wrk keeps one request in flight per connection (no pipelining). "server CPU" is the server
-process's user+system time over the measured interval, in % of one core; "wrk CPU" is wrk's own
+process's user+system time over the measured interval, in % of one core, with the system (kernel)
+part in brackets: on loopback that includes the kernel's TCP work for both ends of each send,
+which is the same for every server; "wrk CPU" is wrk's own
 (bash \`times\`), in % of one core: well under 100% means wrk was not the limit. "requests per
 CPU-second" divides requests/s by the server's CPU: the server's cost per request, which other
 load on a shared machine disturbs less than requests/s. "other load" is
@@ -446,7 +464,8 @@ async function main(): Promise<number> {
           const t = await runTrial(root, server, path, opts);
           trials.get(server.name)!.push(t);
           console.log(
-            `${path.padEnd(10)} ${server.name.padEnd(16)} ${fmt(t.rps).padStart(9)} req/s  latency ${t.latency}  server CPU ${fmt(t.serverCpuPct)}%  wrk CPU ${fmt(t.wrkCpuPct)}%` +
+            `${path.padEnd(10)} ${server.name.padEnd(16)} ${fmt(t.rps).padStart(9)} req/s  latency ${t.latency}  ` +
+              `server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverSysPct)}% sys)  wrk CPU ${fmt(t.wrkCpuPct)}%` +
               (t.non2xx + t.socketErrors > 0 ? `  ${t.non2xx} non-2xx, ${t.socketErrors} socket errors` : ''),
           );
         } catch (err) {
