@@ -70,6 +70,8 @@ interface Row {
   note: string;
   trial: Trial | null;
   ratio: number | null;
+  /** requests/s of every trial, in the order run. */
+  all: number[];
 }
 
 const kPaths = ['/plaintext', '/json'];
@@ -353,10 +355,11 @@ function caveats(rows: Row[]): string[] {
 }
 
 function markdown(rows: Row[], servers: Server[], m: Machine, opts: Options, command: string, wrk: string): string {
+  const header = [...kHeader, 'all trials (requests/s)'];
   const table = [
-    `| ${kHeader.join(' | ')} |`,
-    `|${kHeader.map((_, i) => (kNumeric.has(i) ? '---:' : '---')).join('|')}|`,
-    ...rows.map((r) => `| ${rowCells(r).join(' | ')} |`),
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (kNumeric.has(i) ? '---:' : '---')).join('|')}|`,
+    ...rows.map((r) => `| ${[...rowCells(r), r.all.map((x) => fmt(x)).join(' / ')].join(' | ')} |`),
   ];
   return `# HTTP benchmarks
 
@@ -391,19 +394,23 @@ wrk runs pinned to core ${kLoadCore}:
 taskset -c ${kLoadCore} wrk -t1 -c${opts.conns} -d${opts.durationS}s http://127.0.0.1:PORT/plaintext
 \`\`\`
 
-Each server is started fresh for every path and trial, its response checked once, warmed up with
-wrk for ${opts.warmupS} s, then measured for ${opts.durationS} s (${opts.trials} trial(s), the median shown).
-wrk keeps one request in flight per connection (no pipelining). "server CPU" is the server
-process's user+system time over the measured interval, in % of one core, with the system (kernel)
-part in brackets: on loopback that includes the kernel's TCP work for both ends of each send,
-which is the same for every server; "wrk CPU" is wrk's own
-(bash \`times\`), in % of one core: well under 100% means wrk was not the limit. "requests per
-CPU-second" divides requests/s by the server's CPU: the server's cost per request, which other
-load on a shared machine disturbs less than requests/s. "other load" is
-CPU that other processes used on either core while measuring; figures with it are less reliable.
-Before each trial the run waits (up to ${opts.quietWaitS} s) until neither core has been more than 10% busy for
-a second. Responses are the TechEmpower shapes: \`Hello, World!\` as text/plain, and \`{"message":"Hello, World!"}\`
-serialized per request, each with Server, Date, Content-Type and Content-Length.
+Each server is started fresh for every path and trial, its response is checked once, it is warmed
+up with wrk for ${opts.warmupS} s, then measured for ${opts.durationS} s; ${opts.trials} trial(s) per cell, in rounds (trial i of
+every server before trial i+1 of any), and the median is shown beside all trials. Before each
+trial the run waits (up to ${opts.quietWaitS} s) until neither core has been more than 10% busy for a second.
+wrk keeps one request in flight per connection (no pipelining). Responses are the TechEmpower
+shapes: \`Hello, World!\` as text/plain, and \`{"message":"Hello, World!"}\` serialized per
+request, each with Server, Date, Content-Type and Content-Length.
+
+- "server CPU" is the server process's user+system time over the measured interval, in % of one
+  core, with the system (kernel) part in brackets. On loopback the kernel part includes TCP work
+  for both ends of each send, which costs every server alike.
+- "requests per CPU-second" divides requests/s by the server's CPU: its cost per request, which
+  other load on a shared machine disturbs less than requests/s.
+- "wrk CPU" is wrk's own user+system time (bash \`times\`), in % of one core: well under 100%
+  means wrk was not the limit.
+- "other load" is CPU that other processes used on either core while measuring; figures with it
+  are less reliable.
 
 Servers:
 
@@ -483,11 +490,11 @@ async function main(): Promise<number> {
       const skip = skipped.get(server.name);
       const fail = failed.get(server.name);
       if (ts.length === 0 || fail !== undefined) {
-        rows.push({ path, server: server.name, status: skip !== undefined ? 'skipped' : 'failed', note: skip ?? fail ?? '', trial: null, ratio: null });
+        rows.push({ path, server: server.name, status: skip !== undefined ? 'skipped' : 'failed', note: skip ?? fail ?? '', trial: null, ratio: null, all: [] });
         continue;
       }
       const t = median(ts);
-      rows.push({ path, server: server.name, status: 'ok', note: '', trial: t, ratio: refRps === null ? null : t.rps / refRps });
+      rows.push({ path, server: server.name, status: 'ok', note: '', trial: t, ratio: refRps === null ? null : t.rps / refRps, all: ts.map((x) => x.rps) });
     }
   }
 
