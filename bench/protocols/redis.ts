@@ -73,6 +73,9 @@ interface Row {
   trial: Trial | null;
   setRatio: number | null;
   getRatio: number | null;
+  /** Medians over every trial, disturbed or not. */
+  medianSet: number;
+  medianGet: number;
 }
 
 class SkipError extends Error {}
@@ -262,6 +265,16 @@ async function runTrial(root: string, server: Server, opts: Options): Promise<Ma
   }
 }
 
+function emptyRow(server: string, status: Row['status'], note: string): Row {
+  return { pipeline: 0, server, status, note, trial: null, setRatio: null, getRatio: null, medianSet: Number.NaN, medianGet: Number.NaN };
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** Whether other work used a tenth of a core or more during the trial, or before it. */
 function disturbed(t: Trial): boolean {
   return !t.quiet || t.otherLoadPct >= kOtherLoadLimitPct;
@@ -343,6 +356,20 @@ function caveats(rows: Row[]): string[] {
   return notes;
 }
 
+function medianTable(rows: Row[]): string[] {
+  const out = ['| pipeline | server | SET median | ratio | GET median | ratio |', '|---|---|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    if (r.trial === null) continue;
+    const ref = rows.find((x) => x.pipeline === r.pipeline && x.server === kReference && x.trial !== null);
+    const ratio = (a: number, b: number | undefined): string => (b === undefined ? '' : fmt(a / b, 2));
+    out.push(
+      `| ${r.pipeline === 1 ? 'none' : `-P ${r.pipeline}`} | ${r.server} | ${fmt(r.medianSet)} | ${ratio(r.medianSet, ref?.medianSet)} | ` +
+        `${fmt(r.medianGet)} | ${ratio(r.medianGet, ref?.medianGet)} |`,
+    );
+  }
+  return out;
+}
+
 function markdown(rows: Row[], servers: Server[], m: Machine, opts: Options, command: string, versions: { server: string; benchmark: string }): string {
   const table = [
     `| ${kHeader.join(' | ')} |`,
@@ -385,18 +412,19 @@ taskset -c ${kLoadCore} ${benchmarkArgs('PORT', opts.requests, opts.clients, 16)
 \`\`\`
 
 Each server is started fresh for every trial, checked with one PING, warmed up with
-${fmt(kWarmupRequests)} pipelined requests, then measured unpipelined and with 16 commands in flight per
-connection. The servers take turns, trial by trial (${opts.trials} trial(s) each). A trial during
-which other processes used ${kOtherLoadLimitPct}% or more of either core is disturbed, and is run again (up to
-${opts.retries} more times). The table shows each server's best undisturbed trial (highest SET + GET), or its
-best trial when none was undisturbed, since on a shared machine other work can only lower a figure.
-The value is
-redis-benchmark's default 3 bytes on one key. "server CPU" is the server process's user+system
-time over the whole redis-benchmark run, in % of one core, and "server µs/req" the same time per
-request (SET and GET together); "redis-benchmark CPU" is its own (bash
-\`times\`), in % of one core: well under 100% means it was not the limit. "other load" is CPU that
-other processes used on either core meanwhile. Before each trial the run waits (up to
-${opts.quietWaitS} s) until neither core has been more than 10% busy for a second.
+${fmt(kWarmupRequests)} pipelined requests, then measured unpipelined and with 16 commands in flight
+per connection, on redis-benchmark's default 3-byte value and one key. The servers take turns,
+trial by trial (${opts.trials} trial(s) each). A trial during which other processes used ${kOtherLoadLimitPct}% or more of
+either core is disturbed, and is run again (up to ${opts.retries} more times). The results table shows each
+server's best undisturbed trial (highest SET + GET), or its best trial when none was undisturbed,
+since on a shared machine other work can only lower a figure; the medians of all trials follow it.
+
+"server CPU" is the server process's user+system time over the whole redis-benchmark run, in % of
+one core, and "server µs/req" is the same time per request (SET and GET together).
+"redis-benchmark CPU" is its own (bash \`times\`), in % of one core: well under 100% means it
+was not the limit. "other load" is CPU that other processes used on either core meanwhile.
+Before each trial the run waits (up to ${opts.quietWaitS} s) until neither core has been more than 10% busy
+for a second.
 
 Servers:
 
@@ -405,6 +433,10 @@ ${servers.map((s) => `- \`${s.name}\`: ${s.label}`).join('\n')}
 ## Results
 
 ${table.join('\n')}
+
+Medians of all trials (requests/s), and their ratio to ${kReference}'s medians:
+
+${medianTable(rows).join('\n')}
 
 ## Targets
 
@@ -437,7 +469,7 @@ async function main(): Promise<number> {
   }
   const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
   const ended = new Map<string, Row>();
-  for (const s of servers) if (s.unavailable !== null) ended.set(s.name, { pipeline: 0, server: s.name, status: 'skipped', note: s.unavailable, trial: null, setRatio: null, getRatio: null });
+  for (const s of servers) if (s.unavailable !== null) ended.set(s.name, emptyRow(s.name, 'skipped', s.unavailable));
 
   const trials = new Map<string, Map<number, Trial[]>>(servers.map((s) => [s.name, new Map(kPipelines.map((p) => [p, []]))]));
   for (let round = 0; round < opts.trials; round++) {
@@ -461,7 +493,7 @@ async function main(): Promise<number> {
         const msg = (err as Error).message.replace(/\s+/g, ' ').slice(0, 300);
         const status = err instanceof SkipError ? 'skipped' : 'failed';
         console.log(`${server.name.padEnd(16)} ${status === 'skipped' ? 'skipped' : 'FAILED'}: ${msg}`);
-        ended.set(server.name, { pipeline: 0, server: server.name, status, note: msg, trial: null, setRatio: null, getRatio: null });
+        ended.set(server.name, emptyRow(server.name, status, msg));
       }
     }
   }
@@ -486,6 +518,8 @@ async function main(): Promise<number> {
         trial: t,
         setRatio: ref === null ? null : t.set / ref.set,
         getRatio: ref === null ? null : t.get / ref.get,
+        medianSet: median(ts.map((x) => x.set)),
+        medianGet: median(ts.map((x) => x.get)),
       });
     }
   }
