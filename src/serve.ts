@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { runEngine } from './engine/engine.js';
-import { kHighWaterMarkBytes } from './loop/loop.js';
+import { kHighWaterMarkBytes, kLingerMs } from './loop/loop.js';
 import { BadAddressError, InvalidArgumentError } from './errors.js';
 import { LoadBalance, type Events } from './events.js';
 
@@ -35,7 +35,16 @@ export interface ServeOptions {
   allowHalfOpen?: boolean;
   /** On shutdown, stop accepting and give connections this many ms to finish writing before closing them (default 0: at once). */
   grace?: number;
+  /**
+   * After Action.Close or a handler's error: half-close once the output is written, read and drop
+   * input, and close when the peer's FIN comes or after this many ms (default 2000); 0 closes
+   * right after the output is written, which lets unread input turn the close into a RST.
+   */
+  linger?: number;
 }
+
+/** The longest delay a timer takes (setTimeout's limit, about 24.8 days). */
+const kMaxTimerMs = 2 ** 31 - 1;
 
 /** Checks an optional numeric option: a number >= min (Infinity allowed where `infinite`). */
 function numberOption(name: string, value: unknown, dflt: number, min: number, infinite: boolean): number {
@@ -82,6 +91,8 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
   const maxOutputBytes = numberOption('maxOutputBytes', o.maxOutputBytes, Infinity, 1, true);
   const maxConnections = numberOption('maxConnections', o.maxConnections, Infinity, 1, true);
   const graceMs = numberOption('grace', o.grace, 0, 0, false);
+  const lingerMs = numberOption('linger', o.linger, kLingerMs, 0, false);
+  if (lingerMs > kMaxTimerMs) throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
   const allowHalfOpen = o.allowHalfOpen ?? false;
   if (typeof allowHalfOpen !== 'boolean') throw new InvalidArgumentError('options.allowHalfOpen', allowHalfOpen, 'a boolean');
   const numLoops = events.numLoops ?? 0;
@@ -97,7 +108,7 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
   if (addrs.length === 0) throw new BadAddressError('', 'serve() needs at least one address');
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
   return runEngine(events, {
-    tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxConnections, allowHalfOpen },
+    tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxConnections, allowHalfOpen, lingerMs },
     graceMs,
     backend,
     tcpNoDelay,

@@ -47,7 +47,7 @@ export function httpEvents(settings: HttpSettings): Events {
       c.context = new HttpSession(limits);
     },
     data(c, input) {
-      return (c.context as HttpSession).onData(c, input);
+      return (c.context as HttpSession).onData(input);
     },
     tick() {
       return { delay: refreshDate() };

@@ -9,12 +9,14 @@
  * Every response of one `data` call (pipelined requests, in order) goes out in one write. A
  * response carries `Connection: close` when the request asked for it (or was HTTP/1.0 without
  * keep-alive), and the connection is closed after it. A malformed or oversized request gets its
- * 400, 413 or 431, then the connection half-closes and lingers (see HttpSession) before it closes.
+ * 400, 413 or 431, and the connection is closed after it. Both closes are Action.Close, which
+ * lingers: the library half-closes and drops the rest of the upload until the client closes, so
+ * that unread input does not turn the close into a RST that destroys the response.
  *
  * Module state (the response buffer, the cached /plaintext response) is per loop: each loop runs
  * on its own thread with its own copy of this module.
  */
-import { Action, type Conn, type Reply, type RingBuffer } from '../../src/index.js';
+import { Action, type Reply, type RingBuffer } from '../../src/index.js';
 import { dateGeneration, dateLine } from './date.js';
 import { HttpParser, type HttpError, type HttpLimits, type HttpRequest } from './parser.js';
 
@@ -28,11 +30,6 @@ const kStatusText: Record<HttpError['status'], string> = {
   413: '413 Content Too Large',
   431: '431 Request Header Fields Too Large',
 };
-
-/** After an error response, close once no input came for this long... */
-const kLingerIdleMs = 1000;
-/** ...or once this much more input has come and been dropped. */
-const kLingerMaxBytes = 4 * 1024 * 1024;
 
 /**
  * The responses of one `data` call, joined into one output when taken. Strings must hold only
@@ -151,30 +148,20 @@ function respondError(out: ResponseBuffer, err: HttpError): void {
 }
 
 /**
- * One connection's HTTP state: its parser, the request already told `100 Continue`, and whether
- * it is lingering after an error. Owned by the connection's loop; kept in `Conn.context`.
- *
- * Lingering close: closing a socket whose kernel receive queue still holds bytes sends a RST, and
- * a RST can destroy the error response before the client reads it (a 413 typically goes out while
- * the body is still arriving). So after an error response the session half-closes (Conn.end():
- * FIN once the response is written) and drops all further input; the connection closes when the
- * peer closes its side, after kLingerIdleMs without input (Conn.setIdleTimeout), or once
- * kLingerMaxBytes more have arrived.
+ * One connection's HTTP state: its parser and the request already told `100 Continue`. Owned by
+ * the connection's loop; kept in `Conn.context`.
  */
 export class HttpSession {
   private readonly parser: HttpParser;
   private readonly requests: HttpRequest[] = [];
   private continued: HttpRequest | null = null;
-  private lingering = false;
-  private droppedBytes = 0;
 
   constructor(limits: Partial<HttpLimits>) {
     this.parser = new HttpParser(limits);
   }
 
   /** The `data` callback's work: parse what arrived and answer every complete request. */
-  onData(c: Conn, input: RingBuffer): Reply {
-    if (this.lingering) return this.drop(input);
+  onData(input: RingBuffer): Reply {
     const requests = this.requests;
     requests.length = 0;
     const err = this.parser.parse(input, requests);
@@ -192,11 +179,8 @@ export class HttpSession {
     requests.length = 0;
     if (err !== null) {
       respondError(out, err);
-      c.send(out.take()!);
-      c.end();
-      c.setIdleTimeout(kLingerIdleMs);
-      this.lingering = true;
-      return this.drop(input);
+      input.retrieveAll();
+      return { out: out.take(), action: Action.Close };
     }
     const pending = this.parser.pending;
     if (pending !== null && pending.expectContinue && this.continued !== pending) {
@@ -204,12 +188,5 @@ export class HttpSession {
       out.push(kContinue);
     }
     return out.take();
-  }
-
-  /** Drops input while lingering; closes once too much has come. */
-  private drop(input: RingBuffer): Reply {
-    this.droppedBytes += input.length;
-    input.retrieveAll();
-    return this.droppedBytes > kLingerMaxBytes ? Action.Close : null;
   }
 }

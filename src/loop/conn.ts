@@ -15,6 +15,11 @@ export const enum ConnState {
   Closed = 2,
   /** Accepted before the server started serving; `opened` fires when it does. */
   Pending = 3,
+  /**
+   * A lingering close (Action.Close, a handler error): queued output is written, then FIN; input is
+   * read and dropped until the peer's FIN, an error or the linger deadline closes the fd.
+   */
+  Lingering = 4,
 }
 
 /** One TCP or unix stream connection. */
@@ -40,6 +45,8 @@ export class Conn {
   /** @internal The peer sent FIN (allowHalfOpen). */ peerEnded = false;
   /** @internal end() was called: no more writes. */ ended = false;
   /** @internal Closed by maxConnections before `opened`: no `closed` fires. */ dropped = false;
+  /** @internal The linger deadline's timer, while Lingering. */ lingerTimer: { stop(): boolean } | null = null;
+  /** @internal Lingering, and the backend has written all of the output (a queue report of 0). */ lingerFlushed = false;
   readonly #addrs: AddrPair | null;
   readonly #addrIndex: number;
 

@@ -10,6 +10,14 @@
  * (onQueued) plus what was written since the last flush. Past `highWaterMark` reading pauses and
  * write() returns false; at `lowWaterMark` reading resumes and, after a false write(), `drained`
  * fires. Past `maxOutputBytes` the connection closes with OutputLimitError.
+ *
+ * Lingering close (Action.Close, a handler's error): closing an fd whose kernel receive queue holds
+ * unread bytes makes the kernel send RST, and a RST can destroy the reply still in the peer's
+ * receive buffer. So such a close writes the queued output, half-closes (FIN), and goes on reading
+ * and dropping input; the fd closes when the peer's FIN or an error arrives, or at the `lingerMs`
+ * deadline. `closed` fires once, when the backend reports the fd closed.
+ *
+ *   Open ──Close──▶ Lingering ──peer FIN (output written) / error / deadline──▶ Closing ──▶ Closed
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
@@ -35,6 +43,8 @@ export interface LoopTuning {
   readonly maxConnections?: number;
   /** Keep a connection writable after the peer's FIN, and fire `end` (default false). */
   readonly allowHalfOpen?: boolean;
+  /** How long a lingering close waits for the peer's FIN before closing the fd; 0 closes right after the flush (default kLingerMs). */
+  readonly lingerMs?: number;
 }
 
 export interface LoopOptions extends LoopTuning {
@@ -47,6 +57,15 @@ export interface LoopOptions extends LoopTuning {
 }
 
 export const kHighWaterMarkBytes = 64 * 1024;
+
+/**
+ * The default linger deadline: Apache's lingering close gives up after 2 s without input
+ * (SECONDS_TO_LINGER), nginx waits 5 s between reads (lingering_timeout). Ours is one deadline
+ * for the whole linger, and a well-behaved peer answers our FIN within a round trip, so 2 s is
+ * ample for a reply to be read on any route while keeping a peer that never closes from holding
+ * its fd (and a maxConnections place) for long.
+ */
+export const kLingerMs = 2000;
 
 /** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
 function wheelTickFor(timeoutMs: number): number {
@@ -65,6 +84,9 @@ export class Loop implements BackendHandler {
   readonly #maxOutput: number;
   readonly #maxConns: number;
   readonly #halfOpen: boolean;
+  readonly #lingerMs: number;
+  /** Lingering connections whose output is all written (lingerFlushed): stop()'s grace need not wait for them. */
+  #lingerDone = 0;
   #listenerAddrs: Addr[] = [];
   #needFlush = false;
   #wrote = false;
@@ -75,8 +97,8 @@ export class Loop implements BackendHandler {
   #dirty: Conn[] = [];
   /** Connections accepted before start(), waiting for `serving` to return; null once started. */
   #pending: Conn[] | null = [];
-  /** Resolves stop()'s grace wait when the last connection closes. */
-  #onEmpty: (() => void) | null = null;
+  /** Resolves stop()'s grace wait once every connection has closed or is lingering with its output written. */
+  #onSettled: (() => void) | null = null;
   readonly #acceptErrors: AcceptErrorReporter;
 
   constructor(backend: Backend, events: Events, opts: LoopOptions) {
@@ -88,8 +110,9 @@ export class Loop implements BackendHandler {
     this.#maxOutput = opts.maxOutputBytes ?? Infinity;
     this.#maxConns = opts.maxConnections ?? Infinity;
     this.#halfOpen = opts.allowHalfOpen ?? false;
+    this.#lingerMs = opts.lingerMs ?? kLingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
-    if (opts.waitTimeoutMs > 0) this.#wheelFor(opts.waitTimeoutMs);
+    if (opts.waitTimeoutMs > 0) this.#wheelFor(this.#lingerMs > 0 ? Math.min(opts.waitTimeoutMs, this.#lingerMs) : opts.waitTimeoutMs);
   }
 
   /** How many connections are open on this loop. */
@@ -155,6 +178,14 @@ export class Loop implements BackendHandler {
   onEnd(id: number): void {
     const c = this.#conns.get(id);
     if (c?.state === ConnState.Pending) c.endPending = true;
+    if (c?.state === ConnState.Lingering) {
+      // The linger is over once our output is written too; until then the backend finishes the
+      // writing (and closes by itself once both sides are shut) or the deadline cuts it short.
+      c.peerEnded = true;
+      this.#inBatch = true;
+      if (c.lingerFlushed) this.#endLinger(c);
+      return;
+    }
     if (c === undefined || c.state !== ConnState.Open) return;
     this.#inBatch = true;
     if (!this.#halfOpen) {
@@ -179,8 +210,16 @@ export class Loop implements BackendHandler {
     c.state = ConnState.Closed;
     c.idleTimer?.stop();
     c.idleTimer = null;
+    c.lingerTimer?.stop();
+    c.lingerTimer = null;
+    // Once a lingering connection's output is written, the close has succeeded, as a close right
+    // after the flush would have: a later error (the peer's RST) is not the handler's concern.
+    if (c.lingerFlushed) {
+      this.#lingerDone--;
+      err = null;
+    }
     ringBufferPool.put(c.input);
-    if (this.#conns.size === 0) this.#onEmpty?.();
+    this.#checkSettled();
     const closed = this.events.closed;
     if (!seen || !closed) return;
     try {
@@ -215,6 +254,10 @@ export class Loop implements BackendHandler {
     if (c === undefined) return;
     c.queued = bytes;
     c.watching = false;
+    if (c.state === ConnState.Lingering) {
+      if (bytes === 0 && c.unflushed === 0 && !c.lingerFlushed) this.#lingerWritten(c);
+      return;
+    }
     if (c.state !== ConnState.Open && c.state !== ConnState.Closing) return;
     if (bytes > this.#maxOutput) {
       this.#overLimit(c);
@@ -329,20 +372,23 @@ export class Loop implements BackendHandler {
   /**
    * Stops the loop. With `graceMs` > 0: stops accepting, closes every connection after writing its
    * queued output, and waits up to `graceMs` for them; then (or at once without a grace) closes
-   * whatever is left and every listener, firing `closed` for each connection.
+   * whatever is left and every listener, firing `closed` for each connection. Lingering does not
+   * lengthen the wait: it ends once every connection has closed or has all its output written, and
+   * lingering connections are then closed with the rest.
    */
   async stop(graceMs = 0): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     if (graceMs > 0 && this.#conns.size > 0) {
       await this.backend.closeListeners();
-      const empty = new Promise<void>((resolve) => (this.#onEmpty = resolve));
+      const settled = new Promise<void>((resolve) => (this.#onSettled = resolve));
       this.#inBatch = true;
       for (const c of [...this.#conns.values()]) {
         if (c.state === ConnState.Pending) this.backend.close(c.id, false);
-        else this.#close(c);
+        else this.#closeLingering(c);
       }
       this.onBatchEnd();
+      this.#checkSettled();
       const deadline = performance.now() + graceMs;
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => {
@@ -353,10 +399,11 @@ export class Loop implements BackendHandler {
         };
         wait();
       });
-      await Promise.race([empty, expired]);
+      await Promise.race([settled, expired]);
       clearTimeout(timer);
     }
     this.#wheel?.stop();
+    this.#acceptErrors.stop();
     if (this.#needFlush) this.#flush();
     await this.backend.stop();
   }
@@ -388,7 +435,7 @@ export class Loop implements BackendHandler {
     }
   }
 
-  /** Closes a connection accepted past maxConnections, before `opened`, and reports it. */
+  /** Closes a connection accepted past maxConnections, before `opened`, and reports it; at once, as there is no reply to protect. */
   #drop(c: Conn): void {
     c.dropped = true;
     c.state = ConnState.Closing;
@@ -466,7 +513,10 @@ export class Loop implements BackendHandler {
     this.#scheduleFlush();
   }
 
-  /** Output past maxOutputBytes: the connection closes at once, its output dropped. */
+  /**
+   * Output past maxOutputBytes: the connection closes at once, its output dropped. No linger: with
+   * the output dropped there is no reply left to protect, and this peer is not reading anyway.
+   */
   #overLimit(c: Conn): void {
     c.closeError ??= new OutputLimitError(this.#maxOutput, c.queued + c.unflushed);
     c.state = ConnState.Closing;
@@ -510,11 +560,15 @@ export class Loop implements BackendHandler {
   }
 
   #act(c: Conn, action: Action): void {
-    if (action === Action.Close) this.#close(c);
+    if (action === Action.Close) this.#closeLingering(c);
     else if (action === Action.Shutdown) this.#opts.requestShutdown();
   }
 
-  /** Closes after flushing what is queued; `closed` fires when the backend reports the fd closed. */
+  /**
+   * Closes after flushing what is queued, with no linger; `closed` fires when the backend reports
+   * the fd closed. For closes where the peer has nothing left to send: it has sent FIN, or (idle
+   * timeout) nothing for a whole timeout.
+   */
   #close(c: Conn): void {
     if (c.state !== ConnState.Open) return;
     c.state = ConnState.Closing;
@@ -522,10 +576,67 @@ export class Loop implements BackendHandler {
     this.#scheduleFlush();
   }
 
-  /** A handler threw or returned a bad value: close only this connection, and hand the error to `closed`. */
+  /**
+   * A lingering close (see the top of this file): FIN after the queued output, then read and drop
+   * input, with reading resumed whatever paused it, until the peer's FIN, an error or the deadline.
+   * A plain flushed close when lingerMs is 0, or when the peer has already ended its side.
+   */
+  #closeLingering(c: Conn): void {
+    if (c.state !== ConnState.Open) return;
+    if (this.#lingerMs === 0 || c.peerEnded) {
+      this.#close(c);
+      return;
+    }
+    c.state = ConnState.Lingering;
+    c.idleTimer?.stop();
+    c.idleTimer = null;
+    if (!c.ended) this.backend.end(c.id);
+    if (c.userPaused || c.bpPaused) {
+      c.userPaused = false;
+      c.bpPaused = false;
+      this.backend.pauseReading(c.id, false);
+    }
+    c.watching = true;
+    this.backend.watchQueue(c.id);
+    c.lingerTimer = this.#wheelFor(this.#lingerMs).afterFunc(this.#lingerMs, () => this.#lingerExpired(c));
+    this.#scheduleFlush();
+  }
+
+  /** A lingering connection's output is all written: the peer's FIN (if it came already) now closes it. */
+  #lingerWritten(c: Conn): void {
+    c.lingerFlushed = true;
+    this.#lingerDone++;
+    if (c.peerEnded) this.#endLinger(c);
+    else this.#checkSettled();
+  }
+
+  /**
+   * The linger deadline: close the fd now, and drop whatever output the peer never read. Abrupt on
+   * purpose: a peer that neither reads nor closes would otherwise hold the fd for ever.
+   */
+  #lingerExpired(c: Conn): void {
+    c.lingerTimer = null;
+    if (c.state === ConnState.Lingering) this.#endLinger(c);
+  }
+
+  /** Ends a linger: the fd closes now (its output is written, or the deadline has passed). */
+  #endLinger(c: Conn): void {
+    c.state = ConnState.Closing;
+    c.lingerTimer?.stop();
+    c.lingerTimer = null;
+    this.backend.close(c.id, false);
+    this.#scheduleFlush();
+  }
+
+  /** Resolves stop()'s grace wait once every connection has closed or only lingers, its output written. */
+  #checkSettled(): void {
+    if (this.#onSettled !== null && this.#conns.size === this.#lingerDone) this.#onSettled();
+  }
+
+  /** A handler threw or returned a bad value: close only this connection (lingering), and hand the error to `closed`. */
   #fail(c: Conn, err: Error): void {
     c.closeError ??= err;
-    this.#close(c);
+    this.#closeLingering(c);
   }
 
   #wheelFor(timeoutMs: number): TimingWheel {
@@ -554,6 +665,8 @@ export class Loop implements BackendHandler {
     if (timeout <= 0) return;
     const idle = performance.now() - c.lastActiveMs;
     if (idle >= timeout) {
+      // No linger: the peer has sent nothing for a whole timeout, so no unread input can turn the
+      // close into a RST, and lingering would only keep a silent peer's fd open longer.
       c.closeError = new IdleTimeoutError(timeout);
       this.#close(c);
     } else {
