@@ -121,6 +121,15 @@ static void conn_interest(gev_loop *loop, gev_conn *c) {
   uint32_t ev = 0;
   if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) ev |= EPOLLIN;
   if (c->qhead != NULL) ev |= EPOLLOUT;
+  if (c->flags & GEV_C_HUP_PARKED) {
+    /* Back into the epoll set once reading resumes (or output waits): the hang-up is reported
+     * again at once, with whatever is still unread. */
+    if (ev == 0) return;
+    c->flags &= (uint16_t)~GEV_C_HUP_PARKED;
+    c->events = ev;
+    sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, c->fd, ev, conn_tag(conn_id(loop, c)));
+    return;
+  }
   if (ev == c->events) return;
   c->events = ev;
   sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, c->fd, ev, conn_tag(conn_id(loop, c)));
@@ -396,8 +405,17 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
       return;
     }
   }
-  /* A paused connection cannot read its way to FIN, and a hang-up stays ready: close it now. */
-  if ((ev & EPOLLHUP) && (c->flags & (GEV_C_RD_EOF | GEV_C_PAUSED))) gev_conn_close(loop, c, 0);
+  if (!(ev & EPOLLHUP)) return;
+  /* A hang-up stays ready and cannot be masked. Once the FIN has been read there is nothing left:
+   * close. A paused connection may still hold unread input (a unix peer that wrote and closed
+   * hangs us up at once): take it out of the epoll set until resumed, so the input and the end
+   * reach JS after resume(), as they do when a TCP peer sends FIN. */
+  if (c->flags & GEV_C_RD_EOF) {
+    gev_conn_close(loop, c, 0);
+  } else if ((c->flags & GEV_C_PAUSED) && !(c->flags & GEV_C_HUP_PARKED)) {
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->flags |= GEV_C_HUP_PARKED;
+  }
 }
 
 /* Closes every fd without telling JS (the loop is being torn down) and frees the table. */

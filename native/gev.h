@@ -91,6 +91,7 @@ enum gev_op {
 #define GEV_C_PAUSED 0x40u    /* reading paused by JS: EPOLLIN not wanted */
 #define GEV_C_QDIRTY 0x80u    /* queue changed (or a report was asked for) during this flush */
 #define GEV_C_QWATCH 0x100u   /* report QUEUED after this flush even if unchanged */
+#define GEV_C_HUP_PARKED 0x200u /* hung up while paused: out of the epoll set until resumed */
 
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {

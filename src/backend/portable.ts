@@ -14,8 +14,7 @@ import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } 
 import { resolveHost } from './resolve.js';
 import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 
-/** After a flushed close has written everything, how long to wait for the peer's FIN before dropping the socket. */
-const kCloseLingerMs = 1000;
+const kEmpty = new Uint8Array(0);
 
 interface Stream {
   readonly id: number;
@@ -28,6 +27,15 @@ interface Stream {
   watch: boolean;
   /** Written to since the last flush. */
   dirty: boolean;
+  /** Reading is paused (pauseReading). */
+  paused: boolean;
+  /** A report is due once the queued output is written (#awaitWritten). */
+  awaiting: boolean;
+  /**
+   * The peer's FIN arrived while paused. Node ends a paused socket with nothing buffered at once;
+   * the end is held until reading resumes, as the native backend (which stops reading) sees it.
+   */
+  endHeld: boolean;
 }
 
 /** One pending operation, applied in order at flush(). */
@@ -127,6 +135,8 @@ export class PortableBackend implements Backend {
       if (spec.network === 'unix') server.listen({ path: spec.path }, resolve);
       else server.listen(listenOptions(spec, host), resolve);
     });
+    // Accept failures, where this Node's net.Server surfaces them (Node 20's keeps them to itself:
+    // libuv retries, or sheds the connection at EMFILE with its reserve fd).
     server.on('error', (err: NodeJS.ErrnoException) => {
       if (err.syscall === 'accept') this.#handler?.onAcceptError(spec.index, err.code ?? 'EIO');
     });
@@ -157,12 +167,24 @@ export class PortableBackend implements Backend {
   pauseReading(id: number, paused: boolean): void {
     const s = this.#streams.get(id);
     if (s === undefined || s.sock.destroyed) return;
-    if (paused) s.sock.pause();
-    else s.sock.resume();
+    s.paused = paused;
+    if (paused) {
+      s.sock.pause();
+      return;
+    }
+    s.sock.resume();
+    if (s.endHeld) {
+      s.endHeld = false;
+      // After the call that resumed has returned, like any other event.
+      setImmediate(() => this.#ended(s));
+    }
   }
 
   async closeListeners(): Promise<void> {
     for (const entry of this.#servers.splice(0)) this.#serverClosing.push(this.#closeServer(entry));
+    // UDP sockets are listeners too: they stop receiving, as on the native backend.
+    for (const sock of this.#dgrams.values()) this.#serverClosing.push(new Promise<void>((resolve) => sock.close(() => resolve())));
+    this.#dgrams.clear();
   }
 
   close(id: number, flush: boolean): void {
@@ -205,6 +227,7 @@ export class PortableBackend implements Backend {
         s.watch = false;
         this.#handler!.onQueued(s.id, queued);
       }
+      if (queued > 0) this.#awaitWritten(s);
     }
   }
 
@@ -227,7 +250,8 @@ export class PortableBackend implements Backend {
           op.s.sock.end();
           break;
         case kSendTo:
-          op.sock.send(op.data, op.peer.port, op.peer.host);
+          // A reply queued just before closeListeners() closed its socket is dropped, as UDP may.
+          if (this.#dgramOpen(op.sock)) op.sock.send(op.data, op.peer.port, op.peer.host);
           break;
       }
     }
@@ -267,7 +291,7 @@ export class PortableBackend implements Backend {
       return;
     }
     const id = this.#nextId++;
-    const s: Stream = { id, sock, err: null, closing: false, reported: 0, watch: false, dirty: false };
+    const s: Stream = { id, sock, err: null, closing: false, reported: 0, watch: false, dirty: false, paused: false, awaiting: false, endHeld: false };
     this.#streams.set(id, s);
     const addrs = streamAddrs(sock, this.#unixPaths.get(listener));
     sock.on('data', (chunk: Buffer) => {
@@ -275,17 +299,8 @@ export class PortableBackend implements Backend {
       h.onData(id, chunk);
       h.onBatchEnd();
     });
-    sock.on('end', () => {
-      if (s.closing) return;
-      h.onEnd(id);
-      h.onBatchEnd();
-    });
-    sock.on('drain', () => {
-      if (s.reported === 0) return;
-      s.reported = 0;
-      h.onQueued(id, 0);
-      h.onBatchEnd();
-    });
+    sock.on('end', () => this.#ended(s));
+    sock.on('drain', () => this.#requeued(s));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       s.err ??= new ConnectionError(err.code ?? 'EIO', err.message);
     });
@@ -295,6 +310,51 @@ export class PortableBackend implements Backend {
       h.onBatchEnd();
     });
     h.onOpen(id, listener, addrs);
+    h.onBatchEnd();
+  }
+
+  /**
+   * Arranges a report once what is queued now has been written. Node emits 'drain' only after a
+   * write() that returned false; below its own high mark nothing would tell, so an empty write
+   * (or, after end(), 'finish') marks the point: its callback runs once everything before it is
+   * written.
+   */
+  #awaitWritten(s: Stream): void {
+    const sock = s.sock;
+    if (s.awaiting || sock.writableNeedDrain || sock.destroyed) return;
+    s.awaiting = true;
+    const done = (): void => {
+      s.awaiting = false;
+      this.#requeued(s);
+    };
+    if (sock.writableEnded) sock.once('finish', done);
+    else sock.write(kEmpty, done);
+  }
+
+  /** Reports the queue again after Node has written some of it ('drain', or an awaited write). */
+  #requeued(s: Stream): void {
+    const h = this.#handler;
+    if (h === null || !this.#streams.has(s.id)) return;
+    const queued = s.sock.destroyed ? 0 : s.sock.writableLength;
+    if (queued === s.reported) return;
+    s.reported = queued;
+    h.onQueued(s.id, queued);
+    h.onBatchEnd();
+  }
+
+  #dgramOpen(sock: DgramSocket): boolean {
+    for (const open of this.#dgrams.values()) if (open === sock) return true;
+    return false;
+  }
+
+  #ended(s: Stream): void {
+    const h = this.#handler;
+    if (s.closing || h === null || !this.#streams.has(s.id)) return;
+    if (s.paused) {
+      s.endHeld = true;
+      return;
+    }
+    h.onEnd(s.id);
     h.onBatchEnd();
   }
 
@@ -346,12 +406,11 @@ function streamAddrs(sock: Socket, unixPath: string | undefined): AddrPair {
   };
 }
 
-/** Ends the write side once everything is written, then drops the socket when the peer ends or the linger runs out. */
+/**
+ * Closes once everything queued is written: FIN after the last byte, then the fd. Waiting for the
+ * peer's FIN, when wanted, is the loop's lingering close (end(), then close without flush).
+ */
 function closeFlushed(sock: Socket): void {
   if (sock.destroyed) return;
-  sock.end(() => {
-    const timer = setTimeout(() => sock.destroy(), kCloseLingerMs);
-    timer.unref();
-    sock.once('close', () => clearTimeout(timer));
-  });
+  sock.end(() => sock.destroy());
 }
