@@ -2,7 +2,7 @@
  * Shared test plumbing: the backends under test, a server started on port 0 that a test can stop,
  * plain node:net clients, and fd accounting.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -358,4 +358,37 @@ export function fdLimit(): number {
 export function needFds(needed: number): string | false {
   const limit = fdLimit();
   return limit < needed ? `needs ${needed} fds, but ulimit -n is ${limit}` : false;
+}
+
+const kNetAcceptProbe = `
+const net = require('node:net');
+const server = net.createServer((s) => s.destroy());
+let heard = 'none';
+server.on('error', (e) => { if (e.syscall === 'accept') heard = e.code; });
+server.listen(0, '127.0.0.1', () => {
+  const c = net.connect(server.address().port, '127.0.0.1');
+  c.on('error', () => {});
+  c.on('close', () => setTimeout(() => { process.stdout.write(heard); server.close(); }, 100));
+});
+`;
+
+/**
+ * Whether this Node's net.Server tells its 'error' listeners of a failed accept(): runs a plain
+ * net.Server under `strace -e inject=accept4:error=ENOBUFS:when=1` and reports what its listener
+ * heard. The portable backend can only report the accept failures that net.Server surfaces.
+ * Returns a `skip`-style reason when it does not (or strace cannot tell), else false.
+ */
+export function netHidesAcceptErrors(): string | false {
+  try {
+    const out = execFileSync(
+      'strace',
+      ['-f', '-qq', '-e', 'trace=none', '-e', 'inject=accept4:error=ENOBUFS:when=1', process.execPath, '-e', kNetAcceptProbe],
+      { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    return out === 'ENOBUFS'
+      ? false
+      : `Node ${process.version}'s net.Server does not surface accept() failures (a plain net.Server under an injected ENOBUFS heard: ${out || 'nothing'}), so the portable backend has none to report`;
+  } catch (err) {
+    return `strace could not run the net.Server probe (${(err as Error).message.split('\n')[0]})`;
+  }
 }

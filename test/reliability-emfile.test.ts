@@ -2,7 +2,8 @@
  * Running out of fds (EMFILE): an echo server in a child process limited to 128 fds
  * (`prlimit --nofile=128:128`) while 400 clients connect and hold. The server stays up, does not
  * spin (its CPU time over one second at the limit stays under 20% of a core), reports accept
- * failures at most once a second, and once the clients leave it serves a new client again.
+ * failures at most once a second (native; see acceptSkip for portable), and once the clients leave
+ * it serves a new client again.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -96,10 +97,16 @@ async function scenario(backend: string): Promise<Outcome> {
   return o;
 }
 
-function acceptTodo(backend: string): string | undefined {
+/**
+ * Where the accept failures can be heard. libuv, under Node's net.Server, meets EMFILE with a
+ * reserve fd of its own: it closes it, accepts the connection, closes that at once and reports
+ * nothing, so the portable backend has no failure to report (it still stays up and serves again,
+ * which the other tests check).
+ */
+function acceptSkip(backend: string): string | false {
   return backend === 'portable'
-    ? 'portable: accept failures never reach onError (PortableBackend swallows net.Server "error" events with a no-op listener and never calls onAcceptError)'
-    : undefined;
+    ? "portable: Node's net.Server sheds connections at EMFILE with libuv's reserve fd and reports no failure"
+    : false;
 }
 
 const kSkip = have('prlimit') ? false : 'prlimit is not installed';
@@ -131,7 +138,7 @@ for (const backend of await backendsUnderTest()) {
       }
     });
 
-    test('accept failures at the limit reach onError (EMFILE, with a count)', { todo: acceptTodo(backend) }, () => {
+    test('accept failures at the limit reach onError (EMFILE, with a count)', { skip: acceptSkip(backend) }, () => {
       const reports = o.lines.filter((l) => l.msg['ev'] === 'error' && l.msg['code'] === 'ERR_GEVENT_ACCEPT');
       assert.ok(reports.length >= 1, 'no accept failure was reported');
       assert.equal(reports[0]!.msg['errno'], 'EMFILE');

@@ -192,6 +192,7 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
   acceptor.start(handler);
 
   const stopAll = async (graceMs = 0): Promise<void> => {
+    acceptErrors.stop();
     await acceptor.stop();
     await Promise.all(workers.map((w) => w.stop(graceMs)));
   };

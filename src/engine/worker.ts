@@ -57,14 +57,18 @@ port.on('message', (m: ToWorker) => {
       host.startServing();
       break;
     case 'adopt':
+      // The acceptor counted this connection for the balancer when it handed it over: a
+      // connection that is not adopted gives its count back.
       if (stopping) {
         NativeBackend.closeFd(m.fd);
+        Atomics.sub(config.counts, config.index, 1);
         break;
       }
       try {
         backend.adopt(m.fd, m.listener);
       } catch (err) {
         NativeBackend.closeFd(m.fd);
+        Atomics.sub(config.counts, config.index, 1);
         post({ t: 'error', error: toWireError(err) });
       }
       break;
