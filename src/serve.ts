@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { runEngine } from './engine/engine.js';
-import { kHighWaterMarkBytes, kLingerMs } from './loop/loop.js';
+import { kHighWaterMarkBytes, kLingerMs } from './loop/tuning.js';
 import { BadAddressError, InvalidArgumentError } from './errors.js';
 import { LoadBalance, type Events } from './events.js';
 

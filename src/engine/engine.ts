@@ -6,7 +6,7 @@
 import type { Addr, ListenSpec } from '../addr.js';
 import { createBackend, type BackendKind } from '../backend/select.js';
 import type { Events, LoadBalance, Server } from '../events.js';
-import type { LoopTuning } from '../loop/loop.js';
+import type { LoopTuning } from '../loop/tuning.js';
 import { LoopHost } from './host.js';
 import { runMultiLoop } from './multi.js';
 

@@ -14,7 +14,7 @@ import { resolveBackendKind } from '../backend/select.js';
 import { BackendUnavailableError, InvalidArgumentError, WorkerError } from '../errors.js';
 import type { Events } from '../events.js';
 import { AcceptErrorReporter } from '../loop/accept-errors.js';
-import type { LoopTuning } from '../loop/loop.js';
+import type { LoopTuning } from '../loop/tuning.js';
 import { Balancer } from './balancer.js';
 import { shutdownLatch, type EngineOptions } from './engine.js';
 import { fromWireAddr, fromWireError, toWireAddr, type FromWorker, type ToWorker, type WireAddr, type WorkerConfig } from './wire.js';

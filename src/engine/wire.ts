@@ -5,7 +5,7 @@
 import { Addr, type ListenSpec, type Network } from '../addr.js';
 import * as errors from '../errors.js';
 import type { Server } from '../events.js';
-import type { LoopTuning } from '../loop/loop.js';
+import type { LoopTuning } from '../loop/tuning.js';
 
 export interface WireAddr {
   network: Network;

@@ -11,41 +11,20 @@
  * write() returns false; at `lowWaterMark` reading resumes and, after a false write(), `drained`
  * fires. Past `maxOutputBytes` the connection closes with OutputLimitError.
  *
- * Lingering close (Action.Close, a handler's error): closing an fd whose kernel receive queue holds
- * unread bytes makes the kernel send RST, and a RST can destroy the reply still in the peer's
- * receive buffer. So such a close writes the queued output, half-closes (FIN), and goes on reading
- * and dropping input; the fd closes when the peer's FIN or an error arrives, or at the `lingerMs`
- * deadline. `closed` fires once, when the backend reports the fd closed.
- *
- *   Open ──Close──▶ Lingering ──peer FIN (output written) / error / deadline──▶ Closing ──▶ Closed
+ * Closing, and the lingering close's state machine, are in close.ts; the idle timeouts in timers.ts;
+ * the tuning and its defaults in tuning.ts.
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
 import { HandlerError, IdleTimeoutError, InvalidArgumentError, OutputLimitError } from '../errors.js';
 import { Action, type Events, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
-import { TimingWheel } from '../timingwheel.js';
 import { AcceptErrorReporter } from './accept-errors.js';
+import { ConnCloser } from './close.js';
 import { Conn, ConnState, DatagramConn } from './conn.js';
 import { parseReply, toBytes } from './reply.js';
-
-/** A loop's limits and settings: plain values, so that they can cross to a worker thread. */
-export interface LoopTuning {
-  /** Close connections with no incoming data for this long; 0 disables. */
-  readonly waitTimeoutMs: number;
-  /** Queued output above which reading pauses and write() returns false (default kHighWaterMarkBytes). */
-  readonly highWaterMark?: number;
-  /** Queued output at which reading resumes and `drained` fires (default a quarter of the high mark). */
-  readonly lowWaterMark?: number;
-  /** Queued output past which the connection closes with OutputLimitError (default Infinity). */
-  readonly maxOutputBytes?: number;
-  /** Open connections past which new ones are dropped (default Infinity). */
-  readonly maxConnections?: number;
-  /** Keep a connection writable after the peer's FIN, and fire `end` (default false). */
-  readonly allowHalfOpen?: boolean;
-  /** How long a lingering close waits for the peer's FIN before closing the fd; 0 closes right after the flush (default kLingerMs). */
-  readonly lingerMs?: number;
-}
+import { LoopTimers } from './timers.js';
+import { kHighWaterMarkBytes, kLingerMs, type LoopTuning } from './tuning.js';
 
 export interface LoopOptions extends LoopTuning {
   /** Receives errors that have no connection or caller to go to (a throwing `closed`, say). */
@@ -56,37 +35,19 @@ export interface LoopOptions extends LoopTuning {
   readonly onCount?: (delta: 1 | -1, listener: number) => void;
 }
 
-export const kHighWaterMarkBytes = 64 * 1024;
-
-/**
- * The default linger deadline: Apache's lingering close gives up after 2 s without input
- * (SECONDS_TO_LINGER), nginx waits 5 s between reads (lingering_timeout). Ours is one deadline
- * for the whole linger, and a well-behaved peer answers our FIN within a round trip, so 2 s is
- * ample for a reply to be read on any route while keeping a peer that never closes from holding
- * its fd (and a maxConnections place) for long.
- */
-export const kLingerMs = 2000;
-
-/** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
-function wheelTickFor(timeoutMs: number): number {
-  return Math.min(1000, Math.max(10, Math.floor(timeoutMs / 10)));
-}
-
 export class Loop implements BackendHandler {
   readonly backend: Backend;
   readonly events: Events;
   readonly #opts: LoopOptions;
   readonly #conns = new Map<number, Conn>();
-  #wheel: TimingWheel | null = null;
+  readonly #timers: LoopTimers;
+  readonly #closer: ConnCloser;
   readonly #datagramInput = new RingBuffer(0);
   readonly #highWater: number;
   readonly #lowWater: number;
   readonly #maxOutput: number;
   readonly #maxConns: number;
   readonly #halfOpen: boolean;
-  readonly #lingerMs: number;
-  /** Lingering connections whose output is all written (lingerFlushed): stop()'s grace need not wait for them. */
-  #lingerDone = 0;
   #listenerAddrs: Addr[] = [];
   #needFlush = false;
   #wrote = false;
@@ -97,8 +58,6 @@ export class Loop implements BackendHandler {
   #dirty: Conn[] = [];
   /** Connections accepted before start(), waiting for `serving` to return; null once started. */
   #pending: Conn[] | null = [];
-  /** Resolves stop()'s grace wait once every connection has closed or is lingering with its output written. */
-  #onSettled: (() => void) | null = null;
   readonly #acceptErrors: AcceptErrorReporter;
 
   constructor(backend: Backend, events: Events, opts: LoopOptions) {
@@ -110,9 +69,10 @@ export class Loop implements BackendHandler {
     this.#maxOutput = opts.maxOutputBytes ?? Infinity;
     this.#maxConns = opts.maxConnections ?? Infinity;
     this.#halfOpen = opts.allowHalfOpen ?? false;
-    this.#lingerMs = opts.lingerMs ?? kLingerMs;
+    const lingerMs = opts.lingerMs ?? kLingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
-    if (opts.waitTimeoutMs > 0) this.#wheelFor(this.#lingerMs > 0 ? Math.min(opts.waitTimeoutMs, this.#lingerMs) : opts.waitTimeoutMs);
+    this.#timers = new LoopTimers(opts.waitTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
+    this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
   }
 
   /** How many connections are open on this loop. */
@@ -179,22 +139,19 @@ export class Loop implements BackendHandler {
     const c = this.#conns.get(id);
     if (c?.state === ConnState.Pending) c.endPending = true;
     if (c?.state === ConnState.Lingering) {
-      // The linger is over once our output is written too; until then the backend finishes the
-      // writing (and closes by itself once both sides are shut) or the deadline cuts it short.
-      c.peerEnded = true;
       this.#inBatch = true;
-      if (c.lingerFlushed) this.#endLinger(c);
+      this.#closer.onPeerEnd(c);
       return;
     }
     if (c === undefined || c.state !== ConnState.Open) return;
     this.#inBatch = true;
     if (!this.#halfOpen) {
-      this.#close(c);
+      this.#closer.close(c);
       return;
     }
     c.peerEnded = true;
     if (c.ended) {
-      this.#close(c);
+      this.#closer.close(c);
       return;
     }
     const end = this.events.end;
@@ -208,18 +165,9 @@ export class Loop implements BackendHandler {
     this.#opts.onCount?.(-1, c.addrIndex);
     const seen = c.state !== ConnState.Pending && !c.dropped;
     c.state = ConnState.Closed;
-    c.idleTimer?.stop();
-    c.idleTimer = null;
-    c.lingerTimer?.stop();
-    c.lingerTimer = null;
-    // Once a lingering connection's output is written, the close has succeeded, as a close right
-    // after the flush would have: a later error (the peer's RST) is not the handler's concern.
-    if (c.lingerFlushed) {
-      this.#lingerDone--;
-      err = null;
-    }
+    this.#timers.disarmIdle(c);
+    if (this.#closer.onClosed(c)) err = null;
     ringBufferPool.put(c.input);
-    this.#checkSettled();
     const closed = this.events.closed;
     if (!seen || !closed) return;
     try {
@@ -255,7 +203,7 @@ export class Loop implements BackendHandler {
     c.queued = bytes;
     c.watching = false;
     if (c.state === ConnState.Lingering) {
-      if (bytes === 0 && c.unflushed === 0 && !c.lingerFlushed) this.#lingerWritten(c);
+      this.#closer.onQueued(c, bytes);
       return;
     }
     if (c.state !== ConnState.Open && c.state !== ConnState.Closing) return;
@@ -348,7 +296,7 @@ export class Loop implements BackendHandler {
     if (c.state !== ConnState.Open || c.ended) return;
     c.ended = true;
     if (c.peerEnded) {
-      this.#close(c);
+      this.#closer.close(c);
       return;
     }
     this.backend.end(c.id);
@@ -362,9 +310,8 @@ export class Loop implements BackendHandler {
     }
     if (c.state !== ConnState.Open && c.state !== ConnState.Pending) return;
     c.idleMs = ms;
-    c.idleTimer?.stop();
-    c.idleTimer = null;
-    this.#armIdle(c);
+    this.#timers.disarmIdle(c);
+    if (!this.#stopping) this.#timers.armIdle(c);
   }
 
   // ---- engine-facing ----------------------------------------------------------------------------
@@ -381,14 +328,14 @@ export class Loop implements BackendHandler {
     this.#stopping = true;
     if (graceMs > 0 && this.#conns.size > 0) {
       await this.backend.closeListeners();
-      const settled = new Promise<void>((resolve) => (this.#onSettled = resolve));
+      const settled = this.#closer.whenSettled();
       this.#inBatch = true;
       for (const c of [...this.#conns.values()]) {
         if (c.state === ConnState.Pending) this.backend.close(c.id, false);
-        else this.#closeLingering(c);
+        else this.#closer.closeLingering(c);
       }
       this.onBatchEnd();
-      this.#checkSettled();
+      this.#closer.checkSettled();
       const deadline = performance.now() + graceMs;
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<void>((resolve) => {
@@ -402,7 +349,7 @@ export class Loop implements BackendHandler {
       await Promise.race([settled, expired]);
       clearTimeout(timer);
     }
-    this.#wheel?.stop();
+    this.#timers.stop();
     this.#acceptErrors.stop();
     if (this.#needFlush) this.#flush();
     await this.backend.stop();
@@ -411,7 +358,7 @@ export class Loop implements BackendHandler {
   // ---- internals ---------------------------------------------------------------------------------
 
   #open(c: Conn): void {
-    this.#armIdle(c);
+    if (!this.#stopping) this.#timers.armIdle(c);
     const opened = this.events.opened;
     if (!opened) return;
     let r: unknown;
@@ -560,117 +507,21 @@ export class Loop implements BackendHandler {
   }
 
   #act(c: Conn, action: Action): void {
-    if (action === Action.Close) this.#closeLingering(c);
+    if (action === Action.Close) this.#closer.closeLingering(c);
     else if (action === Action.Shutdown) this.#opts.requestShutdown();
-  }
-
-  /**
-   * Closes after flushing what is queued, with no linger; `closed` fires when the backend reports
-   * the fd closed. For closes where the peer has nothing left to send: it has sent FIN, or (idle
-   * timeout) nothing for a whole timeout.
-   */
-  #close(c: Conn): void {
-    if (c.state !== ConnState.Open) return;
-    c.state = ConnState.Closing;
-    this.backend.close(c.id, true);
-    this.#scheduleFlush();
-  }
-
-  /**
-   * A lingering close (see the top of this file): FIN after the queued output, then read and drop
-   * input, with reading resumed whatever paused it, until the peer's FIN, an error or the deadline.
-   * A plain flushed close when lingerMs is 0, or when the peer has already ended its side.
-   */
-  #closeLingering(c: Conn): void {
-    if (c.state !== ConnState.Open) return;
-    if (this.#lingerMs === 0 || c.peerEnded) {
-      this.#close(c);
-      return;
-    }
-    c.state = ConnState.Lingering;
-    c.idleTimer?.stop();
-    c.idleTimer = null;
-    if (!c.ended) this.backend.end(c.id);
-    if (c.userPaused || c.bpPaused) {
-      c.userPaused = false;
-      c.bpPaused = false;
-      this.backend.pauseReading(c.id, false);
-    }
-    c.watching = true;
-    this.backend.watchQueue(c.id);
-    c.lingerTimer = this.#wheelFor(this.#lingerMs).afterFunc(this.#lingerMs, () => this.#lingerExpired(c));
-    this.#scheduleFlush();
-  }
-
-  /** A lingering connection's output is all written: the peer's FIN (if it came already) now closes it. */
-  #lingerWritten(c: Conn): void {
-    c.lingerFlushed = true;
-    this.#lingerDone++;
-    if (c.peerEnded) this.#endLinger(c);
-    else this.#checkSettled();
-  }
-
-  /**
-   * The linger deadline: close the fd now, and drop whatever output the peer never read. Abrupt on
-   * purpose: a peer that neither reads nor closes would otherwise hold the fd for ever.
-   */
-  #lingerExpired(c: Conn): void {
-    c.lingerTimer = null;
-    if (c.state === ConnState.Lingering) this.#endLinger(c);
-  }
-
-  /** Ends a linger: the fd closes now (its output is written, or the deadline has passed). */
-  #endLinger(c: Conn): void {
-    c.state = ConnState.Closing;
-    c.lingerTimer?.stop();
-    c.lingerTimer = null;
-    this.backend.close(c.id, false);
-    this.#scheduleFlush();
-  }
-
-  /** Resolves stop()'s grace wait once every connection has closed or only lingers, its output written. */
-  #checkSettled(): void {
-    if (this.#onSettled !== null && this.#conns.size === this.#lingerDone) this.#onSettled();
   }
 
   /** A handler threw or returned a bad value: close only this connection (lingering), and hand the error to `closed`. */
   #fail(c: Conn, err: Error): void {
     c.closeError ??= err;
-    this.#closeLingering(c);
+    this.#closer.closeLingering(c);
   }
 
-  #wheelFor(timeoutMs: number): TimingWheel {
-    if (this.#wheel === null) {
-      this.#wheel = new TimingWheel({ tickMs: wheelTickFor(timeoutMs), wheelSize: 64 });
-      this.#wheel.start();
-    }
-    return this.#wheel;
-  }
-
-  #idleMs(c: Conn): number {
-    return c.idleMs >= 0 ? c.idleMs : this.#opts.waitTimeoutMs;
-  }
-
-  #armIdle(c: Conn): void {
-    const ms = this.#idleMs(c);
-    if (ms <= 0 || this.#stopping) return;
-    c.lastActiveMs = performance.now();
-    c.idleTimer = this.#wheelFor(ms).afterFunc(ms, () => this.#checkIdle(c));
-  }
-
-  #checkIdle(c: Conn): void {
-    c.idleTimer = null;
-    if (c.state !== ConnState.Open) return;
-    const timeout = this.#idleMs(c);
-    if (timeout <= 0) return;
-    const idle = performance.now() - c.lastActiveMs;
-    if (idle >= timeout) {
-      // No linger: the peer has sent nothing for a whole timeout, so no unread input can turn the
-      // close into a RST, and lingering would only keep a silent peer's fd open longer.
-      c.closeError = new IdleTimeoutError(timeout);
-      this.#close(c);
-    } else {
-      c.idleTimer = this.#wheel!.afterFunc(timeout - idle, () => this.#checkIdle(c));
-    }
+  /** `c` sent nothing for its whole idle timeout. */
+  #idleExpired(c: Conn, timeoutMs: number): void {
+    // No linger: the peer has sent nothing for a whole timeout, so no unread input can turn the
+    // close into a RST, and lingering would only keep a silent peer's fd open longer.
+    c.closeError = new IdleTimeoutError(timeoutMs);
+    this.#closer.close(c);
   }
 }

@@ -1,0 +1,137 @@
+/**
+ * How a loop closes its connections: the plain close after a flush, the lingering close, and the
+ * count that stop()'s grace wait watches.
+ *
+ * Lingering close (Action.Close, a handler's error): closing an fd whose kernel receive queue holds
+ * unread bytes makes the kernel send RST, and a RST can destroy the reply still in the peer's
+ * receive buffer. So such a close writes the queued output, half-closes (FIN), and goes on reading
+ * and dropping input; the fd closes when the peer's FIN or an error arrives, or at the `lingerMs`
+ * deadline. `closed` fires once, when the backend reports the fd closed.
+ *
+ *   Open ──Close──▶ Lingering ──peer FIN (output written) / error / deadline──▶ Closing ──▶ Closed
+ */
+import type { Backend } from '../backend/backend.js';
+import { ConnState, type Conn } from './conn.js';
+import type { LoopTimers } from './timers.js';
+
+export class ConnCloser {
+  readonly #backend: Backend;
+  /** The loop's connection table; read only, for its size. */
+  readonly #conns: ReadonlyMap<number, Conn>;
+  readonly #timers: LoopTimers;
+  readonly #lingerMs: number;
+  /** Makes sure the loop flushes soon, so that the backend acts on a close. */
+  readonly #scheduleFlush: () => void;
+  /** Lingering connections whose output is all written (lingerFlushed): stop()'s grace need not wait for them. */
+  #lingerDone = 0;
+  /** Resolves stop()'s grace wait once every connection has closed or is lingering with its output written. */
+  #onSettled: (() => void) | null = null;
+
+  constructor(backend: Backend, conns: ReadonlyMap<number, Conn>, timers: LoopTimers, lingerMs: number, scheduleFlush: () => void) {
+    this.#backend = backend;
+    this.#conns = conns;
+    this.#timers = timers;
+    this.#lingerMs = lingerMs;
+    this.#scheduleFlush = scheduleFlush;
+  }
+
+  /**
+   * Closes after flushing what is queued, with no linger; `closed` fires when the backend reports
+   * the fd closed. For closes where the peer has nothing left to send: it has sent FIN, or (idle
+   * timeout) nothing for a whole timeout.
+   */
+  close(c: Conn): void {
+    if (c.state !== ConnState.Open) return;
+    c.state = ConnState.Closing;
+    this.#backend.close(c.id, true);
+    this.#scheduleFlush();
+  }
+
+  /**
+   * A lingering close (see the top of this file): FIN after the queued output, then read and drop
+   * input, with reading resumed whatever paused it, until the peer's FIN, an error or the deadline.
+   * A plain flushed close when lingerMs is 0, or when the peer has already ended its side.
+   */
+  closeLingering(c: Conn): void {
+    if (c.state !== ConnState.Open) return;
+    if (this.#lingerMs === 0 || c.peerEnded) {
+      this.close(c);
+      return;
+    }
+    c.state = ConnState.Lingering;
+    this.#timers.disarmIdle(c);
+    if (!c.ended) this.#backend.end(c.id);
+    if (c.userPaused || c.bpPaused) {
+      c.userPaused = false;
+      c.bpPaused = false;
+      this.#backend.pauseReading(c.id, false);
+    }
+    c.watching = true;
+    this.#backend.watchQueue(c.id);
+    c.lingerTimer = this.#timers.after(this.#lingerMs, () => this.#lingerExpired(c));
+    this.#scheduleFlush();
+  }
+
+  /** The peer's FIN on a lingering connection. */
+  onPeerEnd(c: Conn): void {
+    // The linger is over once our output is written too; until then the backend finishes the
+    // writing (and closes by itself once both sides are shut) or the deadline cuts it short.
+    c.peerEnded = true;
+    if (c.lingerFlushed) this.#endLinger(c);
+  }
+
+  /** The backend's queue report for a lingering connection. */
+  onQueued(c: Conn, bytes: number): void {
+    if (bytes === 0 && c.unflushed === 0 && !c.lingerFlushed) this.#lingerWritten(c);
+  }
+
+  /**
+   * The backend reported `c` closed (and the loop has forgotten it). Returns true when `c` was
+   * lingering with its output all written: its close has succeeded, as a close right after the
+   * flush would have, so a later error (the peer's RST) is not the handler's concern.
+   */
+  onClosed(c: Conn): boolean {
+    c.lingerTimer?.stop();
+    c.lingerTimer = null;
+    const flushed = c.lingerFlushed;
+    if (flushed) this.#lingerDone--;
+    this.checkSettled();
+    return flushed;
+  }
+
+  /** Starts stop()'s grace wait: the promise resolves at the first checkSettled() that finds it over. */
+  whenSettled(): Promise<void> {
+    return new Promise<void>((resolve) => (this.#onSettled = resolve));
+  }
+
+  /** Resolves stop()'s grace wait once every connection has closed or only lingers, its output written. */
+  checkSettled(): void {
+    if (this.#onSettled !== null && this.#conns.size === this.#lingerDone) this.#onSettled();
+  }
+
+  /** A lingering connection's output is all written: the peer's FIN (if it came already) now closes it. */
+  #lingerWritten(c: Conn): void {
+    c.lingerFlushed = true;
+    this.#lingerDone++;
+    if (c.peerEnded) this.#endLinger(c);
+    else this.checkSettled();
+  }
+
+  /**
+   * The linger deadline: close the fd now, and drop whatever output the peer never read. Abrupt on
+   * purpose: a peer that neither reads nor closes would otherwise hold the fd for ever.
+   */
+  #lingerExpired(c: Conn): void {
+    c.lingerTimer = null;
+    if (c.state === ConnState.Lingering) this.#endLinger(c);
+  }
+
+  /** Ends a linger: the fd closes now (its output is written, or the deadline has passed). */
+  #endLinger(c: Conn): void {
+    c.state = ConnState.Closing;
+    c.lingerTimer?.stop();
+    c.lingerTimer = null;
+    this.#backend.close(c.id, false);
+    this.#scheduleFlush();
+  }
+}

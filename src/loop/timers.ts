@@ -1,0 +1,75 @@
+/**
+ * A loop's timers on one timing wheel: each connection's idle timeout, and the deadline of a
+ * lingering close (armed by close.ts). The wheel is created when first needed, with a tick fitted
+ * to the first timeout it serves.
+ */
+import { TimingWheel, type Timer } from '../timingwheel.js';
+import { ConnState, type Conn } from './conn.js';
+
+/** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
+function wheelTickFor(timeoutMs: number): number {
+  return Math.min(1000, Math.max(10, Math.floor(timeoutMs / 10)));
+}
+
+export class LoopTimers {
+  readonly #waitTimeoutMs: number;
+  readonly #onIdle: (c: Conn, timeoutMs: number) => void;
+  #wheel: TimingWheel | null = null;
+
+  /**
+   * `waitTimeoutMs` is the server's idle timeout (0: none unless a connection sets one); with it
+   * the wheel is made at once, its tick fitted to the shorter of it and `lingerMs`. `onIdle`
+   * closes a connection that has sent nothing for its whole timeout.
+   */
+  constructor(waitTimeoutMs: number, lingerMs: number, onIdle: (c: Conn, timeoutMs: number) => void) {
+    this.#waitTimeoutMs = waitTimeoutMs;
+    this.#onIdle = onIdle;
+    if (waitTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(waitTimeoutMs, lingerMs) : waitTimeoutMs);
+  }
+
+  /** Runs `fn` once, `ms` from now. */
+  after(ms: number, fn: () => void): Timer {
+    return this.#wheelFor(ms).afterFunc(ms, fn);
+  }
+
+  /** Starts `c`'s idle timeout (its own, else the server's), if it has one. */
+  armIdle(c: Conn): void {
+    const ms = this.#idleMs(c);
+    if (ms <= 0) return;
+    c.lastActiveMs = performance.now();
+    c.idleTimer = this.#wheelFor(ms).afterFunc(ms, () => this.#checkIdle(c));
+  }
+
+  /** Cancels `c`'s idle timeout. */
+  disarmIdle(c: Conn): void {
+    c.idleTimer?.stop();
+    c.idleTimer = null;
+  }
+
+  /** Cancels every timer; none fires afterwards. */
+  stop(): void {
+    this.#wheel?.stop();
+  }
+
+  #wheelFor(timeoutMs: number): TimingWheel {
+    if (this.#wheel === null) {
+      this.#wheel = new TimingWheel({ tickMs: wheelTickFor(timeoutMs), wheelSize: 64 });
+      this.#wheel.start();
+    }
+    return this.#wheel;
+  }
+
+  #idleMs(c: Conn): number {
+    return c.idleMs >= 0 ? c.idleMs : this.#waitTimeoutMs;
+  }
+
+  #checkIdle(c: Conn): void {
+    c.idleTimer = null;
+    if (c.state !== ConnState.Open) return;
+    const timeout = this.#idleMs(c);
+    if (timeout <= 0) return;
+    const idle = performance.now() - c.lastActiveMs;
+    if (idle >= timeout) this.#onIdle(c, timeout);
+    else c.idleTimer = this.#wheel!.afterFunc(timeout - idle, () => this.#checkIdle(c));
+  }
+}
