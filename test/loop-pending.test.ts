@@ -98,3 +98,36 @@ test('a peer FIN before start closes the connection after its buffered data is h
   assert.deepEqual(seen, ['opened 7', 'data 7 last words']);
   assert.deepEqual(backend.log, ['close 7 true', 'flush']);
 });
+
+test('an end in the same batch as data whose handler paused is held until resume(), then delivered once', async () => {
+  const backend = new RecordingBackend();
+  const seen: string[] = [];
+  let conn: { resume(): void } | null = null;
+  const loop = new Loop(
+    backend,
+    {
+      data: (c, input) => {
+        seen.push(`data ${c.id} ${Buffer.from(input.bytes()).toString()}`);
+        input.retrieveAll();
+        c.pause();
+        conn = c;
+      },
+      end: (c) => void seen.push(`end ${c.id}`),
+    },
+    { waitTimeoutMs: 0, allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+  );
+  loop.start();
+  loop.onOpen(3, 0, addrs);
+  loop.onData(3, Buffer.from('abc'));
+  loop.onEnd(3);
+  loop.onBatchEnd();
+  assert.deepEqual(seen, ['data 3 abc'], 'no end while paused');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, ['data 3 abc'], 'still held');
+  conn!.resume();
+  assert.deepEqual(seen, ['data 3 abc'], 'delivered after the call that resumed has returned');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, ['data 3 abc', 'end 3']);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, ['data 3 abc', 'end 3'], 'once');
+});

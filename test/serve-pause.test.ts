@@ -139,5 +139,41 @@ for (const backend of await backendsUnderTest()) {
       await run.stop();
       await waitFor(() => openFdCount() === fds, 'fds back to baseline');
     });
+
+    test('pause() in data holds a FIN that came in the same read: end arrives only after resume()', async () => {
+      const events: string[] = [];
+      let conn: Conn | null = null;
+      const run = await startServer(
+        {
+          data(c, input) {
+            events.push(`data:${Buffer.from(input.bytes()).toString()}`);
+            input.retrieveAll();
+            conn = c;
+            c.pause();
+          },
+          end() {
+            events.push('end');
+          },
+          closed() {
+            events.push('closed');
+          },
+        },
+        { backend: backend as ServeOptions['backend'], allowHalfOpen: true },
+        addrOf(),
+      );
+      const s = await connectTo(run.server.addrs[0]!);
+      s.resume();
+      s.end('abc');
+      await waitFor(() => conn !== null, 'data');
+      await sleep(kQuietMs);
+      assert.deepEqual(events, ['data:abc'], 'no end while paused');
+      conn!.resume();
+      await waitFor(() => events.includes('end'), 'end after resume');
+      assert.deepEqual(events, ['data:abc', 'end']);
+      conn!.end();
+      await waitFor(() => events.includes('closed'), 'closed');
+      await socketClosed(s);
+      await run.stop();
+    });
   });
 }

@@ -144,6 +144,12 @@ export class Loop implements BackendHandler {
       return;
     }
     if (c === undefined || c.state !== ConnState.Open) return;
+    if (c.userPaused) {
+      // An end read in the same batch as data whose handler paused: held until resume(), like a
+      // FIN that arrives while paused.
+      c.endPending = true;
+      return;
+    }
     this.#inBatch = true;
     if (!this.#halfOpen) {
       this.#closer.close(c);
@@ -288,6 +294,13 @@ export class Loop implements BackendHandler {
     if (!c.bpPaused) {
       this.backend.pauseReading(c.id, paused);
       this.#scheduleFlush();
+    }
+    if (!paused && c.endPending) {
+      c.endPending = false;
+      setImmediate(() => {
+        this.onEnd(c.id);
+        this.onBatchEnd();
+      });
     }
   }
 
