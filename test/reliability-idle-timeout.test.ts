@@ -8,9 +8,7 @@
  * A timeout too long for one setTimeout (2^32 ms, about 50 days; setTimeout takes at most 2^31-1)
  * is still honoured quietly: no TimeoutOverflowWarning, no timer spinning every millisecond.
  *
- * Size: 300 idle connections in CI; GEVENT_STRESS=1 runs 1,000. At that size the portable backend,
- * which shares this process with the 1,000 clients, can close a few hundred ms past the bound: each
- * `closed` waits for the client's FIN, and the clients share the loop.
+ * Size: 300 idle connections in CI; GEVENT_STRESS=1 runs 1,000 (both backends within the bound).
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
