@@ -2,14 +2,16 @@
  * Lingering close: Action.Close (and a handler's error) writes the reply, sends FIN, then reads and
  * drops input until the peer's FIN, an error or the `linger` deadline, so that input still arriving
  * does not make the kernel answer the close with a RST that destroys the reply in the peer's
- * receive buffer. `closed` fires once, when the fd is really closed. A peer that never sends FIN is
- * closed at the deadline, even one that never reads. Shutdown does not wait for lingering
- * connections; maxConnections counts them until their fd closes. `linger` is validated.
+ * receive buffer. `closed` fires once, when the fd is really closed. The deadline runs from when
+ * the reply is all written, so it never cuts a reply short; a peer that neither reads nor sends is
+ * closed by the idle timeout meanwhile. A peer that reads but never sends FIN is closed at the
+ * deadline. Shutdown does not wait for lingering connections whose reply is written;
+ * maxConnections counts them until their fd closes. `linger` is validated.
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { Action, HandlerError, InvalidArgumentError, serve, type Conn, type Events, type ServeOptions } from '../src/index.js';
+import { Action, HandlerError, IdleTimeoutError, InvalidArgumentError, serve, type Conn, type Events, type ServeOptions } from '../src/index.js';
 import {
   backendsUnderTest,
   closed as socketClosed,
@@ -183,12 +185,45 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(openFdCount(), fds);
     });
 
-    test('a peer that never reads and never sends FIN is closed at the linger deadline, its 32 MiB reply dropped', async () => {
+    test('the linger deadline does not cut a reply short: a peer that reads its 8 MiB only after 4 lingers gets all of it, then EOF', async () => {
       const fds = openFdCount();
       const t = tally();
-      const big = pattern(32 * 1024 * 1024, 2);
-      let closedAfterMs = -1;
+      const big = pattern(8 * 1024 * 1024, 2);
+      const run = await startServer(
+        {
+          data(_c, input) {
+            input.retrieveAll();
+            return { out: big, action: Action.Close };
+          },
+          closed(_c, err) {
+            t.errs.push(err);
+          },
+        },
+        { backend, linger: 250 },
+        'tcp://127.0.0.1:0',
+      );
+      const s = await connectTo(run.server.addrs[0]!);
+      s.pause();
+      s.write('go');
+      await sleep(1000);
+      assert.deepEqual(t.errs, [], 'still open while its reply waits to be read');
+      const got = await within(readEnd(s), 10_000, 'the whole reply');
+      assert.equal(got.how, 'eof');
+      assert.equal(got.data.length, big.length);
+      assert.ok(got.data.equals(big), 'byte for byte');
+      await waitFor(() => t.errs.length === 1, 'closed');
+      assert.deepEqual(t.errs, [null]);
+      await socketClosed(s);
+      await run.stop();
+      await waitFor(() => openFdCount() === fds, 'fds back to baseline');
+    });
+
+    test('a peer that neither reads nor sends is closed by the idle timeout while the reply is written, with IdleTimeoutError', async () => {
+      const fds = openFdCount();
+      const t = tally();
+      const big = pattern(32 * 1024 * 1024, 3);
       let closeAt = 0;
+      let closedAfterMs = -1;
       const run = await startServer(
         {
           data(_c, input) {
@@ -201,20 +236,20 @@ for (const backend of await backendsUnderTest()) {
             t.errs.push(err);
           },
         },
-        { backend, linger: 300 },
+        { backend, waitTimeout: 300, linger: 5000 },
         'tcp://127.0.0.1:0',
       );
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       s.on('error', () => undefined);
       s.write('go');
-      await waitFor(() => t.errs.length === 1, 'closed at the deadline', 10_000);
-      assert.ok(closedAfterMs >= 300, `closed ${closedAfterMs.toFixed(0)} ms after Close, before the deadline`);
+      await waitFor(() => t.errs.length === 1, 'closed by the idle timeout', 10_000);
+      assert.ok(t.errs[0] instanceof IdleTimeoutError, `closed got ${String(t.errs[0])}`);
+      assert.ok(closedAfterMs >= 290 && closedAfterMs < 5000, `closed ${closedAfterMs.toFixed(0)} ms after Close`);
       s.destroy();
       await socketClosed(s);
       await run.stop();
-      assert.deepEqual(t.errs, [null]);
-      assert.equal(openFdCount(), fds);
+      await waitFor(() => openFdCount() === fds, 'fds back to baseline');
     });
 
     test('a peer that reads but never sends FIN gets the whole 1 MiB reply and EOF; the server closes at the deadline, after', async () => {

@@ -5,10 +5,13 @@
  * Lingering close (Action.Close, a handler's error): closing an fd whose kernel receive queue holds
  * unread bytes makes the kernel send RST, and a RST can destroy the reply still in the peer's
  * receive buffer. So such a close writes the queued output, half-closes (FIN), and goes on reading
- * and dropping input; the fd closes when the peer's FIN or an error arrives, or at the `lingerMs`
- * deadline. `closed` fires once, when the backend reports the fd closed.
+ * and dropping input; once the output is all written, the fd closes when the peer's FIN or an
+ * error arrives, or `lingerMs` later. Writing the output has no deadline of its own, as for any
+ * close that flushes: the idle timeout (a peer that sends nothing), the shutdown's grace and
+ * maxOutputBytes bound it. `closed` fires once, when the backend reports the fd closed.
  *
- *   Open ──Close──▶ Lingering ──peer FIN (output written) / error / deadline──▶ Closing ──▶ Closed
+ *   Open ──Close──▶ Lingering ──output written──▶ Lingering, flushed ──peer FIN / error / lingerMs──▶ Closing ──▶ Closed
+ *                      └──idle timeout (IdleTimeoutError) / error / grace deadline──▶ Closing ──▶ Closed
  */
 import type { Backend } from '../backend/backend.js';
 import { ConnState, type Conn } from './conn.js';
@@ -59,7 +62,6 @@ export class ConnCloser {
       return;
     }
     c.state = ConnState.Lingering;
-    this.#timers.disarmIdle(c);
     if (!c.ended) this.#backend.end(c.id);
     if (c.userPaused || c.bpPaused) {
       c.userPaused = false;
@@ -68,8 +70,16 @@ export class ConnCloser {
     }
     c.watching = true;
     this.#backend.watchQueue(c.id);
-    c.lingerTimer = this.#timers.after(this.#lingerMs, () => this.#lingerExpired(c));
     this.#scheduleFlush();
+  }
+
+  /**
+   * Closes a lingering connection at once, its unwritten output dropped: the idle timeout while
+   * the reply is still being written (the peer neither reads nor sends).
+   */
+  abort(c: Conn): void {
+    if (c.state !== ConnState.Lingering) return;
+    this.#endLinger(c);
   }
 
   /** The peer's FIN on a lingering connection. */
@@ -113,20 +123,22 @@ export class ConnCloser {
   #lingerWritten(c: Conn): void {
     c.lingerFlushed = true;
     this.#lingerDone++;
-    if (c.peerEnded) this.#endLinger(c);
-    else this.checkSettled();
+    this.#timers.disarmIdle(c);
+    if (c.peerEnded) {
+      this.#endLinger(c);
+      return;
+    }
+    c.lingerTimer = this.#timers.after(this.#lingerMs, () => this.#lingerExpired(c));
+    this.checkSettled();
   }
 
-  /**
-   * The linger deadline: close the fd now, and drop whatever output the peer never read. Abrupt on
-   * purpose: a peer that neither reads nor closes would otherwise hold the fd for ever.
-   */
+  /** The linger deadline, `lingerMs` after the output was written: the peer has had its reply; close. */
   #lingerExpired(c: Conn): void {
     c.lingerTimer = null;
     if (c.state === ConnState.Lingering) this.#endLinger(c);
   }
 
-  /** Ends a linger: the fd closes now (its output is written, or the deadline has passed). */
+  /** Ends a linger: the fd closes now. */
   #endLinger(c: Conn): void {
     c.state = ConnState.Closing;
     c.lingerTimer?.stop();

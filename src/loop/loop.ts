@@ -532,9 +532,14 @@ export class Loop implements BackendHandler {
 
   /** `c` sent nothing for its whole idle timeout. */
   #idleExpired(c: Conn, timeoutMs: number): void {
+    c.closeError = new IdleTimeoutError(timeoutMs);
+    // A lingering close whose reply the peer is not reading: close now, the rest dropped.
+    if (c.state === ConnState.Lingering) {
+      this.#closer.abort(c);
+      return;
+    }
     // No linger: the peer has sent nothing for a whole timeout, so no unread input can turn the
     // close into a RST, and lingering would only keep a silent peer's fd open longer.
-    c.closeError = new IdleTimeoutError(timeoutMs);
     this.#closer.close(c);
   }
 }

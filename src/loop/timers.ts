@@ -65,7 +65,8 @@ export class LoopTimers {
 
   #checkIdle(c: Conn): void {
     c.idleTimer = null;
-    if (c.state !== ConnState.Open) return;
+    // Open, or lingering with its reply not yet written (input no longer counts as activity then).
+    if (c.state !== ConnState.Open && !(c.state === ConnState.Lingering && !c.lingerFlushed)) return;
     const timeout = this.#idleMs(c);
     if (timeout <= 0) return;
     const idle = performance.now() - c.lastActiveMs;
