@@ -12,29 +12,20 @@
  * comes back wrong.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { CpuWindow, kLoadCore, waitQuiet, type CpuUsage } from './lib/cpu.js';
 import { describeMachine, findBun, type Machine } from './lib/machine.js';
-import {
-  kTicksPerSecond,
-  freePort,
-  readCoreBusyTicks,
-  readCpuTicks,
-  readRssBytes,
-  startChild,
-  stopChild,
-  waitReady,
-  type Child,
-} from './lib/proc.js';
+import { commandLine, FlagChecks, findRoot, nameList, parseFlags, runMain } from './lib/options.js';
+import { writeDocs } from './lib/output.js';
+import { freePort, readRssBytes, startChild, stopChild, waitExit, type Child } from './lib/proc.js';
 import { barChartSvg, consoleTable, markdownReport, type Result } from './lib/report.js';
 import { isUdp, kReferenceName, kWorkloads, serverCatalogue, type ServerSpec, type Workload } from './lib/servers.js';
+import { median, oneLine, runRounds, SkipError, startServer } from './lib/trial.js';
 
-const kServerCore = 0;
-const kLoadgenCore = 1;
+const kTag = 'bench';
 const kSettleMs = 300;
 const kLoadgenSlackMs = 120_000;
 const kCSources = ['echo_epoll', 'udp_echo_mmsg', 'loadgen'] as const;
@@ -78,76 +69,42 @@ interface Trial {
   quiet: boolean;
 }
 
-class SkipError extends Error {}
-
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bench', 'c'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('bench: cannot find the project root (package.json beside bench/c)');
-    dir = up;
-  }
-  return dir;
-}
-
-function positiveNumber(name: string, raw: string, integer: boolean): number {
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new Error(`bench: --${name} must be a positive ${integer ? 'integer' : 'number'}, got ${raw}`);
-  }
-  return n;
-}
-
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseFlags(
+    argv,
+    {
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       trials: { type: 'string', default: '3' },
-      only: { type: 'string' },
       workloads: { type: 'string' },
       conns: { type: 'string', default: '100' },
       'held-conns': { type: 'string', default: '9000' },
       'write-docs': { type: 'boolean', default: true },
-      'no-write-docs': { type: 'boolean', default: false },
       engine: { type: 'string', default: 'auto' },
-      'quiet-wait': { type: 'string', default: '10' },
-      help: { type: 'boolean', default: false },
     },
-  });
-  if (values.help) {
-    console.log(
-      'usage: npm run bench -- [--duration S] [--warmup S] [--trials N] [--only NAMES] [--workloads NAMES]\n' +
-        '                        [--conns N] [--held-conns N] [--no-write-docs] [--engine auto|uring|epoll]\n' +
-        '                        [--quiet-wait S]\n' +
-        `servers: ${[kReferenceName, 'gevent-native', 'gevent-portable', 'node', 'bun'].join(', ')}\n` +
-        `workloads: ${kWorkloads.join(', ')}`,
-    );
-    process.exit(0);
-  }
-  const list = (s: string | undefined): string[] | null =>
-    s === undefined ? null : s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
-  const workloads = list(values.workloads) ?? [...kWorkloads];
-  for (const w of workloads) {
-    if (!(kWorkloads as readonly string[]).includes(w)) {
-      throw new Error(`bench: unknown workload ${w}; the workloads are ${kWorkloads.join(', ')}`);
-    }
-  }
+    'usage: npm run bench -- [--duration S] [--warmup S] [--trials N] [--only NAMES] [--workloads NAMES]\n' +
+      '                        [--conns N] [--held-conns N] [--no-write-docs] [--engine auto|uring|epoll]\n' +
+      '                        [--quiet-wait S]\n' +
+      `servers: ${[kReferenceName, 'gevent-native', 'gevent-portable', 'node', 'bun'].join(', ')}\n` +
+      `workloads: ${kWorkloads.join(', ')}`,
+  );
+  const flags = new FlagChecks(kTag);
+  const workloads = nameList(values.workloads) ?? [...kWorkloads];
+  flags.known('workload', workloads, kWorkloads);
   if (!['auto', 'uring', 'epoll'].includes(values.engine)) {
-    throw new Error(`bench: --engine must be auto, uring or epoll, got ${values.engine}`);
+    throw new Error(`${kTag}: --engine must be auto, uring or epoll, got ${values.engine}`);
   }
   return {
-    durationS: positiveNumber('duration', values.duration, false),
-    warmupS: values.warmup === '0' ? 0 : positiveNumber('warmup', values.warmup, false),
-    trials: positiveNumber('trials', values.trials, true),
-    only: list(values.only),
+    durationS: flags.positive('duration', values.duration),
+    warmupS: flags.positive('warmup', values.warmup, { zero: true }),
+    trials: flags.positive('trials', values.trials, { integer: true }),
+    only: nameList(values.only),
     workloads: workloads as Workload[],
-    conns: positiveNumber('conns', values.conns, true),
-    heldConns: positiveNumber('held-conns', values['held-conns'], true),
+    conns: flags.positive('conns', values.conns, { integer: true }),
+    heldConns: flags.positive('held-conns', values['held-conns'], { integer: true }),
     writeDocs: values['write-docs'] && !values['no-write-docs'],
     engine: values.engine,
-    quietWaitS: values['quiet-wait'] === '0' ? 0 : positiveNumber('quiet-wait', values['quiet-wait'], false),
+    quietWaitS: flags.positive('quiet-wait', values['quiet-wait'], { zero: true }),
   };
 }
 
@@ -157,69 +114,6 @@ function compileC(root: string, binDir: string): void {
     const src = join(root, 'bench', 'c', `${name}.c`);
     execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', join(binDir, name), src], { stdio: 'inherit' });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-interface CpuUsage {
-  /** The server process, in percent of one core. */
-  serverPct: number;
-  /** Busy time on the server's core, in percent of it. */
-  serverCorePct: number;
-  /** Busy time on the load generator's core, in percent of it. */
-  loadgenCorePct: number;
-}
-
-/** CPU of the server process and of both cores, between two samples. */
-class CpuWindow {
-  private t0 = 0;
-  private server0 = 0;
-  private cores0: [number, number] = [0, 0];
-
-  constructor(private readonly pid: number) {}
-
-  start(): void {
-    this.t0 = performance.now();
-    this.server0 = readCpuTicks(this.pid);
-    this.cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadgenCore)];
-  }
-
-  end(): CpuUsage {
-    const seconds = (performance.now() - this.t0) / 1000;
-    const pct = (ticks: number): number => (100 * ticks) / kTicksPerSecond / seconds;
-    return {
-      serverPct: pct(readCpuTicks(this.pid) - this.server0),
-      serverCorePct: pct(readCoreBusyTicks(kServerCore) - this.cores0[0]),
-      loadgenCorePct: pct(readCoreBusyTicks(kLoadgenCore) - this.cores0[1]),
-    };
-  }
-}
-
-/** Busy time of both cores over `ms`, in percent of each. */
-async function coreBusyPct(ms: number): Promise<[number, number]> {
-  const a = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadgenCore)];
-  await sleep(ms);
-  const b = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadgenCore)];
-  const pct = (i: number): number => (100 * (b[i]! - a[i]!)) / kTicksPerSecond / (ms / 1000);
-  return [pct(0), pct(1)];
-}
-
-/**
- * Waits until neither core is busier than 10% over a second, for at most `maxS` seconds: other
- * work on a shared machine would otherwise be measured as the server's slowness. Returns whether
- * the machine became quiet.
- */
-async function waitQuiet(maxS: number): Promise<boolean> {
-  const deadline = Date.now() + maxS * 1000;
-  do {
-    const [c0, c1] = await coreBusyPct(1000);
-    if (c0 < 10 && c1 < 10) return true;
-  } while (Date.now() < deadline);
-  return false;
 }
 
 function loadgenArgs(workload: Workload, port: number, opts: Options): string[] {
@@ -262,7 +156,7 @@ async function runLoadgen(
     [
       'taskset',
       '-c',
-      String(kLoadgenCore),
+      String(kLoadCore),
       'prlimit',
       `--nofile=${nofile}:${nofile}`,
       join(binDir, 'loadgen'),
@@ -272,7 +166,7 @@ async function runLoadgen(
   );
   if (!held) startCpuWindow();
   let result: LoadgenResult | null = null;
-  let usage: CpuUsage = { serverPct: Number.NaN, serverCorePct: Number.NaN, loadgenCorePct: Number.NaN };
+  let usage: CpuUsage = { serverTicks: Number.NaN, serverPct: Number.NaN, serverSysPct: Number.NaN, serverCorePct: Number.NaN, loadCorePct: Number.NaN };
   const lines = createInterface({ input: loadgen.proc.stdout! });
   lines.on('line', (line) => {
     if (!line.startsWith('{')) return;
@@ -287,7 +181,7 @@ async function runLoadgen(
     }
   });
   const limitMs = (opts.warmupS + opts.durationS) * 1000 + kLoadgenSlackMs;
-  const code = await Promise.race([loadgen.exited, sleep(limitMs).then(() => 'timeout' as const)]);
+  const code = await waitExit(loadgen, limitMs);
   clearTimeout(warmupTimer);
   await stopChild(loadgen);
   lines.close();
@@ -298,7 +192,7 @@ async function runLoadgen(
     lg: got,
     serverCpuPct: usage.serverPct,
     otherLoadPct: Math.max(0, usage.serverCorePct - usage.serverPct),
-    otherLoadgenCorePct: Math.max(0, usage.loadgenCorePct - got.loadgenCpuPct),
+    otherLoadgenCorePct: Math.max(0, usage.loadCorePct - got.loadgenCpuPct),
     rssPerConnBytes: held ? (rssAfter - rssBefore) / opts.heldConns : null,
     quiet: true,
   };
@@ -317,21 +211,9 @@ async function runTrial(
   const port = await freePort();
   const argv = spec.command(port, udp);
   if (argv === null) throw new SkipError(`no ${udp ? 'UDP' : 'TCP'} variant`);
-  const quiet = opts.quietWaitS === 0 || (await waitQuiet(opts.quietWaitS));
-  const server = startChild(
-    ['taskset', '-c', String(kServerCore), 'prlimit', `--nofile=${nofile}:${nofile}`, ...argv],
-    { cwd: root },
-  );
+  const quiet = await waitQuiet(opts.quietWaitS);
+  const server = await startServer(root, argv, port, { udp, nofile });
   try {
-    try {
-      await waitReady(server, port, udp);
-    } catch (err) {
-      const output = server.output();
-      const unavailable = /ERR_GEVENT_BACKEND_UNAVAILABLE|BackendUnavailableError/.test(output);
-      const why = /gevent: [^\n]*/.exec(output)?.[0] ?? output.trim().split('\n').slice(-3).join(' / ');
-      const reason = `${(err as Error).message}${why ? `: ${why}` : ''}`;
-      throw unavailable ? new SkipError(why) : new Error(reason);
-    }
     await sleep(kSettleMs);
     return { ...(await runLoadgen(root, binDir, server, workload, port, opts, nofile)), quiet };
   } finally {
@@ -423,36 +305,29 @@ async function runWorkload(
     console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${skip}`);
     ended.set(spec.name, emptyResult(workload, spec, 'skipped', skip));
   }
-  for (let round = 0; round < opts.trials; round++) {
-    for (const spec of specs) {
-      if (ended.has(spec.name)) continue;
-      try {
-        const t = await runTrial(root, binDir, spec, workload, opts, nofile);
-        trials.get(spec.name)!.push(t);
-        logTrial(workload, spec.name, t);
-      } catch (err) {
-        const msg = (err as Error).message;
-        if (err instanceof SkipError) {
-          skipped.set(spec.name, msg);
-          console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${msg}`);
-          ended.set(spec.name, emptyResult(workload, spec, 'skipped', msg));
-        } else {
-          console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} FAILED: ${msg}`);
-          ended.set(spec.name, emptyResult(workload, spec, 'failed', msg.replace(/\s+/g, ' ').slice(0, 300)));
-        }
+  await runRounds({
+    rounds: opts.trials,
+    servers: specs.filter((s) => !ended.has(s.name)),
+    trial: (spec) => runTrial(root, binDir, spec, workload, opts, nofile),
+    ran: (spec, t) => {
+      trials.get(spec.name)!.push(t);
+      logTrial(workload, spec.name, t);
+    },
+    stopped: (spec, how, msg) => {
+      if (how === 'skipped') {
+        skipped.set(spec.name, msg);
+        console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${msg}`);
+        ended.set(spec.name, emptyResult(workload, spec, 'skipped', msg));
+      } else {
+        console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} FAILED: ${msg}`);
+        ended.set(spec.name, emptyResult(workload, spec, 'failed', oneLine(msg)));
       }
-    }
-  }
+    },
+  });
   const ref = specs.find((s) => s.reference && !ended.has(s.name));
   const refTrials = ref === undefined ? [] : trials.get(ref.name)!;
   const refMsgsPerSec = refTrials.length > 0 ? bestTrial(refTrials).lg.msgsPerSec : null;
   return specs.map((spec) => ended.get(spec.name) ?? summarize(workload, spec, trials.get(spec.name)!, refMsgsPerSec));
-}
-
-function commandLine(argv: string[]): string {
-  const args = argv.map((a) => (/^[\w.,=/:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args ? ` -- ${args}` : ''}`;
-  return `node dist/bench/run.js${args ? ` ${args}` : ''}`;
 }
 
 function printMachine(m: Machine): void {
@@ -463,19 +338,14 @@ function printMachine(m: Machine): void {
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const opts = parseOptions(argv);
-  const root = findRoot();
+  const root = findRoot(kTag, 'bench/c');
   const binDir = join(root, 'bench', 'bin');
   compileC(root, binDir);
   const machine = describeMachine(root);
   printMachine(machine);
 
   const catalogue = serverCatalogue(root, binDir, findBun(root));
-  if (opts.only !== null) {
-    const names = catalogue.map((s) => s.name);
-    for (const n of opts.only) {
-      if (!names.includes(n)) throw new Error(`bench: unknown server ${n}; the servers are ${names.join(', ')}`);
-    }
-  }
+  new FlagChecks(kTag).known('server', opts.only, catalogue.map((s) => s.name));
   const specs = catalogue.filter((s) => opts.only === null || opts.only.includes(s.name));
   const notes: string[] = [];
   const skipped = new Map<string, string>();
@@ -526,12 +396,10 @@ async function main(): Promise<number> {
   for (const n of notes) console.log(`note: ${n.replace(/`/g, '')}`);
 
   if (opts.writeDocs) {
-    const docs = join(root, 'docs');
-    mkdirSync(docs, { recursive: true });
     const info = {
       machine,
       date: new Date().toISOString(),
-      command: commandLine(argv),
+      command: commandLine('bench', 'dist/bench/run.js', argv),
       durationS: opts.durationS,
       warmupS: opts.warmupS,
       trials: opts.trials,
@@ -539,19 +407,12 @@ async function main(): Promise<number> {
       quietWaitS: opts.quietWaitS,
       notes,
     };
-    writeFileSync(join(docs, 'benchmarks.svg'), barChartSvg(results, 'gevent echo: msgs/s as a ratio to the C reference'));
-    writeFileSync(join(docs, 'benchmarks.md'), markdownReport(results, info, 'benchmarks.svg'));
-    console.log(`wrote docs/benchmarks.md and docs/benchmarks.svg`);
+    writeDocs(root, {
+      'benchmarks.md': markdownReport(results, info, 'benchmarks.svg'),
+      'benchmarks.svg': barChartSvg(results, 'gevent echo: msgs/s as a ratio to the C reference'),
+    });
   }
   return failures > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

@@ -2,7 +2,7 @@
  * Child processes for the benchmark: each runs in a process group of its own, is recorded in one
  * registry, and is killed with its whole group when the trial ends or the orchestrator exits for
  * any reason (normal end, thrown error, SIGINT, SIGTERM). Also the /proc readers that the
- * orchestrator uses for RSS and CPU time.
+ * benchmarks use for RSS and CPU time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,15 +10,43 @@ import net from 'node:net';
 import dgram from 'node:dgram';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const kTailBytes = 4096;
+/** Characters of a child's output kept from its start and from its end, for error messages. */
+const kHeadChars = 4096;
+const kTailChars = 4096;
 const live = new Set<ChildProcess>();
 
-/** A started child with the last bytes of its output, for error messages. */
+/** A started child with the start and the end of its output (stdout and stderr), for error messages. */
 export interface Child {
   proc: ChildProcess;
   pid: number;
   output(): string;
   exited: Promise<number | null>;
+}
+
+/**
+ * A child's output, bounded: the first kHeadChars (where a server prints what it listens on, or
+ * the first line of an error) and the last kTailChars (where a tool prints its result), with a
+ * line that says how much was left out between them.
+ */
+class OutputLog {
+  private head = '';
+  private tail = '';
+  private omitted = 0;
+
+  add(text: string): void {
+    const room = kHeadChars - this.head.length;
+    if (room > 0) {
+      this.head += text.slice(0, room);
+      text = text.slice(room);
+    }
+    const tail = this.tail + text;
+    this.omitted += Math.max(0, tail.length - kTailChars);
+    this.tail = tail.slice(-kTailChars);
+  }
+
+  text(): string {
+    return this.omitted === 0 ? this.head + this.tail : `${this.head}\n[${this.omitted} characters left out]\n${this.tail}`;
+  }
 }
 
 function killGroupNow(proc: ChildProcess, signal: NodeJS.Signals): void {
@@ -56,15 +84,13 @@ export function startChild(argv: string[], opts: { cwd: string; stdin?: boolean 
     stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString('utf8')).slice(-kTailBytes);
-  };
+  const log = new OutputLog();
+  const keep = (chunk: Buffer): void => log.add(chunk.toString('utf8'));
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
   const exited = new Promise<number | null>((resolve) => {
     proc.once('error', (err) => {
-      tail += `\n${err.message}`;
+      log.add(`\n${err.message}`);
       live.delete(proc);
       resolve(-1);
     });
@@ -73,15 +99,36 @@ export function startChild(argv: string[], opts: { cwd: string; stdin?: boolean 
       resolve(code);
     });
   });
-  return { proc, pid: proc.pid ?? -1, output: () => tail, exited };
+  return { proc, pid: proc.pid ?? -1, output: () => log.text(), exited };
+}
+
+/**
+ * What `promise` settles with, or 'timeout' when it has not settled within `limitMs`. Clears its
+ * timer either way, so that no timer outlives the wait and holds a finished benchmark open.
+ */
+export async function within<T>(promise: Promise<T>, limitMs: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(resolve, limitMs, 'timeout');
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The child's exit code, or 'timeout' when it has not exited within `limitMs`. */
+export function waitExit(child: Child, limitMs: number): Promise<number | null | 'timeout'> {
+  return within(child.exited, limitMs);
 }
 
 /** Ends the child's whole group: SIGTERM, then SIGKILL after `graceMs`. */
 export async function stopChild(child: Child, graceMs = 1500): Promise<void> {
   killGroupNow(child.proc, 'SIGTERM');
-  const done = await Promise.race([child.exited.then(() => true), sleep(graceMs).then(() => false)]);
+  const done = (await waitExit(child, graceMs)) !== 'timeout';
   killGroupNow(child.proc, 'SIGKILL');
-  if (!done) await Promise.race([child.exited, sleep(graceMs)]);
+  if (!done) await waitExit(child, graceMs);
   live.delete(child.proc);
 }
 
@@ -157,14 +204,14 @@ export function readRssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
-/** User plus system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15). */
-export function readCpuTicks(pid: number): number {
+/** User and system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15); NaN once it is gone. */
+export function readProcessTicks(pid: number): [user: number, sys: number] {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    return [Number(fields[11]), Number(fields[12])];
   } catch {
-    return Number.NaN;
+    return [Number.NaN, Number.NaN];
   }
 }
 

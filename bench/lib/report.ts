@@ -4,6 +4,7 @@
  * benchmark needs no dependency.
  */
 import type { Machine } from './machine.js';
+import { machineSection } from './output.js';
 import type { Workload } from './servers.js';
 
 export interface Result {
@@ -223,24 +224,16 @@ export function markdownReport(results: Result[], info: RunInfo, svgName: string
     'are ratios measured in one run on one machine: compare them with each other, not with figures',
     'from another machine.',
     '',
-    '## Machine',
-    '',
-    '| | |',
-    '|---|---|',
-    `| CPU | ${m.cpuModel} |`,
-    `| cores | ${m.cores} |`,
-    `| kernel | ${m.kernel} |`,
-    `| Node.js | ${m.node} |`,
-    `| Bun | ${m.bun ?? 'not installed'} |`,
-    `| C compiler | ${m.gcc} (-O2) |`,
-    `| open-file limit | ${m.nofile} |`,
-    `| date | ${info.date} |`,
-    '',
-    'Command:',
-    '',
-    '```sh',
-    info.command,
-    '```',
+    ...machineSection(
+      m,
+      [
+        ['Bun', m.bun ?? 'not installed'],
+        ['C compiler', `${m.gcc} (-O2)`],
+        ['open-file limit', String(m.nofile)],
+        ['date', info.date],
+      ],
+      info.command,
+    ),
     '',
     '## Method',
     '',

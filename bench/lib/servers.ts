@@ -3,6 +3,7 @@
  * `command` gives its argv for TCP or UDP, or null where it has no such variant. A server that
  * cannot run here (no Bun, no native backend) is skipped with a note rather than failing the run.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Workload = 'tcp-pingpong' | 'tcp-pipeline' | 'udp-pingpong' | 'tcp-held';
@@ -28,6 +29,32 @@ export interface ServerSpec {
 
 /** The name of the reference server (the C echo servers). */
 export const kReferenceName = 'c';
+
+/** A server under a protocol benchmark (HTTP, Redis): one argv, on TCP only. */
+export interface ProtocolServer {
+  /** Stable name used by --only and in the tables. */
+  name: string;
+  /** What it is, for the docs. */
+  label: string;
+  /** argv to listen on the given port. */
+  argv: (port: number) => string[];
+  /** Why this server cannot run on this machine, or null when it can. */
+  unavailable: string | null;
+}
+
+/**
+ * The protocol example `examples/<example>` with one loop, on the native and on the portable
+ * backend: `gevent-native` and `gevent-portable`, unavailable until dist/ is built.
+ */
+export function exampleServers(root: string, example: string): ProtocolServer[] {
+  const main = join(root, 'dist', 'examples', example, 'main.js');
+  const built = existsSync(main) ? null : 'dist/ is not built (npm run build)';
+  const gevent = (backend: string) => (port: number) => [process.execPath, main, '--port', String(port), '--loops', '1', '--backend', backend];
+  return [
+    { name: 'gevent-native', label: `examples/${example}, native backend, 1 loop`, argv: gevent('native'), unavailable: built },
+    { name: 'gevent-portable', label: `examples/${example}, portable backend (node:net), 1 loop`, argv: gevent('portable'), unavailable: built },
+  ];
+}
 
 export function serverCatalogue(root: string, binDir: string, bun: string | null): ServerSpec[] {
   const echoExample = join(root, 'dist', 'examples', 'echo', 'main.js');

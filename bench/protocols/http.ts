@@ -15,17 +15,17 @@
  * run fails, and on SIGINT/SIGTERM (bench/lib/proc.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { CpuWindow, kLoadCore, kServerCore, otherLoadPct, waitQuiet } from '../lib/cpu.js';
 import { describeMachine, findBun, type Machine } from '../lib/machine.js';
-import { freePort, kTicksPerSecond, readCoreBusyTicks, startChild, stopChild, waitReady } from '../lib/proc.js';
+import { commandLine, FlagChecks, findRoot, hasCommand, nameList, parseFlags, runMain } from '../lib/options.js';
+import { alignedTable, fmt, machineSection, markdownTable, writeDocs } from '../lib/output.js';
+import { freePort, stopChild } from '../lib/proc.js';
+import { exampleServers, type ProtocolServer } from '../lib/servers.js';
+import { endedNote, oneLine, runLoadTool, runRounds, startServer, type Cell, type LoadToolRun } from '../lib/trial.js';
 
-const kServerCore = 0;
-const kLoadCore = 1;
+const kTag = 'bench:http';
 const kReference = 'node-http';
 const kTargetRatio = 2;
 const kWrkSlackMs = 30_000;
@@ -39,13 +39,6 @@ interface Options {
   only: string[] | null;
   paths: string[];
   writeDocs: boolean;
-}
-
-interface Server {
-  name: string;
-  label: string;
-  argv: (port: number) => string[];
-  unavailable: string | null;
 }
 
 /** One wrk run against one server. */
@@ -63,12 +56,8 @@ interface Trial {
   quiet: boolean;
 }
 
-interface Row {
+interface Row extends Cell<Trial> {
   path: string;
-  server: string;
-  status: 'ok' | 'skipped' | 'failed';
-  note: string;
-  trial: Trial | null;
   ratio: number | null;
   /** requests/s of every trial, in the order run. */
   all: number[];
@@ -77,75 +66,38 @@ interface Row {
 const kPaths = ['/plaintext', '/json'];
 const kExpectedBody: Record<string, string> = { '/plaintext': 'Hello, World!', '/json': '{"message":"Hello, World!"}' };
 
-class SkipError extends Error {}
-
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'examples'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('bench:http: cannot find the project root (package.json beside examples/)');
-    dir = up;
-  }
-  return dir;
-}
-
-function positive(name: string, raw: string, integer: boolean): number {
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new Error(`bench:http: --${name} must be a positive ${integer ? 'integer' : 'number'}, got ${raw}`);
-  }
-  return n;
-}
-
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseFlags(
+    argv,
+    {
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       trials: { type: 'string', default: '1' },
       conns: { type: 'string', default: '100' },
-      only: { type: 'string' },
       paths: { type: 'string' },
-      'no-write-docs': { type: 'boolean', default: false },
-      'quiet-wait': { type: 'string', default: '10' },
-      help: { type: 'boolean', default: false },
     },
-  });
-  if (values.help) {
-    console.log(
-      'usage: npm run bench:http -- [--duration S] [--warmup S] [--trials N] [--conns N] [--only NAMES]\n' +
-        '                             [--paths /plaintext,/json] [--no-write-docs] [--quiet-wait S]\n' +
-        'servers: gevent-native, gevent-portable, node-http, bun',
-    );
-    process.exit(0);
-  }
-  const list = (s: string | undefined): string[] | null => (s === undefined ? null : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
-  const paths = list(values.paths) ?? kPaths;
-  for (const p of paths) if (!kPaths.includes(p)) throw new Error(`bench:http: unknown path ${p}; the paths are ${kPaths.join(', ')}`);
+    'usage: npm run bench:http -- [--duration S] [--warmup S] [--trials N] [--conns N] [--only NAMES]\n' +
+      '                             [--paths /plaintext,/json] [--no-write-docs] [--quiet-wait S]\n' +
+      'servers: gevent-native, gevent-portable, node-http, bun',
+  );
+  const flags = new FlagChecks(kTag);
+  const paths = nameList(values.paths) ?? kPaths;
+  flags.known('path', paths, kPaths);
   return {
-    durationS: positive('duration', values.duration, false),
-    warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, false),
-    trials: positive('trials', values.trials, true),
-    conns: positive('conns', values.conns, true),
-    only: list(values.only),
+    durationS: flags.positive('duration', values.duration),
+    warmupS: flags.positive('warmup', values.warmup, { zero: true }),
+    trials: flags.positive('trials', values.trials, { integer: true }),
+    conns: flags.positive('conns', values.conns, { integer: true }),
+    only: nameList(values.only),
     paths,
     writeDocs: !values['no-write-docs'],
-    quietWaitS: values['quiet-wait'] === '0' ? 0 : positive('quiet-wait', values['quiet-wait'], false),
+    quietWaitS: flags.positive('quiet-wait', values['quiet-wait'], { zero: true }),
   };
 }
 
-function hasCommand(cmd: string, args: string[]): boolean {
-  return spawnSync(cmd, args, { stdio: 'ignore' }).error === undefined;
-}
-
-function catalogue(root: string, bun: string | null): Server[] {
-  const example = join(root, 'dist', 'examples', 'http', 'main.js');
-  const built = existsSync(example) ? null : 'dist/ is not built (npm run build)';
-  const gevent = (backend: string) => (port: number) => [process.execPath, example, '--port', String(port), '--loops', '1', '--backend', backend];
+function catalogue(root: string, bun: string | null): ProtocolServer[] {
   return [
-    { name: 'gevent-native', label: 'examples/http, native backend, 1 loop', argv: gevent('native'), unavailable: built },
-    { name: 'gevent-portable', label: 'examples/http, portable backend (node:net), 1 loop', argv: gevent('portable'), unavailable: built },
+    ...exampleServers(root, 'http'),
     {
       name: kReference,
       label: 'node:http, minimal handler (bench/protocols/servers/node-http.mjs)',
@@ -178,37 +130,9 @@ function checkResponse(port: number, path: string): Promise<void> {
   });
 }
 
-/** The child CPU seconds that bash's `times` prints on its second line ("0m1.5s 0m0.2s"). */
-function childCpuSeconds(output: string): number {
-  const lines = output.trim().split('\n');
-  const m = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(lines[lines.length - 1]!.trim());
-  if (!m) return Number.NaN;
-  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
-}
-
-/** Runs wrk from core 1 for `seconds`; returns its output and its own CPU in % of one core. */
-async function runWrk(url: string, seconds: number, conns: number, root: string): Promise<{ output: string; cpuPct: number }> {
-  const wrk = `taskset -c ${kLoadCore} wrk -t1 -c${conns} -d${seconds}s ${url}; times`;
-  const start = performance.now();
-  const child = startChild(['bash', '-c', wrk], { cwd: root });
-  const code = await Promise.race([child.exited, sleep(seconds * 1000 + kWrkSlackMs).then(() => 'timeout' as const)]);
-  const wallS = (performance.now() - start) / 1000;
-  await stopChild(child);
-  const output = child.output();
-  if (code === 'timeout') throw new Error(`wrk did not finish within ${seconds + kWrkSlackMs / 1000} s`);
-  if (code !== 0) throw new Error(`wrk exited with code ${code}: ${output.trim().split('\n').slice(-3).join(' / ')}`);
-  return { output, cpuPct: (100 * childCpuSeconds(output)) / wallS };
-}
-
-/** User and system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15). */
-function readUserSysTicks(pid: number): [user: number, sys: number] {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return [Number(fields[11]), Number(fields[12])];
-  } catch {
-    return [Number.NaN, Number.NaN];
-  }
+/** Runs wrk from the load core for `seconds` (`wrk -t1 -cN -dS URL`). */
+function runWrk(root: string, url: string, seconds: number, conns: number): Promise<LoadToolRun> {
+  return runLoadTool(root, ['wrk', '-t1', `-c${conns}`, `-d${seconds}s`, url], seconds * 1000 + kWrkSlackMs);
 }
 
 function parseWrk(output: string): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 'serverSysPct' | 'otherLoadPct' | 'quiet'> {
@@ -223,55 +147,25 @@ function parseWrk(output: string): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 's
   };
 }
 
-/**
- * Waits until neither core is busier than 10% over a second, for at most `maxS` seconds, so that
- * other work on a shared machine is not measured as a server's slowness. Returns whether it was.
- */
-async function waitQuiet(maxS: number): Promise<boolean> {
-  const deadline = Date.now() + maxS * 1000;
-  do {
-    const a = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
-    await sleep(1000);
-    const busy = [readCoreBusyTicks(kServerCore) - a[0]!, readCoreBusyTicks(kLoadCore) - a[1]!].map((t) => (100 * t) / kTicksPerSecond);
-    if (busy.every((pct) => pct < 10)) return true;
-  } while (Date.now() < deadline);
-  return false;
-}
-
-/** One trial: a fresh server on core 0, checked, warmed up, measured, then stopped whatever happens. */
-async function runTrial(root: string, server: Server, path: string, opts: Options): Promise<Trial> {
-  const quiet = opts.quietWaitS === 0 || (await waitQuiet(opts.quietWaitS));
+/** One trial: a fresh server on the server core, checked, warmed up, measured, then stopped whatever happens. */
+async function runTrial(root: string, server: ProtocolServer, path: string, opts: Options): Promise<Trial> {
+  const quiet = await waitQuiet(opts.quietWaitS);
   const port = await freePort();
-  const child = startChild(['taskset', '-c', String(kServerCore), ...server.argv(port)], { cwd: root });
+  const child = await startServer(root, server.argv(port), port);
   try {
-    try {
-      await waitReady(child, port, false);
-    } catch (err) {
-      const out = child.output();
-      const why = /gevent: [^\n]*/.exec(out)?.[0] ?? out.trim().split('\n').slice(-2).join(' / ');
-      if (/ERR_GEVENT_BACKEND_UNAVAILABLE|BackendUnavailableError|native addon not available/.test(out)) throw new SkipError(why);
-      throw new Error(`${(err as Error).message}${why ? `: ${why}` : ''}`);
-    }
     await checkResponse(port, path);
     const url = `http://127.0.0.1:${port}${path}`;
-    if (opts.warmupS > 0) await runWrk(url, opts.warmupS, opts.conns, root);
-    const server0 = readUserSysTicks(child.pid);
-    const cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
-    const t0 = performance.now();
-    const wrk = await runWrk(url, opts.durationS, opts.conns, root);
-    const seconds = (performance.now() - t0) / 1000;
-    const pct = (ticks: number): number => (100 * ticks) / kTicksPerSecond / seconds;
-    const server1 = readUserSysTicks(child.pid);
-    const serverSysPct = pct(server1[1] - server0[1]);
-    const serverCpuPct = pct(server1[0] - server0[0]) + serverSysPct;
-    const core0 = pct(readCoreBusyTicks(kServerCore) - cores0[0]!);
-    const core1 = pct(readCoreBusyTicks(kLoadCore) - cores0[1]!);
+    if (opts.warmupS > 0) await runWrk(root, url, opts.warmupS, opts.conns);
+    const cpu = new CpuWindow(child.pid);
+    cpu.start();
+    const wrk = await runWrk(root, url, opts.durationS, opts.conns);
+    const usage = cpu.end();
     return {
       ...parseWrk(wrk.output),
       wrkCpuPct: wrk.cpuPct,
-      serverCpuPct,
-      serverSysPct,
-      otherLoadPct: Math.max(0, core0 - serverCpuPct, core1 - wrk.cpuPct),
+      serverCpuPct: usage.serverPct,
+      serverSysPct: usage.serverSysPct,
+      otherLoadPct: otherLoadPct(usage, wrk.cpuPct),
       quiet,
     };
   } finally {
@@ -279,18 +173,15 @@ async function runTrial(root: string, server: Server, path: string, opts: Option
   }
 }
 
-function median(trials: Trial[]): Trial {
+/** The trial with the median requests/s (the upper of the middle two for an even count). */
+function medianTrial(trials: Trial[]): Trial {
   const sorted = [...trials].sort((a, b) => a.rps - b.rps);
   return sorted[sorted.length >> 1]!;
 }
 
-function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '?';
-}
-
 function rowCells(r: Row): string[] {
   const t = r.trial;
-  if (t === null) return [r.path, r.server, '', '', '', '', '', '', r.status === 'skipped' ? `skipped: ${r.note}` : `FAILED: ${r.note}`];
+  if (t === null) return [r.path, r.server, '', '', '', '', '', '', endedNote(r)];
   const notes = [
     t.non2xx > 0 ? `${t.non2xx} non-2xx` : '',
     t.socketErrors > 0 ? `${t.socketErrors} socket errors` : '',
@@ -314,12 +205,6 @@ function rowCells(r: Row): string[] {
 const kHeader = ['path', 'server', 'requests/s', 'ratio to node:http', 'requests per CPU-second', 'avg latency', 'server CPU', 'wrk CPU', 'notes'];
 /** Columns right-aligned in the tables (the numeric ones). */
 const kNumeric = new Set([2, 3, 4, 5, 6, 7]);
-
-function consoleTable(rows: Row[]): string {
-  const cells = [kHeader, ...rows.map(rowCells)];
-  const widths = kHeader.map((_, i) => Math.max(...cells.map((c) => (c[i] ?? '').length)));
-  return cells.map((c) => c.map((x, i) => (kNumeric.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
-}
 
 function targetNotes(rows: Row[], paths: string[]): string[] {
   return paths.map((path) => {
@@ -354,36 +239,16 @@ function caveats(rows: Row[]): string[] {
   return notes;
 }
 
-function markdown(rows: Row[], servers: Server[], m: Machine, opts: Options, command: string, wrk: string): string {
+function markdown(rows: Row[], servers: ProtocolServer[], m: Machine, opts: Options, command: string, wrk: string): string {
   const header = [...kHeader, 'all trials (requests/s)'];
-  const table = [
-    `| ${header.join(' | ')} |`,
-    `|${header.map((_, i) => (kNumeric.has(i) ? '---:' : '---')).join('|')}|`,
-    ...rows.map((r) => `| ${[...rowCells(r), r.all.map((x) => fmt(x)).join(' / ')].join(' | ')} |`),
-  ];
+  const table = markdownTable(header, rows.map((r) => [...rowCells(r), r.all.map((x) => fmt(x)).join(' / ')]), kNumeric);
   return `# HTTP benchmarks
 
 Written by \`npm run bench:http\` (\`bench/protocols/http.ts\`); rerun it rather than editing this
 file. The figures come from one run on one machine: compare them with each other, not with
 figures from another machine.
 
-## Machine
-
-| | |
-|---|---|
-| CPU | ${m.cpuModel} |
-| cores | ${m.cores} |
-| kernel | ${m.kernel} |
-| Node.js | ${m.node} |
-| Bun | ${m.bun ?? '(not installed)'} |
-| load generator | ${wrk} |
-| date | ${new Date().toISOString()} |
-
-Command:
-
-\`\`\`sh
-${command}
-\`\`\`
+${machineSection(m, [['Bun', m.bun ?? '(not installed)'], ['load generator', wrk], ['date', new Date().toISOString()]], command).join('\n')}
 
 ## Method
 
@@ -435,27 +300,19 @@ function wrkVersion(): string | null {
   return /^wrk \S+/.exec(`${r.stdout}${r.stderr}`)?.[0] ?? 'wrk';
 }
 
-function commandLine(argv: string[]): string {
-  const args = argv.map((a) => (/^[\w.,=/:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-  if (process.env.npm_lifecycle_event === 'bench:http') return `npm run bench:http${args ? ` -- ${args}` : ''}`;
-  return `node dist/bench/protocols/http.js${args ? ` ${args}` : ''}`;
-}
-
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const opts = parseOptions(argv);
   const wrk = wrkVersion();
-  if (wrk === null) throw new Error('bench:http: wrk is not installed (Debian: apt-get install -y wrk)');
-  if (!hasCommand('taskset', ['-V'])) throw new Error('bench:http: taskset is not installed (Debian: util-linux)');
-  const root = findRoot();
+  if (wrk === null) throw new Error(`${kTag}: wrk is not installed (Debian: apt-get install -y wrk)`);
+  if (!hasCommand('taskset', ['-V'])) throw new Error(`${kTag}: taskset is not installed (Debian: util-linux)`);
+  const root = findRoot(kTag, 'examples/');
   const machine = describeMachine(root);
   console.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}; node ${machine.node}, bun ${machine.bun ?? '(not installed)'}`);
   if (machine.cores < 2) console.log('note: fewer than 2 cores, so the server and wrk share one');
 
   const all = catalogue(root, findBun(root));
-  if (opts.only !== null) {
-    for (const n of opts.only) if (!all.some((s) => s.name === n)) throw new Error(`bench:http: unknown server ${n}; the servers are ${all.map((s) => s.name).join(', ')}`);
-  }
+  new FlagChecks(kTag).known('server', opts.only, all.map((s) => s.name));
   const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
   const skipped = new Map<string, string>();
   for (const s of servers) if (s.unavailable !== null) skipped.set(s.name, s.unavailable);
@@ -464,27 +321,26 @@ async function main(): Promise<number> {
   for (const path of opts.paths) {
     const trials = new Map<string, Trial[]>(servers.map((s) => [s.name, []]));
     const failed = new Map<string, string>();
-    for (let round = 0; round < opts.trials; round++) {
-      for (const server of servers) {
-        if (skipped.has(server.name) || failed.has(server.name)) continue;
-        try {
-          const t = await runTrial(root, server, path, opts);
-          trials.get(server.name)!.push(t);
-          console.log(
-            `${path.padEnd(10)} ${server.name.padEnd(16)} ${fmt(t.rps).padStart(9)} req/s  latency ${t.latency}  ` +
-              `server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverSysPct)}% sys)  wrk CPU ${fmt(t.wrkCpuPct)}%` +
-              (t.non2xx + t.socketErrors > 0 ? `  ${t.non2xx} non-2xx, ${t.socketErrors} socket errors` : ''),
-          );
-        } catch (err) {
-          const msg = (err as Error).message.replace(/\s+/g, ' ').slice(0, 300);
-          if (err instanceof SkipError) skipped.set(server.name, msg);
-          else failed.set(server.name, msg);
-          console.log(`${path.padEnd(10)} ${server.name.padEnd(16)} ${err instanceof SkipError ? 'skipped' : 'FAILED'}: ${msg}`);
-        }
-      }
-    }
+    await runRounds({
+      rounds: opts.trials,
+      servers: servers.filter((s) => !skipped.has(s.name)),
+      trial: (server) => runTrial(root, server, path, opts),
+      ran: (server, t) => {
+        trials.get(server.name)!.push(t);
+        console.log(
+          `${path.padEnd(10)} ${server.name.padEnd(16)} ${fmt(t.rps).padStart(9)} req/s  latency ${t.latency}  ` +
+            `server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverSysPct)}% sys)  wrk CPU ${fmt(t.wrkCpuPct)}%` +
+            (t.non2xx + t.socketErrors > 0 ? `  ${t.non2xx} non-2xx, ${t.socketErrors} socket errors` : ''),
+        );
+      },
+      stopped: (server, how, message) => {
+        const msg = oneLine(message);
+        (how === 'skipped' ? skipped : failed).set(server.name, msg);
+        console.log(`${path.padEnd(10)} ${server.name.padEnd(16)} ${how === 'skipped' ? 'skipped' : 'FAILED'}: ${msg}`);
+      },
+    });
     const ref = trials.get(kReference);
-    const refRps = ref !== undefined && ref.length > 0 ? median(ref).rps : null;
+    const refRps = ref !== undefined && ref.length > 0 ? medianTrial(ref).rps : null;
     for (const server of servers) {
       const ts = trials.get(server.name)!;
       const skip = skipped.get(server.name);
@@ -493,31 +349,21 @@ async function main(): Promise<number> {
         rows.push({ path, server: server.name, status: skip !== undefined ? 'skipped' : 'failed', note: skip ?? fail ?? '', trial: null, ratio: null, all: [] });
         continue;
       }
-      const t = median(ts);
+      const t = medianTrial(ts);
       rows.push({ path, server: server.name, status: 'ok', note: '', trial: t, ratio: refRps === null ? null : t.rps / refRps, all: ts.map((x) => x.rps) });
     }
   }
 
   console.log('');
-  console.log(consoleTable(rows));
+  console.log(alignedTable(kHeader, rows.map(rowCells), kNumeric));
   for (const n of targetNotes(rows, opts.paths)) console.log(`target: ${n}`);
   for (const n of caveats(rows)) console.log(`note: ${n}`);
   if (opts.writeDocs) {
-    const docs = join(root, 'docs');
-    mkdirSync(docs, { recursive: true });
-    writeFileSync(join(docs, 'benchmarks-http.md'), markdown(rows, servers, machine, opts, commandLine(argv), wrk));
-    console.log('wrote docs/benchmarks-http.md');
+    const command = commandLine('bench:http', 'dist/bench/protocols/http.js', argv);
+    writeDocs(root, { 'benchmarks-http.md': markdown(rows, servers, machine, opts, command, wrk) });
   }
   const bad = rows.filter((r) => r.status === 'failed' || (r.trial !== null && r.trial.non2xx + r.trial.socketErrors > 0));
   return bad.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

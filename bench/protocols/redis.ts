@@ -15,18 +15,16 @@
  * (bench/lib/proc.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { CpuWindow, kLoadCore, kServerCore, otherLoadPct, waitQuiet } from '../lib/cpu.js';
 import { describeMachine, type Machine } from '../lib/machine.js';
-import { freePort, kTicksPerSecond, readCoreBusyTicks, readCpuTicks, startChild, stopChild, waitReady } from '../lib/proc.js';
+import { commandLine, FlagChecks, findRoot, hasCommand, nameList, parseFlags, runMain } from '../lib/options.js';
+import { alignedTable, fmt, machineSection, markdownTable, writeDocs } from '../lib/output.js';
+import { freePort, kTicksPerSecond, stopChild } from '../lib/proc.js';
+import { exampleServers, type ProtocolServer } from '../lib/servers.js';
+import { endedNote, median, oneLine, runLoadTool, runRounds, startServer, type Cell } from '../lib/trial.js';
 
-const kServerCore = 0;
-const kLoadCore = 1;
+const kTag = 'bench:redis';
 const kReference = 'redis-server';
 const kPipelines = [1, 16] as const;
 /** Minimum ratio to redis-server that the issue asks of gevent-native, by pipeline depth. */
@@ -46,13 +44,6 @@ interface Options {
   quietWaitS: number;
 }
 
-interface Server {
-  name: string;
-  label: string;
-  argv: (port: number) => string[];
-  unavailable: string | null;
-}
-
 /** One redis-benchmark run (SET then GET) against one server at one pipeline depth. */
 interface Trial {
   set: number;
@@ -65,12 +56,8 @@ interface Trial {
   quiet: boolean;
 }
 
-interface Row {
+interface Row extends Cell<Trial> {
   pipeline: number;
-  server: string;
-  status: 'ok' | 'skipped' | 'failed';
-  note: string;
-  trial: Trial | null;
   setRatio: number | null;
   getRatio: number | null;
   /** Medians over every trial, disturbed or not. */
@@ -78,54 +65,28 @@ interface Row {
   medianGet: number;
 }
 
-class SkipError extends Error {}
-
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'examples'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('bench:redis: cannot find the project root (package.json beside examples/)');
-    dir = up;
-  }
-  return dir;
-}
-
-function positive(name: string, raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`bench:redis: --${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseFlags(
+    argv,
+    {
       requests: { type: 'string', default: '200000' },
       clients: { type: 'string', default: '50' },
       trials: { type: 'string', default: '5' },
       retries: { type: 'string', default: '2' },
-      only: { type: 'string' },
-      'no-write-docs': { type: 'boolean', default: false },
-      'quiet-wait': { type: 'string', default: '10' },
-      help: { type: 'boolean', default: false },
     },
-  });
-  if (values.help) {
-    console.log(
-      'usage: npm run bench:redis -- [--requests N] [--clients N] [--trials N] [--retries N] [--only NAMES]\n' +
-        '                              [--no-write-docs] [--quiet-wait S]\n' +
-        `servers: gevent-native, gevent-portable, ${kReference}`,
-    );
-    process.exit(0);
-  }
+    'usage: npm run bench:redis -- [--requests N] [--clients N] [--trials N] [--retries N] [--only NAMES]\n' +
+      '                              [--no-write-docs] [--quiet-wait S]\n' +
+      `servers: gevent-native, gevent-portable, ${kReference}`,
+  );
+  const flags = new FlagChecks(kTag);
   return {
-    requests: positive('requests', values.requests),
-    clients: positive('clients', values.clients),
-    trials: positive('trials', values.trials),
-    retries: values.retries === '0' ? 0 : positive('retries', values.retries),
-    only: values.only === undefined ? null : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
+    requests: flags.positive('requests', values.requests, { integer: true }),
+    clients: flags.positive('clients', values.clients, { integer: true }),
+    trials: flags.positive('trials', values.trials, { integer: true }),
+    retries: flags.positive('retries', values.retries, { integer: true, zero: true }),
+    only: nameList(values.only),
     writeDocs: !values['no-write-docs'],
-    quietWaitS: values['quiet-wait'] === '0' ? 0 : positive('quiet-wait', values['quiet-wait']),
+    quietWaitS: flags.positive('quiet-wait', values['quiet-wait'], { integer: true, zero: true }),
   };
 }
 
@@ -135,13 +96,9 @@ function toolVersion(tool: string): string | null {
   return r.error === undefined && r.status === 0 ? r.stdout.trim().split('\n')[0]! : null;
 }
 
-function catalogue(root: string): Server[] {
-  const example = join(root, 'dist', 'examples', 'redis', 'main.js');
-  const built = existsSync(example) ? null : 'dist/ is not built (npm run build)';
-  const gevent = (backend: string) => (port: number) => [process.execPath, example, '--port', String(port), '--loops', '1', '--backend', backend];
+function catalogue(root: string): ProtocolServer[] {
   return [
-    { name: 'gevent-native', label: 'examples/redis, native backend, 1 loop', argv: gevent('native'), unavailable: built },
-    { name: 'gevent-portable', label: 'examples/redis, portable backend (node:net), 1 loop', argv: gevent('portable'), unavailable: built },
+    ...exampleServers(root, 'redis'),
     {
       name: kReference,
       label: "redis-server --save '' --appendonly no (Debian's build, io-threads 1)",
@@ -172,90 +129,43 @@ function checkPing(port: number): Promise<void> {
   });
 }
 
-/** The child CPU seconds that bash's `times` prints on its second line ("0m1.5s 0m0.2s"). */
-function childCpuSeconds(output: string): number {
-  const lines = output.trim().split('\n');
-  const m = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(lines[lines.length - 1]!.trim());
-  if (!m) return Number.NaN;
-  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
-}
-
 /** The redis-benchmark command line for a pipeline depth (without the port's value). */
 function benchmarkArgs(port: number | string, requests: number, clients: number, pipeline: number): string[] {
   return ['redis-benchmark', '-p', String(port), '-t', 'set,get', '-n', String(requests), '-c', String(clients), '-q', ...(pipeline > 1 ? ['-P', String(pipeline)] : [])];
 }
 
-/** Runs redis-benchmark from core 1; returns SET and GET requests/s and its own CPU in % of one core. */
+/** Runs redis-benchmark from the load core; returns SET and GET requests/s and its own CPU in % of one core. */
 async function runBenchmark(root: string, args: string[]): Promise<{ set: number; get: number; cpuPct: number }> {
-  const start = performance.now();
-  const child = startChild(['bash', '-c', `taskset -c ${kLoadCore} ${args.join(' ')}; times`], { cwd: root });
-  let output = '';
-  child.proc.stdout?.on('data', (d: Buffer) => (output += d.toString('latin1')));
-  const streamsClosed = new Promise((resolve) => child.proc.once('close', resolve));
-  const code = await Promise.race([child.exited, sleep(kBenchmarkLimitMs, 'timeout' as const, { ref: false })]);
-  const wallS = (performance.now() - start) / 1000;
-  await stopChild(child);
-  await Promise.race([streamsClosed, sleep(2000, undefined, { ref: false })]);
-  if (code === 'timeout') throw new Error(`redis-benchmark did not finish within ${kBenchmarkLimitMs / 1000} s`);
-  if (code !== 0) throw new Error(`redis-benchmark exited with code ${code}: ${child.output().trim().split('\n').slice(-3).join(' / ')}`);
+  const { stdout, cpuPct } = await runLoadTool(root, args, kBenchmarkLimitMs);
   const rps = (test: string): number => {
-    const m = new RegExp(`${test}: ([\\d.]+) requests per second`).exec(output);
-    if (!m) throw new Error(`no ${test} figure in redis-benchmark's output: ${output.trim().slice(-300)}`);
+    const m = new RegExp(`${test}: ([\\d.]+) requests per second`).exec(stdout);
+    if (!m) throw new Error(`no ${test} figure in redis-benchmark's output: ${stdout.trim().slice(-300)}`);
     return Number(m[1]);
   };
-  return { set: rps('SET'), get: rps('GET'), cpuPct: (100 * childCpuSeconds(output)) / wallS };
+  return { set: rps('SET'), get: rps('GET'), cpuPct };
 }
 
-/**
- * Waits until neither core is busier than 10% over a second, for at most `maxS` seconds, so that
- * other work on a shared machine is not measured as a server's slowness. Returns whether it was.
- */
-async function waitQuiet(maxS: number): Promise<boolean> {
-  const deadline = Date.now() + maxS * 1000;
-  do {
-    const a = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
-    await sleep(1000);
-    const busy = [readCoreBusyTicks(kServerCore) - a[0]!, readCoreBusyTicks(kLoadCore) - a[1]!].map((t) => (100 * t) / kTicksPerSecond);
-    if (busy.every((pct) => pct < 10)) return true;
-  } while (Date.now() < deadline);
-  return false;
-}
-
-/** One trial of one server: fresh on core 0, checked, warmed up, measured at each pipeline depth, then stopped whatever happens. */
-async function runTrial(root: string, server: Server, opts: Options): Promise<Map<number, Trial>> {
-  const quiet = opts.quietWaitS === 0 || (await waitQuiet(opts.quietWaitS));
+/** One trial of one server: fresh on the server core, checked, warmed up, measured at each pipeline depth, then stopped whatever happens. */
+async function runTrial(root: string, server: ProtocolServer, opts: Options): Promise<Map<number, Trial>> {
+  const quiet = await waitQuiet(opts.quietWaitS);
   const port = await freePort();
-  const child = startChild(['taskset', '-c', String(kServerCore), ...server.argv(port)], { cwd: root });
+  const child = await startServer(root, server.argv(port), port);
   try {
-    try {
-      await waitReady(child, port, false);
-    } catch (err) {
-      const out = child.output();
-      const why = /gevent: [^\n]*/.exec(out)?.[0] ?? out.trim().split('\n').slice(-2).join(' / ');
-      if (/ERR_GEVENT_BACKEND_UNAVAILABLE|BackendUnavailableError/.test(out)) throw new SkipError(why);
-      throw new Error(`${(err as Error).message}${why ? `: ${why}` : ''}`);
-    }
     await checkPing(port);
     await runBenchmark(root, benchmarkArgs(port, kWarmupRequests, opts.clients, 16));
     const trials = new Map<number, Trial>();
     for (const pipeline of kPipelines) {
-      const server0 = readCpuTicks(child.pid);
-      const cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
-      const t0 = performance.now();
+      const cpu = new CpuWindow(child.pid);
+      cpu.start();
       const r = await runBenchmark(root, benchmarkArgs(port, opts.requests, opts.clients, pipeline));
-      const seconds = (performance.now() - t0) / 1000;
-      const pct = (ticks: number): number => (100 * ticks) / kTicksPerSecond / seconds;
-      const serverTicks = readCpuTicks(child.pid) - server0;
-      const serverCpuPct = pct(serverTicks);
-      const core0 = pct(readCoreBusyTicks(kServerCore) - cores0[0]!);
-      const core1 = pct(readCoreBusyTicks(kLoadCore) - cores0[1]!);
+      const usage = cpu.end();
       trials.set(pipeline, {
         set: r.set,
         get: r.get,
         benchCpuPct: r.cpuPct,
-        serverCpuPct,
-        serverUsPerRequest: (1e6 * serverTicks) / kTicksPerSecond / (2 * opts.requests),
-        otherLoadPct: Math.max(0, core0 - serverCpuPct, core1 - r.cpuPct),
+        serverCpuPct: usage.serverPct,
+        serverUsPerRequest: (1e6 * usage.serverTicks) / kTicksPerSecond / (2 * opts.requests),
+        otherLoadPct: otherLoadPct(usage, r.cpuPct),
         quiet,
       });
     }
@@ -267,12 +177,6 @@ async function runTrial(root: string, server: Server, opts: Options): Promise<Ma
 
 function emptyRow(server: string, status: Row['status'], note: string): Row {
   return { pipeline: 0, server, status, note, trial: null, setRatio: null, getRatio: null, medianSet: Number.NaN, medianGet: Number.NaN };
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Whether other work used a tenth of a core or more during the trial, or before it. */
@@ -290,17 +194,13 @@ function best(trials: Trial[]): Trial {
   return (clean.length > 0 ? clean : trials).reduce((a, b) => (b.set + b.get > a.set + a.get ? b : a));
 }
 
-function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '?';
-}
-
 const kHeader = ['pipeline', 'server', 'SET req/s', 'SET ratio', 'GET req/s', 'GET ratio', 'server CPU', 'server µs/req', 'redis-benchmark CPU', 'notes'];
 const kNumeric = new Set([2, 3, 4, 5, 6, 7, 8]);
 
 function rowCells(r: Row): string[] {
   const depth = r.pipeline === 1 ? 'none' : `-P ${r.pipeline}`;
   const t = r.trial;
-  if (t === null) return [depth, r.server, '', '', '', '', '', '', '', r.status === 'skipped' ? `skipped: ${r.note}` : `FAILED: ${r.note}`];
+  if (t === null) return [depth, r.server, '', '', '', '', '', '', '', endedNote(r)];
   const notes = [
     t.otherLoadPct >= 10 ? `other load ${fmt(t.otherLoadPct)}%` : '',
     t.quiet ? '' : 'machine busy at start',
@@ -319,12 +219,6 @@ function rowCells(r: Row): string[] {
     `${fmt(t.benchCpuPct)}%`,
     notes.join('; '),
   ];
-}
-
-function consoleTable(rows: Row[]): string {
-  const cells = [kHeader, ...rows.map(rowCells)];
-  const widths = kHeader.map((_, i) => Math.max(...cells.map((c) => (c[i] ?? '').length)));
-  return cells.map((c) => c.map((x, i) => (kNumeric.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
 function targetNotes(rows: Row[]): string[] {
@@ -370,12 +264,8 @@ function medianTable(rows: Row[]): string[] {
   return out;
 }
 
-function markdown(rows: Row[], servers: Server[], m: Machine, opts: Options, command: string, versions: { server: string; benchmark: string }): string {
-  const table = [
-    `| ${kHeader.join(' | ')} |`,
-    `|${kHeader.map((_, i) => (kNumeric.has(i) ? '---:' : '---')).join('|')}|`,
-    ...rows.map((r) => `| ${rowCells(r).join(' | ')} |`),
-  ];
+function markdown(rows: Row[], servers: ProtocolServer[], m: Machine, opts: Options, command: string, versions: { server: string; benchmark: string }): string {
+  const table = markdownTable(kHeader, rows.map(rowCells), kNumeric);
   const notes = caveats(rows);
   return `# Redis benchmarks
 
@@ -383,23 +273,7 @@ Written by \`npm run bench:redis\` (\`bench/protocols/redis.ts\`); rerun it rath
 file. The figures come from one run on one machine: compare them with each other, not with
 figures from another machine.
 
-## Machine
-
-| | |
-|---|---|
-| CPU | ${m.cpuModel} |
-| cores | ${m.cores} |
-| kernel | ${m.kernel} |
-| Node.js | ${m.node} |
-| redis-server | ${versions.server} |
-| load generator | ${versions.benchmark} |
-| date | ${new Date().toISOString()} |
-
-Command:
-
-\`\`\`sh
-${command}
-\`\`\`
+${machineSection(m, [['redis-server', versions.server], ['load generator', versions.benchmark], ['date', new Date().toISOString()]], command).join('\n')}
 
 ## Method
 
@@ -446,57 +320,54 @@ ${targetNotes(rows).map((n) => `- ${n}`).join('\n')}
 ${notes.length > 0 ? `\n## Notes\n\n${notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`;
 }
 
-function commandLine(argv: string[]): string {
-  const args = argv.map((a) => (/^[\w.,=/:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-  if (process.env.npm_lifecycle_event === 'bench:redis') return `npm run bench:redis${args ? ` -- ${args}` : ''}`;
-  return `node dist/bench/protocols/redis.js${args ? ` ${args}` : ''}`;
-}
-
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const opts = parseOptions(argv);
   const benchmark = toolVersion('redis-benchmark');
-  if (benchmark === null) throw new Error('bench:redis: redis-benchmark is not installed (Debian: apt-get install -y redis-tools)');
-  if (spawnSync('taskset', ['-V'], { stdio: 'ignore' }).error !== undefined) throw new Error('bench:redis: taskset is not installed (Debian: util-linux)');
-  const root = findRoot();
+  if (benchmark === null) throw new Error(`${kTag}: redis-benchmark is not installed (Debian: apt-get install -y redis-tools)`);
+  if (!hasCommand('taskset', ['-V'])) throw new Error(`${kTag}: taskset is not installed (Debian: util-linux)`);
+  const root = findRoot(kTag, 'examples/');
   const machine = describeMachine(root);
   console.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}; node ${machine.node}`);
   if (machine.cores < 2) console.log('note: fewer than 2 cores, so the server and redis-benchmark share one');
 
   const all = catalogue(root);
-  if (opts.only !== null) {
-    for (const n of opts.only) if (!all.some((s) => s.name === n)) throw new Error(`bench:redis: unknown server ${n}; the servers are ${all.map((s) => s.name).join(', ')}`);
-  }
+  new FlagChecks(kTag).known('server', opts.only, all.map((s) => s.name));
   const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
   const ended = new Map<string, Row>();
   for (const s of servers) if (s.unavailable !== null) ended.set(s.name, emptyRow(s.name, 'skipped', s.unavailable));
 
   const trials = new Map<string, Map<number, Trial[]>>(servers.map((s) => [s.name, new Map(kPipelines.map((p) => [p, []]))]));
-  for (let round = 0; round < opts.trials; round++) {
-    for (const server of servers) {
-      if (ended.has(server.name)) continue;
-      try {
-        let got = await runTrial(root, server, opts);
-        for (let retry = 0; retry < opts.retries && [...got.values()].some(disturbed); retry++) {
-          for (const [pipeline, t] of got) trials.get(server.name)!.get(pipeline)!.push(t);
-          console.log(`${server.name.padEnd(16)} disturbed by other work; running the trial again`);
-          got = await runTrial(root, server, opts);
-        }
-        for (const [pipeline, t] of got) {
-          trials.get(server.name)!.get(pipeline)!.push(t);
-          console.log(
-            `${server.name.padEnd(16)} ${(pipeline === 1 ? 'unpipelined' : `-P ${pipeline}`).padEnd(12)} SET ${fmt(t.set).padStart(10)}  GET ${fmt(t.get).padStart(10)} req/s` +
-              `  server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverUsPerRequest, 2)} µs/req)  redis-benchmark CPU ${fmt(t.benchCpuPct)}%  other load ${fmt(t.otherLoadPct)}%`,
-          );
-        }
-      } catch (err) {
-        const msg = (err as Error).message.replace(/\s+/g, ' ').slice(0, 300);
-        const status = err instanceof SkipError ? 'skipped' : 'failed';
-        console.log(`${server.name.padEnd(16)} ${status === 'skipped' ? 'skipped' : 'FAILED'}: ${msg}`);
-        ended.set(server.name, emptyRow(server.name, status, msg));
+  const record = (server: ProtocolServer, got: Map<number, Trial>): void => {
+    for (const [pipeline, t] of got) trials.get(server.name)!.get(pipeline)!.push(t);
+  };
+  await runRounds({
+    rounds: opts.trials,
+    servers: servers.filter((s) => !ended.has(s.name)),
+    trial: async (server) => {
+      let got = await runTrial(root, server, opts);
+      for (let retry = 0; retry < opts.retries && [...got.values()].some(disturbed); retry++) {
+        record(server, got);
+        console.log(`${server.name.padEnd(16)} disturbed by other work; running the trial again`);
+        got = await runTrial(root, server, opts);
       }
-    }
-  }
+      return got;
+    },
+    ran: (server, got) => {
+      record(server, got);
+      for (const [pipeline, t] of got) {
+        console.log(
+          `${server.name.padEnd(16)} ${(pipeline === 1 ? 'unpipelined' : `-P ${pipeline}`).padEnd(12)} SET ${fmt(t.set).padStart(10)}  GET ${fmt(t.get).padStart(10)} req/s` +
+            `  server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverUsPerRequest, 2)} µs/req)  redis-benchmark CPU ${fmt(t.benchCpuPct)}%  other load ${fmt(t.otherLoadPct)}%`,
+        );
+      }
+    },
+    stopped: (server, how, message) => {
+      const msg = oneLine(message);
+      console.log(`${server.name.padEnd(16)} ${how === 'skipped' ? 'skipped' : 'FAILED'}: ${msg}`);
+      ended.set(server.name, emptyRow(server.name, how, msg));
+    },
+  });
 
   const rows: Row[] = [];
   for (const pipeline of kPipelines) {
@@ -525,24 +396,14 @@ async function main(): Promise<number> {
   }
 
   console.log('');
-  console.log(consoleTable(rows));
+  console.log(alignedTable(kHeader, rows.map(rowCells), kNumeric));
   for (const n of [...targetNotes(rows), ...caveats(rows)]) console.log(`note: ${n}`);
   if (opts.writeDocs) {
-    const docs = join(root, 'docs');
-    mkdirSync(docs, { recursive: true });
     const versions = { server: toolVersion('redis-server') ?? '(not installed)', benchmark: benchmark };
-    writeFileSync(join(docs, 'benchmarks-redis.md'), markdown(rows, servers, machine, opts, commandLine(argv), versions));
-    console.log('wrote docs/benchmarks-redis.md');
+    const command = commandLine('bench:redis', 'dist/bench/protocols/redis.js', argv);
+    writeDocs(root, { 'benchmarks-redis.md': markdown(rows, servers, machine, opts, command, versions) });
   }
   return rows.some((r) => r.status === 'failed') ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

@@ -1,0 +1,70 @@
+/**
+ * The command line the examples share: --port, --loops and --backend beside each example's own
+ * flags, checked before anything starts, and serving until SIGINT or SIGTERM. A bad flag, or a
+ * server that cannot start, prints `<example>: <message>` on stderr and exits with code 2.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { serve, type BackendKind } from '../src/index.js';
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+function commonOptions(defaultPort: number) {
+  return {
+    port: { type: 'string', default: String(defaultPort) },
+    loops: { type: 'string', default: '1' },
+    backend: { type: 'string', default: 'auto' },
+  } as const;
+}
+
+type Values<O extends OptionsConfig> = ReturnType<typeof parseArgs<{ options: ReturnType<typeof commonOptions> & O }>>['values'];
+
+/** The flags every example takes, checked, and all flags as parseArgs read them. */
+export interface Flags<O extends OptionsConfig> {
+  port: number;
+  /** --loops as given: the events module reads it from its URL's query. */
+  loops: string;
+  backend: BackendKind;
+  values: Values<O>;
+}
+
+/** Prints `<example>: <message>` on stderr and exits with code 2. */
+export function fail(example: string, message: string): never {
+  console.error(`${example}: ${message}`);
+  process.exit(2);
+}
+
+/**
+ * Reads the process's flags: --port (default `defaultPort`; 0 picks a free one), --loops
+ * (default 1), --backend (native, portable or auto; default auto), and the example's `own`.
+ */
+export function parseFlags<O extends OptionsConfig = {}>(example: string, defaultPort: number, own?: O): Flags<O> {
+  const options: ReturnType<typeof commonOptions> & O = { ...commonOptions(defaultPort), ...(own as O) };
+  let values: Values<O>;
+  try {
+    ({ values } = parseArgs({ options }));
+  } catch (err) {
+    fail(example, (err as Error).message);
+  }
+  const common = values as { port: string; loops: string; backend: string };
+  const port = Number(common.port);
+  if (!/^\d+$/.test(common.port) || port > 65535) fail(example, `--port must be a number from 0 to 65535, got ${common.port}`);
+  if (!/^-?\d+$/.test(common.loops)) fail(example, `--loops must be an integer, got ${common.loops}`);
+  const backend = common.backend;
+  if (backend !== 'native' && backend !== 'portable' && backend !== 'auto') fail(example, `--backend must be native, portable or auto, got ${backend}`);
+  return { port, loops: common.loops, backend, values };
+}
+
+/**
+ * Serves the events module at `events` on `address` until SIGINT or SIGTERM, and returns once the
+ * server has shut down. A server that cannot start ends the process as a bad flag does.
+ */
+export async function serveUntilSignal(example: string, events: URL, backend: BackendKind, address: string): Promise<void> {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
+  try {
+    await serve(events, { backend, signal: controller.signal }, address);
+  } catch (err) {
+    fail(example, (err as Error).message);
+  }
+}
