@@ -3,6 +3,8 @@
  *
  *   conns[slot]  fd, generation, flags, output queue (qhead .. qtail, oldest first)
  *   free list    slots whose CLOSE record JS has seen (loop.c pushes them), newest first
+ *   [nconns, conns_cap)  allocated, never used, never touched: taken in order once the free
+ *                list is empty
  *
  * Invariants: EPOLLOUT is in a connection's interest exactly while its queue is non-empty;
  * EPOLLIN exactly while no FIN was read, no close was requested and JS has not paused reading.
@@ -38,34 +40,39 @@ gev_conn *gev_conn_get(gev_loop *loop, uint32_t id) {
   return c;
 }
 
-static int table_grow(gev_loop *loop) {
-  uint32_t old = loop->nconns;
-  if (old >= GEV_MAX_SLOTS) return -EMFILE;
-  uint32_t n = old ? old * 2u : 1024u;
-  if (n > GEV_MAX_SLOTS) n = GEV_MAX_SLOTS;
-  gev_conn *t = realloc(loop->conns, (size_t)n * sizeof *t);
-  if (t == NULL) return -ENOMEM;
-  memset(t + old, 0, (size_t)(n - old) * sizeof *t);
-  for (uint32_t s = n; s-- > old;) {
-    t[s].fd = -1;
-    t[s].next_free = loop->free_head;
-    loop->free_head = s;
+/*
+ * A slot for a new connection: the newest freed one, else the next never used one, growing the
+ * table when it is full. Growth leaves the new slots untouched, so a table sized for a burst of
+ * connections costs resident memory only for the slots that were used.
+ */
+static int slot_take(gev_loop *loop, uint32_t *slot_out) {
+  if (loop->free_head != UINT32_MAX) {
+    *slot_out = loop->free_head;
+    loop->free_head = loop->conns[*slot_out].next_free;
+    return 0;
   }
-  loop->conns = t;
-  loop->nconns = n;
+  if (loop->nconns == loop->conns_cap) {
+    uint32_t old = loop->conns_cap;
+    if (old >= GEV_MAX_SLOTS) return -EMFILE;
+    uint32_t n = old ? old * 2u : 1024u;
+    if (n > GEV_MAX_SLOTS) n = GEV_MAX_SLOTS;
+    gev_conn *t = realloc(loop->conns, (size_t)n * sizeof *t);
+    if (t == NULL) return -ENOMEM;
+    loop->conns = t;
+    loop->conns_cap = n;
+  }
+  *slot_out = loop->nconns++;
+  memset(&loop->conns[*slot_out], 0, sizeof(gev_conn));
   return 0;
 }
 
 /* Registers an accepted or adopted fd; the caller emits OPEN. On failure the fd is not closed. */
 int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t *id_out) {
-  if (loop->free_head == UINT32_MAX) {
-    int rc = table_grow(loop);
-    if (rc != 0) return rc;
-  }
-  uint32_t slot = loop->free_head;
+  uint32_t slot;
+  int rc = slot_take(loop, &slot);
+  if (rc != 0) return rc;
   gev_conn *c = &loop->conns[slot];
   uint32_t id;
-  loop->free_head = c->next_free;
   c->gen = (uint16_t)(c->gen >= GEV_GEN_MAX ? 1u : c->gen + 1u);
   c->fd = fd;
   c->flags = (uint16_t)(GEV_C_OPEN | (is_tcp ? GEV_C_TCP : 0));
@@ -77,7 +84,7 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t
   c->qbytes = 0;
   c->reported = 0;
   id = conn_id(loop, c);
-  int rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, conn_tag(id));
+  rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, conn_tag(id));
   if (rc != 0) {
     c->fd = -1;
     c->flags = 0;
@@ -428,6 +435,7 @@ void gev_conn_free_all(gev_loop *loop) {
   free(loop->conns);
   loop->conns = NULL;
   loop->nconns = 0;
+  loop->conns_cap = 0;
   loop->free_head = UINT32_MAX;
   loop->live = 0;
 }

@@ -168,7 +168,8 @@ typedef struct gev_loop {
   uint32_t out_cmd_cap;
 
   gev_conn *conns;
-  uint32_t nconns;  /* slots allocated */
+  uint32_t nconns;     /* slots handed out so far (open, closing or on the free list) */
+  uint32_t conns_cap;  /* slots allocated; those past nconns are untouched memory */
   uint32_t free_head;
   uint32_t live;
 

@@ -134,28 +134,79 @@ function decodeAddr(network: Network, src: ArrayLike<number>, at: number, unixPa
   return new Addr(network, '', 0);
 }
 
-/** A connection's addresses: the peer as accept4 reported it, the local side looked up on demand. */
+/**
+ * A connection's addresses: the peer as accept4 reported it, the local side looked up on demand.
+ * One is kept per open connection, so the peer stays encoded in small-integer fields (no typed
+ * array, which costs V8 an ArrayBuffer per connection) and becomes an Addr on first use. This class
+ * holds IPv4 and unix peers, which need one address word; NativeAddrPair6 holds IPv6 peers.
+ */
 class NativeAddrPair implements AddrPair {
-  private kRemote: Addr | undefined;
-  private kLocal: Addr | undefined;
-  private readonly kEncoded: Uint32Array;
+  private kRemote: Addr | undefined = undefined;
+  private kLocal: Addr | undefined = undefined;
 
   constructor(
     private readonly kBackend: NativeBackend,
     private readonly kId: number,
     private readonly kListener: number,
-    src: Uint32Array,
-    at: number,
-  ) {
-    this.kEncoded = src.slice(at, at + 8);
+    /** The encoded family (u32 0) shifted left 16, plus the port (u32 1). */
+    private readonly kFamilyPort: number,
+    /** Address word 0 (u32 4), as an int32 so that it stays a small integer. */
+    private readonly kWord0: number,
+  ) {}
+
+  /** Builds the pair for the OPEN record whose address starts at `at` in `src`. */
+  static from(backend: NativeBackend, id: number, listener: number, src: Uint32Array, at: number): NativeAddrPair {
+    const familyPort = (src[at] << 16) | src[at + 1];
+    if (src[at] === 6) return new NativeAddrPair6(backend, id, listener, familyPort, src, at);
+    return new NativeAddrPair(backend, id, listener, familyPort, src[at + 4] | 0);
   }
 
   get remote(): Addr {
-    return (this.kRemote ??= decodeAddr(this.kBackend.networkOf(this.kListener), this.kEncoded, 0, ''));
+    if (this.kRemote === undefined) {
+      this.encode(kScratch32);
+      this.kRemote = decodeAddr(this.kBackend.networkOf(this.kListener), kScratch32, 0, '');
+    }
+    return this.kRemote;
   }
 
   get local(): Addr {
     return (this.kLocal ??= this.kBackend.localAddr(this.kId, this.kListener));
+  }
+
+  /** Writes the peer back into `out` as an encoded address (8 u32; flowinfo is not kept). */
+  protected encode(out: Uint32Array): void {
+    out[0] = this.kFamilyPort >>> 16;
+    out[1] = this.kFamilyPort & 0xffff;
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = this.kWord0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+  }
+}
+
+/** A connection's addresses when the peer is IPv6: three more address words and the scope id. */
+class NativeAddrPair6 extends NativeAddrPair {
+  private readonly kWord1: number;
+  private readonly kWord2: number;
+  private readonly kWord3: number;
+  private readonly kScope: number;
+
+  constructor(backend: NativeBackend, id: number, listener: number, familyPort: number, src: Uint32Array, at: number) {
+    super(backend, id, listener, familyPort, src[at + 4] | 0);
+    this.kWord1 = src[at + 5] | 0;
+    this.kWord2 = src[at + 6] | 0;
+    this.kWord3 = src[at + 7] | 0;
+    this.kScope = src[at + 3] | 0;
+  }
+
+  protected override encode(out: Uint32Array): void {
+    super.encode(out);
+    out[3] = this.kScope;
+    out[5] = this.kWord1;
+    out[6] = this.kWord2;
+    out[7] = this.kWord3;
   }
 }
 
@@ -471,7 +522,7 @@ export class NativeBackend implements Backend {
           h.onData(r[i + 1], bytes.subarray(off, off + r[i + 3]));
           i += kSlotU32;
         } else if (type === Rec.Open) {
-          h.onOpen(r[i + 1], r[i + 2], new NativeAddrPair(this, r[i + 1], r[i + 2], r, i + kSlotU32));
+          h.onOpen(r[i + 1], r[i + 2], NativeAddrPair.from(this, r[i + 1], r[i + 2], r, i + kSlotU32));
           i += kSlotU32 * 3;
         } else if (type === Rec.Close) {
           const errno = r[i + 2];

@@ -6,6 +6,7 @@ import type { Addr } from '../addr.js';
 import type { AddrPair, DatagramPeer } from '../backend/backend.js';
 import type { Output } from '../events.js';
 import { RingBuffer } from '../ringbuffer.js';
+import type { Timer } from '../timingwheel.js';
 import type { Loop } from './loop.js';
 
 export const enum ConnState {
@@ -22,7 +23,46 @@ export const enum ConnState {
   Lingering = 4,
 }
 
-/** One TCP or unix stream connection. */
+/** Bits of a Conn's flag word, one per boolean of its state. */
+const enum Flag {
+  WakePending = 1 << 0,
+  EndPending = 1 << 1,
+  UserPaused = 1 << 2,
+  BpPaused = 1 << 3,
+  NeedDrain = 1 << 4,
+  Watching = 1 << 5,
+  PeerEnded = 1 << 6,
+  Ended = 1 << 7,
+  Dropped = 1 << 8,
+  LingerFlushed = 1 << 9,
+}
+
+/** `word` with `bit` set (on) or cleared. */
+function withBit(word: number, bit: Flag, on: boolean): number {
+  return on ? word | bit : word & ~bit;
+}
+
+/**
+ * The part of a connection's state that most connections never set: queued output, timers, a
+ * per-connection idle timeout, the error for `closed`. Made by the first write of a value other
+ * than the default, and kept until the Conn goes.
+ */
+class ConnExtra {
+  queued = 0;
+  lastActiveMs = 0;
+  idleTimer: Timer | null = null;
+  idleMs = -1;
+  lingerTimer: Timer | null = null;
+  closeError: Error | null = null;
+}
+
+/**
+ * One TCP or unix stream connection.
+ *
+ * A server may hold many thousands of idle connections, so a Conn is kept small: the fields the
+ * message path reads are plain, the booleans share one flag word, and the rarely set fields live
+ * in a ConnExtra made on demand. The accessors below make them read like plain fields.
+ */
 export class Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
   context: unknown = undefined;
@@ -30,23 +70,9 @@ export class Conn {
   /** @internal */ readonly loop: Loop;
   /** @internal */ readonly input: RingBuffer;
   /** @internal */ state: ConnState = ConnState.Open;
-  /** @internal */ lastActiveMs = 0;
-  /** @internal */ idleTimer: { stop(): boolean } | null = null;
-  /** @internal */ closeError: Error | null = null;
-  /** @internal */ wakePending = false;
-  /** @internal */ endPending = false;
-  /** @internal Output the backend holds (its last onQueued report). */ queued = 0;
   /** @internal Output written since the last flush. */ unflushed = 0;
-  /** @internal Reading paused by pause(). */ userPaused = false;
-  /** @internal Reading paused because output passed the high-water mark. */ bpPaused = false;
-  /** @internal write() returned false; `drained` fires at the low-water mark. */ needDrain = false;
-  /** @internal A one-shot queue report has been asked for. */ watching = false;
-  /** @internal Idle timeout set by setIdleTimeout(); -1 means the server's waitTimeout. */ idleMs = -1;
-  /** @internal The peer sent FIN (allowHalfOpen). */ peerEnded = false;
-  /** @internal end() was called: no more writes. */ ended = false;
-  /** @internal Closed by maxConnections before `opened`: no `closed` fires. */ dropped = false;
-  /** @internal The linger deadline's timer, while Lingering. */ lingerTimer: { stop(): boolean } | null = null;
-  /** @internal Lingering, and the backend has written all of the output (a queue report of 0). */ lingerFlushed = false;
+  #flags = 0;
+  #extra: ConnExtra | null = null;
   readonly #addrs: AddrPair | null;
   readonly #addrIndex: number;
 
@@ -57,6 +83,156 @@ export class Conn {
     this.#addrIndex = addrIndex;
     this.#addrs = addrs;
     this.input = input;
+  }
+
+  /** @internal wake() has queued a microtask that has not run yet. */
+  get wakePending(): boolean {
+    return (this.#flags & Flag.WakePending) !== 0;
+  }
+  /** @internal */
+  set wakePending(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.WakePending, on);
+  }
+
+  /** @internal The peer's FIN came before `opened` could run, or while reading was paused. */
+  get endPending(): boolean {
+    return (this.#flags & Flag.EndPending) !== 0;
+  }
+  /** @internal */
+  set endPending(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.EndPending, on);
+  }
+
+  /** @internal Reading paused by pause(). */
+  get userPaused(): boolean {
+    return (this.#flags & Flag.UserPaused) !== 0;
+  }
+  /** @internal */
+  set userPaused(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.UserPaused, on);
+  }
+
+  /** @internal Reading paused because output passed the high-water mark. */
+  get bpPaused(): boolean {
+    return (this.#flags & Flag.BpPaused) !== 0;
+  }
+  /** @internal */
+  set bpPaused(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.BpPaused, on);
+  }
+
+  /** @internal write() returned false; `drained` fires at the low-water mark. */
+  get needDrain(): boolean {
+    return (this.#flags & Flag.NeedDrain) !== 0;
+  }
+  /** @internal */
+  set needDrain(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.NeedDrain, on);
+  }
+
+  /** @internal A one-shot queue report has been asked for. */
+  get watching(): boolean {
+    return (this.#flags & Flag.Watching) !== 0;
+  }
+  /** @internal */
+  set watching(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.Watching, on);
+  }
+
+  /** @internal The peer sent FIN (allowHalfOpen, or while lingering). */
+  get peerEnded(): boolean {
+    return (this.#flags & Flag.PeerEnded) !== 0;
+  }
+  /** @internal */
+  set peerEnded(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.PeerEnded, on);
+  }
+
+  /** @internal end() was called: no more writes. */
+  get ended(): boolean {
+    return (this.#flags & Flag.Ended) !== 0;
+  }
+  /** @internal */
+  set ended(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.Ended, on);
+  }
+
+  /** @internal Closed by maxConnections before `opened`: no `closed` fires. */
+  get dropped(): boolean {
+    return (this.#flags & Flag.Dropped) !== 0;
+  }
+  /** @internal */
+  set dropped(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.Dropped, on);
+  }
+
+  /** @internal Lingering, and the backend has written all of the output (a queue report of 0). */
+  get lingerFlushed(): boolean {
+    return (this.#flags & Flag.LingerFlushed) !== 0;
+  }
+  /** @internal */
+  set lingerFlushed(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.LingerFlushed, on);
+  }
+
+  /** @internal Output the backend holds (its last onQueued report). */
+  get queued(): number {
+    return this.#extra === null ? 0 : this.#extra.queued;
+  }
+  /** @internal */
+  set queued(value: number) {
+    if (this.#extra !== null) this.#extra.queued = value;
+    else if (value !== 0) (this.#extra = new ConnExtra()).queued = value;
+  }
+
+  /** @internal When input last arrived (performance.now()), while an idle timeout is armed. */
+  get lastActiveMs(): number {
+    return this.#extra === null ? 0 : this.#extra.lastActiveMs;
+  }
+  /** @internal */
+  set lastActiveMs(value: number) {
+    if (this.#extra !== null) this.#extra.lastActiveMs = value;
+    else if (value !== 0) (this.#extra = new ConnExtra()).lastActiveMs = value;
+  }
+
+  /** @internal The idle timeout's timer, while armed. */
+  get idleTimer(): Timer | null {
+    return this.#extra === null ? null : this.#extra.idleTimer;
+  }
+  /** @internal */
+  set idleTimer(value: Timer | null) {
+    if (this.#extra !== null) this.#extra.idleTimer = value;
+    else if (value !== null) (this.#extra = new ConnExtra()).idleTimer = value;
+  }
+
+  /** @internal Idle timeout set by setIdleTimeout(); -1 means the server's waitTimeout. */
+  get idleMs(): number {
+    return this.#extra === null ? -1 : this.#extra.idleMs;
+  }
+  /** @internal */
+  set idleMs(value: number) {
+    if (this.#extra !== null) this.#extra.idleMs = value;
+    else if (value !== -1) (this.#extra = new ConnExtra()).idleMs = value;
+  }
+
+  /** @internal The linger deadline's timer, while Lingering. */
+  get lingerTimer(): Timer | null {
+    return this.#extra === null ? null : this.#extra.lingerTimer;
+  }
+  /** @internal */
+  set lingerTimer(value: Timer | null) {
+    if (this.#extra !== null) this.#extra.lingerTimer = value;
+    else if (value !== null) (this.#extra = new ConnExtra()).lingerTimer = value;
+  }
+
+  /** @internal The error `closed` receives when the loop closed the connection for one. */
+  get closeError(): Error | null {
+    return this.#extra === null ? null : this.#extra.closeError;
+  }
+  /** @internal */
+  set closeError(value: Error | null) {
+    if (this.#extra !== null) this.#extra.closeError = value;
+    else if (value !== null) (this.#extra = new ConnExtra()).closeError = value;
   }
 
   /** Which of serve()'s addresses this connection came in on (its index in that list). */
