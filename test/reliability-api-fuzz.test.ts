@@ -165,7 +165,7 @@ function apply(c: Conn, cmd: Cmd, violations: string[]): unknown {
 }
 
 /** Odd values for each serve() option, plus valid ones. */
-const kOptionNames = ['waitTimeout', 'backend', 'signal', 'tcpNoDelay', 'onError', 'highWaterMark', 'lowWaterMark', 'maxOutputBytes', 'maxConnections', 'allowHalfOpen', 'grace', 'bogus'] as const;
+const kOptionNames = ['waitTimeout', 'backend', 'signal', 'tcpNoDelay', 'onError', 'highWaterMark', 'lowWaterMark', 'maxOutputBytes', 'maxConnections', 'allowHalfOpen', 'grace', 'linger', 'bogus'] as const;
 /** A valid value for each option (backend is the one under test). */
 const kValidOption = {
   waitTimeout: 60_000,
@@ -179,6 +179,7 @@ const kValidOption = {
   maxConnections: 10,
   allowHalfOpen: true,
   grace: 100,
+  linger: 200,
   bogus: 'ignored',
 } as const;
 const kBackends: readonly unknown[] = ['native', 'portable', 'auto', 'epoll', '', 5, null];
