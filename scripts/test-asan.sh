@@ -79,7 +79,7 @@ echo "test:asan: running dist/test/*.test.js with $addon"
     LD_PRELOAD="$libasan" \
     ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=16:abort_on_error=1:log_path=$reports/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
-    node --test --test-concurrency=1 --test-force-exit --test-timeout=300000 dist/test/*.test.js || rc=$?
+    node --test --test-concurrency=1 --test-timeout=300000 dist/test/*.test.js || rc=$?
   echo "${rc:-0}" > "$out/status"
 } 2>&1 | tee "$out/suite.log"
 status=$(cat "$out/status")
