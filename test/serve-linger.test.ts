@@ -39,9 +39,9 @@ function pattern(n: number, seed: number): Buffer {
 /** A reply small enough to go out whole at once, so that a close right after it comes at once too. */
 const kReply = pattern(16 * 1024, 1);
 
-/** Counts `data` calls and keeps closed's errors. */
-function tally(): { data: number; errs: (Error | null)[] } {
-  return { data: 0, errs: [] };
+/** Counts `data` calls and keeps closed's errors, and how long after the Close `closed` came. */
+function tally(): { data: number; errs: (Error | null)[]; closeAt: number; closedAfterMs: number } {
+  return { data: 0, errs: [], closeAt: 0, closedAfterMs: -1 };
 }
 
 /**
@@ -80,16 +80,20 @@ async function uploadThenRead(s: Socket, total: number): Promise<{ how: string; 
   return { how: error ?? (eof ? 'eof' : 'closed without EOF'), data: Buffer.concat(chunks), wrote };
 }
 
-/** A server that answers the first bytes of every connection with kReply and Action.Close. */
-function replyAndClose(t: ReturnType<typeof tally>, before?: (c: Conn) => void): Events {
+/** A server that answers the first bytes of every connection with `reply` and Action.Close. */
+function replyAndClose(t: ReturnType<typeof tally>, before?: (c: Conn) => void, reply: Uint8Array = kReply): Events {
   return {
     data(c, input) {
       t.data++;
       input.retrieveAll();
       before?.(c);
-      return { out: kReply, action: Action.Close };
+      t.closeAt = performance.now();
+      return { out: reply, action: Action.Close };
     },
-    closed: (_c, err) => void t.errs.push(err),
+    closed(_c, err) {
+      t.closedAfterMs = performance.now() - t.closeAt;
+      t.errs.push(err);
+    },
   };
 }
 
@@ -189,19 +193,7 @@ for (const backend of await backendsUnderTest()) {
       const fds = openFdCount();
       const t = tally();
       const big = pattern(8 * 1024 * 1024, 2);
-      const run = await startServer(
-        {
-          data(_c, input) {
-            input.retrieveAll();
-            return { out: big, action: Action.Close };
-          },
-          closed(_c, err) {
-            t.errs.push(err);
-          },
-        },
-        { backend, linger: 250 },
-        'tcp://127.0.0.1:0',
-      );
+      const run = await startServer(replyAndClose(t, undefined, big), { backend, linger: 250 }, 'tcp://127.0.0.1:0');
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       s.write('go');
@@ -222,30 +214,14 @@ for (const backend of await backendsUnderTest()) {
       const fds = openFdCount();
       const t = tally();
       const big = pattern(32 * 1024 * 1024, 3);
-      let closeAt = 0;
-      let closedAfterMs = -1;
-      const run = await startServer(
-        {
-          data(_c, input) {
-            input.retrieveAll();
-            closeAt = performance.now();
-            return { out: big, action: Action.Close };
-          },
-          closed(_c, err) {
-            closedAfterMs = performance.now() - closeAt;
-            t.errs.push(err);
-          },
-        },
-        { backend, waitTimeout: 300, linger: 5000 },
-        'tcp://127.0.0.1:0',
-      );
+      const run = await startServer(replyAndClose(t, undefined, big), { backend, waitTimeout: 300, linger: 5000 }, 'tcp://127.0.0.1:0');
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       s.on('error', () => undefined);
       s.write('go');
       await waitFor(() => t.errs.length === 1, 'closed by the idle timeout', 10_000);
       assert.ok(t.errs[0] instanceof IdleTimeoutError, `closed got ${String(t.errs[0])}`);
-      assert.ok(closedAfterMs >= 290 && closedAfterMs < 5000, `closed ${closedAfterMs.toFixed(0)} ms after Close`);
+      assert.ok(t.closedAfterMs >= 290 && t.closedAfterMs < 5000, `closed ${t.closedAfterMs.toFixed(0)} ms after Close`);
       s.destroy();
       await socketClosed(s);
       await run.stop();
@@ -256,17 +232,7 @@ for (const backend of await backendsUnderTest()) {
       const fds = openFdCount();
       const t = tally();
       const big = pattern(1024 * 1024, 3);
-      const run = await startServer(
-        {
-          data(_c, input) {
-            input.retrieveAll();
-            return { out: big, action: Action.Close };
-          },
-          closed: (_c, err) => void t.errs.push(err),
-        },
-        { backend, linger: 3000 },
-        'tcp://127.0.0.1:0',
-      );
+      const run = await startServer(replyAndClose(t, undefined, big), { backend, linger: 3000 }, 'tcp://127.0.0.1:0');
       const s = connect({ port: run.server.addrs[0]!.port, host: '127.0.0.1', allowHalfOpen: true });
       const end = readEnd(s);
       s.write('go');

@@ -185,6 +185,8 @@ export class PortableBackend implements Backend {
     // UDP sockets are listeners too: they stop receiving, as on the native backend.
     for (const sock of this.#dgrams.values()) this.#serverClosing.push(new Promise<void>((resolve) => sock.close(() => resolve())));
     this.#dgrams.clear();
+    // A reply queued just before its socket closed is dropped, as UDP may.
+    this.#ops = this.#ops.filter((op) => op.kind !== kSendTo);
   }
 
   close(id: number, flush: boolean): void {
@@ -250,8 +252,7 @@ export class PortableBackend implements Backend {
           op.s.sock.end();
           break;
         case kSendTo:
-          // A reply queued just before closeListeners() closed its socket is dropped, as UDP may.
-          if (this.#dgramOpen(op.sock)) op.sock.send(op.data, op.peer.port, op.peer.host);
+          op.sock.send(op.data, op.peer.port, op.peer.host);
           break;
       }
     }
@@ -340,11 +341,6 @@ export class PortableBackend implements Backend {
     s.reported = queued;
     h.onQueued(s.id, queued);
     h.onBatchEnd();
-  }
-
-  #dgramOpen(sock: DgramSocket): boolean {
-    for (const open of this.#dgrams.values()) if (open === sock) return true;
-    return false;
   }
 
   #ended(s: Stream): void {

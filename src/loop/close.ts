@@ -74,12 +74,16 @@ export class ConnCloser {
   }
 
   /**
-   * Closes a lingering connection at once, its unwritten output dropped: the idle timeout while
-   * the reply is still being written (the peer neither reads nor sends).
+   * Closes at once, dropping what is not written yet: a drop past maxConnections, output past
+   * maxOutputBytes, the end of a linger, or the idle timeout while a lingering reply is still
+   * being written (the peer neither reads nor sends).
    */
-  abort(c: Conn): void {
-    if (c.state !== ConnState.Lingering) return;
-    this.#endLinger(c);
+  closeNow(c: Conn): void {
+    c.state = ConnState.Closing;
+    c.lingerTimer?.stop();
+    c.lingerTimer = null;
+    this.#backend.close(c.id, false);
+    this.#scheduleFlush();
   }
 
   /** The peer's FIN on a lingering connection. */
@@ -87,7 +91,7 @@ export class ConnCloser {
     // The linger is over once our output is written too; until then the backend finishes the
     // writing (and closes by itself once both sides are shut) or the deadline cuts it short.
     c.peerEnded = true;
-    if (c.lingerFlushed) this.#endLinger(c);
+    if (c.lingerFlushed) this.closeNow(c);
   }
 
   /** The backend's queue report for a lingering connection. */
@@ -125,7 +129,7 @@ export class ConnCloser {
     this.#lingerDone++;
     this.#timers.disarmIdle(c);
     if (c.peerEnded) {
-      this.#endLinger(c);
+      this.closeNow(c);
       return;
     }
     c.lingerTimer = this.#timers.after(this.#lingerMs, () => this.#lingerExpired(c));
@@ -135,15 +139,6 @@ export class ConnCloser {
   /** The linger deadline, `lingerMs` after the output was written: the peer has had its reply; close. */
   #lingerExpired(c: Conn): void {
     c.lingerTimer = null;
-    if (c.state === ConnState.Lingering) this.#endLinger(c);
-  }
-
-  /** Ends a linger: the fd closes now. */
-  #endLinger(c: Conn): void {
-    c.state = ConnState.Closing;
-    c.lingerTimer?.stop();
-    c.lingerTimer = null;
-    this.#backend.close(c.id, false);
-    this.#scheduleFlush();
+    if (c.state === ConnState.Lingering) this.closeNow(c);
   }
 }

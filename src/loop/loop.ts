@@ -398,9 +398,7 @@ export class Loop implements BackendHandler {
   /** Closes a connection accepted past maxConnections, before `opened`, and reports it; at once, as there is no reply to protect. */
   #drop(c: Conn): void {
     c.dropped = true;
-    c.state = ConnState.Closing;
-    this.backend.close(c.id, false);
-    this.#scheduleFlush();
+    this.#closer.closeNow(c);
     const dropped = this.events.dropped;
     if (!dropped) return;
     try {
@@ -479,9 +477,7 @@ export class Loop implements BackendHandler {
    */
   #overLimit(c: Conn): void {
     c.closeError ??= new OutputLimitError(this.#maxOutput, c.queued + c.unflushed);
-    c.state = ConnState.Closing;
-    this.backend.close(c.id, false);
-    this.#scheduleFlush();
+    this.#closer.closeNow(c);
   }
 
   #scheduleFlush(): void {
@@ -535,7 +531,7 @@ export class Loop implements BackendHandler {
     c.closeError = new IdleTimeoutError(timeoutMs);
     // A lingering close whose reply the peer is not reading: close now, the rest dropped.
     if (c.state === ConnState.Lingering) {
-      this.#closer.abort(c);
+      this.#closer.closeNow(c);
       return;
     }
     // No linger: the peer has sent nothing for a whole timeout, so no unread input can turn the
