@@ -86,8 +86,32 @@ export class BufferEmptyError extends GeventError {
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * The message of a thrown value, for building another error's message. Never throws: a value whose
+ * `message` getter, `toString` or prototype chain throws (a revoked Proxy, `Object.create(null)`)
+ * is described by its type instead.
+ */
+export function errorText(err: unknown): string {
+  try {
+    if (err instanceof Error) {
+      const m: unknown = err.message;
+      return typeof m === 'string' ? m : describe(m);
+    }
+    if (typeof err === 'string') return err;
+    if (err === null || (typeof err !== 'object' && typeof err !== 'function')) return String(err);
+  } catch {
+    // Falls through to a description that reads nothing user-defined.
+  }
+  return safeDescribe(err);
+}
+
+/** describe(), or a bare type name when even that throws (a revoked Proxy throws on any inspection). */
+function safeDescribe(value: unknown): string {
+  try {
+    return describe(value);
+  } catch {
+    return `a value of type ${typeof value} that cannot be inspected`;
+  }
 }
 
 /** A short description of a value for error messages: its type and, when small, its contents. */
@@ -100,6 +124,33 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Uint8Array) return `a ${value.constructor.name} of ${value.length} bytes`;
   return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+}
+
+/**
+ * A connection closed because its unconsumed input passed `maxInputBytes`: the `data` handler kept
+ * input it never consumed (a frame that never completes, a peer that sends more than it may).
+ */
+export class InputLimitError extends GeventError {
+  readonly limitBytes: number;
+  readonly inputBytes: number;
+  constructor(limitBytes: number, inputBytes: number) {
+    super('ERR_GEVENT_INPUT_LIMIT', `connection has ${inputBytes} bytes of unconsumed input, over maxInputBytes ${limitBytes}`);
+    this.limitBytes = limitBytes;
+    this.inputBytes = inputBytes;
+  }
+}
+
+/**
+ * Memory for a connection's buffers could not be allocated (the native core's malloc failed, or a
+ * buffer could not grow). Only that connection closes; the loop goes on serving the others.
+ */
+export class NoMemoryError extends GeventError {
+  /** What was being allocated, such as `output queue`. */
+  readonly what: string;
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('ERR_GEVENT_NO_MEMORY', `out of memory for a connection's ${what}; the connection was closed`, options);
+    this.what = what;
+  }
 }
 
 /** A connection closed because no data arrived for its idle timeout. */

@@ -11,8 +11,10 @@ export {
   GeventError,
   HandlerError,
   IdleTimeoutError,
+  InputLimitError,
   InvalidArgumentError,
   ListenError,
+  NoMemoryError,
   OutputLimitError,
   WorkerError,
 } from './errors.js';
