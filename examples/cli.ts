@@ -4,7 +4,7 @@
  * server that cannot start, prints `<example>: <message>` on stderr and exits with code 2.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { serve, type BackendKind } from '../src/index.js';
+import { serve, type BackendKind, type ServeOptions } from '../src/index.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -34,14 +34,49 @@ export function fail(example: string, message: string): never {
 }
 
 /**
- * Reads the process's flags: --port (default `defaultPort`; 0 picks a free one), --loops
- * (default 1), --backend (native, portable or auto; default auto), and the example's `own`.
+ * `args` with every `--name -N` (or `-n -N`) joined into `--name=-N` when the option takes a value
+ * and -N is a negative number, so that the number reaches the option: util.parseArgs reads `-1`
+ * as an option and refuses `--loops -1` as ambiguous. Arguments after `--` are left alone.
  */
-export function parseFlags<O extends OptionsConfig = {}>(example: string, defaultPort: number, own?: O): Flags<O> {
+export function joinNegativeValues(args: readonly string[], options: OptionsConfig): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = valueOptionName(arg, options);
+    const next = args[i + 1];
+    if (name !== null && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** The long name of the value-taking option that `arg` (`--name` or `-n`, without `=`) names, else null. */
+function valueOptionName(arg: string, options: OptionsConfig): string | null {
+  if (arg.startsWith('--')) {
+    const name = arg.slice(2);
+    return Object.hasOwn(options, name) && options[name]!.type === 'string' ? name : null;
+  }
+  if (arg.length !== 2 || arg[0] !== '-') return null;
+  for (const [name, o] of Object.entries(options)) if (o.short === arg[1] && o.type === 'string') return name;
+  return null;
+}
+
+/**
+ * Reads the flags in `args` (default: the process's): --port (default `defaultPort`; 0 picks a
+ * free one), --loops (default 1), --backend (native, portable or auto; default auto), and the
+ * example's `own`. An option's value may be a negative number given as `--opt -N` or `--opt=-N`.
+ */
+export function parseFlags<O extends OptionsConfig = {}>(example: string, defaultPort: number, own?: O, args: readonly string[] = process.argv.slice(2)): Flags<O> {
   const options: ReturnType<typeof commonOptions> & O = { ...commonOptions(defaultPort), ...(own as O) };
   let values: Values<O>;
   try {
-    ({ values } = parseArgs({ options }));
+    ({ values } = parseArgs({ options, args: joinNegativeValues(args, options) }));
   } catch (err) {
     fail(example, (err as Error).message);
   }
@@ -56,14 +91,15 @@ export function parseFlags<O extends OptionsConfig = {}>(example: string, defaul
 
 /**
  * Serves the events module at `events` on `address` until SIGINT or SIGTERM, and returns once the
- * server has shut down. A server that cannot start ends the process as a bad flag does.
+ * server has shut down. `options` are further ServeOptions (the backend and signal are set here).
+ * A server that cannot start ends the process as a bad flag does.
  */
-export async function serveUntilSignal(example: string, events: URL, backend: BackendKind, address: string): Promise<void> {
+export async function serveUntilSignal(example: string, events: URL, backend: BackendKind, address: string, options: Omit<ServeOptions, 'backend' | 'signal'> = {}): Promise<void> {
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   process.once('SIGTERM', () => controller.abort());
   try {
-    await serve(events, { backend, signal: controller.signal }, address);
+    await serve(events, { ...options, backend, signal: controller.signal }, address);
   } catch (err) {
     fail(example, (err as Error).message);
   }
