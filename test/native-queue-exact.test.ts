@@ -3,7 +3,9 @@
  * native/*.c without Node-API): random writes joined into sendmsg runs and split by the kernel at
  * arbitrary points, against a peer reading random amounts. After every flush and fill, qbytes
  * equals the queued chunks, the last QUEUED record equals qbytes, and EPOLLOUT is armed exactly
- * while output is queued; every byte arrives once, in order. Skipped when gcc is not installed.
+ * while output is queued; every byte arrives once, in order. Both socket buffers are set before the
+ * handshake and the drain waits up to 30 s, so the result does not depend on the kernel's TCP
+ * tuning (rmem/wmem limits) or its cached per-destination metrics. Skipped when gcc is not installed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -58,12 +58,16 @@ static inline void h_loop_free(gev_loop *loop) {
   free(loop);
 }
 
-/* A connected loopback TCP pair: *mine non-blocking (for the core), *peer blocking. */
+/* A connected loopback TCP pair: *mine non-blocking (for the core), *peer blocking. A positive
+ * sndbuf (mine) or rcvbuf (peer) is set before the handshake, so the window and its scale are
+ * chosen from it: a receive buffer shrunk after the handshake leaves a window larger than the
+ * buffer, and the kernel drops segments and stalls on retransmits and zero-window probes. */
 static inline void h_tcp_pair(int *mine, int *peer, int sndbuf, int rcvbuf) {
   struct sockaddr_in sa;
   socklen_t len = sizeof sa;
   int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   CHECK(l >= 0, "socket: %s", strerror(errno));
+  if (rcvbuf > 0) sys_set_int(l, SOL_SOCKET, SO_RCVBUF, rcvbuf);
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -76,7 +80,6 @@ static inline void h_tcp_pair(int *mine, int *peer, int sndbuf, int rcvbuf) {
   CHECK(connect(c, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s", strerror(errno));
   int p = accept4(l, NULL, NULL, SOCK_CLOEXEC);
   CHECK(p >= 0, "accept: %s", strerror(errno));
-  if (rcvbuf > 0) sys_set_int(p, SOL_SOCKET, SO_RCVBUF, rcvbuf);
   close(l);
   int fl = fcntl(c, F_GETFL);
   CHECK(fcntl(c, F_SETFL, fl | O_NONBLOCK) == 0, "fcntl");
