@@ -40,6 +40,8 @@ typedef struct gev_node {
   int finalized;
   int js_released;
   int env_gone;   /* the napi_env is being torn down: never call into it again */
+
+  struct iovec ext[GEV_MAX_EXT]; /* js_flush's by-reference payloads, kept here so a flush never allocates */
 } gev_node;
 
 typedef struct gev_instance {
@@ -346,13 +348,11 @@ static napi_value js_listener_close(napi_env env, napi_callback_info info) {
 /* flush(loop, ext Uint8Array[] | null, extCount): runs the out arena's command list. */
 static napi_value js_flush(napi_env env, napi_callback_info info) {
   ARGS(3);
-  struct iovec stack_ext[16];
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL || n->closing) return NULL;
   uint32_t next = arg_u32(env, argv[2]);
   if (next > GEV_MAX_EXT) next = GEV_MAX_EXT;
-  struct iovec *ext = next <= 16 ? stack_ext : malloc(next * sizeof *ext);
-  if (ext == NULL) return NULL;
+  struct iovec *ext = n->ext;
   for (uint32_t i = 0; i < next; i++) {
     napi_value el;
     size_t bytes = 0;
@@ -362,7 +362,6 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
     ext[i].iov_len = p ? bytes : 0;
   }
   gev_flush(&n->loop, ext, next);
-  if (ext != stack_ext) free(ext);
   return NULL;
 }
 

@@ -15,6 +15,12 @@
  * differ, at two points only: after a flush (for the connections whose queue grew during it, or
  * that JS asked to watch) and after EPOLLOUT writes during a fill. A send the kernel takes whole
  * touches neither the queue nor the report, so the fast path emits nothing.
+ *
+ * Out of memory: no allocation failure aborts. A connection whose output cannot be copied into
+ * its queue, or whose QUEUED report finds no room in the pending list, is closed at once with
+ * ENOMEM, and its CLOSE record names what failed (enum gev_nomem). A new connection that cannot
+ * get a table slot or its pending reserve is refused with ENOMEM. The dirty list falls back to a
+ * table scan (mark_dirty). Every other connection is served on.
  */
 #include "gev.h"
 
@@ -66,10 +72,13 @@ static int slot_take(gev_loop *loop, uint32_t *slot_out) {
   return 0;
 }
 
-/* Registers an accepted or adopted fd; the caller emits OPEN. On failure the fd is not closed. */
+/* Registers an accepted or adopted fd; the caller emits OPEN. On failure (-EMFILE for a full
+ * table, -ENOMEM, an epoll_ctl error) the fd is not closed. */
 int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t *id_out) {
   uint32_t slot;
-  int rc = slot_take(loop, &slot);
+  /* The pending list's reserve for this connection's CLOSE and OPEN records (loop.c). */
+  int rc = gev_loop_reserve(loop, 1u + 1u + GEV_ADDR_SLOTS);
+  if (rc == 0) rc = slot_take(loop, &slot);
   if (rc != 0) return rc;
   gev_conn *c = &loop->conns[slot];
   uint32_t id;
@@ -153,11 +162,13 @@ static void queue_free(gev_conn *c) {
   c->qbytes = 0;
 }
 
-/* Copies what the kernel did not take (iov minus its first `skip` bytes) to the queue's tail. */
-static void queue_append(gev_conn *c, const struct iovec *iov, int iovcnt, size_t total, size_t skip) {
+/* Copies what the kernel did not take (iov minus its first `skip` bytes) to the queue's tail.
+ * 0, or -ENOMEM with the queue unchanged. */
+static int queue_append(gev_conn *c, const struct iovec *iov, int iovcnt, size_t total, size_t skip) {
   size_t n = total - skip;
+  if (n > SIZE_MAX - sizeof(gev_chunk)) return -ENOMEM;
   gev_chunk *ch = malloc(sizeof *ch + n);
-  if (ch == NULL) abort();
+  if (ch == NULL) return -ENOMEM;
   ch->next = NULL;
   ch->off = 0;
   ch->len = n;
@@ -177,40 +188,66 @@ static void queue_append(gev_conn *c, const struct iovec *iov, int iovcnt, size_
   else c->qhead = ch;
   c->qtail = ch;
   c->qbytes += n;
+  return 0;
 }
 
-static void queue_report(gev_loop *loop, gev_conn *c) {
+static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what);
+
+/* Tells JS how much output is queued. With no room left for the record, the connection is closed
+ * with ENOMEM instead (see pending_grow in loop.c). Returns -1 when it closed. */
+static int queue_report(gev_loop *loop, gev_conn *c) {
   uint64_t q = c->qbytes;
   c->reported = c->qbytes;
-  gev_loop_emit(loop, GEV_REC_QUEUED, conn_id(loop, c), (uint32_t)q, (uint32_t)(q >> 32), NULL);
+  if (gev_loop_emit(loop, GEV_REC_QUEUED, conn_id(loop, c), (uint32_t)q, (uint32_t)(q >> 32), NULL) == 0) return 0;
+  conn_close(loop, c, ENOMEM, GEV_NOMEM_REPORT);
+  return -1;
 }
 
-/* Remembers that `c` must be looked at when the current flush ends. */
+/*
+ * Remembers that `c` must be looked at when the current flush ends. Nothing is lost when the list
+ * cannot grow: the flag on the connection is what counts, and an overflowed list makes the end of
+ * the flush scan the table for it instead (gev_conn_report_queued).
+ */
 static void mark_dirty(gev_loop *loop, gev_conn *c) {
   gev_idlist *d = &loop->dirty;
   if (c->flags & GEV_C_QDIRTY) return;
+  c->flags |= GEV_C_QDIRTY;
+  if (d->overflow) return;
   if (d->n == d->cap) {
     uint32_t cap = d->cap ? d->cap * 2u : 64u;
     uint32_t *ids = realloc(d->ids, (size_t)cap * sizeof *ids);
-    if (ids == NULL) abort();
+    if (ids == NULL) {
+      d->overflow = 1;
+      return;
+    }
     d->ids = ids;
     d->cap = cap;
   }
   d->ids[d->n++] = conn_id(loop, c);
-  c->flags |= GEV_C_QDIRTY;
+}
+
+static void report_dirty(gev_loop *loop, gev_conn *c) {
+  if (!(c->flags & GEV_C_QDIRTY)) return;
+  int watched = (c->flags & GEV_C_QWATCH) != 0;
+  c->flags &= (uint16_t)~(GEV_C_QDIRTY | GEV_C_QWATCH);
+  if (watched || c->qbytes != c->reported) queue_report(loop, c);
 }
 
 /* End of a flush: one QUEUED record per connection whose queue changed or that JS watched. */
 void gev_conn_report_queued(gev_loop *loop) {
   gev_idlist *d = &loop->dirty;
-  for (uint32_t i = 0; i < d->n; i++) {
-    gev_conn *c = gev_conn_get(loop, d->ids[i]);
-    if (c == NULL || !(c->flags & GEV_C_QDIRTY)) continue;
-    int watched = (c->flags & GEV_C_QWATCH) != 0;
-    c->flags &= (uint16_t)~(GEV_C_QDIRTY | GEV_C_QWATCH);
-    if (watched || c->qbytes != c->reported) queue_report(loop, c);
+  if (d->overflow) {
+    for (uint32_t s = 0; s < loop->nconns; s++) {
+      if (loop->conns[s].flags & GEV_C_OPEN) report_dirty(loop, &loop->conns[s]);
+    }
+  } else {
+    for (uint32_t i = 0; i < d->n; i++) {
+      gev_conn *c = gev_conn_get(loop, d->ids[i]);
+      if (c != NULL) report_dirty(loop, c);
+    }
   }
   d->n = 0;
+  d->overflow = 0;
 }
 
 void gev_conn_watch(gev_loop *loop, gev_conn *c) {
@@ -224,7 +261,9 @@ void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused) {
   conn_interest(loop, c);
 }
 
-void gev_conn_close(gev_loop *loop, gev_conn *c, int err) {
+/* Closes `c` now, dropping its queue; its CLOSE record carries `err` and, for ENOMEM from the
+ * core, `what` (enum gev_nomem). */
+static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   if (!(c->flags & GEV_C_OPEN)) return;
   uint32_t id = conn_id(loop, c);
   epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -234,9 +273,11 @@ void gev_conn_close(gev_loop *loop, gev_conn *c, int err) {
   c->flags = 0;
   c->events = 0;
   loop->live--;
-  gev_loop_emit(loop, GEV_REC_CLOSE, id, (uint32_t)err, 0, NULL);
+  gev_loop_emit(loop, GEV_REC_CLOSE, id, (uint32_t)err, what, NULL);
   if (loop->parked) gev_listener_unpark_all(loop);
 }
+
+void gev_conn_close(gev_loop *loop, gev_conn *c, int err) { conn_close(loop, c, err, 0); }
 
 /* The queue drained: carry out a requested close or half-close. Returns 0 if still open. */
 static int after_drain(gev_loop *loop, gev_conn *c) {
@@ -308,7 +349,10 @@ void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, s
     sent = (size_t)w;
     if (sent == total) return;
   }
-  queue_append(c, iov, iovcnt, total, sent);
+  if (queue_append(c, iov, iovcnt, total, sent) != 0) {
+    conn_close(loop, c, ENOMEM, GEV_NOMEM_QUEUE);
+    return;
+  }
   mark_dirty(loop, c);
   conn_interest(loop, c);
 }
@@ -403,7 +447,7 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   }
   if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->qhead != NULL) {
     if (conn_drain(loop, c) != 0) return;
-    if (c->qbytes != c->reported) queue_report(loop, c);
+    if (c->qbytes != c->reported && queue_report(loop, c) != 0) return;
   }
   if (ev & EPOLLERR) {
     int err = sys_so_error(c->fd);

@@ -38,12 +38,19 @@ enum gev_rec {
   GEV_REC_OPEN = 1,     /* [OPEN, id, listener, 0] + address (peer) */
   GEV_REC_DATA = 2,     /* [DATA, id, offset, length] */
   GEV_REC_END = 3,      /* [END, id, 0, 0] */
-  GEV_REC_CLOSE = 4,    /* [CLOSE, id, errno, 0] */
+  GEV_REC_CLOSE = 4,    /* [CLOSE, id, errno, what]: what is a gev_nomem when the core ran out of memory */
   GEV_REC_DGRAM = 5,    /* [DGRAM, listener, offset, length] + address (sender) */
   GEV_REC_ACCEPTED = 6, /* [ACCEPTED, fd, listener, 0] + address (peer); fd not registered */
   GEV_REC_WAKE = 7,     /* [WAKE, 0, 0, 0]: another thread called gev_loop_wake_fd */
   GEV_REC_QUEUED = 8,   /* [QUEUED, id, bytes low 32, bytes high 32]: output not yet taken */
   GEV_REC_ACCEPT_ERROR = 9 /* [ACCEPT_ERROR, listener, errno, 0]: accept4 failed */
+};
+
+/* What the core failed to allocate when it closed a connection with ENOMEM (CLOSE record, word c);
+ * 0 when the errno came from the kernel. */
+enum gev_nomem {
+  GEV_NOMEM_QUEUE = 1,  /* the copy of output the kernel did not take */
+  GEV_NOMEM_REPORT = 2  /* room in the pending list for the connection's QUEUED report */
 };
 
 enum gev_op {
@@ -73,6 +80,8 @@ enum gev_op {
 #define GEV_MAX_LISTENERS 256u
 #define GEV_MAX_EXT 1024u
 #define GEV_REC_RESERVE 8u        /* record slots kept free so an event's END/CLOSE never waits */
+#define GEV_PENDING_SPARE 16u     /* pending slots kept for one event's END/WAKE/ACCEPT_ERROR (loop.c) */
+#define GEV_PENDING_INIT 64u      /* pending slots allocated when the loop opens */
 #define GEV_ACCEPT_BACKOFF_MS 100 /* a listener parked after an accept error retries this late */
 
 /* epoll_data.u64 tags: high 32 bits say what the low 32 bits name. */
@@ -136,11 +145,13 @@ typedef struct gev_pending {
   uint32_t cap;
 } gev_pending;
 
-/* Ids of connections whose queue changed during the current flush (GEV_C_QDIRTY set). */
+/* Ids of connections whose queue changed during the current flush (GEV_C_QDIRTY set). When the
+ * list cannot grow, `overflow` says so and the flush's end scans the table for the flag instead. */
 typedef struct gev_idlist {
   uint32_t *ids;
   uint32_t n;
   uint32_t cap;
+  int overflow;
 } gev_idlist;
 
 typedef struct gev_loop {
@@ -210,7 +221,8 @@ void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_r
                           uint32_t out_cmds);
 int gev_loop_room(gev_loop *loop, uint32_t slots);
 uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots);
-void gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8);
+int gev_loop_reserve(gev_loop *loop, uint32_t slots);
+int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8);
 void gev_loop_self_wake(gev_loop *loop);
 void gev_loop_arm_timer(gev_loop *loop, uint32_t ms);
 int gev_loop_wake_fd(int efd);

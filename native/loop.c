@@ -3,8 +3,9 @@
  * epoll_wait(0) into the in arena (a "fill"); the caller (addon.c, from a uv_poll) then crosses into
  * JavaScript once. Records that cannot go into the arena right now (closes and queue reports caused
  * by a flush, connections adopted between wake-ups) wait in the pending list, and our own eventfd
- * write makes sure a wake-up comes to deliver them. The timerfd re-arms listeners parked after an
- * accept error. Nothing here knows about Node-API or libuv.
+ * write makes sure a wake-up comes to deliver them; the list keeps a reserve so that no record
+ * that must reach JS ever waits on an allocation (see pending_grow). The timerfd re-arms listeners
+ * parked after an accept error. Nothing here knows about Node-API or libuv.
  */
 #include "gev.h"
 
@@ -30,7 +31,8 @@ static void release_fds(gev_loop *loop) {
   loop->epfd = -1;
 }
 
-/* Opens the loop's fds (epoll, eventfd, timerfd, the spare fd). 0 or -errno, with nothing left open. */
+/* Opens the loop's fds (epoll, eventfd, timerfd, the spare fd) and allocates the pending list's
+ * spare. 0 or -errno, with nothing left open. */
 int gev_loop_init(gev_loop *loop) {
   loop->free_head = UINT32_MAX;
   loop->epfd = -1;
@@ -46,6 +48,7 @@ int gev_loop_init(gev_loop *loop) {
   int rc = loop->efd < 0 || loop->tfd < 0 ? -errno : 0;
   if (rc == 0) rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->efd, EPOLLIN, GEV_TAG_EVENTFD << 32);
   if (rc == 0) rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->tfd, EPOLLIN, GEV_TAG_TIMER << 32);
+  if (rc == 0) rc = gev_loop_reserve(loop, 0);
   if (rc != 0) {
     release_fds(loop);
     return rc;
@@ -81,18 +84,46 @@ uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
   return r;
 }
 
-static void pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
+/*
+ * The pending list never has to allocate for a record that must not be lost. Its capacity stays at
+ * least n + live + GEV_PENDING_SPARE slots:
+ *   - live: one slot for each open connection's CLOSE. A connection emits one CLOSE, after taking
+ *     itself out of `live`, so a CLOSE always finds its slot;
+ *   - gev_conn_add grows the list for the new connection's CLOSE and OPEN before taking a slot, and
+ *     fails with ENOMEM when it cannot (accept reports that as an ACCEPT_ERROR, adopt returns it);
+ *   - the spare: END, WAKE and ACCEPT_ERROR come only from a fill's events, and once one of them
+ *     lands here the fill stops (arena_full) and later fills handle no event until the list is empty
+ *     again, so at most one event's worth (a slot or two) is ever taken from the spare;
+ *   - QUEUED, the one record that can pile up (a report per flush per connection), may not dip into
+ *     the reserve: when the list cannot grow it is refused, and its caller closes that connection
+ *     with ENOMEM instead (conn.c), whose CLOSE has its slot.
+ */
+static int pending_grow(gev_pending *p, size_t need) {
+  size_t cap = p->cap ? p->cap : GEV_PENDING_INIT;
+  while (cap < need) cap *= 2u;
+  if (cap > UINT32_MAX / 4u) return -ENOMEM;
+  uint32_t *s = realloc(p->slots, cap * 4u * sizeof(uint32_t));
+  if (s == NULL) return -ENOMEM;
+  p->slots = s;
+  p->cap = (uint32_t)cap;
+  return 0;
+}
+
+/* Makes room for `slots` more pending slots on top of the reserve above. 0 or -ENOMEM. */
+int gev_loop_reserve(gev_loop *loop, uint32_t slots) {
   gev_pending *p = &loop->pending;
-  if (p->n + slots > p->cap) {
-    uint32_t cap = p->cap ? p->cap * 2u : 64u;
-    while (cap < p->n + slots) cap *= 2u;
-    uint32_t *s = realloc(p->slots, (size_t)cap * 4u * sizeof(uint32_t));
-    if (s == NULL) abort();
-    p->slots = s;
-    p->cap = cap;
-  }
+  size_t need = (size_t)p->n + loop->live + GEV_PENDING_SPARE + slots;
+  return need <= p->cap ? 0 : pending_grow(p, need);
+}
+
+/* Appends a record to the pending list. Fails (-ENOMEM) only for a QUEUED record, see above; the
+ * bound check after it is the reserve's invariant, kept as a check so memory stays safe. */
+static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
+  gev_pending *p = &loop->pending;
+  if (gev_loop_reserve(loop, slots) != 0 && (rec[0] == GEV_REC_QUEUED || p->n + slots > p->cap)) return -ENOMEM;
   memcpy(p->slots + (size_t)p->n * 4u, rec, (size_t)slots * 4u * sizeof(uint32_t));
   p->n += slots;
+  return 0;
 }
 
 static uint32_t rec_slots(uint32_t type) {
@@ -110,8 +141,9 @@ static void on_written(gev_loop *loop, const uint32_t *r) {
   }
 }
 
-/* Emits a record: into the arena during a fill (in order), else into the pending list. */
-void gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8) {
+/* Emits a record: into the arena during a fill (in order), else into the pending list. 0, or
+ * -ENOMEM for a QUEUED record the pending list has no room for (nothing was emitted). */
+int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8) {
   uint32_t rec[4u * (1u + GEV_ADDR_SLOTS)];
   uint32_t slots = rec_slots(type);
   rec[0] = type;
@@ -127,11 +159,12 @@ void gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32
     if (r != NULL) {
       memcpy(r, rec, (size_t)slots * 4u * sizeof(uint32_t));
       on_written(loop, r);
-      return;
+      return 0;
     }
   }
-  pending_push(loop, rec, slots);
+  if (pending_push(loop, rec, slots) != 0) return -ENOMEM;
   if (!loop->filling) gev_loop_self_wake(loop);
+  return 0;
 }
 
 /* Moves pending records into the arena, in order, as far as they fit. Returns slots moved. */

@@ -78,7 +78,7 @@ export const enum Rec {
   Data = 2,
   /** [id]: the peer sent FIN */
   End = 3,
-  /** [id, errno] */
+  /** [id, errno, what]: `what` is a NoMemory value when the core itself ran out of memory, else 0 */
   Close = 4,
   /** [listener, offset, length] + sender address */
   Dgram = 5,
@@ -95,6 +95,16 @@ export const enum Rec {
   Queued = 8,
   /** [listener, errno]: accept4 failed; the listener is parked for a moment, then retries */
   AcceptError = 9,
+}
+
+/** What the core failed to allocate when a Close record carries ENOMEM (native/gev.h, gev_nomem). */
+export const enum NoMemory {
+  /** 0: the ENOMEM came from the kernel */
+  Kernel = 0,
+  /** the copy of output the kernel did not take at once */
+  Queue = 1,
+  /** room for the connection's Queued report */
+  Report = 2,
 }
 
 /** Command ops in the out arena; each command is [op, id, a, b] (+2 address slots for SendTo*). */

@@ -18,12 +18,13 @@
  * the only call another thread may make.
  */
 import { isIP } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { Addr, type ListenSpec, type Network } from '../addr.js';
-import { BackendUnavailableError, ConnectionError, InvalidArgumentError, ListenError } from '../errors.js';
+import { BackendUnavailableError, ConnectionError, InvalidArgumentError, ListenError, NoMemoryError } from '../errors.js';
 import { loadAddon } from './addon.js';
 import { resolveHost } from './resolve.js';
-import { kHeaderU32, kSlotU32, ListenFlag, Op, Rec, type LoopHandle, type NativeAddon } from './addon-types.js';
+import { kHeaderU32, kSlotU32, ListenFlag, NoMemory, Op, Rec, type LoopHandle, type NativeAddon } from './addon-types.js';
 import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
@@ -44,6 +45,7 @@ const kByteLoopMaxBytes = 32;
 const kMaxExtBuffers = 1024;
 /** Default receive slot per datagram; a datagram larger than its slot is dropped as truncated. */
 const kUdpSlotBytes = 65536;
+const kENOMEM = osConstants.errno.ENOMEM;
 
 const kOutBytesStart = (kHeaderU32 + kOutCommandSlots * kSlotU32) * 4;
 const kOutArenaBytes = kOutBytesStart + kOutPayloadBytes;
@@ -91,6 +93,20 @@ function errnoName(errno: number): string {
 
 function errnoMessage(errno: number): string {
   return getSystemErrorMap().get(-Math.abs(errno))?.[1] ?? '';
+}
+
+/** What a Close record's ENOMEM was allocating, by its NoMemory value. */
+function noMemoryWhat(what: number): string {
+  if (what === NoMemory.Queue) return 'output queue';
+  if (what === NoMemory.Report) return 'queue report';
+  return 'socket buffers';
+}
+
+/** The error a Close record [id, errno, what] gives `closed`: null for a clean close. */
+function closeError(errno: number, what: number): Error | null {
+  if (errno === 0) return null;
+  if (errno === kENOMEM) return new NoMemoryError(noMemoryWhat(what));
+  return new ConnectionError(errnoName(errno));
 }
 
 /** RFC 5952 text of an IPv6 address; a v4-mapped address is written as plain IPv4, as Go does. */
@@ -400,6 +416,7 @@ export class NativeBackend implements Backend {
     if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError('fd', fd, 'a non-negative integer');
     if (this.kStopped) return -1;
     const id = this.kAddon.adopt(this.kLoop, fd, listener);
+    if (id === -kENOMEM) throw new NoMemoryError('table slot');
     if (id < 0) throw new ConnectionError(errnoName(id), `cannot adopt fd ${fd}`);
     return id;
   }
@@ -525,8 +542,7 @@ export class NativeBackend implements Backend {
           h.onOpen(r[i + 1], r[i + 2], NativeAddrPair.from(this, r[i + 1], r[i + 2], r, i + kSlotU32));
           i += kSlotU32 * 3;
         } else if (type === Rec.Close) {
-          const errno = r[i + 2];
-          h.onClose(r[i + 1], errno === 0 ? null : new ConnectionError(errnoName(errno)));
+          h.onClose(r[i + 1], closeError(r[i + 2], r[i + 3]));
           i += kSlotU32;
         } else if (type === Rec.End) {
           h.onEnd(r[i + 1]);
