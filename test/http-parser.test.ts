@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { RingBuffer } from '../src/index.js';
-import { HttpError, HttpParser, type HttpLimits, type HttpRequest } from '../examples/http/parser.js';
+import { HttpError } from '../examples/http/errors.js';
+import { HttpParser, type HttpLimits, type HttpRequest } from '../examples/http/parser.js';
 
 interface Outcome {
   requests: HttpRequest[];
@@ -68,6 +69,20 @@ describe('http parser: requests', () => {
   test('empty lines before a request line are skipped, also across data calls', () => {
     assert.equal(feed(['\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n']).requests.length, 1);
     assert.equal(feed(['\r', '\nGET / HTTP/1.1\r\nHost: a\r\n\r\n']).requests.length, 1);
+  });
+
+  test('CR and LF bytes before a request line are skipped in any order, as node:http does', () => {
+    assert.equal(feed(['\nGET / HTTP/1.1\r\nHost: a\r\n\r\n']).requests.length, 1);
+    assert.equal(feed(['\rGET / HTTP/1.1\r\nHost: a\r\n\r\n']).requests.length, 1);
+    assert.equal(feed(['\n\n\r\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n']).requests.length, 1);
+    assert.equal(feed(['GET /a HTTP/1.1\r\nHost: a\r\n\r\n\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n']).requests.length, 2);
+  });
+
+  test('Content-Length with leading zeros is its decimal value (RFC 9110; node:http agrees)', () => {
+    const r = one('POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 000000000000000000005\r\n\r\nhello');
+    assert.equal(Buffer.from(r.body).toString(), 'hello');
+    assert.equal(one('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000\r\n\r\n').body.length, 0);
+    assert.equal(one(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${'0'.repeat(100)}3\r\n\r\nabc`).body.length, 3);
   });
 
   test('an unfinished head is left in the input, and completed by the next piece', () => {
@@ -178,6 +193,8 @@ describe('http parser: refusals', () => {
     ['bare CR in a value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n', 400],
     ['bare LF line ending', 'GET / HTTP/1.1\nHost: a\r\n\r\n', 400],
     ['bare LF head end', 'GET / HTTP/1.1\nHost: a\n\n', 400],
+    ['bare CR after the request line', 'GET / HTTP/1.1\rHost: a\r\n\r\n', 400],
+    ['bare CR at the end of a field line', 'GET / HTTP/1.1\r\nHost: a\r\r\n\r\n', 400],
     ['non-numeric Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n', 400],
     ['negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 400],
     ['Content-Length list', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n', 400],
@@ -194,6 +211,37 @@ describe('http parser: refusals', () => {
     test(`${name} -> ${status}`, () => void refused(text, status));
   }
 
+  // Each of these is incomplete (no CRLFCRLF yet) and node:http answers it with 400 at once; the
+  // parser used to wait for more, until maxHeadBytes.
+  const early: [string, string][] = [
+    ['a field line ending in a bare LF, then CRLF', 'GET / HTTP/1.1\r\nHost: a\n\r\n'],
+    ['a bare LF between field lines', 'GET / HTTP/1.1\r\nHost: a\nX: b\r\n'],
+    ['a bare LF after the last field line', 'GET / HTTP/1.1\r\nHost: a\n'],
+    ['a request line ending in a bare LF', 'GET / HTTP/1.1\n'],
+    ['CRLF then a bare LF', 'GET / HTTP/1.1\r\nHost: a\r\n\n'],
+    ['a bare CR inside a field line', 'GET / HTTP/1.1\r\nHost: a\rX'],
+    ['a bare CR after the request line', 'GET / HTTP/1.1\rX'],
+  ];
+  for (const [name, text] of early) {
+    test(`${name} -> 400 before the head is complete`, () => {
+      const err = refused(text, 400);
+      assert.equal(err.code, 'ERR_HTTP_BAD_REQUEST');
+      refused([text.slice(0, -1), text.slice(-1)], 400);
+    });
+  }
+
+  test('a bare LF is found when its CR-less line end straddles two data calls', () => {
+    refused(['GET / HTTP/1.1\r\nHost: a', '\n\r\n'], 400);
+    refused(['GET / HTTP/1.1\r\nHost: a\r', 'X'], 400);
+  });
+
+  test('a head still arriving whose last byte is a CR waits for the LF (as node:http does)', () => {
+    const { error, left } = feed(['GET / HTTP/1.1\r\nHost: a\r']);
+    assert.equal(error, null);
+    assert.ok(left > 0);
+    assert.equal(feed(['GET / HTTP/1.1\r\nHost: a\r', '\n\r', '\n']).requests.length, 1);
+  });
+
   test('a head one byte over maxHeadBytes -> 431, whether complete or still arriving', () => {
     const head = 'GET / HTTP/1.1\r\nHost: a\r\n\r\n';
     refused(head, 431, { maxHeadBytes: head.length - 1 });
@@ -205,6 +253,8 @@ describe('http parser: refusals', () => {
     const err = refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n', 413, { maxBodyBytes: 3 });
     assert.equal(err.code, 'ERR_HTTP_CONTENT_TOO_LARGE');
     refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n', 413);
+    refused(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000${'9'.repeat(16)}\r\n\r\n`, 413);
+    refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0004\r\n\r\n', 413, { maxBodyBytes: 3 });
   });
 
   test('chunks adding up to more than maxBodyBytes -> 413; a huge chunk size -> 413', () => {

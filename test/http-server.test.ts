@@ -1,151 +1,21 @@
 /**
  * The HTTP example served on both backends and driven by real clients: Node's own http client
- * (plain, keep-alive agent, chunked uploads) and raw sockets for pipelining and malformed input.
- * Each test counts opened/closed connections and checks that no fd is left open.
+ * (plain, keep-alive agent, chunked uploads) and raw sockets for pipelining and malformed input
+ * (bare LF line ends and leading-zero Content-Length answered as node:http answers them).
+ * Each test counts opened/closed connections and checks that no fd is left open. Timeouts are in
+ * http-timeouts.test.ts, the body budget in http-body-budget.test.ts.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
-import { serve, type Events } from '../src/index.js';
-import { httpEvents } from '../examples/http/events.js';
-import { kDefaultLimits, type HttpLimits } from '../examples/http/parser.js';
-import {
-  backendsUnderTest,
-  connectOutcome,
-  connectTo,
-  freePort,
-  openFdCount,
-  readEnd,
-  sleep,
-  startServer,
-  waitFor,
-  type BackendName,
-} from './helpers.js';
-
-interface Tally {
-  opened: number;
-  closed: number;
-  errors: Error[];
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-  reusedSocket: boolean;
-}
-
-/**
- * Runs `body` against a fresh server; afterwards every connection has closed, none with an error
- * (but those the test expects, listed by class name in `expected`), and no fd leaked.
- */
-async function withServer(
-  backend: BackendName,
-  limits: Partial<HttpLimits>,
-  body: (port: number, tally: Tally) => Promise<void>,
-  expected: string[] = [],
-): Promise<void> {
-  const fds = openFdCount();
-  const tally: Tally = { opened: 0, closed: 0, errors: [] };
-  const inner = httpEvents({ loops: 1, limits: { ...kDefaultLimits, ...limits }, log: false });
-  const events: Events = {
-    ...inner,
-    opened(c) {
-      tally.opened++;
-      return inner.opened!.call(inner, c);
-    },
-    closed(c, err) {
-      tally.closed++;
-      if (err !== null) tally.errors.push(err);
-      return inner.closed?.call(inner, c, err);
-    },
-  };
-  const running = await startServer(events, { backend }, 'tcp://127.0.0.1:0');
-  try {
-    await body(running.server.addrs[0]!.port, tally);
-    await waitFor(() => tally.closed === tally.opened, 'every connection to close');
-  } finally {
-    await running.stop();
-  }
-  assert.equal(tally.closed, tally.opened);
-  assert.deepEqual(tally.errors.map((e) => e.name), expected);
-  await waitFor(() => openFdCount() === fds, `fds back to ${fds} (now ${openFdCount()})`);
-}
-
-/** One request with Node's http client; `chunks` are written one by one (chunked without a length). */
-function request(port: number, opts: http.RequestOptions, chunks: (string | Buffer)[] = []): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, agent: false, ...opts }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.once('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), reusedSocket: req.reusedSocket }));
-      res.once('error', reject);
-    });
-    req.once('error', reject);
-    for (const c of chunks) req.write(c);
-    req.end();
-  });
-}
+import { serve } from '../src/index.js';
+import { backendsUnderTest, connectOutcome, connectTo, freePort, openFdCount, readEnd, sleep, waitFor } from './helpers.js';
+import { parseResponses, rawExchange, rawRequests, request, withServer, type Reply } from './http-harness.js';
 
 function checkDate(value: string | undefined): void {
   assert.match(value ?? '', /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/);
   assert.ok(Math.abs(Date.parse(value!) - Date.now()) < 3000, `Date ${value} is current`);
-}
-
-/** A parsed raw response. */
-interface RawResponse {
-  status: number;
-  headers: Map<string, string>;
-  body: string;
-}
-
-/** Splits raw bytes into complete Content-Length-framed responses; returns them and the rest. */
-function parseResponses(data: Buffer): { responses: RawResponse[]; rest: Buffer } {
-  const responses: RawResponse[] = [];
-  let p = 0;
-  for (;;) {
-    const end = data.indexOf('\r\n\r\n', p);
-    if (end < 0) break;
-    const [statusLine, ...lines] = data.toString('latin1', p, end).split('\r\n');
-    const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
-    const length = Number(headers.get('content-length'));
-    if (data.length < end + 4 + length) break;
-    responses.push({ status: Number(statusLine!.split(' ')[1]), headers, body: data.toString('latin1', end + 4, end + 4 + length) });
-    p = end + 4 + length;
-  }
-  return { responses, rest: data.subarray(p) };
-}
-
-/** Writes `text` on a raw connection and reads until the server closes it. */
-async function rawExchange(port: number, text: string | Buffer): Promise<{ how: string; responses: RawResponse[] }> {
-  const s = await connectTo({ network: 'tcp', port, path: '' });
-  const ended = readEnd(s);
-  s.write(text);
-  const { how, data } = await ended;
-  s.destroy();
-  return { how, responses: parseResponses(data).responses };
-}
-
-/** A keep-alive raw connection: send requests, collect exactly `n` responses. */
-async function rawRequests(s: import('node:net').Socket, text: string, n: number): Promise<RawResponse[]> {
-  let buf: Buffer = Buffer.alloc(0);
-  const got: RawResponse[] = [];
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer): void => {
-      const { responses, rest } = parseResponses(Buffer.concat([buf, d]));
-      buf = rest;
-      got.push(...responses);
-      if (got.length >= n) {
-        s.off('data', onData);
-        s.off('error', reject);
-        resolve(got);
-      }
-    };
-    s.on('data', onData);
-    s.once('error', reject);
-    s.write(text);
-  });
 }
 
 for (const backend of await backendsUnderTest()) {
@@ -290,8 +160,29 @@ for (const backend of await backendsUnderTest()) {
       });
     });
 
+    test('a head with a bare LF gets 400 at once, before it is complete (it used to wait for 8 KiB, as node:http does not)', async () => {
+      // A short headers timeout, so that a parser still waiting for the head's end fails with a 408.
+      await withServer(backend, { timeouts: { headersMs: 3000 } }, async (port) => {
+        for (const bad of ['GET / HTTP/1.1\r\nHost: a\n\r\n', 'GET / HTTP/1.1\r\nHost: a\nX: b\r\n', 'GET / HTTP/1.1\n', 'GET / HTTP/1.1\r\nHost: a\rX']) {
+          const { how, responses } = await rawExchange(port, bad);
+          assert.equal(how, 'eof');
+          assert.deepEqual(responses.map((r) => r.status), [400], JSON.stringify(bad));
+          assert.match(responses[0]!.body, /bare LF|CR not followed by LF/);
+        }
+      });
+    });
+
+    test('Content-Length: 000000000000000000005 is 5 (it used to be a 413; node:http answers 200)', async () => {
+      await withServer(backend, {}, async (port) => {
+        const { responses } = await rawExchange(port, 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 000000000000000000005\r\nConnection: close\r\n\r\nhello');
+        assert.deepEqual(responses.map((r) => [r.status, r.body]), [[200, 'hello']]);
+        const huge = await rawExchange(port, `POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0${'9'.repeat(20)}\r\n\r\n`);
+        assert.deepEqual(huge.responses.map((r) => r.status), [413]);
+      });
+    });
+
     test('an oversized head gets 431 (the limit is an option)', async () => {
-      await withServer(backend, { maxHeadBytes: 1024 }, async (port) => {
+      await withServer(backend, { limits: { maxHeadBytes: 1024 } }, async (port) => {
         const small = await request(port, { path: '/plaintext', headers: { 'x-pad': 'a'.repeat(800) } });
         assert.equal(small.status, 200);
         const big = await request(port, { path: '/plaintext', headers: { 'x-pad': 'a'.repeat(2000) } });
@@ -304,7 +195,7 @@ for (const backend of await backendsUnderTest()) {
     });
 
     test('an oversized body gets 413, by Content-Length and by chunks (the limit is an option)', async () => {
-      await withServer(backend, { maxBodyBytes: 64 * 1024 }, async (port) => {
+      await withServer(backend, { limits: { maxBodyBytes: 64 * 1024 } }, async (port) => {
         const fits = Buffer.alloc(64 * 1024, 1);
         assert.equal((await request(port, { path: '/echo', method: 'POST', headers: { 'content-length': fits.length } }, [fits])).body.length, fits.length);
         const big = Buffer.alloc(512 * 1024, 2);
@@ -318,7 +209,7 @@ for (const backend of await backendsUnderTest()) {
     });
 
     test('a client still uploading when the 413 is sent, and reading it late, still gets it (lingering close, not RST)', async () => {
-      await withServer(backend, { maxBodyBytes: 64 * 1024 }, async (port) => {
+      await withServer(backend, { limits: { maxBodyBytes: 64 * 1024 } }, async (port) => {
         const s = await connectTo({ network: 'tcp', port, path: '' });
         s.pause();
         const ended = new Promise<{ error: string | null; data: Buffer }>((resolve) => {

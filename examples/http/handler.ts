@@ -1,41 +1,42 @@
 /**
- * The HTTP server's routes and connection handling: parsed requests in, response bytes out.
+ * The HTTP server's routes and responses: parsed requests in, response bytes out.
  *
  *   GET|HEAD /plaintext  200 text/plain "Hello, World!"           (TechEmpower plaintext)
  *   GET|HEAD /json       200 application/json {"message":"Hello, World!"}, serialized per request
  *   POST     /echo       200 with the request body and its Content-Type
  *   other methods on those paths: 405 with Allow; any other path: 404
  *
- * Every response of one `data` call (pipelined requests, in order) goes out in one write. A
- * response carries `Connection: close` when the request asked for it (or was HTTP/1.0 without
- * keep-alive), and the connection is closed after it. A malformed or oversized request gets its
- * 400, 413 or 431, and the connection is closed after it. Both closes are Action.Close, which
- * lingers: the library half-closes and drops the rest of the upload until the client closes, so
- * that unread input does not turn the close into a RST that destroys the response.
+ * Every response of one `data` call (pipelined requests, in order) is pushed to one
+ * ResponseBuffer, which the session (session.ts) writes at once. A response carries
+ * `Connection: close` when the request asked for it (or was HTTP/1.0 without keep-alive); an
+ * error response always does.
  *
- * Module state (the response buffer, the cached /plaintext response) is per loop: each loop runs
- * on its own thread with its own copy of this module.
+ * Module state (the cached /plaintext response) is per loop: each loop runs on its own thread
+ * with its own copy of this module.
  */
-import { Action, type Reply, type RingBuffer } from '../../src/index.js';
 import { dateGeneration, dateLine } from './date.js';
-import { HttpParser, type HttpError, type HttpLimits, type HttpRequest } from './parser.js';
+import type { HttpError } from './errors.js';
+import type { HttpRequest } from './parser.js';
 
 const kServerLine = 'Server: gevent\r\n';
 const kTextPlain = 'Content-Type: text/plain\r\n';
 const kJsonType = 'Content-Type: application/json\r\n';
 const kHelloBody = 'Hello, World!';
-const kContinue = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+/** The interim response to `Expect: 100-continue`. */
+export const kContinue = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const kStatusText: Record<HttpError['status'], string> = {
   400: '400 Bad Request',
+  408: '408 Request Timeout',
   413: '413 Content Too Large',
   431: '431 Request Header Fields Too Large',
+  503: '503 Service Unavailable',
 };
 
 /**
  * The responses of one `data` call, joined into one output when taken. Strings must hold only
  * latin1 characters (each is written as one byte); header values taken from a request are.
  */
-class ResponseBuffer {
+export class ResponseBuffer {
   private parts: (Uint8Array | string)[] = [];
   private bytes = 0;
 
@@ -76,8 +77,6 @@ class ResponseBuffer {
     return out;
   }
 }
-
-const kOut = new ResponseBuffer();
 
 let cacheGeneration = -1;
 let plaintextBytes = Buffer.alloc(0);
@@ -122,7 +121,7 @@ function methodNotAllowed(out: ResponseBuffer, req: HttpRequest, allow: string):
 }
 
 /** Appends the response to one request. */
-function respond(out: ResponseBuffer, req: HttpRequest): void {
+export function respond(out: ResponseBuffer, req: HttpRequest): void {
   const method = req.method;
   const isHead = method === 'HEAD';
   switch (req.path) {
@@ -143,50 +142,6 @@ function respond(out: ResponseBuffer, req: HttpRequest): void {
 }
 
 /** Appends the response to a refused request: its status, the reason as text, `Connection: close`. */
-function respondError(out: ResponseBuffer, err: HttpError): void {
+export function respondError(out: ResponseBuffer, err: HttpError): void {
   write(out, null, kStatusText[err.status], kTextPlain, `${kStatusText[err.status]}: ${err.message.replace(/^http: /, '')}\n`, false);
-}
-
-/**
- * One connection's HTTP state: its parser and the request already told `100 Continue`. Owned by
- * the connection's loop; kept in `Conn.context`.
- */
-export class HttpSession {
-  private readonly parser: HttpParser;
-  private readonly requests: HttpRequest[] = [];
-  private continued: HttpRequest | null = null;
-
-  constructor(limits: Partial<HttpLimits>) {
-    this.parser = new HttpParser(limits);
-  }
-
-  /** The `data` callback's work: parse what arrived and answer every complete request. */
-  onData(input: RingBuffer): Reply {
-    const requests = this.requests;
-    requests.length = 0;
-    const err = this.parser.parse(input, requests);
-    const out = kOut;
-    out.clear();
-    for (let i = 0; i < requests.length; i++) {
-      const req = requests[i]!;
-      respond(out, req);
-      if (!req.keepAlive) {
-        requests.length = 0;
-        input.retrieveAll();
-        return { out: out.take(), action: Action.Close };
-      }
-    }
-    requests.length = 0;
-    if (err !== null) {
-      respondError(out, err);
-      input.retrieveAll();
-      return { out: out.take(), action: Action.Close };
-    }
-    const pending = this.parser.pending;
-    if (pending !== null && pending.expectContinue && this.continued !== pending) {
-      this.continued = pending;
-      out.push(kContinue);
-    }
-    return out.take();
-  }
 }

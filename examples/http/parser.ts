@@ -2,15 +2,21 @@
  * An incremental HTTP/1.1 request parser over a connection's RingBuffer input. Pure: it does no
  * I/O and keeps no timers, so it can be driven from a test with RingBuffer.withData().
  *
- *   input  [CRLF...][request-line CRLF *(field-line CRLF) CRLF][body][next request ...]
- *           skipped  found with one byte scan for CRLFCRLF,     copied out as it arrives
- *                    then parsed line by line (<= maxHeadBytes)  (<= maxBodyBytes)
+ *   input  [CR/LF...][request-line CRLF *(field-line CRLF) CRLF][body][next request ...]
+ *           skipped    found with one byte scan for CRLFCRLF,     copied out as it arrives
+ *                      then parsed line by line (<= maxHeadBytes)  (<= maxBodyBytes, and
+ *                                                                    room in the BodyBudget)
  *
  *   Head --no body--------------------------------------------------> Head (request done)
  *   Head --Content-Length n > 0--> Body --n bytes--------------------> Head
  *   Head --chunked--> ChunkSize --n > 0--> ChunkData --> ChunkDataEnd --> ChunkSize
  *                               --0-----> Trailers --empty line---------> Head
- *   any state --malformed or over a limit--> failed (sticky: every later parse() returns the error)
+ *   any state --malformed, over a limit or over the budget--> failed (sticky: every later parse()
+ *                                                             returns the error)
+ *
+ * Line ends follow node:http (llhttp): CR and LF bytes before a request line are skipped, and
+ * inside a head or chunked framing every line ends in CRLF. A bare LF, or a CR followed by
+ * anything but LF, is a 400 as soon as it arrives, even in a head not yet complete.
  *
  * Invariants:
  *   - Every byte before the parser's position is consumed from the input when parse() returns, so
@@ -22,8 +28,12 @@
  *     a slowly arriving head is not scanned again from its start.
  *   - `current` is non-null exactly in the body states: the request whose head is parsed and whose
  *     body is not complete.
+ *   - `held` is what this parser has taken from the BodyBudget: `body.length` while a body is
+ *     being read, 0 otherwise.
  */
 import type { RingBuffer } from '../../src/index.js';
+import type { BodyBudget } from './budget.js';
+import { BadRequestError, BodyBudgetError, ContentTooLargeError, HeaderFieldsTooLargeError, HttpError } from './errors.js';
 
 /** Size limits; going over one ends the connection with 431 (head) or 413 (body). */
 export interface HttpLimits {
@@ -40,39 +50,6 @@ export const kDefaultLimits: Readonly<HttpLimits> = Object.freeze({ maxHeadBytes
 const kMaxChunkLineBytes = 4096;
 /** Chunk sizes above this (2^40 - 1) are read as Infinity, which no body limit allows. */
 const kMaxChunkSize = 0xffffffffff;
-
-/** Why a request was refused; the status is the response to send before closing. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: 400 | 413 | 431,
-    readonly code: string,
-    reason: string,
-  ) {
-    super(`http: ${reason}`);
-    this.name = new.target.name;
-  }
-}
-
-/** Malformed syntax or framing: 400 Bad Request. */
-export class BadRequestError extends HttpError {
-  constructor(reason: string) {
-    super(400, 'ERR_HTTP_BAD_REQUEST', reason);
-  }
-}
-
-/** A body over maxBodyBytes: 413 Content Too Large. */
-export class ContentTooLargeError extends HttpError {
-  constructor(size: number, limit: number) {
-    super(413, 'ERR_HTTP_CONTENT_TOO_LARGE', `body of ${size} bytes is over the limit of ${limit}`);
-  }
-}
-
-/** A head (or chunked trailer) over maxHeadBytes: 431 Request Header Fields Too Large. */
-export class HeaderFieldsTooLargeError extends HttpError {
-  constructor(limit: number) {
-    super(431, 'ERR_HTTP_HEADER_FIELDS_TOO_LARGE', `head is over the limit of ${limit} bytes`);
-  }
-}
 
 const kNoBody = Buffer.alloc(0);
 
@@ -133,7 +110,6 @@ const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
 const kHeadEnd = Buffer.from('\r\n\r\n', 'latin1');
-const kBareLfEnd = Buffer.from('\n\n', 'latin1');
 
 /** tchar (RFC 9110 §5.6.2): the bytes allowed in a method and a field name. */
 const kTchar = new Uint8Array(256);
@@ -156,10 +132,12 @@ type Step = boolean | HttpError;
 
 /**
  * The parser for one connection. Owned by that connection's loop; feed it the connection's input
- * on every `data` call.
+ * on every `data` call, and call dispose() when the connection closes.
  */
 export class HttpParser {
   private readonly limits: HttpLimits;
+  private readonly budget: BodyBudget | null;
+  private held = 0;
   private state = State.Head;
   private pos = 0;
   private headScanned = 0;
@@ -170,13 +148,25 @@ export class HttpParser {
   private bodyBytes = 0;
   private trailerBytes = 0;
 
-  constructor(limits: Partial<HttpLimits> = {}) {
+  /** `budget`: where body buffers take their room from (shared by a loop's parsers); null for none. */
+  constructor(limits: Partial<HttpLimits> = {}, budget: BodyBudget | null = null) {
     this.limits = { ...kDefaultLimits, ...limits };
+    this.budget = budget;
   }
 
   /** The request whose head is parsed and whose body is still arriving, if any. */
   get pending(): HttpRequest | null {
     return this.current;
+  }
+
+  /** True between requests and while a head is arriving; false once a head is parsed and its body is not complete. */
+  get awaitingHead(): boolean {
+    return this.state === State.Head;
+  }
+
+  /** Gives back the body's room in the budget; for a connection that closed (or a parser no longer fed). */
+  dispose(): void {
+    this.dropBody();
   }
 
   /**
@@ -195,6 +185,7 @@ export class HttpParser {
     input.retrieve(this.pos);
     if (step === false) return null;
     this.failure = step;
+    this.dropBody();
     return step;
   }
 
@@ -217,7 +208,7 @@ export class HttpParser {
 
   private head(buf: Buffer, out: HttpRequest[]): Step {
     let p = this.pos;
-    while (p + 1 < buf.length && buf[p] === CR && buf[p + 1] === LF) p += 2;
+    while (p < buf.length && (buf[p] === CR || buf[p] === LF)) p++;
     if (p !== this.pos) {
       this.pos = p;
       this.headScanned = 0;
@@ -227,8 +218,9 @@ export class HttpParser {
     const hay = buf.length - p > max ? buf.subarray(0, p + max) : buf;
     const end = hay.indexOf(kHeadEnd, p + Math.max(0, this.headScanned - 3));
     if (end < 0) {
+      const bad = badLineEnd(hay, p + Math.max(0, this.headScanned - 1));
+      if (bad !== null) return bad;
       if (buf.length - p >= max) return new HeaderFieldsTooLargeError(max);
-      if (hay.indexOf(kBareLfEnd, p + Math.max(0, this.headScanned - 1)) >= 0) return new BadRequestError('a line ends in a bare LF');
       this.headScanned = hay.length - p;
       return false;
     }
@@ -299,12 +291,13 @@ export class HttpParser {
       return true;
     }
     if (cl !== undefined) {
-      if (!/^\d+$/.test(cl)) return new BadRequestError(`invalid Content-Length: ${cl}`);
-      const n = cl.length > 15 ? Infinity : Number(cl);
+      const n = contentLength(cl);
+      if (Number.isNaN(n)) return new BadRequestError(`invalid Content-Length: ${cl}`);
       if (n > this.limits.maxBodyBytes) return new ContentTooLargeError(n, this.limits.maxBodyBytes);
       if (n > 0) {
         this.begin(request, State.Body);
-        this.reserve(n);
+        const refused = this.reserve(n);
+        if (refused !== null) return refused;
         this.remaining = n;
         return true;
       }
@@ -320,13 +313,34 @@ export class HttpParser {
     this.bodyBytes = 0;
   }
 
-  /** Makes room for `n` more body bytes: exactly, or by doubling (up to maxBodyBytes) for chunks. */
-  private reserve(n: number): void {
+  /**
+   * Makes room for `n` more body bytes: exactly, or by doubling (up to maxBodyBytes) for chunks,
+   * taking the growth from the budget. Returns the 503 when the budget has no room even for `n`.
+   */
+  private reserve(n: number): HttpError | null {
     const needed = this.bodyBytes + n;
-    if (needed <= this.body.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(2 * this.body.length, this.limits.maxBodyBytes)));
+    if (needed <= this.body.length) return null;
+    let size = Math.max(needed, Math.min(2 * this.body.length, this.limits.maxBodyBytes));
+    const budget = this.budget;
+    if (budget !== null) {
+      if (!budget.take(size - this.held)) {
+        if (size === needed || !budget.take(needed - this.held)) return new BodyBudgetError(n, budget.limitBytes);
+        size = needed;
+      }
+      this.held = size;
+    }
+    const grown = Buffer.allocUnsafe(size);
     this.body.copy(grown, 0, 0, this.bodyBytes);
     this.body = grown;
+    return null;
+  }
+
+  /** Lets go of the body buffer and gives its room back to the budget. */
+  private dropBody(): void {
+    this.body = kNoBody;
+    if (this.held === 0) return;
+    this.budget!.give(this.held);
+    this.held = 0;
   }
 
   private finish(out: HttpRequest[]): void {
@@ -334,7 +348,7 @@ export class HttpParser {
     if (this.bodyBytes > 0) request.body = this.body.length === this.bodyBytes ? this.body : this.body.subarray(0, this.bodyBytes);
     out.push(request);
     this.current = null;
-    this.body = kNoBody;
+    this.dropBody();
     this.state = State.Head;
   }
 
@@ -374,15 +388,16 @@ export class HttpParser {
     for (; p < end; p++) if (!isValueByte(buf[p]!)) return new BadRequestError('invalid byte in a chunk extension');
     const total = this.bodyBytes + size;
     if (total > this.limits.maxBodyBytes) return new ContentTooLargeError(total, this.limits.maxBodyBytes);
-    this.pos = lf + 1;
     if (size === 0) {
       this.state = State.Trailers;
       this.trailerBytes = 0;
     } else {
+      const refused = this.reserve(size);
+      if (refused !== null) return refused;
       this.state = State.ChunkData;
-      this.reserve(size);
       this.remaining = size;
     }
+    this.pos = lf + 1;
     return true;
   }
 
@@ -414,6 +429,34 @@ export class HttpParser {
       if (name instanceof HttpError) return name;
     }
   }
+}
+
+/**
+ * A Content-Length value as a number: leading zeros are allowed (RFC 9110 §8.6), a value of more
+ * than 15 significant digits is Infinity (which no body limit allows), and anything but digits is
+ * NaN.
+ */
+function contentLength(value: string): number {
+  if (!/^\d+$/.test(value)) return NaN;
+  let zeros = 0;
+  while (zeros < value.length - 1 && value.charCodeAt(zeros) === 0x30) zeros++;
+  return value.length - zeros > 15 ? Infinity : Number(value);
+}
+
+/**
+ * The 400 for the first bad line end in buf[from, end of buf) of a head still arriving: an LF
+ * without a CR before it, or a CR followed by a byte other than LF (a CR in the last byte may
+ * still get its LF). Null if none. The head's first byte is neither CR nor LF (they are skipped
+ * before a request line), so every LF found has a byte of the head before it.
+ */
+function badLineEnd(buf: Buffer, from: number): HttpError | null {
+  for (let i = buf.indexOf(LF, from); i >= 0; i = buf.indexOf(LF, i + 1)) {
+    if (buf[i - 1] !== CR) return new BadRequestError('a line ends in a bare LF');
+  }
+  for (let i = buf.indexOf(CR, from); i >= 0 && i + 1 < buf.length; i = buf.indexOf(CR, i + 1)) {
+    if (buf[i + 1] !== LF) return new BadRequestError('a CR not followed by LF');
+  }
+  return null;
 }
 
 /**
