@@ -169,6 +169,7 @@ static int queue_append(gev_conn *c, const struct iovec *iov, int iovcnt, size_t
   if (n > SIZE_MAX - sizeof(gev_chunk)) return -ENOMEM;
   gev_chunk *ch = malloc(sizeof *ch + n);
   if (ch == NULL) return -ENOMEM;
+  if (n >= GEV_HUGE_COPY) sys_advise_huge(ch->data, n);
   ch->next = NULL;
   ch->off = 0;
   ch->len = n;

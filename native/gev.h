@@ -83,6 +83,9 @@ enum gev_op {
 #define GEV_PENDING_SPARE 16u     /* pending slots kept for one event's END/WAKE/ACCEPT_ERROR (loop.c) */
 #define GEV_PENDING_INIT 64u      /* pending slots allocated when the loop opens */
 #define GEV_ACCEPT_BACKOFF_MS 100 /* a listener parked after an accept error retries this late */
+/* A queue copy this large asks for huge pages (sys_advise_huge). It is glibc's largest mmap
+ * threshold, so the block is always a mapping of its own, unmapped on free with its advice. */
+#define GEV_HUGE_COPY (32u << 20)
 
 /* epoll_data.u64 tags: high 32 bits say what the low 32 bits name. */
 #define GEV_TAG_CONN 1ull
@@ -211,6 +214,7 @@ int sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag);
 ssize_t sys_sendv(int fd, const struct iovec *iov, int iovcnt);
 int sys_timer_arm(int tfd, uint32_t ms);
 void sys_close(int fd);
+void sys_advise_huge(void *p, size_t len);
 void gev_addr_encode(uint32_t *slots8, const struct sockaddr *sa, socklen_t len);
 socklen_t gev_addr_decode(const uint32_t *slots8, struct sockaddr_storage *ss);
 int gev_addr_parse(int family, const char *host, int port, struct sockaddr_storage *ss, socklen_t *len);

@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -52,6 +53,15 @@ int sys_timer_arm(int tfd, uint32_t ms) {
   its.it_value.tv_sec = ms / 1000u;
   its.it_value.tv_nsec = (long)(ms % 1000u) * 1000000L;
   return timerfd_settime(tfd, 0, &its, NULL) == 0 ? 0 : -errno;
+}
+
+/* Asks for transparent huge pages over the whole pages inside [p, p + len), so that filling a large
+ * fresh buffer takes a page fault per 2 MiB instead of per 4 KiB. Advice only: errors are ignored. */
+void sys_advise_huge(void *p, size_t len) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t from = ((uintptr_t)p + page - 1u) & ~(page - 1u);
+  uintptr_t to = ((uintptr_t)p + len) & ~(page - 1u);
+  if (to > from) (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
 /* close(2) that is not retried on EINTR: on Linux the fd is released either way. */
