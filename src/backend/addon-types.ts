@@ -111,7 +111,7 @@ export const enum NoMemory {
 export const enum Op {
   /** [id, offset, length] */
   Write = 1,
-  /** [id, ext index, length] */
+  /** [id, ext index, length]: length is a u32, so a larger write takes several commands */
   WriteExt = 2,
   /** [id, flush] */
   Close = 3,
@@ -121,7 +121,7 @@ export const enum Op {
   KeepAlive = 5,
   /** [listener slot, offset, length] + address */
   SendTo = 6,
-  /** [listener slot, ext index, length] + address */
+  /** [listener slot, ext index, length] + address; no datagram reaches the u32 limit */
   SendToExt = 7,
   /** [id, paused]: 1 drops read interest (no DATA/END until 0 restores it); errors still close */
   PauseReading = 8,

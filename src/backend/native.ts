@@ -45,6 +45,13 @@ const kByteLoopMaxBytes = 32;
 const kMaxExtBuffers = 1024;
 /** Default receive slot per datagram; a datagram larger than its slot is dropped as truncated. */
 const kUdpSlotBytes = 65536;
+/**
+ * The most bytes one write command carries. A command's length is a u32, so a larger write goes
+ * as several by-reference commands in a row, which C joins into one sendmsg run, in order.
+ */
+const kMaxWriteCommandBytes = 2 ** 31;
+/** The largest u32: a datagram length past it is clamped, never wrapped (the kernel refuses both). */
+const kMaxU32 = 0xffff_ffff;
 const kENOMEM = osConstants.errno.ENOMEM;
 
 const kOutBytesStart = (kHeaderU32 + kOutCommandSlots * kSlotU32) * 4;
@@ -318,6 +325,12 @@ export class NativeBackend implements Backend {
   write(id: number, data: Uint8Array): void {
     const len = data.length;
     if (len === 0 || this.kClosed) return;
+    if (len > kMaxWriteCommandBytes) {
+      for (let at = 0; at < len; at += kMaxWriteCommandBytes) {
+        this.write(id, data.subarray(at, Math.min(len, at + kMaxWriteCommandBytes)));
+      }
+      return;
+    }
     const o32 = this.kOut32;
     const cmds = this.reserve(1, len);
     const at = kHeaderU32 + cmds * kSlotU32;
@@ -396,7 +409,7 @@ export class NativeBackend implements Backend {
       o32[at + 2] = this.kExt.push(data) - 1;
     }
     o32[at + 1] = info.slot;
-    o32[at + 3] = len;
+    o32[at + 3] = Math.min(len, kMaxU32);
     o32.set(peer.encoded, at + 4);
     o32[0] = cmds + 3;
   }
