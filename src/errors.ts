@@ -38,8 +38,8 @@ export class ListenError extends GeventError {
 
 /** An argument of the wrong type or out of range. */
 export class InvalidArgumentError extends GeventError {
-  constructor(what: string, value: unknown, expected: string) {
-    super('ERR_GEVENT_INVALID_ARGUMENT', `${what} must be ${expected}, got ${describe(value)}`);
+  constructor(what: string, value: unknown, expected: string, options?: { cause?: unknown }) {
+    super('ERR_GEVENT_INVALID_ARGUMENT', `${what} must be ${expected}, got ${safeDescribe(value)}`, options);
   }
 }
 

@@ -23,11 +23,25 @@ export enum LoadBalance {
   LeastConnections = 2,
 }
 
-/** Bytes to write: a Uint8Array (Buffer included) or a string, written as UTF-8. */
-export type Output = Uint8Array | string;
+/**
+ * Bytes to write: a Uint8Array (Buffer included), any other view of an ArrayBuffer (a typed array
+ * or DataView: the bytes it covers) or an ArrayBuffer, or a string, written as UTF-8.
+ */
+export type Output = Uint8Array | ArrayBufferView | ArrayBuffer | string;
 
-/** What `data`, `closed` and `serving` may return: nothing, bytes, an Action, or both. */
-export type Reply = void | undefined | null | Output | Action | { out?: Output | null; action?: Action };
+/**
+ * What an async callback's promise may resolve to: nothing. The loop does not wait for it, so an
+ * async callback writes with `c.send()`/`c.write()`; its rejection closes the connection with a
+ * HandlerError (or reaches `onError` where there is no connection), and a resolved value other
+ * than nothing closes it with InvalidArgumentError rather than being dropped.
+ */
+export type AsyncReply = PromiseLike<void | undefined | null>;
+
+/**
+ * What `data`, `closed` and `serving` may return: nothing, bytes, an Action, or both; or, from an
+ * async callback, a promise of nothing (see AsyncReply).
+ */
+export type Reply = void | undefined | null | Output | Action | { out?: Output | null; action?: Action } | AsyncReply;
 
 /** Per-connection options `opened` may set. */
 export interface ConnOptions {
@@ -39,7 +53,7 @@ export interface ConnOptions {
 export type OpenedReply = Reply | { out?: Output | null; action?: Action; opts?: ConnOptions };
 
 /** What `tick` may return: nothing (tick again after the same delay), an Action, or `{ delay, action }`. */
-export type TickReply = void | undefined | null | Action | { delay?: number; action?: Action };
+export type TickReply = void | undefined | null | Action | { delay?: number; action?: Action } | AsyncReply;
 
 /** What `dropped` learns of a connection refused by `maxConnections`. */
 export interface DroppedConn {

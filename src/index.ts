@@ -21,6 +21,7 @@ export {
 export {
   Action,
   LoadBalance,
+  type AsyncReply,
   type ConnOptions,
   type DroppedConn,
   type Events,

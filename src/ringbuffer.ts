@@ -31,6 +31,12 @@ const kMinCapacityBytes = 64;
 const kByteLoopMaxBytes = 32;
 /** The most idle buffers ringBufferPool keeps. */
 const kPoolMaxBuffers = 1024;
+/**
+ * The most storage a pooled buffer keeps. A buffer that grew past it (a connection that held a
+ * large partial message) goes back to the pool with no storage at all, so a closed connection
+ * never keeps its peak in memory: the pool holds at most kPoolMaxBuffers × this.
+ */
+const kPoolKeepCapacityBytes = 4096;
 
 /** Storage of every buffer that holds none of its own, so an idle buffer costs no memory. */
 const kEmpty = new Uint8Array(0);
@@ -238,6 +244,15 @@ export class RingBuffer {
     return out;
   }
 
+  /** @internal For the pool: an empty buffer gives back storage above `maxBytes`, as if new. */
+  shrinkTo(maxBytes: number): void {
+    if (this.len === 0 && !this.borrowed && this.buf.length > maxBytes) {
+      this.buf = kEmpty;
+      this.r = 0;
+      this.vlen = 0;
+    }
+  }
+
   /**
    * For backends: makes `view` the buffer's readable content without copying it. The buffer must
    * be empty; any storage it owned is dropped. The caller keeps ownership of `view` and must call
@@ -377,6 +392,7 @@ export const ringBufferPool: RingBufferPool = {
     if (inPool.has(rb)) return;
     rb.reset();
     rb.release();
+    rb.shrinkTo(kPoolKeepCapacityBytes);
     if (freeList.length < kPoolMaxBuffers) {
       freeList.push(rb);
       inPool.add(rb);

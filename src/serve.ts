@@ -7,8 +7,8 @@ import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { runEngine } from './engine/engine.js';
-import { kHighWaterMarkBytes, kLingerMs } from './loop/tuning.js';
-import { BadAddressError, InvalidArgumentError } from './errors.js';
+import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes } from './loop/tuning.js';
+import { BadAddressError, errorText, InvalidArgumentError } from './errors.js';
 import { LoadBalance, type Events } from './events.js';
 
 /** The second argument of serve() in its long form. */
@@ -29,6 +29,12 @@ export interface ServeOptions {
   lowWaterMark?: number;
   /** Queued output past which a connection is closed with OutputLimitError (default Infinity). */
   maxOutputBytes?: number;
+  /**
+   * Unconsumed input per connection past which it is closed with InputLimitError
+   * (ERR_GEVENT_INPUT_LIMIT): the bound on a message a `data` handler waits for in full (default
+   * 64 MiB; Infinity lifts it).
+   */
+  maxInputBytes?: number;
   /** Open connections past which new ones are closed at once, firing `dropped` (default Infinity; split evenly over loops). */
   maxConnections?: number;
   /** Keep a connection writable after the peer's FIN and fire `end`, instead of closing it (default false). */
@@ -41,6 +47,15 @@ export interface ServeOptions {
    * right after the output is written, which lets unread input turn the close into a RST.
    */
   linger?: number;
+}
+
+/**
+ * The most loops a server runs: each is a worker thread with a V8 heap of its own (about 10 MiB
+ * before it serves anything), and loops beyond a few per core only add switching. 16 per CPU,
+ * and never more than 1024, whatever the machine.
+ */
+export function maxLoops(): number {
+  return Math.min(1024, 16 * availableParallelism());
 }
 
 /** The longest delay a timer takes (setTimeout's limit, about 24.8 days). */
@@ -89,26 +104,31 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
   const lowWaterMark = numberOption('lowWaterMark', o.lowWaterMark, Math.floor(highWaterMark / 4), 0, false);
   if (lowWaterMark > highWaterMark) throw new InvalidArgumentError('options.lowWaterMark', lowWaterMark, `at most highWaterMark (${highWaterMark})`);
   const maxOutputBytes = numberOption('maxOutputBytes', o.maxOutputBytes, Infinity, 1, true);
+  const maxInputBytes = numberOption('maxInputBytes', o.maxInputBytes, kMaxInputBytes, 1, true);
   const maxConnections = numberOption('maxConnections', o.maxConnections, Infinity, 1, true);
   const graceMs = numberOption('grace', o.grace, 0, 0, false);
   const lingerMs = numberOption('linger', o.linger, kLingerMs, 0, false);
   if (lingerMs > kMaxTimerMs) throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
   const allowHalfOpen = o.allowHalfOpen ?? false;
   if (typeof allowHalfOpen !== 'boolean') throw new InvalidArgumentError('options.allowHalfOpen', allowHalfOpen, 'a boolean');
-  const numLoops = events.numLoops ?? 0;
+  const numLoops = readEvent(events, 'numLoops') ?? 0;
   if (!Number.isInteger(numLoops)) throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
-  const loadBalance = events.loadBalance ?? LoadBalance.Random;
+  const loopCap = maxLoops();
+  if (numLoops > loopCap) {
+    throw new InvalidArgumentError('events.numLoops', numLoops, `at most ${loopCap} (16 per CPU, 1024 at most), or negative for one loop per CPU`);
+  }
+  const loadBalance = readEvent(events, 'loadBalance') ?? LoadBalance.Random;
   if (loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
     throw new InvalidArgumentError('events.loadBalance', loadBalance, 'LoadBalance.Random, RoundRobin or LeastConnections');
   }
   for (const name of ['serving', 'opened', 'closed', 'preWrite', 'data', 'tick', 'end', 'drained', 'dropped'] as const) {
-    const fn = events[name];
+    const fn = readEvent(events, name);
     if (fn !== undefined && typeof fn !== 'function') throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
   }
   if (addrs.length === 0) throw new BadAddressError('', 'serve() needs at least one address');
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
   return runEngine(events, {
-    tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxConnections, allowHalfOpen, lingerMs },
+    tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxInputBytes, maxConnections, allowHalfOpen, lingerMs },
     graceMs,
     backend,
     tcpNoDelay,
@@ -118,6 +138,15 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
     signal: o.signal,
     onError: o.onError ?? defaultOnError,
   }, specs);
+}
+
+/** Reads one member of the events object; a getter (or Proxy trap) that throws is refused, naming the member. */
+function readEvent<K extends keyof Events>(events: Events, name: K): Events[K] {
+  try {
+    return events[name];
+  } catch (err) {
+    throw new InvalidArgumentError(`events.${name}`, err, `a readable property (reading it threw: ${errorText(err)})`, { cause: err });
+  }
 }
 
 /** A module specifier as an absolute URL: URLs and file: strings as they are, paths from the cwd. */

@@ -8,7 +8,7 @@ import type { Backend } from '../backend/backend.js';
 import { HandlerError } from '../errors.js';
 import { Action, type Events, type Server } from '../events.js';
 import { Loop, type LoopOptions } from '../loop/loop.js';
-import { parseReply } from '../loop/reply.js';
+import { asHandlerError, checkSettledValue, isThenable, parseReply } from '../loop/reply.js';
 import { Ticker } from './ticker.js';
 
 export type HostOptions = LoopOptions;
@@ -49,12 +49,24 @@ export class LoopHost {
       return false;
     }
     try {
-      if (parseReply('serving', r).action === Action.Shutdown) {
+      if (isThenable(r)) {
+        // An async serving: the server starts now; a rejection (or a value) shuts it down.
+        Promise.resolve(r).then(
+          (v) => {
+            try {
+              checkSettledValue('serving', v);
+            } catch (err) {
+              this.#requestShutdown(err as Error);
+            }
+          },
+          (err: unknown) => this.#requestShutdown(new HandlerError('serving', err)),
+        );
+      } else if (parseReply('serving', r).action === Action.Shutdown) {
         this.#requestShutdown();
         return false;
       }
     } catch (err) {
-      this.#requestShutdown(err as Error);
+      this.#requestShutdown(asHandlerError('serving', err));
       return false;
     }
     this.loop.start();

@@ -3,7 +3,7 @@
  */
 import { HandlerError, InvalidArgumentError } from '../errors.js';
 import { Action, type Events } from '../events.js';
-import { checkAction } from '../loop/reply.js';
+import { asHandlerError, checkAction, checkSettledValue, isThenable } from '../loop/reply.js';
 
 /** The delay before the next tick when `tick` returns no delay and none was returned before. */
 export const kDefaultTickDelayMs = 1000;
@@ -36,21 +36,23 @@ export class Ticker {
     if (this.#stopped) return;
     let action = Action.None;
     try {
-      const r = this.#events.tick!();
-      if (typeof r === 'number') action = checkAction('tick', r);
+      const r: unknown = this.#events.tick!();
+      if (isThenable(r)) this.#settle(r);
+      else if (typeof r === 'number') action = checkAction('tick', r);
       else if (r !== null && typeof r === 'object') {
-        if (r.delay !== undefined) {
-          if (typeof r.delay !== 'number' || !Number.isFinite(r.delay) || r.delay < 0) {
-            throw new InvalidArgumentError('the delay returned by tick', r.delay, 'a finite number of milliseconds >= 0');
+        const { delay, action: a } = r as { delay?: unknown; action?: unknown };
+        if (delay !== undefined) {
+          if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
+            throw new InvalidArgumentError('the delay returned by tick', delay, 'a finite number of milliseconds >= 0');
           }
-          this.#delayMs = r.delay;
+          this.#delayMs = delay;
         }
-        action = checkAction('tick', r.action);
+        action = checkAction('tick', a);
       } else if (r !== undefined && r !== null) {
         throw new InvalidArgumentError('the value returned by tick', r, 'nothing, an Action or { delay, action }');
       }
     } catch (err) {
-      this.#requestShutdown(err instanceof InvalidArgumentError ? err : new HandlerError('tick', err));
+      this.#requestShutdown(asHandlerError('tick', err));
       return;
     }
     if (action === Action.Shutdown) {
@@ -58,5 +60,19 @@ export class Ticker {
       return;
     }
     if (!this.#stopped) this.#timer = setTimeout(() => this.#run(), this.#delayMs);
+  }
+
+  /** An async tick: the next one comes after the same delay; a rejection, or a value, shuts the server down as a throw would. */
+  #settle(p: PromiseLike<unknown>): void {
+    Promise.resolve(p).then(
+      (v) => {
+        try {
+          checkSettledValue('tick', v);
+        } catch (err) {
+          this.#requestShutdown(err as Error);
+        }
+      },
+      (err: unknown) => this.#requestShutdown(new HandlerError('tick', err)),
+    );
   }
 }

@@ -16,15 +16,18 @@
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
-import { HandlerError, IdleTimeoutError, InvalidArgumentError, OutputLimitError } from '../errors.js';
-import { Action, type Events, type Output } from '../events.js';
+import { HandlerError, IdleTimeoutError, InputLimitError, InvalidArgumentError, NoMemoryError, OutputLimitError } from '../errors.js';
+import { Action, type ConnOptions, type Events, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { Conn, ConnState, DatagramConn } from './conn.js';
-import { parseReply, toBytes } from './reply.js';
+import { asHandlerError, checkSettledValue, isThenable, parseReply, toBytes } from './reply.js';
 import { LoopTimers } from './timers.js';
-import { kHighWaterMarkBytes, kLingerMs, type LoopTuning } from './tuning.js';
+import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes, type LoopTuning } from './tuning.js';
+
+/** The connection callbacks whose results the loop applies to their connection. */
+type ConnHandler = 'opened' | 'data' | 'end' | 'drained';
 
 export interface LoopOptions extends LoopTuning {
   /** Receives errors that have no connection or caller to go to (a throwing `closed`, say). */
@@ -46,6 +49,7 @@ export class Loop implements BackendHandler {
   readonly #highWater: number;
   readonly #lowWater: number;
   readonly #maxOutput: number;
+  readonly #maxInput: number;
   readonly #maxConns: number;
   readonly #halfOpen: boolean;
   #listenerAddrs: Addr[] = [];
@@ -67,6 +71,7 @@ export class Loop implements BackendHandler {
     this.#highWater = opts.highWaterMark ?? kHighWaterMarkBytes;
     this.#lowWater = opts.lowWaterMark ?? Math.floor(this.#highWater / 4);
     this.#maxOutput = opts.maxOutputBytes ?? Infinity;
+    this.#maxInput = opts.maxInputBytes ?? kMaxInputBytes;
     this.#maxConns = opts.maxConnections ?? Infinity;
     this.#halfOpen = opts.allowHalfOpen ?? false;
     const lingerMs = opts.lingerMs ?? kLingerMs;
@@ -123,16 +128,14 @@ export class Loop implements BackendHandler {
 
   onData(id: number, bytes: Uint8Array): void {
     const c = this.#conns.get(id);
-    if (c === undefined || c.state !== ConnState.Open) {
-      if (c?.state === ConnState.Pending) c.input.write(bytes);
+    if (c === undefined) return;
+    if (c.state !== ConnState.Open) {
+      if (c.state === ConnState.Pending) this.#keepInput(c, bytes);
       return;
     }
     this.#inBatch = true;
     if (c.idleTimer !== null) c.lastActiveMs = performance.now();
-    const input = c.input;
-    if (input.length === 0) input.borrow(bytes);
-    else input.write(bytes);
-    this.#runData(c);
+    if (this.#keepInput(c, bytes)) this.#runData(c);
   }
 
   onEnd(id: number): void {
@@ -160,8 +163,7 @@ export class Loop implements BackendHandler {
       this.#closer.close(c);
       return;
     }
-    const end = this.events.end;
-    if (end) this.#reply(c, 'end', () => end.call(this.events, c));
+    this.#callback(c, 'end');
   }
 
   onClose(id: number, err: Error | null): void {
@@ -174,29 +176,37 @@ export class Loop implements BackendHandler {
     this.#timers.disarmIdle(c);
     if (this.#closer.onClosed(c)) err = null;
     ringBufferPool.put(c.input);
-    const closed = this.events.closed;
-    if (!seen || !closed) return;
+    if (!seen) return;
     try {
-      const p = parseReply('closed', closed.call(this.events, c, c.closeError ?? err));
-      if (p.action === Action.Shutdown) this.#opts.requestShutdown();
+      const closed = this.events.closed;
+      if (!closed) return;
+      const r = closed.call(this.events, c, c.closeError ?? err);
+      if (isThenable(r)) this.#settleDetached('closed', r);
+      else if (parseReply('closed', r).action === Action.Shutdown) this.#opts.requestShutdown();
     } catch (e) {
-      this.#opts.onError(new HandlerError('closed', e));
+      this.#opts.onError(asHandlerError('closed', e));
     }
   }
 
   onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void {
-    const data = this.events.data;
-    if (!data || this.#stopping) return;
+    if (this.#stopping) return;
     this.#inBatch = true;
     const input = this.#datagramInput;
     input.borrow(bytes);
-    const c = new DatagramConn(this, listener, this.#listenerAddrs[listener]!, peer, input);
     try {
-      const p = parseReply('data', data.call(this.events, c, input));
+      const data = this.events.data;
+      if (!data) return;
+      const c = new DatagramConn(this, listener, this.#listenerAddrs[listener]!, peer, input);
+      const r = data.call(this.events, c, input);
+      if (isThenable(r)) {
+        this.#settleDetached('data', r);
+        return;
+      }
+      const p = parseReply('data', r);
       if (p.out) this.sendDatagram(c, p.out);
       if (p.action === Action.Shutdown) this.#opts.requestShutdown();
     } catch (err) {
-      this.#opts.onError(new HandlerError('data', err));
+      this.#opts.onError(asHandlerError('data', err));
     } finally {
       input.reset();
       input.release();
@@ -229,8 +239,7 @@ export class Loop implements BackendHandler {
       }
       if (c.needDrain && c.unflushed === 0) {
         c.needDrain = false;
-        const drained = this.events.drained;
-        if (drained && c.state === ConnState.Open) this.#reply(c, 'drained', () => drained.call(this.events, c));
+        if (c.state === ConnState.Open) this.#callback(c, 'drained');
       }
     }
   }
@@ -372,89 +381,186 @@ export class Loop implements BackendHandler {
 
   #open(c: Conn): void {
     if (!this.#stopping) this.#timers.armIdle(c);
-    const opened = this.events.opened;
-    if (!opened) return;
-    let r: unknown;
-    try {
-      r = opened.call(this.events, c);
-    } catch (err) {
-      this.#fail(c, new HandlerError('opened', err));
-      return;
-    }
-    try {
-      const p = parseReply('opened', r);
-      if (p.opts?.tcpKeepAlive !== undefined) {
-        const ms = p.opts.tcpKeepAlive;
-        if (typeof ms !== 'number' || !(ms >= 0)) throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
-        this.backend.setKeepAlive(c.id, ms);
-      }
-      if (p.out) this.#write(c, p.out);
-      if (p.action !== Action.None) this.#act(c, p.action);
-    } catch (err) {
-      this.#fail(c, err as Error);
-    }
+    this.#callback(c, 'opened');
   }
 
   /** Closes a connection accepted past maxConnections, before `opened`, and reports it; at once, as there is no reply to protect. */
   #drop(c: Conn): void {
     c.dropped = true;
     this.#closer.closeNow(c);
-    const dropped = this.events.dropped;
-    if (!dropped) return;
     try {
-      dropped.call(this.events, { addrIndex: c.addrIndex, localAddr: c.localAddr, remoteAddr: c.remoteAddr });
+      const dropped = this.events.dropped;
+      if (!dropped) return;
+      const r: unknown = dropped.call(this.events, { addrIndex: c.addrIndex, localAddr: c.localAddr, remoteAddr: c.remoteAddr });
+      if (isThenable(r)) this.#settleDetached('dropped', r);
     } catch (err) {
-      this.#opts.onError(new HandlerError('dropped', err));
+      this.#opts.onError(asHandlerError('dropped', err));
     }
   }
 
   #runData(c: Conn): void {
-    const data = this.events.data;
     const input = c.input;
-    if (!data) {
-      input.retrieveAll();
-      input.release();
-      return;
-    }
     let r: unknown;
     try {
-      r = data.call(this.events, c, input);
+      const data = this.events.data;
+      if (data) r = data.call(this.events, c, input);
+      else input.retrieveAll();
     } catch (err) {
-      input.release();
+      this.#releaseInput(c);
       this.#fail(c, new HandlerError('data', err));
       return;
     }
-    input.release();
-    if (r === undefined || r === null) return;
-    if (r instanceof Uint8Array) {
-      this.#write(c, r);
-      return;
-    }
-    try {
-      const p = parseReply('data', r);
-      if (p.out) this.#write(c, p.out);
-      if (p.action !== Action.None) this.#act(c, p.action);
-    } catch (err) {
-      this.#fail(c, err as Error);
-    }
+    if (!this.#releaseInput(c)) return;
+    if (r !== undefined && r !== null) this.#apply(c, 'data', r);
   }
 
-  /** Runs a connection callback other than data/opened and applies its reply. */
-  #reply(c: Conn, handler: string, call: () => unknown): void {
+  /** Runs connection callback `handler` (other than data) and applies its result. */
+  #callback(c: Conn, handler: ConnHandler): void {
     let r: unknown;
     try {
-      r = call();
+      const fn = this.events[handler] as ((c: Conn) => unknown) | undefined;
+      if (!fn) return;
+      r = fn.call(this.events, c);
     } catch (err) {
       this.#fail(c, new HandlerError(handler, err));
       return;
     }
+    if (r !== undefined && r !== null) this.#apply(c, handler, r);
+  }
+
+  /**
+   * The one path for what a connection callback returned: bytes and `{ out, action, opts }` are
+   * applied; a Promise (an async handler) is settled apart; anything else, and any getter of the
+   * result that throws, closes the connection with the error as `closed`'s argument.
+   */
+  #apply(c: Conn, handler: ConnHandler, r: unknown): void {
     try {
+      if (r instanceof Uint8Array) {
+        this.#write(c, r);
+        return;
+      }
+      if (isThenable(r)) {
+        this.#settle(c, handler, r);
+        return;
+      }
       const p = parseReply(handler, r);
+      if (p.opts !== null) this.#applyOpts(c, handler, p.opts);
       if (p.out) this.#write(c, p.out);
       if (p.action !== Action.None) this.#act(c, p.action);
     } catch (err) {
-      this.#fail(c, err as Error);
+      this.#fail(c, asHandlerError(handler, err));
     }
+  }
+
+  /** `opts` returned by `opened` (ignored from other callbacks, as their reply types have none). */
+  #applyOpts(c: Conn, handler: ConnHandler, opts: ConnOptions): void {
+    if (handler !== 'opened' || opts.tcpKeepAlive === undefined) return;
+    const ms = opts.tcpKeepAlive;
+    if (typeof ms !== 'number' || !(ms >= 0)) throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
+    this.backend.setKeepAlive(c.id, ms);
+  }
+
+  /**
+   * An async connection callback's promise: the loop does not wait for it. A rejection closes the
+   * connection with a HandlerError (or goes to onError once it has closed); a resolved value other
+   * than nothing is an error too, since it would be a reply that is never written.
+   */
+  #settle(c: Conn, handler: ConnHandler, p: PromiseLike<unknown>): void {
+    const failLater = (err: Error): void => {
+      if (c.state !== ConnState.Open) {
+        this.#opts.onError(err);
+        return;
+      }
+      this.#outsideBatch(() => this.#fail(c, err));
+    };
+    Promise.resolve(p).then(
+      (v) => {
+        try {
+          checkSettledValue(handler, v);
+        } catch (err) {
+          failLater(err as Error);
+        }
+      },
+      (err: unknown) => failLater(new HandlerError(handler, err)),
+    );
+  }
+
+  /** A promise returned by a callback with no connection to close (closed, dropped, UDP data): failures go to onError. */
+  #settleDetached(handler: string, p: PromiseLike<unknown>): void {
+    Promise.resolve(p).then(
+      (v) => {
+        try {
+          checkSettledValue(handler, v);
+        } catch (err) {
+          this.#opts.onError(err as Error);
+        }
+      },
+      (err: unknown) => this.#opts.onError(new HandlerError(handler, err)),
+    );
+  }
+
+  /** Runs `fn` as a batch of its own when called from outside one, so that its writes and closes are flushed. */
+  #outsideBatch(fn: () => void): void {
+    if (this.#inBatch) {
+      fn();
+      return;
+    }
+    this.#inBatch = true;
+    try {
+      fn();
+    } finally {
+      this.onBatchEnd();
+    }
+  }
+
+  /**
+   * Adds received bytes to a connection's input (lent without a copy when it is empty). Returns
+   * false, having closed the connection, when they would take it past maxInputBytes or its buffer
+   * cannot grow.
+   */
+  #keepInput(c: Conn, bytes: Uint8Array): boolean {
+    const input = c.input;
+    const total = input.length + bytes.length;
+    if (total > this.#maxInput) {
+      c.closeError ??= new InputLimitError(this.#maxInput, total);
+      this.#closeForInput(c);
+      return false;
+    }
+    try {
+      if (input.length === 0) input.borrow(bytes);
+      else input.write(bytes);
+      return true;
+    } catch (err) {
+      c.closeError ??= new NoMemoryError('input buffer', { cause: err });
+      this.#closeForInput(c);
+      return false;
+    }
+  }
+
+  /**
+   * Ends a borrow of the received bytes once `data` has returned; what it left unconsumed is copied
+   * into the connection's own storage. Returns false, having closed the connection, when that
+   * storage cannot be allocated.
+   */
+  #releaseInput(c: Conn): boolean {
+    try {
+      c.input.release();
+      return true;
+    } catch (err) {
+      c.input.reset();
+      c.input.release();
+      c.closeError ??= new NoMemoryError('input buffer', { cause: err });
+      this.#closeForInput(c);
+      return false;
+    }
+  }
+
+  /** Closes a connection whose input cannot be kept: its unread input dropped, its replies written (lingering). */
+  #closeForInput(c: Conn): void {
+    c.input.reset();
+    c.input.release();
+    if (c.state === ConnState.Pending) this.#closer.closeNow(c);
+    else this.#fail(c, c.closeError!);
   }
 
   #write(c: Conn, bytes: Uint8Array): void {

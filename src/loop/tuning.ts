@@ -13,6 +13,8 @@ export interface LoopTuning {
   readonly lowWaterMark?: number;
   /** Queued output past which the connection closes with OutputLimitError (default Infinity). */
   readonly maxOutputBytes?: number;
+  /** Unconsumed input past which a connection closes with InputLimitError (default kMaxInputBytes). */
+  readonly maxInputBytes?: number;
   /** Open connections past which new ones are dropped (default Infinity). */
   readonly maxConnections?: number;
   /** Keep a connection writable after the peer's FIN, and fire `end` (default false). */
@@ -22,6 +24,16 @@ export interface LoopTuning {
 }
 
 export const kHighWaterMarkBytes = 64 * 1024;
+
+/**
+ * The default bound on a connection's unconsumed input. A handler that waits for a whole message
+ * keeps it in the connection's RingBuffer, so this is the largest message a server takes unless
+ * told otherwise. 64 MiB is above what the usual protocols accept by default (node:http's 16 KiB
+ * head, nginx's 1 MiB body, ws's 100 MiB payload being the outlier) and keeps one peer sending a
+ * frame that never completes far from the typed-array limit that used to end the process; a
+ * server that takes larger messages raises it, or sets Infinity.
+ */
+export const kMaxInputBytes = 64 * 1024 * 1024;
 
 /**
  * The default linger deadline: Apache's lingering close gives up after 2 s without input
