@@ -125,7 +125,7 @@ export async function rawExchange(port: number, text: string | Buffer): Promise<
   return { how, responses: parseResponses(data).responses };
 }
 
-/** A keep-alive raw connection: send requests, collect exactly `n` responses. */
+/** A keep-alive raw connection: send requests, collect exactly `n` responses (rejects if the connection ends first). */
 export async function rawRequests(s: Socket, text: string, n: number): Promise<RawResponse[]> {
   let buf: Buffer = Buffer.alloc(0);
   const got: RawResponse[] = [];
@@ -135,13 +135,26 @@ export async function rawRequests(s: Socket, text: string, n: number): Promise<R
       buf = rest;
       got.push(...responses);
       if (got.length >= n) {
-        s.off('data', onData);
-        s.off('error', reject);
+        cleanup();
         resolve(got);
       }
     };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new Error(`the server closed the connection after ${got.length} of ${n} responses`));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = (): void => {
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.off('error', onError);
+    };
     s.on('data', onData);
-    s.once('error', reject);
+    s.once('end', onEnd);
+    s.once('error', onError);
     s.write(text);
   });
 }
