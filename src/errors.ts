@@ -173,6 +173,22 @@ export class OutputLimitError extends GeventError {
   }
 }
 
+/**
+ * A shutdown closed a connection before its queued output was written: at the `grace` deadline,
+ * or at once when there was no grace.
+ */
+export class ShutdownError extends GeventError {
+  /** The grace period the shutdown gave, in ms (0 for none). */
+  readonly graceMs: number;
+  /** Output dropped, as the loop last knew it (the backend's last report of what it held). */
+  readonly droppedBytes: number;
+  constructor(graceMs: number, droppedBytes: number) {
+    super('ERR_GEVENT_SHUTDOWN', `server shut down ${graceMs > 0 ? `at its ${graceMs} ms grace deadline` : 'without a grace period'} with ${droppedBytes} bytes of output not written`);
+    this.graceMs = graceMs;
+    this.droppedBytes = droppedBytes;
+  }
+}
+
 /** accept() failed on a listener (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the listener goes on. */
 export class AcceptError extends GeventError {
   readonly errno: string;

@@ -16,6 +16,7 @@ export {
   ListenError,
   NoMemoryError,
   OutputLimitError,
+  ShutdownError,
   WorkerError,
 } from './errors.js';
 export {
