@@ -62,14 +62,82 @@ export interface DroppedConn {
   readonly remoteAddr: Addr;
 }
 
-/** The running server, as `serving` sees it. */
+/** One loop's share of Server.stats(). */
+export interface LoopStats {
+  /** Connections open on this loop now. */
+  readonly connections: number;
+  /** Connections this loop has taken, including those dropped past maxConnections. */
+  readonly accepted: number;
+  /** Bytes received on this loop's stream connections. */
+  readonly bytesRead: number;
+  /** Bytes of this loop's stream output that the kernel took. */
+  readonly bytesWritten: number;
+}
+
+/** What Server.stats() returns: totals over every loop, and each loop's share. */
+export interface ServerStats {
+  /** Connections open now. */
+  readonly connections: number;
+  /** Connections taken since the server started (accepted, including those dropped). */
+  readonly accepted: number;
+  /** Connections closed since the server started (dropped ones included). */
+  readonly closed: number;
+  /** Connections refused past maxConnections. */
+  readonly dropped: number;
+  /** Bytes received on stream connections. */
+  readonly bytesRead: number;
+  /** Bytes of stream output that the kernel took. */
+  readonly bytesWritten: number;
+  /** accept() failures (each also reported to onError, at most once a second). */
+  readonly acceptErrors: number;
+  /** Per loop, by index. */
+  readonly loops: readonly LoopStats[];
+}
+
+/**
+ * A running server: what listen() resolves to and what `serving` receives. Its counts read
+ * memory the loops write as they go (shared memory across worker threads), so polling them is
+ * cheap: no message to any loop. Usable from the thread that called listen() and, for the object
+ * `serving` gets on a loop's thread, from that thread.
+ */
 export interface Server {
-  /** The bound addresses, in the order given to serve(); port 0 is replaced by the real port. */
+  /** The bound addresses, in the order given; port 0 is replaced by the real port. */
   readonly addrs: readonly Addr[];
   /** How many event loops serve connections. */
   readonly numLoops: number;
   /** Which backend runs the loops. */
   readonly backend: 'native' | 'portable';
+  /** Connections open now, across every loop. */
+  readonly connections: number;
+  /** Totals since the server started, and each loop's share; each total is at most one batch old. */
+  stats(): ServerStats;
+  /**
+   * Stops the server as Action.Shutdown does: with `grace` (ms; default the server's `grace`
+   * option) it stops accepting and gives connections that long to finish writing. Settles when
+   * every connection has closed and every loop has stopped; calling it again returns the same wait.
+   */
+  shutdown(opts?: { grace?: number }): Promise<void>;
+  /** Settles once the server has shut down: resolves, or rejects where serve() rejects. */
+  readonly closed: Promise<void>;
+  /**
+   * Sends `value` (anything structured-clonable) to every loop, this one included: each loop's
+   * `events.message(value)` runs with it, later, on that loop's thread. In order from one sender.
+   */
+  broadcast(value: unknown): void;
+  /** `await using server = await listen(...)`: shuts the server down (with its grace) at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** What `init` is given on each loop. */
+export interface LoopInit {
+  /** This loop's index, 0-based. */
+  readonly loopIndex: number;
+  /** How many loops the server runs. */
+  readonly numLoops: number;
+  /** ServeOptions.workerData, cloned for this loop (a SharedArrayBuffer in it is shared, not copied). */
+  readonly workerData: unknown;
+  /** Server.broadcast(), from this loop: `value` reaches every loop's `message`, this one's included. */
+  broadcast(value: unknown): void;
 }
 
 /** The callbacks and settings that make a server. Every member is optional. */
@@ -78,6 +146,12 @@ export interface Events {
   numLoops?: number;
   /** Which loop gets a new connection when there are several (default Random). */
   loadBalance?: LoadBalance;
+  /**
+   * Once on each loop, on its thread, before it serves any connection (on loop 0 before
+   * `serving`): where a loop on a worker thread gets ServeOptions.workerData and a way to
+   * broadcast. A returned promise is waited for; a throw or rejection fails listen() with HandlerError.
+   */
+  init?(loop: LoopInit): void | PromiseLike<void>;
   /** Once, when the server can accept. Return Action.Shutdown to stop at once. */
   serving?(server: Server): Reply;
   /** A connection opened. `out` is written to it first. */
@@ -103,4 +177,6 @@ export interface Events {
   data?(c: Conn, input: RingBuffer): Reply;
   /** Right after the server starts, then again after the returned delay (ms). Runs on loop 0. */
   tick?(): TickReply;
+  /** A value given to Server.broadcast() (on any loop, or by the listen() caller) arrived on this loop. */
+  message?(value: unknown): void;
 }

@@ -26,14 +26,17 @@ export {
   type ConnOptions,
   type DroppedConn,
   type Events,
+  type LoopInit,
+  type LoopStats,
   type OpenedReply,
   type Output,
   type Reply,
   type Server,
+  type ServerStats,
   type TickReply,
 } from './events.js';
 export { Conn, DatagramConn } from './loop/conn.js';
 export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js';
-export { serve, type ServeOptions } from './serve.js';
+export { listen, serve, type ServeOptions } from './serve.js';
 export type { BackendKind } from './backend/select.js';
 export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel.js';

@@ -6,10 +6,10 @@ import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
-import { runEngine } from './engine/engine.js';
+import { startEngine } from './engine/engine.js';
 import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes } from './loop/tuning.js';
 import { BadAddressError, errorText, InvalidArgumentError } from './errors.js';
-import { LoadBalance, type Events } from './events.js';
+import { LoadBalance, type Events, type Server } from './events.js';
 
 /** The second argument of serve() in its long form. */
 export interface ServeOptions {
@@ -47,7 +47,23 @@ export interface ServeOptions {
    * right after the output is written, which lets unread input turn the close into a RST.
    */
   linger?: number;
+  /**
+   * Any structured-clonable value, given to every loop's `init` (cloned for each; a
+   * SharedArrayBuffer in it is shared, not copied): shared state for a server on several loops.
+   */
+  workerData?: unknown;
 }
+
+/** Every key ServeOptions has: any other is refused, naming it (a misspelt option must not be ignored). */
+const kServeOptionKeys: ReadonlySet<string> = new Set([
+  'waitTimeout', 'backend', 'signal', 'tcpNoDelay', 'onError', 'highWaterMark', 'lowWaterMark', 'maxOutputBytes',
+  'maxInputBytes', 'maxConnections', 'allowHalfOpen', 'grace', 'linger', 'workerData',
+]);
+
+/** Every member an Events object may have. */
+const kEventKeys: ReadonlySet<string> = new Set([
+  'numLoops', 'loadBalance', 'init', 'serving', 'opened', 'data', 'closed', 'end', 'drained', 'dropped', 'preWrite', 'tick', 'message',
+]);
 
 /**
  * The most loops a server runs: each is a worker thread with a V8 heap of its own (about 10 MiB
@@ -71,15 +87,26 @@ function numberOption(name: string, value: unknown, dflt: number, min: number, i
 }
 
 /**
- * Serves `events` on every address until the server shuts down. The promise resolves once every
- * connection has closed and every loop has stopped; it rejects when an address is bad or cannot be
- * bound (the error names it), or when `serving` or `tick` throws.
+ * Serves `events` on every address until the server shuts down: listen(), then the server's
+ * `closed`. The promise resolves once every connection has closed and every loop has stopped; it
+ * rejects when an address is bad or cannot be bound (the error names it), or when `init`,
+ * `serving` or `tick` throws.
+ */
+export async function serve(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
+  const server = await listen(events, waitTimeout, ...addrs);
+  await server.closed;
+}
+
+/**
+ * Starts a server and resolves with its handle once every address is bound, every loop's `init`
+ * has run and `serving` has returned. Rejects as serve() does: a bad or unbindable address (the
+ * error names it), a bad option, `init` or `serving` throwing.
  *
  * `events` is an Events object, or the path or URL of a module whose default export is one. Several
  * loops (numLoops > 1) run on worker threads, which cannot receive functions: they need the module
  * form, and each loop imports the module for itself.
  */
-export async function serve(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
+export async function listen(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<Server> {
   let eventsModule: string | null = null;
   if (typeof events === 'string' || events instanceof URL) {
     eventsModule = moduleHref(events);
@@ -88,6 +115,19 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
   if (events === null || typeof events !== 'object') throw new InvalidArgumentError('events', events, 'an Events object, or a module path or URL');
   const o: ServeOptions = typeof waitTimeout === 'number' ? { waitTimeout } : waitTimeout ?? {};
   if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', waitTimeout, 'a number of milliseconds or a ServeOptions object');
+  for (const key of Object.keys(o)) {
+    if (!kServeOptionKeys.has(key)) throw new InvalidArgumentError(`options.${key}`, (o as Record<string, unknown>)[key], `a known option (${[...kServeOptionKeys].join(', ')}); ${JSON.stringify(key)} is none`);
+  }
+  checkEventKeys(events);
+  let workerData: unknown;
+  if (o.workerData !== undefined) {
+    try {
+      workerData = structuredClone(o.workerData);
+    } catch (err) {
+      throw new InvalidArgumentError('options.workerData', o.workerData, 'a structured-clonable value', { cause: err });
+    }
+    workerData = o.workerData;
+  }
   const waitTimeoutMs = o.waitTimeout ?? 0;
   if (typeof waitTimeoutMs !== 'number' || !Number.isFinite(waitTimeoutMs) || waitTimeoutMs < 0) {
     throw new InvalidArgumentError('waitTimeout', waitTimeoutMs, 'a finite number of milliseconds >= 0');
@@ -121,13 +161,13 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
   if (loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
     throw new InvalidArgumentError('events.loadBalance', loadBalance, 'LoadBalance.Random, RoundRobin or LeastConnections');
   }
-  for (const name of ['serving', 'opened', 'closed', 'preWrite', 'data', 'tick', 'end', 'drained', 'dropped'] as const) {
+  for (const name of ['init', 'serving', 'opened', 'closed', 'preWrite', 'data', 'tick', 'end', 'drained', 'dropped', 'message'] as const) {
     const fn = readEvent(events, name);
     if (fn !== undefined && typeof fn !== 'function') throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
   }
   if (addrs.length === 0) throw new BadAddressError('', 'serve() needs at least one address');
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
-  return runEngine(events, {
+  return startEngine(events, {
     tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxInputBytes, maxConnections, allowHalfOpen, lingerMs },
     graceMs,
     backend,
@@ -135,6 +175,7 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
     numLoops: numLoops < 0 ? availableParallelism() : Math.max(1, numLoops),
     loadBalance,
     eventsModule,
+    workerData,
     signal: o.signal,
     onError: o.onError ?? defaultOnError,
   }, specs);
@@ -146,6 +187,24 @@ function readEvent<K extends keyof Events>(events: Events, name: K): Events[K] {
     return events[name];
   } catch (err) {
     throw new InvalidArgumentError(`events.${name}`, err, `a readable property (reading it threw: ${errorText(err)})`, { cause: err });
+  }
+}
+
+/** Refuses an own enumerable member of `events` that no Events member is called (a misspelt callback must not be ignored). */
+function checkEventKeys(events: Events): void {
+  let keys: string[];
+  try {
+    keys = Object.keys(events);
+  } catch (err) {
+    throw new InvalidArgumentError('events', events, 'an object whose keys can be listed', { cause: err });
+  }
+  for (const key of keys) {
+    if (kEventKeys.has(key)) continue;
+    throw new InvalidArgumentError(
+      `events.${key}`,
+      readEvent(events, key as keyof Events),
+      `a known member (${[...kEventKeys].join(', ')}); ${JSON.stringify(key)} is none. Keep application state in module scope, a closure or c.context`,
+    );
   }
 }
 

@@ -1,14 +1,18 @@
 /**
- * The engine: decides how many loops run and where, binds the addresses, fires `serving`, runs the
- * ticker, and turns a Shutdown (from any callback, an AbortSignal, or a failure) into an orderly
- * stop that settles serve()'s promise only after every connection has closed.
+ * The engine: decides how many loops run and where, binds the addresses, fires `init` and
+ * `serving`, runs the ticker, and turns a Shutdown (from any callback, Server.shutdown(), an
+ * AbortSignal, or a failure) into an orderly stop that settles the server's `closed` only after
+ * every connection has closed.
  */
 import type { Addr, ListenSpec } from '../addr.js';
 import { createBackend, type BackendKind } from '../backend/select.js';
-import type { Events, LoadBalance, Server } from '../events.js';
+import type { Events, LoadBalance } from '../events.js';
+import { newCounters } from '../loop/counters.js';
 import type { LoopTuning } from '../loop/tuning.js';
+import { LoopChannel } from './broadcast.js';
+import { ServerHandle } from './handle.js';
 import { LoopHost } from './host.js';
-import { runMultiLoop } from './multi.js';
+import { startMultiLoop } from './multi.js';
 
 /** Settings the engine runs with, already validated by serve(). */
 export interface EngineOptions {
@@ -23,17 +27,26 @@ export interface EngineOptions {
   readonly onError: (err: Error) => void;
   /** The module the events came from, when they came from one (needed for several loops). */
   readonly eventsModule: string | null;
+  /** ServeOptions.workerData: given to every loop's `init`, cloned. */
+  readonly workerData: unknown;
+}
+
+/** A shutdown request: the error that caused it (none for an orderly stop) and the grace it asks for. */
+export interface ShutdownRequest {
+  readonly err: Error | undefined;
+  /** undefined: the server's own grace option. */
+  readonly graceMs: number | undefined;
 }
 
 /** A promise of the first shutdown request, and the function that makes one. */
 export function shutdownLatch(signal: AbortSignal | undefined): {
-  requested: Promise<Error | undefined>;
-  request: (err?: Error) => void;
+  requested: Promise<ShutdownRequest>;
+  request: (err?: Error, graceMs?: number) => void;
   dispose: () => void;
 } {
-  let request!: (err?: Error) => void;
-  const requested = new Promise<Error | undefined>((resolve) => {
-    request = (err?: Error) => resolve(err);
+  let request!: (err?: Error, graceMs?: number) => void;
+  const requested = new Promise<ShutdownRequest>((resolve) => {
+    request = (err?: Error, graceMs?: number) => resolve({ err, graceMs });
   });
   const onAbort = (): void => request();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -41,25 +54,59 @@ export function shutdownLatch(signal: AbortSignal | undefined): {
   return { requested, request, dispose: () => signal?.removeEventListener('abort', onAbort) };
 }
 
-/** Runs one server to completion: resolves when it has shut down, rejects on a failure to start. */
-export async function runEngine(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<void> {
-  if (opts.numLoops > 1) return runMultiLoop(events, opts, specs);
+/**
+ * Starts a server: binds every address, runs each loop's `init` and then `serving`, and resolves
+ * with its handle. Rejects when an address cannot be bound or `init`/`serving` fails; a `serving`
+ * that returns Shutdown resolves with a handle whose server has already stopped.
+ */
+export async function startEngine(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<ServerHandle> {
+  if (opts.numLoops > 1) return startMultiLoop(events, opts, specs);
   const backend = await createBackend(opts.backend, { tcpNoDelay: opts.tcpNoDelay });
   const latch = shutdownLatch(opts.signal);
-  const host = new LoopHost(backend, events, { ...opts.tuning, onError: opts.onError, requestShutdown: latch.request });
+  const counters = newCounters(false);
+  const host = new LoopHost(backend, events, {
+    ...opts.tuning,
+    loopIndex: 0,
+    counters,
+    onError: opts.onError,
+    requestShutdown: latch.request,
+  });
+  const channel = new LoopChannel(null, (v) => host.deliver(v));
+  const stop = async (): Promise<void> => {
+    const { err, graceMs } = await latch.requested;
+    latch.dispose();
+    await host.stop(err ? 0 : graceMs ?? opts.graceMs);
+    channel.close();
+    if (err) throw err;
+  };
   let addrs: Addr[];
   try {
     addrs = await host.listenAll(specs);
+    await host.init({ loopIndex: 0, numLoops: 1, workerData: cloneWorkerData(opts.workerData), broadcast: (v) => channel.send(v) });
   } catch (err) {
-    latch.dispose();
-    await host.stop();
+    latch.request(err as Error);
+    await stop().catch(() => {});
     throw err;
   }
   host.loop.setListenerAddrs(addrs);
-  const server: Server = Object.freeze({ addrs: Object.freeze(addrs), numLoops: 1, backend: backend.name });
-  if (!opts.signal?.aborted) host.begin(server);
-  const failure = await latch.requested;
-  latch.dispose();
-  await host.stop(failure ? 0 : opts.graceMs);
-  if (failure) throw failure;
+  const closed = stop();
+  const handle = new ServerHandle({
+    addrs,
+    backend: backend.name,
+    counters: [counters],
+    acceptorCounters: null,
+    closed,
+    shutdown: (graceMs) => {
+      latch.request(undefined, graceMs);
+      return closed.catch(() => {});
+    },
+    broadcast: (v) => channel.send(v),
+  });
+  if (!opts.signal?.aborted && !host.begin(handle)) await closed;
+  return handle;
+}
+
+/** ServeOptions.workerData as a loop gets it: a structured clone (a SharedArrayBuffer stays shared), as a worker's copy would be. */
+export function cloneWorkerData(v: unknown): unknown {
+  return v === undefined ? undefined : structuredClone(v);
 }

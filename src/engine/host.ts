@@ -6,7 +6,7 @@
 import type { Addr, ListenSpec } from '../addr.js';
 import type { Backend } from '../backend/backend.js';
 import { HandlerError } from '../errors.js';
-import { Action, type Events, type Server } from '../events.js';
+import { Action, type Events, type LoopInit, type Server } from '../events.js';
 import { Loop, type LoopOptions } from '../loop/loop.js';
 import { asHandlerError, checkSettledValue, isThenable, parseReply } from '../loop/reply.js';
 import { Ticker } from './ticker.js';
@@ -19,11 +19,14 @@ export class LoopHost {
   readonly #events: Events;
   readonly #ticker: Ticker;
   readonly #requestShutdown: (err?: Error) => void;
+  readonly #onError: (err: Error) => void;
+  #stopped = false;
 
   constructor(backend: Backend, events: Events, opts: HostOptions) {
     this.backend = backend;
     this.#events = events;
     this.#requestShutdown = opts.requestShutdown;
+    this.#onError = opts.onError;
     this.loop = new Loop(backend, events, opts);
     this.#ticker = new Ticker(events, opts.requestShutdown);
     backend.start(this.loop);
@@ -74,6 +77,38 @@ export class LoopHost {
     return true;
   }
 
+  /**
+   * Runs `init` on this loop (before `serving` and before any connection is served) and waits
+   * for a promise it returns; rejects with HandlerError when it throws or rejects.
+   */
+  async init(info: LoopInit): Promise<void> {
+    let r: unknown;
+    try {
+      const init = this.#events.init;
+      if (!init) return;
+      r = init.call(this.#events, Object.freeze(info));
+      if (isThenable(r)) {
+        const v = await r;
+        checkSettledValue('init', v);
+      }
+    } catch (err) {
+      throw asHandlerError('init', err);
+    }
+  }
+
+  /** A broadcast value arrived for this loop: runs `message`; a throw goes to onError. */
+  deliver(value: unknown): void {
+    if (this.#stopped) return;
+    try {
+      const message = this.#events.message;
+      if (!message) return;
+      const r: unknown = message.call(this.#events, value);
+      if (isThenable(r)) Promise.resolve(r).then(undefined, (err: unknown) => this.#onError(new HandlerError('message', err)));
+    } catch (err) {
+      this.#onError(asHandlerError('message', err));
+    }
+  }
+
   /** The start of every other loop: serve the connections accepted so far, and those to come. */
   startServing(): void {
     this.loop.start();
@@ -84,6 +119,7 @@ export class LoopHost {
    * With `graceMs`, connections first get that long to finish writing (see Loop.stop).
    */
   async stop(graceMs = 0): Promise<void> {
+    this.#stopped = true;
     this.#ticker.stop();
     await this.loop.stop(graceMs);
   }

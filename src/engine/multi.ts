@@ -7,6 +7,7 @@
  * `serving` fires once (on loop 0), `tick` runs on loop 0, and a Shutdown from any loop stops them
  * all; serve() settles after every loop has closed its connections.
  */
+import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { Addr, ListenSpec } from '../addr.js';
 import type { NativeBackendHandler } from '../backend/native.js';
@@ -14,9 +15,12 @@ import { resolveBackendKind } from '../backend/select.js';
 import { BackendUnavailableError, InvalidArgumentError, WorkerError } from '../errors.js';
 import type { Events } from '../events.js';
 import { AcceptErrorReporter } from '../loop/accept-errors.js';
+import { Counter, newCounters } from '../loop/counters.js';
 import type { LoopTuning } from '../loop/tuning.js';
 import { Balancer } from './balancer.js';
+import { LoopChannel } from './broadcast.js';
 import { shutdownLatch, type EngineOptions } from './engine.js';
+import { ServerHandle } from './handle.js';
 import { fromWireAddr, fromWireError, toWireAddr, type FromWorker, type ToWorker, type WireAddr, type WorkerConfig } from './wire.js';
 
 const kWorkerUrl = new URL('./worker.js', import.meta.url);
@@ -32,9 +36,9 @@ class LoopWorker {
   #stopped: Promise<void> | null = null;
   #onStopped: (() => void) | null = null;
   #gone = false;
-  #onBegun: ((ok: boolean) => void) | null = null;
+  #onBegun: ((r: boolean | Error) => void) | null = null;
 
-  constructor(config: WorkerConfig, request: (err?: Error) => void, onError: (err: Error) => void) {
+  constructor(config: WorkerConfig, request: (err?: Error, graceMs?: number) => void, onError: (err: Error) => void) {
     this.index = config.index;
     this.#worker = new Worker(kWorkerUrl, { workerData: config, name: `gevent-loop-${config.index}` });
     let onReady!: () => void;
@@ -50,7 +54,7 @@ class LoopWorker {
           onReady();
           break;
         case 'begun':
-          this.#onBegun?.(m.ok);
+          this.#onBegun?.(m.error ? fromWireError(m.error) : m.ok);
           break;
         case 'listened': {
           const p = this.#listens.get(m.id)!;
@@ -60,7 +64,7 @@ class LoopWorker {
           break;
         }
         case 'shutdown':
-          request(m.error ? fromWireError(m.error) : undefined);
+          request(m.error ? fromWireError(m.error) : undefined, m.graceMs);
           break;
         case 'error':
           onError(fromWireError(m.error));
@@ -104,9 +108,12 @@ class LoopWorker {
     });
   }
 
-  /** Tells the loop its listeners; loop 0 then fires `serving`, and the promise says whether it went on serving. */
-  start(addrs: readonly Addr[], numLoops: number): Promise<boolean> {
-    const begun = this.index === 0 ? new Promise<boolean>((resolve) => (this.#onBegun = resolve)) : Promise.resolve(true);
+  /**
+   * Tells the loop its listeners; it runs `init` (and loop 0 then `serving`). The promise says
+   * whether it went on serving, or is the error `init` or `serving` failed with.
+   */
+  start(addrs: readonly Addr[], numLoops: number): Promise<boolean | Error> {
+    const begun = new Promise<boolean | Error>((resolve) => (this.#onBegun = resolve));
     this.#post({ t: 'start', addrs: addrs.map(toWireAddr), numLoops });
     return Promise.race([begun, this.exited.then(() => false)]);
   }
@@ -132,7 +139,8 @@ class LoopWorker {
   }
 }
 
-export async function runMultiLoop(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<void> {
+/** startEngine() for several loops: one worker thread per loop, and this thread's acceptor. */
+export async function startMultiLoop(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<ServerHandle> {
   const n = opts.numLoops;
   if (resolveBackendKind(opts.backend) !== 'native') {
     throw new BackendUnavailableError(
@@ -152,6 +160,9 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
   const balancer = new Balancer(opts.loadBalance ?? 0, counts);
   const latch = shutdownLatch(opts.signal);
   const handOff = specs.filter((s) => handsOff(s)).map((s) => s.index);
+  const loopCounters = Array.from({ length: n }, () => newCounters(true));
+  const acceptorCounters = newCounters(true);
+  const channelName = `gevent-server-${randomUUID()}`;
   const workers: LoopWorker[] = [];
   for (let i = 0; i < n; i++) {
     const config: WorkerConfig = {
@@ -162,6 +173,10 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
       tcpNoDelay: opts.tcpNoDelay,
       counts,
       handOff,
+      counters: loopCounters,
+      acceptorCounters,
+      channelName,
+      workerData: opts.workerData,
     };
     workers.push(new LoopWorker(config, latch.request, opts.onError));
   }
@@ -186,6 +201,7 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     onBatchEnd() {},
     onQueued() {},
     onAcceptError(listener, errno) {
+      acceptorCounters[Counter.AcceptErrors]!++;
       acceptErrors.onAcceptError(listener, errno);
     },
   };
@@ -216,14 +232,34 @@ export async function runMultiLoop(events: Events, opts: EngineOptions, specs: r
     throw err;
   }
   acceptErrors.setListenerAddrs(addrs);
+  const channel = new LoopChannel(channelName, null);
+  const closed = (async (): Promise<void> => {
+    const { err, graceMs } = await latch.requested;
+    latch.dispose();
+    await stopAll(err ? 0 : graceMs ?? opts.graceMs);
+    channel.close();
+    if (err) throw err;
+  })();
+  const handle = new ServerHandle({
+    addrs,
+    backend: 'native',
+    counters: loopCounters,
+    acceptorCounters,
+    closed,
+    shutdown: (graceMs) => {
+      latch.request(undefined, graceMs);
+      return closed.catch(() => {});
+    },
+    broadcast: (v) => channel.send(v),
+  });
   if (!opts.signal?.aborted) {
     const begun = await Promise.all(workers.map((w) => w.start(addrs, n)));
-    if (begun[0]) for (const w of workers.slice(1)) w.serve();
+    const failed = begun.find((b): b is Error => b instanceof Error);
+    if (failed) latch.request(failed);
+    if (failed || !begun[0]) await closed;
+    else for (const w of workers.slice(1)) w.serve();
   }
-  const failure = await latch.requested;
-  latch.dispose();
-  await stopAll(failure ? 0 : opts.graceMs);
-  if (failure) throw failure;
+  return handle;
 }
 
 /** Each loop's share of the limits that are per server: maxConnections is split evenly (rounded up). */

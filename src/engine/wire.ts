@@ -4,7 +4,6 @@
  */
 import { Addr, type ListenSpec, type Network } from '../addr.js';
 import * as errors from '../errors.js';
-import type { Server } from '../events.js';
 import type { LoopTuning } from '../loop/tuning.js';
 
 export interface WireAddr {
@@ -35,9 +34,9 @@ export type ToWorker =
 /** Worker → engine. */
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'begun'; ok: boolean }
+  | { t: 'begun'; ok: boolean; error?: WireError }
   | { t: 'listened'; id: number; addr?: WireAddr; error?: WireError }
-  | { t: 'shutdown'; error?: WireError }
+  | { t: 'shutdown'; error?: WireError; graceMs?: number }
   | { t: 'error'; error: WireError }
   | { t: 'stopped' };
 
@@ -52,6 +51,14 @@ export interface WorkerConfig {
   counts: Int32Array;
   /** Listener indexes whose connections the acceptor hands over (and counts). */
   handOff: number[];
+  /** Every loop's counter array (shared memory), by index: this loop writes its own, Server.stats() reads all. */
+  counters: Float64Array[];
+  /** The acceptor's counters (shared memory), for Server.stats() on loop 0. */
+  acceptorCounters: Float64Array;
+  /** The BroadcastChannel that Server.broadcast() uses. */
+  channelName: string;
+  /** ServeOptions.workerData (cloned on its way to the worker). */
+  workerData: unknown;
 }
 
 export function toWireAddr(a: Addr): WireAddr {
@@ -88,8 +95,4 @@ export function fromWireError(w: WireError): Error {
   if (w.stack) Object.defineProperty(e, 'stack', { value: w.stack, writable: true, configurable: true });
   if (w.cause) Object.defineProperty(e, 'cause', { value: fromWireError(w.cause), writable: true, configurable: true });
   return e;
-}
-
-export function serverOf(addrs: readonly Addr[], numLoops: number): Server {
-  return Object.freeze({ addrs: Object.freeze([...addrs]), numLoops, backend: 'native' as const });
 }

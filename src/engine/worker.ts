@@ -8,7 +8,10 @@ import { NativeBackend } from '../backend/native.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Events } from '../events.js';
 import { LoopHost } from './host.js';
-import { fromWireAddr, serverOf, toWireAddr, toWireError, type FromWorker, type ToWorker, type WorkerConfig } from './wire.js';
+import type { Addr } from '../addr.js';
+import { LoopChannel } from './broadcast.js';
+import { ServerHandle } from './handle.js';
+import { fromWireAddr, toWireAddr, toWireError, type FromWorker, type ToWorker, type WorkerConfig } from './wire.js';
 
 const config = workerData as WorkerConfig;
 const port = parentPort!;
@@ -23,19 +26,25 @@ if (events === null || typeof events !== 'object') {
 const handOff = new Set(config.handOff);
 const backend = new NativeBackend({ tcpNoDelay: config.tcpNoDelay });
 let shutdownSent = false;
+const requestShutdown = (err?: Error, graceMs?: number): void => {
+  if (shutdownSent) return;
+  shutdownSent = true;
+  post({ t: 'shutdown', error: err ? toWireError(err) : undefined, graceMs });
+};
+let onStopped!: () => void;
+const stopped = new Promise<void>((resolve) => (onStopped = resolve));
 const host = new LoopHost(backend, events, {
   ...config.tuning,
+  loopIndex: config.index,
+  counters: config.counters[config.index]!,
   onError: (err) => post({ t: 'error', error: toWireError(err) }),
-  requestShutdown: (err) => {
-    if (shutdownSent) return;
-    shutdownSent = true;
-    post(err ? { t: 'shutdown', error: toWireError(err) } : { t: 'shutdown' });
-  },
+  requestShutdown,
   onCount: (delta, listener) => {
     if (delta < 0) Atomics.sub(config.counts, config.index, 1);
     else if (!handOff.has(listener)) Atomics.add(config.counts, config.index, 1);
   },
 });
+const channel = new LoopChannel(config.channelName, (v) => host.deliver(v));
 let stopping = false;
 
 port.on('message', (m: ToWorker) => {
@@ -50,7 +59,10 @@ port.on('message', (m: ToWorker) => {
       const addrs = m.addrs.map(fromWireAddr);
       host.loop.setListenerAddrs(addrs);
       backend.declareListeners(addrs);
-      if (config.index === 0) post({ t: 'begun', ok: host.begin(serverOf(addrs, m.numLoops)) });
+      host.init({ loopIndex: config.index, numLoops: m.numLoops, workerData: config.workerData, broadcast: (v) => channel.send(v) }).then(
+        () => post({ t: 'begun', ok: config.index === 0 ? host.begin(serverHandle(addrs)) : true }),
+        (err: unknown) => post({ t: 'begun', ok: false, error: toWireError(err) }),
+      );
       break;
     }
     case 'serve':
@@ -75,10 +87,28 @@ port.on('message', (m: ToWorker) => {
     case 'stop':
       stopping = true;
       host.stop(m.graceMs).then(() => {
+        channel.close();
+        onStopped();
         post({ t: 'stopped' });
         port.close();
       });
       break;
   }
 });
+/** The Server that `serving` gets on loop 0: counts read from shared memory, shutdown asked of the engine. */
+function serverHandle(addrs: readonly Addr[]): ServerHandle {
+  return new ServerHandle({
+    addrs,
+    backend: 'native',
+    counters: config.counters,
+    acceptorCounters: config.acceptorCounters,
+    closed: stopped,
+    shutdown: (graceMs) => {
+      requestShutdown(undefined, graceMs);
+      return stopped;
+    },
+    broadcast: (v) => channel.send(v),
+  });
+}
+
 post({ t: 'ready' });
