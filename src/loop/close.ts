@@ -12,6 +12,10 @@
  *
  *   Open ──Close──▶ Lingering ──output written──▶ Lingering, flushed ──peer FIN / error / lingerMs──▶ Closing ──▶ Closed
  *                      └──idle timeout (IdleTimeoutError) / error / grace deadline──▶ Closing ──▶ Closed
+ *
+ * c.end() is bounded the same way without leaving Open (with allowHalfOpen, `data` still fires):
+ * once the output and FIN are written, the peer's FIN closes the connection, or `lingerMs` later
+ * the loop does. Conn.close() is Action.Close; Conn.destroy() is closeNow().
  */
 import type { Backend } from '../backend/backend.js';
 import { ConnState, type Conn } from './conn.js';
@@ -62,6 +66,8 @@ export class ConnCloser {
       return;
     }
     c.state = ConnState.Lingering;
+    c.lingerTimer?.stop();
+    c.lingerTimer = null;
     if (!c.ended) this.#backend.end(c.id);
     if (c.userPaused || c.bpPaused) {
       c.userPaused = false;
@@ -75,15 +81,40 @@ export class ConnCloser {
 
   /**
    * Closes at once, dropping what is not written yet: a drop past maxConnections, output past
-   * maxOutputBytes, the end of a linger, or the idle timeout while a lingering reply is still
-   * being written (the peer neither reads nor sends).
+   * maxOutputBytes, the end of a linger, Conn.destroy(), or the idle timeout while a lingering
+   * reply is still being written (the peer neither reads nor writes).
    */
   closeNow(c: Conn): void {
     c.state = ConnState.Closing;
+    c.abrupt = true;
     c.lingerTimer?.stop();
     c.lingerTimer = null;
     this.#backend.close(c.id, false);
     this.#scheduleFlush();
+  }
+
+  /**
+   * Conn.end() on an open connection whose peer has not ended: FIN after the queued output, and a
+   * queue report once that is written (onEndWritten), which starts the linger deadline.
+   */
+  end(c: Conn): void {
+    this.#backend.end(c.id);
+    c.watching = true;
+    this.#backend.watchQueue(c.id);
+    this.#scheduleFlush();
+  }
+
+  /** An ended, open connection's output (and FIN) is all written: the peer has lingerMs to end its side. */
+  onEndWritten(c: Conn): void {
+    if (c.lingerTimer !== null) return;
+    if (this.#lingerMs === 0) {
+      this.closeNow(c);
+      return;
+    }
+    c.lingerTimer = this.#timers.after(this.#lingerMs, () => {
+      c.lingerTimer = null;
+      if (c.state === ConnState.Open) this.closeNow(c);
+    });
   }
 
   /** The peer's FIN on a lingering connection. */

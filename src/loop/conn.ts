@@ -35,6 +35,8 @@ const enum Flag {
   Ended = 1 << 7,
   Dropped = 1 << 8,
   LingerFlushed = 1 << 9,
+  Abrupt = 1 << 10,
+  Destroyed = 1 << 11,
 }
 
 /** `word` with `bit` set (on) or cleared. */
@@ -71,6 +73,8 @@ export class Conn {
   /** @internal */ readonly input: RingBuffer;
   /** @internal */ state: ConnState = ConnState.Open;
   /** @internal Output written since the last flush. */ unflushed = 0;
+  /** @internal Bytes received. */ readBytes = 0;
+  /** @internal Bytes handed to the backend to write. */ handedBytes = 0;
   #flags = 0;
   #extra: ConnExtra | null = null;
   readonly #addrs: AddrPair | null;
@@ -175,6 +179,24 @@ export class Conn {
     this.#flags = withBit(this.#flags, Flag.LingerFlushed, on);
   }
 
+  /** @internal Closed at once, its queued output dropped: what the backend last reported holding was never written. */
+  get abrupt(): boolean {
+    return (this.#flags & Flag.Abrupt) !== 0;
+  }
+  /** @internal */
+  set abrupt(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.Abrupt, on);
+  }
+
+  /** @internal destroy() was called: `closed` gets closeError (the error given, or null) whatever the backend reports. */
+  get destroyed(): boolean {
+    return (this.#flags & Flag.Destroyed) !== 0;
+  }
+  /** @internal */
+  set destroyed(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.Destroyed, on);
+  }
+
   /** @internal Output the backend holds (its last onQueued report). */
   get queued(): number {
     return this.#extra === null ? 0 : this.#extra.queued;
@@ -185,7 +207,7 @@ export class Conn {
     else if (value !== 0) (this.#extra = new ConnExtra()).queued = value;
   }
 
-  /** @internal When input last arrived (performance.now()), while an idle timeout is armed. */
+  /** @internal When the connection last made progress (input arrived, the kernel took output), while an idle timeout is armed. */
   get lastActiveMs(): number {
     return this.#extra === null ? 0 : this.#extra.lastActiveMs;
   }
@@ -215,7 +237,7 @@ export class Conn {
     else if (value !== -1) (this.#extra = new ConnExtra()).idleMs = value;
   }
 
-  /** @internal The linger deadline's timer, while Lingering. */
+  /** @internal The linger deadline's timer: while Lingering, or after end() once the output is written. */
   get lingerTimer(): Timer | null {
     return this.#extra === null ? null : this.#extra.lingerTimer;
   }
@@ -238,6 +260,25 @@ export class Conn {
   /** Which of serve()'s addresses this connection came in on (its index in that list). */
   get addrIndex(): number {
     return this.#addrIndex;
+  }
+
+  /** The index of the loop this connection is on (0 with one loop). */
+  get loopIndex(): number {
+    return this.loop.index;
+  }
+
+  /** Bytes received on this connection, including input dropped during a lingering close. */
+  get bytesRead(): number {
+    return this.readBytes;
+  }
+
+  /**
+   * Bytes of output the kernel has taken: what was written minus what is still queued (as the
+   * backend last reported it). Exact once the output has drained; output dropped by an abrupt
+   * close is not counted.
+   */
+  get bytesWritten(): number {
+    return this.handedBytes - this.queued - this.unflushed;
   }
 
   /** The server-side address of this connection. */
@@ -282,13 +323,33 @@ export class Conn {
 
   /**
    * Half-closes: once everything queued is written, sends FIN; the peer may go on sending (with
-   * `allowHalfOpen`). Writing after end() does nothing.
+   * `allowHalfOpen`). Writing after end() does nothing. Once the output and FIN are written, the
+   * peer has the server's linger to end its side; then the connection closes.
    */
   end(): void {
     this.loop.endConn(this);
   }
 
-  /** Closes this connection after `ms` without incoming data, instead of the server's waitTimeout; 0 turns it off. */
+  /**
+   * Closes this connection as returning Action.Close does: the queued output is written, then FIN,
+   * then the linger. Usable at any time on the loop's thread (a timer, after an `await`, another
+   * connection's callback); the close starts at the end of the current batch, or in a microtask
+   * outside one. Does nothing once the connection is closing or closed.
+   */
+  close(): void {
+    this.loop.closeConn(this);
+  }
+
+  /**
+   * Closes this connection at once, dropping output not yet written; `closed` gets `err`, or null.
+   * Usable as close() is; on a connection already closing it cuts the close short. Does nothing
+   * on a closed connection. Throws InvalidArgumentError when `err` is given and is not an Error.
+   */
+  destroy(err?: Error | null): void {
+    this.loop.destroyConn(this, err);
+  }
+
+  /** Closes this connection after `ms` without progress (input, or output the kernel takes), instead of the server's waitTimeout; 0 turns it off. */
   setIdleTimeout(ms: number): void {
     this.loop.setIdleTimeout(this, ms);
   }
@@ -353,4 +414,10 @@ export class DatagramConn extends Conn {
 
   /** Datagrams have no idle timeout: setIdleTimeout() does nothing. */
   override setIdleTimeout(): void {}
+
+  /** Datagrams have no stream to close: close() does nothing. */
+  override close(): void {}
+
+  /** Datagrams have no stream to close: destroy() does nothing. */
+  override destroy(): void {}
 }

@@ -11,17 +11,24 @@
  * write() returns false; at `lowWaterMark` reading resumes and, after a false write(), `drained`
  * fires. Past `maxOutputBytes` the connection closes with OutputLimitError.
  *
+ * Byte accounting: a connection's bytesWritten is what it handed the backend minus `queued` minus
+ * `unflushed`. The loop's BytesWritten counter follows the same sum where the loop learns of
+ * progress: a flush adds what it hands over, a queue report subtracts the change in `queued`, and
+ * a flushed close that succeeded adds the rest (the native core does not report a queue it
+ * drained on the way to closing). Output an abrupt close drops stays in `queued`, never counted.
+ *
  * Closing, and the lingering close's state machine, are in close.ts; the idle timeouts in timers.ts;
  * the tuning and its defaults in tuning.ts.
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
-import { HandlerError, IdleTimeoutError, InputLimitError, InvalidArgumentError, NoMemoryError, OutputLimitError } from '../errors.js';
+import { HandlerError, IdleTimeoutError, InputLimitError, InvalidArgumentError, NoMemoryError, OutputLimitError, ShutdownError } from '../errors.js';
 import { Action, type ConnOptions, type Events, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { Conn, ConnState, DatagramConn } from './conn.js';
+import { Counter, newCounters } from './counters.js';
 import { asHandlerError, checkSettledValue, isThenable, parseReply, toBytes } from './reply.js';
 import { LoopTimers } from './timers.js';
 import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes, type LoopTuning } from './tuning.js';
@@ -36,11 +43,19 @@ export interface LoopOptions extends LoopTuning {
   readonly requestShutdown: (err?: Error) => void;
   /** Told of every connection opened (+1) and closed (-1), for the load balancer's counters. */
   readonly onCount?: (delta: 1 | -1, listener: number) => void;
+  /** This loop's index among the server's loops, as Conn.loopIndex reports it (default 0). */
+  readonly loopIndex?: number;
+  /** Where the loop keeps its running totals, by Counter slot (default a fresh unshared array). */
+  readonly counters?: Float64Array;
 }
 
 export class Loop implements BackendHandler {
   readonly backend: Backend;
   readonly events: Events;
+  /** This loop's index among the server's loops. */
+  readonly index: number;
+  /** This loop's running totals, by Counter slot; written by this loop only, on its thread. */
+  readonly counters: Float64Array;
   readonly #opts: LoopOptions;
   readonly #conns = new Map<number, Conn>();
   readonly #timers: LoopTimers;
@@ -68,6 +83,8 @@ export class Loop implements BackendHandler {
     this.backend = backend;
     this.events = events;
     this.#opts = opts;
+    this.index = opts.loopIndex ?? 0;
+    this.counters = opts.counters ?? newCounters(false);
     this.#highWater = opts.highWaterMark ?? kHighWaterMarkBytes;
     this.#lowWater = opts.lowWaterMark ?? Math.floor(this.#highWater / 4);
     this.#maxOutput = opts.maxOutputBytes ?? Infinity;
@@ -97,6 +114,8 @@ export class Loop implements BackendHandler {
     this.#inBatch = true;
     const c = new Conn(this, id, listener, addrs, ringBufferPool.get());
     this.#conns.set(id, c);
+    this.counters[Counter.Accepted]++;
+    this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(1, listener);
     if (this.#conns.size > this.#maxConns || this.#stopping) {
       this.#drop(c);
@@ -129,6 +148,8 @@ export class Loop implements BackendHandler {
   onData(id: number, bytes: Uint8Array): void {
     const c = this.#conns.get(id);
     if (c === undefined) return;
+    c.readBytes += bytes.length;
+    this.counters[Counter.BytesRead] += bytes.length;
     if (c.state !== ConnState.Open) {
       if (c.state === ConnState.Pending) this.#keepInput(c, bytes);
       return;
@@ -170,11 +191,19 @@ export class Loop implements BackendHandler {
     const c = this.#conns.get(id);
     if (c === undefined) return;
     this.#conns.delete(id);
+    this.counters[Counter.Closed]++;
+    this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(-1, c.addrIndex);
     const seen = c.state !== ConnState.Pending && !c.dropped;
     c.state = ConnState.Closed;
     this.#timers.disarmIdle(c);
-    if (this.#closer.onClosed(c)) err = null;
+    if (err !== null) c.abrupt = true;
+    else if (!c.abrupt && c.queued > 0) {
+      // A flushed close that succeeded: the output the backend last reported holding was written.
+      this.counters[Counter.BytesWritten] += c.queued;
+      c.queued = 0;
+    }
+    if (this.#closer.onClosed(c) || c.destroyed) err = null;
     ringBufferPool.put(c.input);
     if (!seen) return;
     try {
@@ -216,6 +245,10 @@ export class Loop implements BackendHandler {
   onQueued(id: number, bytes: number): void {
     const c = this.#conns.get(id);
     if (c === undefined) return;
+    const before = c.queued;
+    this.counters[Counter.BytesWritten] -= bytes - before;
+    // The kernel took output: progress, for the idle timeout.
+    if (bytes < before && c.idleTimer !== null) c.lastActiveMs = performance.now();
     c.queued = bytes;
     c.watching = false;
     if (c.state === ConnState.Lingering) {
@@ -242,9 +275,11 @@ export class Loop implements BackendHandler {
         if (c.state === ConnState.Open) this.#callback(c, 'drained');
       }
     }
+    if (bytes === 0 && c.ended && c.unflushed === 0 && c.state === ConnState.Open) this.#closer.onEndWritten(c);
   }
 
   onAcceptError(listener: number, errno: string): void {
+    this.counters[Counter.AcceptErrors]++;
     this.#acceptErrors.onAcceptError(listener, errno);
   }
 
@@ -313,7 +348,7 @@ export class Loop implements BackendHandler {
     }
   }
 
-  /** Conn.end: FIN after the queued output; a connection ended both ways closes. */
+  /** Conn.end: FIN after the queued output, then the linger; a connection ended both ways closes. */
   endConn(c: Conn): void {
     if (c.state !== ConnState.Open || c.ended) return;
     c.ended = true;
@@ -321,8 +356,22 @@ export class Loop implements BackendHandler {
       this.#closer.close(c);
       return;
     }
-    this.backend.end(c.id);
-    this.#scheduleFlush();
+    this.#closer.end(c);
+  }
+
+  /** Conn.close: the lingering close of Action.Close. */
+  closeConn(c: Conn): void {
+    this.#closer.closeLingering(c);
+  }
+
+  /** Conn.destroy: close at once, output dropped; `closed` gets `err` (or null). */
+  destroyConn(c: Conn, err: Error | null | undefined): void {
+    if (err !== undefined && err !== null && !isError(err)) throw new InvalidArgumentError('destroy err', err, 'an Error, null or undefined');
+    if (c.state === ConnState.Closed || c.state === ConnState.Pending || c.destroyed) return;
+    c.destroyed = true;
+    if (c.state === ConnState.Open) c.closeError = err ?? null;
+    else if (err) c.closeError = err;
+    this.#closer.closeNow(c);
   }
 
   /** Conn.setIdleTimeout. */
@@ -374,10 +423,25 @@ export class Loop implements BackendHandler {
     this.#timers.stop();
     this.#acceptErrors.stop();
     if (this.#needFlush) this.#flush();
+    this.#cutForShutdown(graceMs);
     await this.backend.stop();
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /**
+   * Marks what the backend's stop is about to close: its queued output is dropped. A connection
+   * that had not finished writing gets ShutdownError: after a grace, every one still closing (one
+   * lingering with its output written has finished); without a grace, those with output queued.
+   */
+  #cutForShutdown(graceMs: number): void {
+    for (const c of this.#conns.values()) {
+      if (c.state === ConnState.Pending || c.dropped || c.destroyed || c.lingerFlushed) continue;
+      c.abrupt = true;
+      const dropped = c.queued + c.unflushed;
+      if (graceMs > 0 || dropped > 0) c.closeError ??= new ShutdownError(graceMs, dropped);
+    }
+  }
 
   #open(c: Conn): void {
     if (!this.#stopping) this.#timers.armIdle(c);
@@ -387,6 +451,7 @@ export class Loop implements BackendHandler {
   /** Closes a connection accepted past maxConnections, before `opened`, and reports it; at once, as there is no reply to protect. */
   #drop(c: Conn): void {
     c.dropped = true;
+    this.counters[Counter.Dropped]++;
     this.#closer.closeNow(c);
     try {
       const dropped = this.events.dropped;
@@ -569,6 +634,7 @@ export class Loop implements BackendHandler {
     this.backend.write(c.id, bytes);
     if (c.unflushed === 0) this.#dirty.push(c);
     c.unflushed += len;
+    c.handedBytes += len;
     this.#wrote = true;
     if (c.queued + c.unflushed > this.#maxOutput) {
       this.#overLimit(c);
@@ -610,8 +676,19 @@ export class Loop implements BackendHandler {
     const dirty = this.#dirty;
     if (dirty.length > 0) {
       this.#dirty = [];
+      const counters = this.counters;
+      let now = 0;
       for (const c of dirty) {
+        const n = c.unflushed;
         c.unflushed = 0;
+        if (c.abrupt || c.state === ConnState.Closed) {
+          // Dropped with the connection: still queued, never written.
+          c.queued += n;
+        } else {
+          counters[Counter.BytesWritten] += n;
+          // Into an empty queue the kernel takes it now: progress, for the idle timeout.
+          if (c.idleTimer !== null && c.queued === 0) c.lastActiveMs = now === 0 ? (now = performance.now()) : now;
+        }
         if (c.needDrain && !c.watching && c.state === ConnState.Open) {
           c.watching = true;
           this.backend.watchQueue(c.id);
@@ -632,7 +709,7 @@ export class Loop implements BackendHandler {
     this.#closer.closeLingering(c);
   }
 
-  /** `c` sent nothing for its whole idle timeout. */
+  /** `c` made no progress (no input, no output taken by the kernel) for its whole idle timeout. */
   #idleExpired(c: Conn, timeoutMs: number): void {
     c.closeError = new IdleTimeoutError(timeoutMs);
     // A lingering close whose reply the peer is not reading: close now, the rest dropped.
@@ -643,5 +720,14 @@ export class Loop implements BackendHandler {
     // No linger: the peer has sent nothing for a whole timeout, so no unread input can turn the
     // close into a RST, and lingering would only keep a silent peer's fd open longer.
     this.#closer.close(c);
+  }
+}
+
+/** `value instanceof Error`, false for a value that cannot be inspected (a revoked Proxy). */
+function isError(value: unknown): value is Error {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
   }
 }

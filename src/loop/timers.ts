@@ -1,7 +1,13 @@
 /**
- * A loop's timers on one timing wheel: each connection's idle timeout, and the deadline of a
- * lingering close (armed by close.ts). The wheel is created when first needed, with a tick fitted
- * to the first timeout it serves.
+ * A loop's timers on one timing wheel: each connection's idle timeout, and the linger deadlines of
+ * a lingering close and of c.end() (armed by close.ts). The wheel is created when first needed,
+ * with a tick fitted to the first timeout it serves.
+ *
+ * Idleness: a connection is idle while it makes no progress in either direction. The loop stamps
+ * `lastActiveMs` (only while an idle timer is armed) when input arrives, when a flush hands output
+ * to an empty queue (the kernel takes it then), and when a queue report shows the queue shrank.
+ * Output stuck behind a peer that does not read is no progress. The timer itself is lazy: it
+ * fires once per timeout and re-arms for what is left.
  */
 import { TimingWheel, type Timer } from '../timingwheel.js';
 import { ConnState, type Conn } from './conn.js';
@@ -19,7 +25,7 @@ export class LoopTimers {
   /**
    * `waitTimeoutMs` is the server's idle timeout (0: none unless a connection sets one); with it
    * the wheel is made at once, its tick fitted to the shorter of it and `lingerMs`. `onIdle`
-   * closes a connection that has sent nothing for its whole timeout.
+   * closes a connection that made no progress for its whole timeout.
    */
   constructor(waitTimeoutMs: number, lingerMs: number, onIdle: (c: Conn, timeoutMs: number) => void) {
     this.#waitTimeoutMs = waitTimeoutMs;
