@@ -712,8 +712,9 @@ export class Loop implements BackendHandler {
   /** `c` made no progress (no input, no output taken by the kernel) for its whole idle timeout. */
   #idleExpired(c: Conn, timeoutMs: number): void {
     c.closeError = new IdleTimeoutError(timeoutMs);
-    // A lingering close whose reply the peer is not reading: close now, the rest dropped.
-    if (c.state === ConnState.Lingering) {
+    // Output queued that has not moved for a whole timeout (a lingering reply included): the peer
+    // neither reads nor sends, and a flushed close would wait on it forever. Close now, dropping it.
+    if (c.state === ConnState.Lingering || c.queued > 0) {
       this.#closer.closeNow(c);
       return;
     }
