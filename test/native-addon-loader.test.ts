@@ -1,20 +1,62 @@
 /**
- * The loader: build/Release first, a failure lists every path tried with its reason, and the typed
- * surface matches what the addon exports.
+ * The loader: build/Release first, then build/Debug, then the prebuilt binaries shipped under
+ * prebuilds/<platform>-<arch>/; a failure lists every path tried with its reason, prebuilds
+ * included; and the typed surface matches what the addon exports, for a build from source and for
+ * the committed prebuild alike.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { arch, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { addonCandidates, loadAddon, loadAddonFrom, nativeAvailable } from '../src/backend/addon.js';
 import { BackendUnavailableError } from '../src/errors.js';
 
+const kRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const kPrebuildDir = join(kRoot, 'prebuilds', `${process.platform}-${arch()}`);
+const kPrebuilds = existsSync(kPrebuildDir) ? readdirSync(kPrebuildDir).filter((f) => f.endsWith('.node')) : [];
+
+const kSurface = [
+  'loopCreate', 'loopStart', 'listenInet', 'listenUnix', 'listenerAddr', 'listenerClose', 'connAddr', 'flush',
+  'adopt', 'stopAll', 'close', 'wakeFd', 'wake', 'closeFd', 'stats', 'liveLoops',
+];
+
 describe('native addon loader', () => {
-  it('tries build/Release, then build/Debug', () => {
-    const paths = addonCandidates().filter((p) => !process.env['GEVENT_NATIVE_ADDON'] || p !== process.env['GEVENT_NATIVE_ADDON']);
-    assert.ok(paths[paths.length - 2]!.endsWith(join('build', 'Release', 'gevent.node')));
-    assert.ok(paths[paths.length - 1]!.endsWith(join('build', 'Debug', 'gevent.node')));
+  it('tries $GEVENT_NATIVE_ADDON, build/Release, build/Debug, then prebuilds/<platform>-<arch>/', () => {
+    const paths = addonCandidates(kRoot);
+    const override = process.env['GEVENT_NATIVE_ADDON'];
+    if (override) assert.equal(paths.shift(), override);
+    assert.equal(paths[0], join(kRoot, 'build', 'Release', 'gevent.node'));
+    assert.equal(paths[1], join(kRoot, 'build', 'Debug', 'gevent.node'));
+    const rest = paths.slice(2);
+    assert.ok(rest.length >= 1);
+    for (const p of rest) assert.equal(dirname(p), kPrebuildDir, p);
+  });
+
+  it('lists every prebuild for this C library first, and says where it looked when there is none', () => {
+    const root = mkdtempSync(join(tmpdir(), 'gevent-loader-'));
+    try {
+      const dir = join(root, 'prebuilds', `${process.platform}-${arch()}`);
+      const [, , none] = addonCandidates(root);
+      assert.equal(none, join(dir, '*.node'));
+      assert.throws(
+        () => loadAddonFrom(addonCandidates(root)),
+        (err: unknown) => {
+          assert.ok(err instanceof BackendUnavailableError);
+          assert.ok(err.message.includes(`${join(dir, '*.node')} (not found)`), err.message);
+          assert.ok(err.message.includes('npm rebuild node-gevent --build-from-source'), err.message);
+          return true;
+        },
+      );
+      mkdirSync(dir, { recursive: true });
+      for (const f of ['x.musl.node', 'x.glibc.node', 'x.node', 'notes.txt']) writeFileSync(join(dir, f), '');
+      // This machine's Node is a glibc build (the CI image is Debian).
+      assert.deepEqual(addonCandidates(root).slice(2), ['x.glibc.node', 'x.node', 'x.musl.node'].map((f) => join(dir, f)));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('names each path tried and why it failed', () => {
@@ -41,11 +83,13 @@ describe('native addon loader', () => {
   it('loads the built addon with every function the typed surface declares', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
     const addon = loadAddon();
     assert.equal(loadAddon(), addon, 'cached per thread');
-    const names = [
-      'loopCreate', 'loopStart', 'listenInet', 'listenUnix', 'listenerAddr', 'listenerClose', 'connAddr', 'flush',
-      'adopt', 'stopAll', 'close', 'wakeFd', 'wake', 'closeFd', 'stats', 'liveLoops',
-    ];
-    for (const n of names) assert.equal(typeof (addon as unknown as Record<string, unknown>)[n], 'function', n);
-    assert.deepEqual(Object.keys(addon).sort(), [...names].sort());
+    for (const n of kSurface) assert.equal(typeof (addon as unknown as Record<string, unknown>)[n], 'function', n);
+    assert.deepEqual(Object.keys(addon).sort(), [...kSurface].sort());
+  });
+
+  it('loads the committed prebuild on this Node version, with the same surface', { skip: kPrebuilds.length ? false : `no prebuild in ${kPrebuildDir}` }, () => {
+    const glibc = kPrebuilds.find((f) => f.split('.').includes('glibc')) ?? kPrebuilds[0]!;
+    const addon = createRequire(import.meta.url)(join(kPrebuildDir, glibc)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(addon).sort(), [...kSurface].sort());
   });
 });

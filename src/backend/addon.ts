@@ -1,19 +1,26 @@
 /**
  * The one place that loads the native addon. It tries, in order: the file named by the
  * GEVENT_NATIVE_ADDON environment variable (when set), build/Release/gevent.node, then
- * build/Debug/gevent.node, relative to the package root. On failure it throws a
- * BackendUnavailableError that lists each path tried and why it failed.
+ * build/Debug/gevent.node (a build from source), then every `*.node` file in
+ * prebuilds/<platform>-<arch>/ (the binaries shipped in the package, built by `npm run prebuild`;
+ * those tagged with this machine's C library first), all relative to the package root. On failure
+ * it throws a BackendUnavailableError that lists each path tried and why it failed.
+ *
+ * Under Bun nothing is loaded: Bun's Node-API has no libuv `uv_poll`, which the addon watches its
+ * epoll fd with, and the process aborts the moment a loop starts.
  *
  * Each thread (main or worker) loads its own instance; the addon keeps its state per instance.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { arch } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackendUnavailableError } from '../errors.js';
 import type { NativeAddon } from './addon-types.js';
 
 const kAddonFile = 'gevent.node';
+const kPackageName = 'node-gevent';
 
 let cached: NativeAddon | undefined;
 let cachedError: BackendUnavailableError | undefined;
@@ -29,13 +36,43 @@ function packageRoot(): string {
   }
 }
 
-/** The paths loadAddon() tries, in order. */
-export function addonCandidates(): string[] {
-  const root = packageRoot();
+/** This process's C library, as prebuild file names tag it: 'glibc' or 'musl' (asked only when both are shipped: a report is slow). */
+function libc(): 'glibc' | 'musl' {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+/**
+ * The prebuilt binaries for this platform and CPU, best first: those tagged with this C library,
+ * then untagged ones, then the rest. When the folder has none, its `*.node` pattern stands in for
+ * them, so that the loader's error still says where it looked.
+ */
+function prebuildCandidates(root: string): string[] {
+  const dir = join(root, 'prebuilds', `${process.platform}-${arch()}`);
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.node'));
+  } catch {
+    files = [];
+  }
+  if (files.length === 0) return [join(dir, '*.node')];
+  const mixed = files.some((f) => f.split('.').includes('musl'));
+  const mine = mixed ? libc() : 'glibc';
+  const rank = (f: string): number => {
+    const tags = f.split('.');
+    if (tags.includes(mine)) return 0;
+    return tags.includes('glibc') || tags.includes('musl') ? 2 : 1;
+  };
+  return files.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).map((f) => join(dir, f));
+}
+
+/** The paths loadAddon() tries, in order, for the package at `root` (default: this one). */
+export function addonCandidates(root: string = packageRoot()): string[] {
   const paths: string[] = [];
   const override = process.env['GEVENT_NATIVE_ADDON'];
   if (override) paths.push(resolve(override));
   paths.push(join(root, 'build', 'Release', kAddonFile), join(root, 'build', 'Debug', kAddonFile));
+  paths.push(...prebuildCandidates(root));
   return paths;
 }
 
@@ -44,6 +81,12 @@ export function loadAddon(): NativeAddon {
   if (cached) return cached;
   if (cachedError) throw cachedError;
   try {
+    const bun = process.versions['bun'];
+    if (bun !== undefined) {
+      throw new BackendUnavailableError(
+        `the native backend does not run under Bun (${bun}): Bun's Node-API has no libuv uv_poll, which the addon needs; use the portable backend`,
+      );
+    }
     if (process.platform !== 'linux') {
       throw new BackendUnavailableError(`the native backend needs Linux (epoll); this is ${process.platform}`);
     }
@@ -73,7 +116,8 @@ export function loadAddonFrom(paths: readonly string[]): NativeAddon {
     }
   }
   throw new BackendUnavailableError(
-    `native addon not available; tried ${tried.join('; ')}. Build it with \`npx node-gyp rebuild\` (needs a C compiler and Node headers)`,
+    `native addon not available; tried ${tried.join('; ')}. ` +
+      `Build it from source with \`npm rebuild ${kPackageName} --build-from-source\` (needs a C compiler, make and Python 3)`,
     { cause: lastError },
   );
 }
