@@ -44,38 +44,38 @@ const kOut = new ResponseBuffer();
 
 /** One connection's HTTP state. Owned by the connection's loop; kept in `Conn.context`. */
 export class HttpSession {
-  private readonly conn: Conn;
-  private readonly loop: HttpLoop;
-  private readonly parser: HttpParser;
-  private readonly requests: HttpRequest[] = [];
-  private continued: HttpRequest | null = null;
+  readonly #conn: Conn;
+  readonly #loop: HttpLoop;
+  readonly #parser: HttpParser;
+  readonly #requests: HttpRequest[] = [];
+  #continued: HttpRequest | null = null;
   /** When the current request's clock started (performance.now()), or kIdle. */
-  private startMs: number;
+  #startMs: number;
   /** When the current wait runs out: a request's (408) or the keep-alive's (close); Infinity for never. */
-  private deadlineMs = Infinity;
-  private timer: Timer | null = null;
-  private readonly onTimer = (): void => this.timerFired();
+  #deadlineMs = Infinity;
+  #timer: Timer | null = null;
+  readonly #onTimer = (): void => this.#timerFired();
 
   /** For a connection that has just opened: the first request's clock starts now. */
   constructor(conn: Conn, loop: HttpLoop) {
-    this.conn = conn;
-    this.loop = loop;
-    this.parser = new HttpParser(loop.limits, loop.budget);
+    this.#conn = conn;
+    this.#loop = loop;
+    this.#parser = new HttpParser(loop.limits, loop.budget);
     const now = performance.now();
-    this.startMs = now;
-    this.setDeadline(this.requestDeadline(), now);
+    this.#startMs = now;
+    this.#setDeadline(this.#requestDeadline(), now);
   }
 
   /** The `data` callback's work: parse what arrived and answer every complete request. */
   onData(input: RingBuffer): Reply {
     const now = performance.now();
-    if (now >= this.deadlineMs) {
-      const expired = this.expire(input, now);
+    if (now >= this.#deadlineMs) {
+      const expired = this.#expire(input, now);
       if (expired !== null) return expired;
     }
-    const requests = this.requests;
+    const requests = this.#requests;
     requests.length = 0;
-    const err = this.parser.parse(input, requests);
+    const err = this.#parser.parse(input, requests);
     const out = kOut;
     out.clear();
     const answered = requests.length;
@@ -94,48 +94,48 @@ export class HttpSession {
       input.retrieveAll();
       return { out: out.take(), action: Action.Close };
     }
-    const pending = this.parser.pending;
-    if (pending !== null && pending.expectContinue && this.continued !== pending) {
-      this.continued = pending;
+    const pending = this.#parser.pending;
+    if (pending !== null && pending.expectContinue && this.#continued !== pending) {
+      this.#continued = pending;
       out.push(kContinue);
     }
-    if (!this.parser.awaitingHead || input.length > 0) {
-      if (this.startMs === kIdle || answered > 0) this.startMs = now;
-      this.setDeadline(this.requestDeadline(), now);
+    if (!this.#parser.awaitingHead || input.length > 0) {
+      if (this.#startMs === kIdle || answered > 0) this.#startMs = now;
+      this.#setDeadline(this.#requestDeadline(), now);
     } else {
-      this.startMs = kIdle;
-      const keepAlive = this.loop.timeouts.keepAliveMs;
-      this.setDeadline(keepAlive > 0 ? now + keepAlive : Infinity, now);
+      this.#startMs = kIdle;
+      const keepAlive = this.#loop.timeouts.keepAliveMs;
+      this.#setDeadline(keepAlive > 0 ? now + keepAlive : Infinity, now);
     }
     return out.take();
   }
 
   /** The `closed` callback's work: no more timer, and the body's room goes back to the budget. */
   dispose(): void {
-    this.timer?.stop();
-    this.timer = null;
-    this.deadlineMs = Infinity;
-    this.parser.dispose();
+    this.#timer?.stop();
+    this.#timer = null;
+    this.#deadlineMs = Infinity;
+    this.#parser.dispose();
   }
 
   /** The deadline of the request in progress: its head's, while the head is arriving, or its whole. */
-  private requestDeadline(): number {
-    const { headersMs, requestMs } = this.loop.timeouts;
-    const head = headersMs > 0 && this.parser.awaitingHead ? this.startMs + headersMs : Infinity;
-    return Math.min(head, requestMs > 0 ? this.startMs + requestMs : Infinity);
+  #requestDeadline(): number {
+    const { headersMs, requestMs } = this.#loop.timeouts;
+    const head = headersMs > 0 && this.#parser.awaitingHead ? this.#startMs + headersMs : Infinity;
+    return Math.min(head, requestMs > 0 ? this.#startMs + requestMs : Infinity);
   }
 
   /**
    * `data` at or past the deadline: a request in progress gets its 408 and the connection closes;
    * an idle connection closes without a word, unless a new request has just arrived (null: serve it).
    */
-  private expire(input: RingBuffer, now: number): Reply | null {
-    if (this.startMs === kIdle) {
+  #expire(input: RingBuffer, now: number): Reply | null {
+    if (this.#startMs === kIdle) {
       if (input.length > 0) return null;
       return Action.Close;
     }
-    const { headersMs, requestMs } = this.loop.timeouts;
-    const headLate = headersMs > 0 && this.parser.awaitingHead && now >= this.startMs + headersMs;
+    const { headersMs, requestMs } = this.#loop.timeouts;
+    const headLate = headersMs > 0 && this.#parser.awaitingHead && now >= this.#startMs + headersMs;
     const out = kOut;
     out.clear();
     respondError(out, headLate ? new RequestTimeoutError('head', headersMs) : new RequestTimeoutError('request', requestMs));
@@ -145,22 +145,22 @@ export class HttpSession {
   }
 
   /** Moves the deadline; arms the timer unless one already expires no later. */
-  private setDeadline(deadlineMs: number, now: number): void {
-    this.deadlineMs = deadlineMs;
+  #setDeadline(deadlineMs: number, now: number): void {
+    this.#deadlineMs = deadlineMs;
     if (deadlineMs === Infinity) return;
-    const timer = this.timer;
+    const timer = this.#timer;
     if (timer !== null) {
       if (timer.expiration <= deadlineMs) return;
       timer.stop();
     }
-    this.timer = this.loop.wheel.after(deadlineMs - now, this.onTimer);
+    this.#timer = this.#loop.wheel.after(deadlineMs - now, this.#onTimer);
   }
 
-  private timerFired(): void {
-    this.timer = null;
-    if (!this.conn.open || this.deadlineMs === Infinity) return;
+  #timerFired(): void {
+    this.#timer = null;
+    if (!this.#conn.open || this.#deadlineMs === Infinity) return;
     const now = performance.now();
-    if (now >= this.deadlineMs) this.conn.wake();
-    else this.timer = this.loop.wheel.after(this.deadlineMs - now, this.onTimer);
+    if (now >= this.#deadlineMs) this.#conn.wake();
+    else this.#timer = this.#loop.wheel.after(this.#deadlineMs - now, this.#onTimer);
   }
 }
