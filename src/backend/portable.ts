@@ -14,6 +14,12 @@ import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } 
 import { resolveHost } from './resolve.js';
 import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 
+/**
+ * The largest UDP payload any datagram can carry (IPv6: 65,535 minus the UDP header); a larger
+ * reply is dropped here. Smaller ones that do not fit (65,508 and up over IPv4) the kernel refuses.
+ */
+const kMaxDatagramBytes = 65_527;
+
 const kEmpty = new Uint8Array(0);
 
 interface Stream {
@@ -209,6 +215,9 @@ export class PortableBackend implements Backend {
 
   sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void {
     const sock = this.#dgrams.get(listener);
+    // Larger than any datagram can be: dropped, as the native backend drops it. Handed to dgram,
+    // a length past 2^32 would wrap and go out as a short (or empty) datagram instead.
+    if (data.length > kMaxDatagramBytes) return;
     if (sock !== undefined) this.#ops.push({ kind: kSendTo, sock, data, peer: peer as PortablePeer });
   }
 
