@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve, type Events, type Server, type ServeOptions } from '../src/index.js';
+import { serve, type Conn, type Events, type Server, type ServeOptions } from '../src/index.js';
 
 export type BackendName = 'native' | 'portable';
 
@@ -390,5 +390,76 @@ export function netHidesAcceptErrors(): string | false {
       : `Node ${process.version}'s net.Server does not surface accept() failures (a plain net.Server under an injected ENOBUFS heard: ${out || 'nothing'}), so the portable backend has none to report`;
   } catch (err) {
     return `strace could not run the net.Server probe (${(err as Error).message.split('\n')[0]})`;
+  }
+}
+
+const kTcpStates = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
+
+/** A TCP socket's state and kernel queues, from /proc/net/tcp (or tcp6). */
+export interface TcpQueues {
+  /** The kernel's name for its state: ESTABLISHED, CLOSE_WAIT (the peer's FIN arrived), ... */
+  readonly state: string;
+  /** Bytes received that the application has not read yet. */
+  readonly rxBytes: number;
+  /** Bytes sent that the peer has not acknowledged yet. */
+  readonly txBytes: number;
+}
+
+/**
+ * The state and kernel queues of this machine's TCP socket from `localPort` to `remotePort`, or
+ * undefined when the kernel lists none (an ESTABLISHED one is preferred). rxBytes > 0 is the proof
+ * a test needs that a close will find unread input, whatever the kernel's buffer sizes and cached
+ * metrics; a test cannot get that from the timing of its writes. A socket that a RST has reset
+ * leaves the list while its fd is still open, so undefined there tells a RST from a FIN, which a
+ * node:net client cannot always (libuv can report a RST that follows the last data as EOF).
+ */
+export function tcpQueues(localPort: number, remotePort: number): TcpQueues | undefined {
+  let found: TcpQueues | undefined;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5 || parseInt(f[1]!.split(':')[1]!, 16) !== localPort || parseInt(f[2]!.split(':')[1]!, 16) !== remotePort) continue;
+      const [tx, rx] = f[4]!.split(':').map((h) => parseInt(h, 16));
+      const q = { state: kTcpStates[parseInt(f[3]!, 16)] ?? f[3]!, txBytes: tx!, rxBytes: rx! };
+      if (q.state === 'ESTABLISHED') return q;
+      found ??= q;
+    }
+  }
+  return found;
+}
+
+/**
+ * Sends chunk(offset) after chunk to `c`, whose peer is not reading, until the server holds at
+ * least `minQueuedBytes` that the kernel will not take: c.queuedBytes, as the backend reports it,
+ * at or above that and unchanged for `steadyMs` (a kernel takes more for a while after it first
+ * refuses, as the peer's receive window grows). How much a TCP connection takes depends on the
+ * machine (tcp_wmem, tcp_rmem, the metrics the kernel caches per destination), so a test that
+ * needs output still queued fills until it is instead of assuming a size. Resolves with the bytes
+ * sent; rejects once it has sent `maxBytes` or the connection closes.
+ */
+export async function sendUntilQueued(c: Conn, minQueuedBytes: number, chunk: (offset: number) => Uint8Array, maxBytes = 2 ** 30, steadyMs = 200): Promise<number> {
+  let sent = 0;
+  let last = -1;
+  let since = performance.now();
+  for (;;) {
+    await sleep(5);
+    const queued = c.queuedBytes;
+    if (queued !== last) {
+      last = queued;
+      since = performance.now();
+    }
+    if (queued >= minQueuedBytes && performance.now() - since >= steadyMs) return sent;
+    if (!c.open) throw new Error(`the connection closed after ${sent} bytes were sent, before ${minQueuedBytes} stayed queued`);
+    if (queued >= minQueuedBytes) continue;
+    if (sent >= maxBytes) throw new Error(`${sent} bytes sent and only ${queued} queued: the peer is reading, or the kernel takes more than ${maxBytes} bytes`);
+    const b = chunk(sent);
+    c.send(b);
+    sent += b.length;
   }
 }
