@@ -11,7 +11,8 @@
  *
  * The readable region [r, r+len) may run past the end of storage and continue at index 0; it then
  * "wraps", and peek() returns it as two views: `first` (from r to the end of storage), then `end`
- * (from index 0).
+ * (from index 0). Offsets taken or returned by peekUint*() and indexOf() count readable bytes from
+ * r, wherever the wrap falls.
  *
  * Invariants:
  *   - 0 <= vlen <= len <= capacity, and 0 <= r < max(capacity, 1).
@@ -29,6 +30,12 @@ import { BufferEmptyError, InvalidArgumentError } from './errors.js';
 const kMinCapacityBytes = 64;
 /** Copies up to this size use a plain loop, which avoids allocating a subarray view. */
 const kByteLoopMaxBytes = 32;
+/**
+ * indexOf() compares bytes in JavaScript when at most this many remain to search, or when a needle
+ * this short straddles the wrap; past it, the native Buffer search's fixed cost (a view per half,
+ * or a copy of the bytes around the wrap) pays off.
+ */
+const kSearchLoopMaxBytes = 32;
 /** The most idle buffers ringBufferPool keeps. */
 const kPoolMaxBuffers = 1024;
 /**
@@ -186,25 +193,105 @@ export class RingBuffer {
     this.reset();
   }
 
-  /** The first byte, without consuming it; 0 when the buffer is empty. */
-  peekUint8(): number {
-    return this.len < 1 ? 0 : this.buf[this.r]!;
+  /**
+   * The byte at `offset` (from the first readable byte), without consuming anything; 0 when the
+   * buffer holds `offset` bytes or fewer. A 0 is a real byte only when `length > offset`.
+   */
+  peekUint8(offset = 0): number {
+    checkOffset('peekUint8', offset);
+    return this.len - offset < 1 ? 0 : this.byteAt(offset);
   }
 
-  /** The first 2 bytes as a big-endian integer, without consuming them; 0 when fewer are readable. */
-  peekUint16(): number {
-    return this.len < 2 ? 0 : (this.byteAt(0) << 8) | this.byteAt(1);
+  /**
+   * The 2 bytes at `offset` as a big-endian integer, without consuming them; 0 when fewer than
+   * `offset + 2` bytes are readable, so check `length >= offset + 2` first when 0 is a valid value.
+   */
+  peekUint16(offset = 0): number {
+    checkOffset('peekUint16', offset);
+    return this.len - offset < 2 ? 0 : (this.byteAt(offset) << 8) | this.byteAt(offset + 1);
   }
 
-  /** The first 4 bytes as a big-endian integer, without consuming them; 0 when fewer are readable. */
-  peekUint32(): number {
-    return this.len < 4 ? 0 : this.uint32At(0);
+  /** peekUint16() read little-endian. */
+  peekUint16LE(offset = 0): number {
+    checkOffset('peekUint16LE', offset);
+    return this.len - offset < 2 ? 0 : this.byteAt(offset) | (this.byteAt(offset + 1) << 8);
   }
 
-  /** The first 8 bytes as a big-endian integer, without consuming them; 0n when fewer are readable. */
-  peekUint64(): bigint {
-    if (this.len < 8) return 0n;
-    return (BigInt(this.uint32At(0)) << 32n) | BigInt(this.uint32At(4));
+  /**
+   * The 4 bytes at `offset` as a big-endian integer, without consuming them; 0 when fewer than
+   * `offset + 4` bytes are readable, so check `length >= offset + 4` first when 0 is a valid value.
+   */
+  peekUint32(offset = 0): number {
+    checkOffset('peekUint32', offset);
+    return this.len - offset < 4 ? 0 : this.uint32At(offset);
+  }
+
+  /** peekUint32() read little-endian. */
+  peekUint32LE(offset = 0): number {
+    checkOffset('peekUint32LE', offset);
+    return this.len - offset < 4 ? 0 : this.uint32LEAt(offset);
+  }
+
+  /**
+   * The 8 bytes at `offset` as a big-endian integer, without consuming them; 0n when fewer than
+   * `offset + 8` bytes are readable, so check `length >= offset + 8` first when 0n is a valid value.
+   */
+  peekUint64(offset = 0): bigint {
+    checkOffset('peekUint64', offset);
+    if (this.len - offset < 8) return 0n;
+    return (BigInt(this.uint32At(offset)) << 32n) | BigInt(this.uint32At(offset + 4));
+  }
+
+  /** peekUint64() read little-endian. */
+  peekUint64LE(offset = 0): bigint {
+    checkOffset('peekUint64LE', offset);
+    if (this.len - offset < 8) return 0n;
+    return (BigInt(this.uint32LEAt(offset + 4)) << 32n) | BigInt(this.uint32LEAt(offset));
+  }
+
+  /**
+   * The offset (from the first readable byte) of the first occurrence of `value` at or after
+   * `fromIndex`, or -1; nothing is consumed. `value` is a byte (an integer 0-255) or a byte
+   * sequence, which is found even when it straddles the wrap. A negative `fromIndex` counts from
+   * the end of the readable bytes, as in Buffer.indexOf(); an empty sequence is found at
+   * min(fromIndex, length).
+   */
+  indexOf(value: number | Uint8Array, fromIndex = 0): number {
+    let needle: number | Uint8Array;
+    if (typeof value === 'number') {
+      if (!Number.isInteger(value) || value < 0 || value > 255) {
+        throw new InvalidArgumentError('RingBuffer.indexOf() value', value, 'an integer from 0 to 255 or a Uint8Array');
+      }
+      needle = value;
+    } else if (value instanceof Uint8Array) {
+      needle = value.length === 1 ? value[0]! : value;
+    } else {
+      throw new InvalidArgumentError('RingBuffer.indexOf() value', value, 'an integer from 0 to 255 or a Uint8Array');
+    }
+    if (!Number.isInteger(fromIndex)) {
+      throw new InvalidArgumentError('RingBuffer.indexOf() fromIndex', fromIndex, 'an integer');
+    }
+    const len = this.len;
+    let from = fromIndex;
+    if (from < 0) from = len + from > 0 ? len + from : 0;
+    const m = typeof needle === 'number' ? 1 : needle.length;
+    if (m === 0) return from < len ? from : len;
+    if (from > len - m) return -1;
+    if (len - from <= kSearchLoopMaxBytes) return this.scan(needle, from, len - m);
+
+    const cap = this.buf.length;
+    const firstLen = cap - this.r < len ? cap - this.r : len;
+    if (from < firstLen) {
+      const i = search(this.buf, this.r + from, this.r + firstLen, needle);
+      if (i >= 0) return i - this.r;
+    }
+    if (firstLen === len) return -1;
+    if (m > 1) {
+      const i = this.searchStraddling(needle as Uint8Array, from > firstLen - m + 1 ? from : firstLen - m + 1, firstLen);
+      if (i >= 0) return i;
+    }
+    const i = search(this.buf, from > firstLen ? from - firstLen : 0, len - firstLen, needle);
+    return i < 0 ? -1 : firstLen + i;
   }
 
   /**
@@ -361,6 +448,42 @@ export class RingBuffer {
   private uint32At(i: number): number {
     return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
   }
+
+  private uint32LEAt(i: number): number {
+    return (this.byteAt(i) | (this.byteAt(i + 1) << 8) | (this.byteAt(i + 2) << 16) | (this.byteAt(i + 3) << 24)) >>> 0;
+  }
+
+  /** indexOf() of `needle` starting at offsets from..last, byte by byte, across the wrap. */
+  private scan(needle: number | Uint8Array, from: number, last: number): number {
+    if (typeof needle === 'number') {
+      for (let i = from; i <= last; i++) if (this.byteAt(i) === needle) return i;
+      return -1;
+    }
+    for (let i = from; i <= last; i++) if (this.matchesAt(needle, i)) return i;
+    return -1;
+  }
+
+  /** True when the readable bytes at offset `at` equal `needle`; they must all be readable. */
+  private matchesAt(needle: Uint8Array, at: number): boolean {
+    for (let j = 0; j < needle.length; j++) if (this.byteAt(at + j) !== needle[j]) return false;
+    return true;
+  }
+
+  /**
+   * The first match of `needle` starting at an offset in [from, firstLen) and ending past
+   * `firstLen`, where the storage wraps: a short needle is compared in place, a long one is
+   * searched in a copy of the bytes around the wrap.
+   */
+  private searchStraddling(needle: Uint8Array, from: number, firstLen: number): number {
+    const m = needle.length;
+    const last = firstLen - 1 < this.len - m ? firstLen - 1 : this.len - m;
+    if (from > last) return -1;
+    if (m <= kSearchLoopMaxBytes) return this.scan(needle, from, last);
+    const around = Buffer.allocUnsafe(last + m - from);
+    this.copyOut(this.r + from, around, around.length);
+    const i = around.indexOf(needle);
+    return i < 0 ? -1 : from + i;
+  }
 }
 
 /** A bounded free list of idle RingBuffers. Each thread has its own pool. */
@@ -416,6 +539,16 @@ function copy(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: numb
   }
 }
 
+/**
+ * Storage index of the first `needle` (a byte or a sequence of at least 2) wholly inside
+ * storage[start, end), or -1, by the native Buffer search on a view of just that range.
+ */
+function search(storage: Uint8Array, start: number, end: number, needle: number | Uint8Array): number {
+  if (end - start < (typeof needle === 'number' ? 1 : needle.length)) return -1;
+  const i = Buffer.from(storage.buffer, storage.byteOffset + start, end - start).indexOf(needle);
+  return i < 0 ? -1 : start + i;
+}
+
 function checkBytes(what: string, value: unknown): asserts value is Uint8Array {
   if (!(value instanceof Uint8Array)) throw new InvalidArgumentError(what, value, 'a Uint8Array');
 }
@@ -423,5 +556,11 @@ function checkBytes(what: string, value: unknown): asserts value is Uint8Array {
 function checkCount(method: string, n: unknown): asserts n is number {
   if (typeof n !== 'number' || !(n >= 0) || !(Number.isInteger(n) || n === Infinity)) {
     throw new InvalidArgumentError(`RingBuffer.${method}() count`, n, 'a non-negative integer');
+  }
+}
+
+function checkOffset(method: string, offset: unknown): asserts offset is number {
+  if (!Number.isInteger(offset) || (offset as number) < 0) {
+    throw new InvalidArgumentError(`RingBuffer.${method}() offset`, offset, 'a non-negative integer');
   }
 }

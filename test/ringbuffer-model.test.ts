@@ -18,7 +18,8 @@ type Op =
   | { k: 'peekAll' }
   | { k: 'retrieve'; n: number }
   | { k: 'retrieveAll' }
-  | { k: 'peekUint'; bits: 8 | 16 | 32 | 64 }
+  | { k: 'peekUint'; bits: 8 | 16 | 32 | 64; le: boolean; offset: number }
+  | { k: 'indexOf'; needle: 'byte' | 'slice'; b: number; at: number; n: number; from: number }
   | { k: 'virtualRead'; size: number }
   | { k: 'virtualFlush' }
   | { k: 'virtualRevert' }
@@ -48,11 +49,17 @@ function assertBytes(actual: Uint8Array, expected: number[], what: string): void
   if (!same) assert.deepEqual(Array.from(actual), expected, what);
 }
 
-function bigEndian(content: number[], bytes: number): bigint {
-  if (content.length < bytes) return 0n;
+/** The unsigned integer in content[offset, offset + bytes), or 0n when the content is shorter. */
+function uintAt(content: number[], offset: number, bytes: number, le: boolean): bigint {
+  if (content.length < offset + bytes) return 0n;
   let v = 0n;
-  for (let i = 0; i < bytes; i++) v = (v << 8n) | BigInt(content[i]!);
+  for (let i = 0; i < bytes; i++) v = (v << 8n) | BigInt(content[offset + (le ? bytes - 1 - i : i)]!);
   return v;
+}
+
+/** Buffer.indexOf() on the content: the reference for RingBuffer.indexOf(). */
+function modelIndexOf(content: number[], needle: number | Uint8Array, from: number): number {
+  return Buffer.from(content).indexOf(needle, from);
 }
 
 /** The reference: readable bytes as a plain array, plus the virtual offset and expected capacity. */
@@ -88,6 +95,10 @@ const seen = {
   wrappedPeeks: 0,
   growthAcrossWrap: 0,
   wrappedVirtualReads: 0,
+  wrappedUintPeeks: 0,
+  shortUintPeeks: 0,
+  wrappedSearches: 0,
+  matchesPastTheWrap: 0,
   borrowedWrites: 0,
   releasesWithBytes: 0,
 };
@@ -102,6 +113,23 @@ const size = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 64 }) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 400 }) },
 );
+
+/** A peek of any width and byte order, half the time at the default offset 0. */
+const peekUintArb = fc.record({
+  k: fc.constant('peekUint' as const),
+  bits: fc.constantFrom(8 as const, 16 as const, 32 as const, 64 as const),
+  le: fc.boolean(),
+  offset: fc.oneof(fc.constant(0), fc.nat(12)),
+});
+/** A byte, or a slice of the content chosen when the op runs (so it is usually present). */
+const indexOfArb = fc.record({
+  k: fc.constant('indexOf' as const),
+  needle: fc.constantFrom('byte' as const, 'slice' as const),
+  b: fc.nat(255),
+  at: fc.nat(400),
+  n: fc.integer({ min: 0, max: 6 }),
+  from: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -40, max: 40 }) }),
+});
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -124,11 +152,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ k: 'peekAll' as const }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('retrieve' as const), n: size }) },
   { weight: 1, arbitrary: fc.constant({ k: 'retrieveAll' as const }) },
-  {
-    weight: 2,
-    arbitrary: fc.record({ k: fc.constant('peekUint' as const), bits: fc.constantFrom(8 as const, 16 as const, 32 as const, 64 as const) }),
-  },
+  { weight: 2, arbitrary: peekUintArb },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('virtualRead' as const), size }) },
+  { weight: 2, arbitrary: indexOfArb },
   { weight: 1, arbitrary: fc.constant({ k: 'virtualFlush' as const }) },
   { weight: 1, arbitrary: fc.constant({ k: 'virtualRevert' as const }) },
   { weight: 1, arbitrary: fc.constant({ k: 'bytes' as const }) },
@@ -155,11 +181,9 @@ const streamOpArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('retrieve' as const), n: chunk }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('peek' as const), n: fc.nat(48) }) },
   { weight: 2, arbitrary: fc.constant({ k: 'peekAll' as const }) },
-  {
-    weight: 2,
-    arbitrary: fc.record({ k: fc.constant('peekUint' as const), bits: fc.constantFrom(8 as const, 16 as const, 32 as const, 64 as const) }),
-  },
+  { weight: 2, arbitrary: peekUintArb },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('virtualRead' as const), size: chunk }) },
+  { weight: 2, arbitrary: indexOfArb },
   { weight: 1, arbitrary: fc.constant({ k: 'virtualFlush' as const }) },
   { weight: 1, arbitrary: fc.constant({ k: 'virtualRevert' as const }) },
   { weight: 1, arbitrary: fc.constant({ k: 'bytes' as const }) },
@@ -258,11 +282,37 @@ function runSequence(init: Init, ops: Op[]): void {
         m.consume(m.content.length);
         break;
       case 'peekUint': {
-        const want = bigEndian(m.content, op.bits / 8);
-        if (op.bits === 8) assert.equal(rb.peekUint8(), Number(want));
-        else if (op.bits === 16) assert.equal(rb.peekUint16(), Number(want));
-        else if (op.bits === 32) assert.equal(rb.peekUint32(), Number(want));
-        else assert.equal(rb.peekUint64(), want);
+        const bytes = op.bits / 8;
+        const want = uintAt(m.content, op.offset, bytes, op.le);
+        const o = op.offset;
+        const arg = o === 0 ? undefined : o;
+        let got: number | bigint;
+        if (op.bits === 8) got = rb.peekUint8(arg);
+        else if (op.bits === 16) got = op.le ? rb.peekUint16LE(arg) : rb.peekUint16(arg);
+        else if (op.bits === 32) got = op.le ? rb.peekUint32LE(arg) : rb.peekUint32(arg);
+        else got = op.le ? rb.peekUint64LE(arg) : rb.peekUint64(arg);
+        assert.equal(got, op.bits === 64 ? want : Number(want), `peekUint${op.bits}${op.le ? 'LE' : ''}(${o})`);
+        const firstLen = rb.peekAll()[0].length;
+        if (m.content.length < o + bytes) seen.shortUintPeeks++;
+        else if (o < firstLen && o + bytes > firstLen) seen.wrappedUintPeeks++;
+        break;
+      }
+      case 'indexOf': {
+        const len = m.content.length;
+        let needle: number | Uint8Array = op.b;
+        if (op.needle === 'slice') {
+          const n = Math.min(op.n, len);
+          const at = op.at % (len - n + 1);
+          needle = Uint8Array.from(m.content.slice(at, at + n));
+        }
+        const want = modelIndexOf(m.content, needle, op.from);
+        assert.equal(rb.indexOf(needle, op.from), want, `indexOf(${String(needle)}, ${op.from})`);
+        const firstLen = rb.peekAll()[0].length;
+        if (firstLen < len) {
+          seen.wrappedSearches++;
+          const n = typeof needle === 'number' ? 1 : needle.length;
+          if (want >= 0 && want + n > firstLen) seen.matchesPastTheWrap++;
+        }
         break;
       }
       case 'virtualRead': {
@@ -349,6 +399,10 @@ test('ring buffer matches a plain array model over random operation sequences', 
   assert.ok(seen.wrappedPeeks > kNumRuns / 4, `too few wrapped peeks: ${seen.wrappedPeeks}`);
   assert.ok(seen.growthAcrossWrap > kNumRuns / 10, `too few growths across the wrap: ${seen.growthAcrossWrap}`);
   assert.ok(seen.wrappedVirtualReads > kNumRuns / 50, `too few wrapped virtual reads: ${seen.wrappedVirtualReads}`);
+  assert.ok(seen.wrappedUintPeeks > kNumRuns / 200, `too few integer peeks across the wrap: ${seen.wrappedUintPeeks}`);
+  assert.ok(seen.shortUintPeeks > kNumRuns / 50, `too few integer peeks past the readable bytes: ${seen.shortUintPeeks}`);
+  assert.ok(seen.wrappedSearches > kNumRuns / 10, `too few searches of wrapped content: ${seen.wrappedSearches}`);
+  assert.ok(seen.matchesPastTheWrap > kNumRuns / 50, `too few matches ending past the wrap: ${seen.matchesPastTheWrap}`);
   assert.ok(seen.borrowedWrites > kNumRuns / 50, `too few writes while borrowing: ${seen.borrowedWrites}`);
   assert.ok(seen.releasesWithBytes > kNumRuns / 200, `too few releases with bytes left: ${seen.releasesWithBytes}`);
 });
