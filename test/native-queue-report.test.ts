@@ -2,7 +2,8 @@
  * onQueued from the native backend: a peer that does not read makes the queue grow past several
  * MiB and then drain to 0, byte for byte; a pingpong whose writes the kernel takes at once reports
  * nothing at all; watchQueue asks for one report; reports never come from inside a backend call
- * and never after the connection's onClose.
+ * and never after the connection's onClose. The cases that need a queue write until the backend
+ * reports one, so they hold whatever the machine's TCP buffers take.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { parseAddress } from '../src/addr.js';
 import type { BackendHandler } from '../src/backend/backend.js';
 import { NativeBackend, nativeAvailable } from '../src/backend/native.js';
+import { within } from './helpers.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 
@@ -87,6 +89,36 @@ function connect(port: number): Promise<net.Socket> {
   });
 }
 
+/**
+ * Writes 1 MiB pieces of random bytes to connection `id` (keeping them in `sent`) until the backend
+ * reports more than `minBytes` queued and that figure holds for 200 ms: how much a TCP connection
+ * takes depends on the machine's tuning (tcp_wmem, tcp_rmem) and grows for a while as the peer's
+ * window opens, so the test fills until output is queued instead of assuming a size. Each piece
+ * goes out in a flush of its own, so the queue grows by at most 1 MiB between two reports.
+ */
+async function writeUntilQueued(b: NativeBackend, id: number, latest: () => number, minBytes: number, sent: Buffer[]): Promise<void> {
+  let last = -1;
+  let since = Date.now();
+  for (let total = 0; ; ) {
+    await new Promise((r) => setTimeout(r, 5));
+    const q = latest();
+    if (q !== last) {
+      last = q;
+      since = Date.now();
+    }
+    if (q > minBytes) {
+      if (Date.now() - since >= 200) return;
+      continue;
+    }
+    if (total >= 2 ** 30) throw new Error(`${total} bytes written and only ${q} queued`);
+    const piece = randomBytes(1024 * 1024);
+    b.write(id, piece);
+    b.flush();
+    sent.push(piece);
+    total += piece.length;
+  }
+}
+
 function readExactly(s: net.Socket, n: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
@@ -138,20 +170,22 @@ describe('native backend: onQueued', { skip }, () => {
     c.pause();
     await until(() => h.opened.length === 1, 'open');
     const id = h.opened[0]!;
-    const payload = randomBytes(12 * 1024 * 1024);
-    const reply = readExactly(c, payload.length);
+    const burst = randomBytes(1024 * 1024);
     let at = 0;
     let size = 1;
-    while (at < payload.length) {
-      const n = Math.min(size, payload.length - at);
-      b.write(id, payload.subarray(at, at + n));
+    while (at < burst.length) {
+      const n = Math.min(size, burst.length - at);
+      b.write(id, burst.subarray(at, at + n));
       at += n;
       size = size >= 256 * 1024 ? 1 : size * 4;
     }
     const calls = h.queuedCalls;
     b.flush();
     assert.equal(h.queuedCalls, calls, 'onQueued is never called from inside flush()');
-    await until(() => (h.reports.get(id) ?? []).some((q) => q > 4 * 1024 * 1024), 'a report above 4 MiB');
+    const sent = [burst];
+    await within(writeUntilQueued(b, id, () => h.reports.get(id)?.at(-1) ?? 0, 4 * 1024 * 1024, sent), 30_000, 'a report above 4 MiB');
+    const payload = Buffer.concat(sent);
+    const reply = readExactly(c, payload.length);
     const peak = Math.max(...h.reports.get(id)!);
     assert.ok(peak <= payload.length, `no more queued (${peak}) than was written`);
     c.resume();
@@ -160,7 +194,7 @@ describe('native backend: onQueued', { skip }, () => {
     await until(() => h.reports.get(id)!.at(-1) === 0, 'a final report of 0');
     const list = h.reports.get(id)!;
     assertChanges(list);
-    assert.ok(list.length >= 3, `reports as the queue drained (${list.length})`);
+    assert.ok(list.length >= 3, `reports as the queue grew and drained (${list.length})`);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(h.reports.get(id)!.length, list.length, 'nothing after the queue drained');
   });
@@ -213,9 +247,7 @@ describe('native backend: onQueued', { skip }, () => {
     c.pause();
     await until(() => h.opened.length === 1, 'open');
     const id = h.opened[0]!;
-    b.write(id, randomBytes(8 * 1024 * 1024));
-    b.flush();
-    await until(() => (h.reports.get(id)?.length ?? 0) > 0, 'a report');
+    await within(writeUntilQueued(b, id, () => h.reports.get(id)?.at(-1) ?? 0, 0, []), 30_000, 'a report');
     b.close(id, false);
     b.flush();
     await until(() => h.closed.has(id), 'close');
