@@ -5,7 +5,7 @@
 
 /** A loop's limits and settings: plain values, so that they can cross to a worker thread. */
 export interface LoopTuning {
-  /** Close connections with no incoming data for this long; 0 disables. */
+  /** Close connections with no progress (no input, no output taken by the kernel) for this long; 0 disables. */
   readonly waitTimeoutMs: number;
   /** Queued output above which reading pauses and write() returns false (default kHighWaterMarkBytes). */
   readonly highWaterMark?: number;
