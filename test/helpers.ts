@@ -440,8 +440,11 @@ export function tcpQueues(localPort: number, remotePort: number): TcpQueues | un
  * at or above that and unchanged for `steadyMs` (a kernel takes more for a while after it first
  * refuses, as the peer's receive window grows). How much a TCP connection takes depends on the
  * machine (tcp_wmem, tcp_rmem, the metrics the kernel caches per destination), so a test that
- * needs output still queued fills until it is instead of assuming a size. Resolves with the bytes
- * sent; rejects once it has sent `maxBytes` or the connection closes.
+ * needs output still queued fills until it is instead of assuming a size. Keep the pieces small
+ * (a MiB) and send nothing large before: the portable backend reports a write's queue when the
+ * write is made and again only when node:net has written all of it, so the figure of one large
+ * write stays high while the kernel is still taking it. Resolves with the bytes sent; rejects once
+ * it has sent `maxBytes` or the connection closes.
  */
 export async function sendUntilQueued(c: Conn, minQueuedBytes: number, chunk: (offset: number) => Uint8Array, maxBytes = 2 ** 30, steadyMs = 200): Promise<number> {
   let sent = 0;
