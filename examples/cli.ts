@@ -4,7 +4,7 @@
  * server that cannot start, prints `<example>: <message>` on stderr and exits with code 2.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { serve, type BackendKind, type ServeOptions } from '../src/index.js';
+import { listen, type BackendKind, type Server, type ServeOptions } from '../src/index.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -91,15 +91,25 @@ export function parseFlags<O extends OptionsConfig = {}>(example: string, defaul
 
 /**
  * Serves the events module at `events` on `address` until SIGINT or SIGTERM, and returns once the
- * server has shut down. `options` are further ServeOptions (the backend and signal are set here).
+ * server has shut down. `options` are further ServeOptions (the backend and signal are set here);
+ * `onListening` gets the running server's handle once it serves.
  * A server that cannot start ends the process as a bad flag does.
  */
-export async function serveUntilSignal(example: string, events: URL, backend: BackendKind, address: string, options: Omit<ServeOptions, 'backend' | 'signal'> = {}): Promise<void> {
+export async function serveUntilSignal(
+  example: string,
+  events: URL,
+  backend: BackendKind,
+  address: string,
+  options: Omit<ServeOptions, 'backend' | 'signal'> = {},
+  onListening?: (server: Server) => void,
+): Promise<void> {
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   process.once('SIGTERM', () => controller.abort());
   try {
-    await serve(events, { ...options, backend, signal: controller.signal }, address);
+    const server = await listen(events, { ...options, backend, signal: controller.signal }, address);
+    onListening?.(server);
+    await server.closed;
   } catch (err) {
     fail(example, (err as Error).message);
   }

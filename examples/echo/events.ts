@@ -10,9 +10,6 @@ const trace = params.get('trace') === '1';
 const events: Events = {
   numLoops: Number(params.get('loops') ?? '1'),
   loadBalance: LoadBalance.RoundRobin,
-  serving(server) {
-    console.log(`echo server started on port ${server.addrs[0]!.port} (loops: ${server.numLoops})`);
-  },
   data(c, input) {
     if (trace) console.log(`${c.remoteAddr}: ${JSON.stringify(Buffer.from(input.bytes()).toString())}`);
     // Zero-copy echo: the views are written before the input buffer is reused, because everything

@@ -15,4 +15,8 @@ events.searchParams.set('loops', loops);
 if (values.trace) events.searchParams.set('trace', '1');
 
 const scheme = values.udp ? 'udp' : 'tcp';
-await serveUntilSignal('echo', events, backend, `${scheme}://:${port}?reuseport=${values.reuseport}`);
+await serveUntilSignal('echo', events, backend, `${scheme}://:${port}?reuseport=${values.reuseport}`, {}, (server) => {
+  const addr = server.addrs[0]!;
+  console.log(`echo server started on port ${addr.port} (loops: ${server.numLoops})`);
+  console.log(`listening on ${server.addrs.join(', ')} (${server.backend} backend)`);
+});
