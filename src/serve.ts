@@ -13,7 +13,7 @@ import { LoadBalance, type Events, type Server } from './events.js';
 
 /** The second argument of serve() in its long form. */
 export interface ServeOptions {
-  /** Close a connection after this many ms without incoming data; 0 (default) never. */
+  /** Close a connection after this many ms without progress (input, or output the kernel takes); 0 (default) never. */
   waitTimeout?: number;
   /** 'native' (the epoll addon), 'portable' (node:net), or 'auto' (default): native where it loads. */
   backend?: BackendKind;
