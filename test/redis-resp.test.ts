@@ -69,7 +69,8 @@ describe('redis RESP parser', () => {
       ['*01\r\n', 'invalid multibulk length'],
       ['*+1\r\n', 'invalid multibulk length'],
       ['*1 \r\n', 'invalid multibulk length'],
-      [`*${1024 * 1024 + 1}\r\n`, 'invalid multibulk length'],
+      ['*2147483648\r\n', 'invalid multibulk length'],
+      ['*9223372036854775808\r\n', 'invalid multibulk length'],
       ['*1\r\n$abc\r\n', 'invalid bulk length'],
       ['*1\r\n$-1\r\n', 'invalid bulk length'],
       ['*1\r\n$04\r\n', 'invalid bulk length'],
@@ -92,6 +93,8 @@ describe('redis RESP parser', () => {
   test('limits that are not exceeded wait for more input instead of failing', () => {
     assert.deepEqual(feed([`*1\r\n$${kMaxBulkBytes}\r\n`]), { commands: [], result: 'drained', error: '' });
     assert.deepEqual(feed([`*${1024 * 1024}\r\n`]), { commands: [], result: 'drained', error: '' });
+    assert.deepEqual(feed([`*${1024 * 1024 + 1}\r\n`]), { commands: [], result: 'drained', error: '' }, 'Redis 7 without requirepass takes it');
+    assert.deepEqual(feed(['*2147483647\r\n$4\r\nPING\r\n']), { commands: [], result: 'drained', error: '' }, 'INT_MAX, as Redis 7');
     assert.equal(feed(['x'.repeat(64 * 1024)]).result, 'drained');
     assert.equal(feed(['*1\r\nPING']).result, 'drained', "no '$' error before the line end arrives, as in Redis");
   });
@@ -118,13 +121,36 @@ describe('redis RESP parser', () => {
     assert.equal(input.length, 0);
   });
 
-  test('a visitor returning false stops the read and consumes the rest (QUIT)', () => {
-    const input = RingBuffer.withData(Buffer.from(multibulk(['QUIT']) + multibulk(['PING'])));
+  test('a visitor returning false stops the read after that command; the commands after it stay in the input', () => {
+    const rest = multibulk(['PING']) + '*2\r\n$3\r\nGET';
+    const input = RingBuffer.withData(Buffer.from(multibulk(['QUIT']) + rest));
     const parser = new RespParser();
-    let seen = 0;
-    assert.equal(readCommands(input, parser, () => (seen++, false)), 'stopped');
-    assert.equal(seen, 1);
-    assert.equal(input.length, 0);
+    const seen: string[] = [];
+    assert.equal(readCommands(input, parser, (args) => (seen.push(args.str(0)), false)), 'stopped');
+    assert.deepEqual(seen, ['QUIT']);
+    assert.equal(Buffer.from(input.bytes()).toString(), rest);
+    assert.equal(readCommands(input, parser, (args) => (seen.push(args.str(0)), true)), 'drained');
+    assert.deepEqual(seen, ['QUIT', 'PING']);
+    assert.equal(Buffer.from(input.bytes()).toString(), '*2\r\n$3\r\nGET', 'the partial command is kept');
+  });
+
+  test('between reads the parser keeps no view of the input, and a huge command leaves no large table behind', () => {
+    const input = new RingBuffer();
+    const parser = new RespParser();
+    const idle = parser.heldBytes;
+    const args = Array.from({ length: 100_000 }, (_, i) => `a${i}`);
+    input.write(Buffer.from(multibulk(['DEL', ...args]) + '*3\r\n$3\r\nSET\r\n'));
+    let argc = 0;
+    assert.equal(readCommands(input, parser, (a) => ((argc = a.argc), true)), 'drained');
+    assert.equal(argc, 100_001);
+    assert.equal(parser.heldBytes, idle, 'the table grown for 100001 arguments was dropped');
+    assert.equal(parser.view(0).length, 0, 'the parser no longer points into the input');
+    const partial = Array.from({ length: 5000 }, () => '$1\r\nx\r\n').join('');
+    input.retrieveAll();
+    parser.reset();
+    input.write(Buffer.from(`*100000\r\n${partial}`));
+    assert.equal(readCommands(input, parser, () => true), 'drained');
+    assert.ok(parser.heldBytes >= 5000 * 16, 'a partial command keeps its table, and heldBytes counts it');
   });
 
   test('Args: case-insensitive words, copies that outlive the input, strict 64-bit integers', () => {
@@ -184,10 +210,17 @@ describe('redis RESP parser', () => {
   });
 });
 
+/** Everything `w` built, as the pieces writeTo() hands out. */
+function pieces(w: ReplyWriter): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  w.writeTo({ write: (b) => (out.push(b), true) });
+  return out;
+}
+
 describe('redis reply encoders', () => {
-  test('each reply type is encoded as RESP2, and everything written leaves in one take()', () => {
+  test('each reply type is encoded as RESP2, and everything written leaves in one writeTo()', () => {
     const w = new ReplyWriter();
-    assert.equal(w.take(), null);
+    assert.deepEqual(pieces(w), []);
     w.ok();
     w.pong();
     w.simple('string');
@@ -201,26 +234,73 @@ describe('redis reply encoders', () => {
     w.nullBulk();
     w.nullArray();
     w.arrayHeader(2);
+    assert.equal(w.pending, 103);
+    const all = pieces(w);
+    assert.equal(all.length, 1);
     assert.equal(
-      w.take()!.toString('latin1'),
+      Buffer.from(all[0]!).toString('latin1'),
       '+OK\r\n+PONG\r\n+string\r\n-ERR bad  thing\r\n:0\r\n:1\r\n:-42\r\n:9223372036854775807\r\n$2\r\nhi\r\n$1\r\n\xff\r\n$-1\r\n*-1\r\n*2\r\n',
     );
-    assert.equal(w.take(), null);
+    assert.equal(w.pending, 0);
+    assert.deepEqual(pieces(w), []);
   });
 
   test('bytes handed out are never overwritten, across chunk growth', () => {
     const w = new ReplyWriter();
     w.bulkString('first');
-    const first = w.take()!;
+    const first = pieces(w);
     const big = Buffer.alloc(200_000, 0x61);
     w.bulk(big);
     w.integer(7);
-    const second = w.take()!;
+    const second = Buffer.concat(pieces(w));
     w.simple('third');
-    assert.equal(first.toString(), '$5\r\nfirst\r\n');
+    const third = pieces(w);
+    assert.equal(Buffer.concat(first).toString(), '$5\r\nfirst\r\n');
     assert.equal(second.length, '$200000\r\n'.length + 200_000 + 2 + ':7\r\n'.length);
     assert.equal(second.subarray(second.length - 4).toString(), ':7\r\n');
-    assert.equal(w.take()!.toString(), '+third\r\n');
+    assert.equal(Buffer.concat(third).toString(), '+third\r\n');
+  });
+
+  test('a large stored value goes out by reference, between the pieces around it; a small one is copied', () => {
+    const w = new ReplyWriter();
+    const value = Buffer.alloc(1024 * 1024, 0x62);
+    w.ok();
+    w.value(value);
+    w.value(value);
+    w.value(Buffer.from('small'));
+    w.value('str');
+    assert.equal(w.pending, 5 + 2 * (value.length + 12) + 11 + 9);
+    const out = pieces(w);
+    assert.equal(out.filter((p) => p === value).length, 2, 'the value itself, not a copy, is handed out twice');
+    assert.ok(out.every((p) => p === value || p.length < 64), 'nothing else holds a copy of it');
+    const wire = Buffer.concat(out).toString('latin1');
+    const bulk = `$${value.length}\r\n${'b'.repeat(value.length)}\r\n`;
+    assert.equal(wire, `+OK\r\n${bulk}${bulk}$5\r\nsmall\r\n$3\r\nstr\r\n`);
+  });
+
+  test('a long run of small replies grows the chunk geometrically: few pieces, no byte copied twice', () => {
+    const w = new ReplyWriter();
+    const n = 400_000;
+    for (let i = 0; i < n; i++) w.bulkString('0123456789abcdef');
+    const out = pieces(w);
+    const total = out.reduce((sum, p) => sum + p.length, 0);
+    assert.equal(total, n * 23);
+    assert.ok(out.length <= 10, `${out.length} pieces for ${total} bytes (chunks of 64 KiB, 64 KiB, 128 KiB, ... 4 MiB, 4 MiB)`);
+    const buffers = new Set(out.map((p) => p.buffer));
+    assert.equal(buffers.size, out.length, 'each piece is its own chunk: none was moved into a bigger one');
+    assert.ok(Buffer.concat(out).toString('latin1').startsWith('$16\r\n0123456789abcdef\r\n$16\r\n'));
+  });
+
+  test('writeTo() reports a sink that wants no more, after writing every piece in order', () => {
+    const w = new ReplyWriter();
+    const value = Buffer.alloc(20_000, 0x63);
+    w.value(value);
+    w.ok();
+    const got: Uint8Array[] = [];
+    let calls = 0;
+    assert.equal(w.writeTo({ write: (b) => (got.push(b), ++calls > 1) }), false);
+    assert.equal(Buffer.concat(got).toString('latin1'), `$20000\r\n${'c'.repeat(20_000)}\r\n+OK\r\n`);
+    assert.equal(w.pending, 0);
   });
 });
 

@@ -62,10 +62,14 @@ function configGet(ctx: CommandContext): void {
   }
 }
 
+/** Redis's check of a client name (validateClientName): printable ASCII without spaces, or empty. */
+const kBadClientName = /[^\x21-\x7e]/;
+const kBadClientNameError = 'ERR Client names cannot contain spaces, newlines or special characters.';
+
 function clientSetName({ args, out, session }: CommandContext): void {
   const name = args.str(2);
-  if (/[^\x21-\x7e]/.test(name)) {
-    out.error('ERR Client names cannot contain spaces, newlines or special characters.');
+  if (kBadClientName.test(name)) {
+    out.error(kBadClientNameError);
     return;
   }
   session.name = name;
@@ -114,34 +118,44 @@ function info(ctx: CommandContext): void {
 }
 
 /**
- * HELLO [protover [AUTH username password] [SETNAME name]]: RESP2 only, so protocol 3 gets
- * Redis's NOPROTO error and a client can fall back. There are no users: AUTH is accepted as by a
- * Redis whose default user has no password.
+ * HELLO [protover [AUTH username password] [SETNAME name]], in Redis 7.0's order: the version
+ * first (not an integer, or not 2 or 3: NOPROTO), then each option as it comes. SETNAME refuses a
+ * name as CLIENT SETNAME does, and sets it at once, so that an error in a later option leaves it
+ * set, as in Redis. RESP2 only: protocol 3 then gets Redis's NOPROTO error, so that a client can
+ * fall back. There are no users: AUTH is accepted as by a Redis whose default user has no password.
  */
 function hello(ctx: CommandContext): void {
   const { args, out, session } = ctx;
-  let name: string | null = null;
   if (args.argc >= 2) {
     const ver = args.int(1);
     if (ver === null) {
       out.error('ERR Protocol version is not an integer or out of range');
       return;
     }
+    if (ver !== 2 && ver !== 3) {
+      out.error('NOPROTO unsupported protocol version');
+      return;
+    }
     for (let j = 2; j < args.argc; j++) {
       const more = args.argc - j - 1;
       if (args.is(j, 'auth') && more >= 2) j += 2;
-      else if (args.is(j, 'setname') && more >= 1) name = args.str(++j);
-      else {
+      else if (args.is(j, 'setname') && more >= 1) {
+        const name = args.str(++j);
+        if (kBadClientName.test(name)) {
+          out.error(kBadClientNameError);
+          return;
+        }
+        session.name = name;
+      } else {
         out.error(`ERR Syntax error in HELLO option '${args.str(j)}'`);
         return;
       }
     }
-    if (ver !== 2) {
+    if (ver === 3) {
       out.error('NOPROTO unsupported protocol version');
       return;
     }
   }
-  if (name !== null) session.name = name;
   const fields: [string, string | number][] = [
     ['server', 'redis'],
     ['version', kRedisVersion],

@@ -1,12 +1,20 @@
 /**
- * RESP2 reply encoders writing into one growing output buffer, so that every reply produced by one
- * `data` call (however many pipelined commands it ran) leaves in a single write.
+ * RESP2 reply encoders for one loop. Replies are built as a list of pieces and written to the
+ * connection with writeTo(): small replies are encoded into a chunk, and large values go out by
+ * reference, never copied.
  *
- *   chunk: [ handed out earlier | pending: [start, pos) | free ... ]
+ *   pieces: [ chunk A [s, e) ][ stored value, by reference ][ chunk B [s, e) ] ...
+ *   chunk:  [ written or sealed into pieces | open run: [start, pos) | free ... ]
  *
- * Bytes handed out by take() are never written again: the loop may read them after `data` returns.
- * When pending plus a new reply does not fit, a new chunk is allocated and the pending bytes move
- * to its start; the old chunk lives on only as long as the views already handed out.
+ * Invariants:
+ *   - Bytes handed to writeTo()'s sink are never written again: the loop may read them after
+ *     `data` returns. A chunk that runs out of room is sealed (its open run becomes a piece) and a
+ *     new one is started; nothing built is ever copied again, so building a reply costs its size.
+ *   - Between two writeTo() calls each new chunk is twice the size of the one before, up to
+ *     kChunkMaxBytes (geometric growth); writeTo() drops a grown chunk, so between two `data`
+ *     calls the writer holds no piece and at most one chunk of kChunkBytes.
+ *   - A value passed to bulkShared() or value() must never change afterwards (stored values are
+ *     immutable: the keyspace replaces a value, it never writes into one).
  *
  * Strings are written as latin1 (one byte per char), the inverse of Args.str(), so binary keys
  * and arguments echo back unchanged. A ReplyWriter belongs to one loop.
@@ -15,7 +23,12 @@ import { Buffer } from 'node:buffer';
 
 /** Size of a fresh output chunk. */
 const kChunkBytes = 64 * 1024;
+/** Largest chunk growth makes; a single reply larger than this gets a chunk of its own size. */
+const kChunkMaxBytes = 4 * 1024 * 1024;
+/** Values from this size up are written by reference rather than copied into a chunk. */
+const kShareMinBytes = 16 * 1024;
 
+const kEmptyChunk = Buffer.alloc(0);
 const kOk = Buffer.from('+OK\r\n');
 const kPong = Buffer.from('+PONG\r\n');
 const kNullBulk = Buffer.from('$-1\r\n');
@@ -23,23 +36,49 @@ const kNullArray = Buffer.from('*-1\r\n');
 const kZero = Buffer.from(':0\r\n');
 const kOne = Buffer.from(':1\r\n');
 
+/** Where writeTo() sends the pieces: a Conn, or anything with the same write(). */
+export interface ReplySink {
+  /** Queues `bytes`; false once the receiver wants no more for now (Conn.write's high-water mark). */
+  write(bytes: Uint8Array): boolean;
+}
+
 /** The output buffer of one loop; see the file comment. */
 export class ReplyWriter {
   private kChunk: Buffer = Buffer.allocUnsafeSlow(kChunkBytes);
   private kStart = 0;
   private kPos = 0;
+  /** Size of the next chunk reserve() starts. */
+  private kNextChunkBytes = kChunkBytes;
+  private readonly kPieces: Uint8Array[] = [];
+  private kPiecesBytes = 0;
 
-  /** Bytes written since the last take(). */
+  /** Bytes built since the last writeTo(). */
   get pending(): number {
-    return this.kPos - this.kStart;
+    return this.kPiecesBytes + this.kPos - this.kStart;
   }
 
-  /** Hands out everything written since the last take() (null when nothing was), and starts afresh. */
-  take(): Buffer | null {
-    if (this.kPos === this.kStart) return null;
-    const out = this.kChunk.subarray(this.kStart, this.kPos);
-    this.kStart = this.kPos;
-    return out;
+  /**
+   * Hands everything built since the last call to `sink`, piece by piece in order, and starts
+   * afresh. Returns false when any write returned false (every piece is written all the same).
+   */
+  writeTo(sink: ReplySink): boolean {
+    this.seal();
+    const pieces = this.kPieces;
+    let more = true;
+    try {
+      for (let i = 0; i < pieces.length; i++) {
+        if (!sink.write(pieces[i]!)) more = false;
+      }
+    } finally {
+      pieces.length = 0;
+      this.kPiecesBytes = 0;
+    }
+    if (this.kChunk.length > kChunkBytes) {
+      this.kChunk = kEmptyChunk;
+      this.kStart = this.kPos = 0;
+    }
+    this.kNextChunkBytes = kChunkBytes;
+    return more;
   }
 
   /** `+OK`. */
@@ -105,10 +144,31 @@ export class ReplyWriter {
     this.crlf();
   }
 
-  /** A bulk string holding a stored value (a latin1 string or bytes). */
+  /**
+   * A bulk string holding `bytes`, which are written by reference when large: they must never
+   * change afterwards.
+   */
+  bulkShared(bytes: Uint8Array): void {
+    const n = bytes.length;
+    if (n < kShareMinBytes) {
+      this.bulk(bytes);
+      return;
+    }
+    this.reserve(24);
+    this.byte(0x24);
+    this.decimal(n);
+    this.crlf();
+    this.seal();
+    this.kPieces.push(bytes);
+    this.kPiecesBytes += n;
+    this.reserve(2);
+    this.crlf();
+  }
+
+  /** A bulk string holding a stored value (a latin1 string, or bytes that are never changed). */
   value(v: string | Uint8Array): void {
     if (typeof v === 'string') this.bulkString(v);
-    else this.bulk(v);
+    else this.bulkShared(v);
   }
 
   /** The null bulk string (`$-1`), Redis's nil. */
@@ -138,15 +198,26 @@ export class ReplyWriter {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  /** Makes room for `n` more bytes, moving the pending bytes to a new chunk when needed. */
+  /**
+   * Makes room for `n` more bytes in the chunk: when they do not fit, the open run is sealed into
+   * a piece and a new chunk is started, of kNextChunkBytes (which doubles each time, up to
+   * kChunkMaxBytes, until writeTo()) or `n` when that is larger. Nothing is copied.
+   */
   private reserve(n: number): void {
     if (this.kPos + n <= this.kChunk.length) return;
-    const pending = this.kPos - this.kStart;
-    const next = Buffer.allocUnsafeSlow(pending + n + kChunkBytes);
-    this.kChunk.copy(next, 0, this.kStart, this.kPos);
-    this.kChunk = next;
-    this.kStart = 0;
-    this.kPos = pending;
+    this.seal();
+    const size = Math.max(n, this.kNextChunkBytes);
+    this.kNextChunkBytes = Math.min(this.kNextChunkBytes * 2, kChunkMaxBytes);
+    this.kChunk = Buffer.allocUnsafeSlow(size);
+    this.kStart = this.kPos = 0;
+  }
+
+  /** Turns the open run into a piece. */
+  private seal(): void {
+    if (this.kPos === this.kStart) return;
+    this.kPieces.push(this.kChunk.subarray(this.kStart, this.kPos));
+    this.kPiecesBytes += this.kPos - this.kStart;
+    this.kStart = this.kPos;
   }
 
   /** Appends `bytes`; room must be reserved. */

@@ -28,8 +28,12 @@ import type { RingBuffer } from '../../src/index.js';
 export const kInlineMaxBytes = 64 * 1024;
 /** Largest bulk string length accepted (proto-max-bulk-len, 512 MB). */
 export const kMaxBulkBytes = 512 * 1024 * 1024;
-/** Largest multibulk count accepted (Redis's limit for clients that are not authenticated). */
-export const kMaxMultibulkArgs = 1024 * 1024;
+/**
+ * Largest multibulk count accepted: INT_MAX, as Redis 7 accepts from a client that needs no
+ * password. Nothing is allocated from the count; the arguments that arrive are bounded by the
+ * server's query limit (RedisServerOptions.maxQueryBytes).
+ */
+export const kMaxMultibulkArgs = 2147483647;
 
 /** parse() found no complete command yet. */
 export const kParseNeedMore = 0;
@@ -46,6 +50,10 @@ const LF = 10;
 /** Longest count or length line parsed by the fast path in readLength(); longer ones take the strict path. */
 const kFastDigits = 15;
 const kInitialArgSlots = 8;
+/** An argument table larger than this is dropped once its command is done, rather than kept for the next. */
+const kKeptArgSlots = 1024;
+/** An inline buffer larger than this is dropped once its command is done. */
+const kKeptInlineBytes = 4096;
 const kEmpty = Buffer.alloc(0);
 
 /** Buffer's own latin1 decoder, without toString()'s encoding dispatch; toString() where it is missing. */
@@ -102,7 +110,7 @@ export class RespParser implements Args {
   parse(buf: Buffer, base: number): number {
     if (this.kState === kIdle) {
       if (base >= buf.length) return this.needMore(0);
-      this.argc = 0;
+      this.shrink();
       this.kPos = 0;
       this.kState = buf[base] === 0x2a ? kMultibulkCount : kInline;
     }
@@ -115,6 +123,22 @@ export class RespParser implements Args {
     this.argc = 0;
     this.kPos = 0;
     this.needBytes = 0;
+  }
+
+  /** Memory the parser holds for the command in progress: its argument table and inline buffer. */
+  get heldBytes(): number {
+    return this.kStarts.byteLength + this.kEnds.byteLength + this.kInlineBuf.length;
+  }
+
+  /**
+   * Forgets the buffer of the last command (its Args are no longer readable) and, when no partial
+   * command is held, drops an argument table or inline buffer that grew large; so that between
+   * reads the parser pins none of the input's storage, and a connection's one huge command does
+   * not keep its memory.
+   */
+  detach(): void {
+    this.kSrc = kEmpty;
+    if (this.kState === kIdle) this.shrink();
   }
 
   // ---- Args ------------------------------------------------------------------------------------
@@ -188,6 +212,16 @@ export class RespParser implements Args {
     if (i === p || i + 1 >= len || buf[i] !== CR || (buf[p] === 0x30 && i - p > 1)) return -1;
     this.kLineEnd = i;
     return v;
+  }
+
+  /** Between commands: forgets the last one's arguments, and drops a table or inline buffer that grew large. */
+  private shrink(): void {
+    this.argc = 0;
+    if (this.kStarts.length > kKeptArgSlots) {
+      this.kStarts = new Float64Array(kInitialArgSlots);
+      this.kEnds = new Float64Array(kInitialArgSlots);
+    }
+    if (this.kInlineBuf.length > kKeptInlineBytes) this.kInlineBuf = kEmpty;
   }
 
   private needMore(needBytes: number): number {
@@ -433,10 +467,11 @@ export type ReadResult = 'drained' | 'stopped' | 'error';
 /**
  * Parses the unconsumed bytes of `input` with `parser`, calls `visit` with each complete command
  * that has arguments (Redis skips empty ones), and consumes what was parsed; a partial command
- * stays in `input` for the next call. When `visit` returns false, or on a protocol error (then
- * `parser.error` says why), it stops and consumes everything. `input` is scanned in place, except
- * when its bytes wrap around its storage: they are then moved to its start once, so that a long
- * command arriving in many reads is not copied again on each.
+ * stays in `input` for the next call. When `visit` returns false it stops after consuming that
+ * command, leaving the commands after it in `input` ('stopped'); on a protocol error it consumes
+ * everything (`parser.error` says why). `input` is scanned in place, except when its bytes wrap
+ * around its storage: they are then moved to its start once, so that a long command arriving in
+ * many reads is not copied again on each. On return the parser holds no view of `input`.
  */
 export function readCommands(input: RingBuffer, parser: RespParser, visit: (args: Args) => boolean): ReadResult {
   if (input.length < parser.needBytes) return 'drained';
@@ -449,20 +484,25 @@ export function readCommands(input: RingBuffer, parser: RespParser, visit: (args
   }
   const buf = Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
   let at = 0;
-  while (at < buf.length) {
-    const n = parser.parse(buf, at);
-    if (n === kParseNeedMore) break;
-    if (n === kParseError) {
-      input.retrieveAll();
-      return 'error';
+  let result: ReadResult = 'drained';
+  try {
+    while (at < buf.length) {
+      const n = parser.parse(buf, at);
+      if (n === kParseNeedMore) break;
+      if (n === kParseError) {
+        at = buf.length;
+        result = 'error';
+        break;
+      }
+      at += n;
+      if (parser.argc > 0 && !visit(parser)) {
+        result = 'stopped';
+        break;
+      }
     }
-    at += n;
-    if (parser.argc > 0 && !visit(parser)) {
-      parser.reset();
-      input.retrieveAll();
-      return 'stopped';
-    }
+  } finally {
+    input.retrieve(at);
+    parser.detach();
   }
-  input.retrieve(at);
-  return 'drained';
+  return result;
 }

@@ -1,15 +1,22 @@
 /**
  * The Redis server as gevent Events: each connection gets a RESP parser in its context, each
- * `data` call runs every complete command in the input and answers them all in one write, a
- * protocol error is answered as Redis answers it and closes the connection, and QUIT closes after
- * its +OK.
+ * `data` call runs the complete commands in the input and writes their replies, a protocol error
+ * is answered as Redis answers it and closes the connection, and QUIT closes after its +OK.
+ *
+ * Output is bounded per connection, as redis-server bounds it with its output buffer limits:
+ * replies are written as they are built (every kWriteBytes), and once a write returns false (the
+ * connection's queued output is past the server's `highWaterMark`) no further command runs; the
+ * commands after it stay unconsumed in the input until `drained` fires, which wakes the
+ * connection. So a client pipelining large replies waits for its own reader, and other clients
+ * are served in between. Input is bounded too: a connection whose unconsumed input and parser
+ * state pass `maxQueryBytes` (Redis's client-query-buffer-limit) is closed.
  *
  * One RedisServer is one loop's worth of state: a keyspace, an output buffer, counters. With
  * several loops each loop (worker thread) imports events.ts and builds its own, so there is one
- * keyspace per loop.
+ * keyspace per loop. A closed connection leaves nothing behind: its parser drops its buffers.
  */
 import { performance } from 'node:perf_hooks';
-import { Action, LoadBalance, type Conn, type Events } from '../../src/index.js';
+import { Action, LoadBalance, type Conn, type Events, type RingBuffer } from '../../src/index.js';
 import { execute } from './commands.js';
 import { ReplyWriter } from './reply.js';
 import { readCommands, RespParser, type Args } from './resp.js';
@@ -24,7 +31,18 @@ export interface RedisServerOptions {
   log?: ((line: string) => void) | null;
   /** Options of this loop's keyspace. */
   keyspace?: KeyspaceOptions;
+  /**
+   * The most a connection may hold of unconsumed input plus parser state (a partial command,
+   * pipelined commands not yet run), in bytes; past it the connection is closed without a reply,
+   * as Redis closes a client past client-query-buffer-limit. Default kMaxQueryBytes (1 GiB).
+   */
+  maxQueryBytes?: number;
 }
+
+/** Default maxQueryBytes: Redis's client-query-buffer-limit. */
+export const kMaxQueryBytes = 1024 * 1024 * 1024;
+/** Replies built past this size are written before the next command runs. */
+const kWriteBytes = 64 * 1024;
 
 /** One loop's Redis server: its events, its keyspace, and close() to stop the keyspace's timers. */
 export interface RedisServer {
@@ -38,6 +56,8 @@ class Client implements Session {
   readonly parser = new RespParser();
   name = '';
   closing = false;
+  /** A write returned false: no command runs until `drained`. */
+  waiting = false;
 
   constructor(
     readonly conn: Conn,
@@ -65,12 +85,24 @@ export function createRedisServer(options: RedisServerOptions = {}): RedisServer
     commandsProcessed: 0,
   };
   const out = new ReplyWriter();
+  const maxQueryBytes = options.maxQueryBytes ?? kMaxQueryBytes;
   let nextId = 0;
   const ctx: CommandContext = { args: null as unknown as Args, out, session: null as unknown as Session, loop };
+  /** Runs one command; false stops the read (QUIT, or output past the high-water mark). */
   const run = (args: Args): boolean => {
     ctx.args = args;
     execute(ctx);
-    return !ctx.session.closing;
+    const client = ctx.session as Client;
+    if (client.closing) return false;
+    if (out.pending >= kWriteBytes && !out.writeTo(client.conn)) client.waiting = true;
+    return !client.waiting;
+  };
+  const overLimit = (client: Client, input: RingBuffer): boolean => {
+    const held = input.length + client.parser.heldBytes;
+    if (held <= maxQueryBytes) return false;
+    log?.(`closing client ${client.id}: ${held} bytes of query buffer, over the ${maxQueryBytes} byte limit`);
+    client.parser.reset();
+    return true;
   };
 
   const events: Events = {
@@ -84,16 +116,29 @@ export function createRedisServer(options: RedisServerOptions = {}): RedisServer
       loop.connectedClients++;
       c.context = new Client(c, ++nextId);
     },
-    closed() {
+    closed(c) {
       loop.connectedClients--;
+      const client = c.context as Client;
+      client.parser.reset();
+      client.parser.detach();
+      c.context = undefined;
+    },
+    drained(c) {
+      const client = c.context as Client;
+      if (!client.waiting) return;
+      client.waiting = false;
+      c.wake();
     },
     data(c, input) {
       const client = c.context as Client;
+      if (overLimit(client, input)) return Action.Close;
+      if (client.waiting) return null;
       ctx.session = client;
       const result = readCommands(input, client.parser, run);
       if (result === 'error') out.error(`ERR Protocol error: ${client.parser.error}`);
-      const bytes = out.take();
-      return result === 'drained' ? bytes : { out: bytes, action: Action.Close };
+      if (!out.writeTo(c)) client.waiting = true;
+      if (result === 'error' || client.closing) return Action.Close;
+      return overLimit(client, input) ? Action.Close : null;
     },
   };
   return { events, keyspace, close: () => keyspace.close() };
