@@ -1,136 +1,15 @@
 /**
- * Under Bun the native backend cannot run (Bun's Node-API has no libuv uv_poll; loading it used to
- * abort the process with `panic: unsupported uv function: uv_poll_init`). The default `auto`
- * backend must pick portable there without a warning, the echo example must serve byte-exact, and
- * `backend: 'native'` must reject with BackendUnavailableError naming Bun instead of crashing.
- * Uses the Bun binary of the devDependency @oven/bun-linux-x64 (the benchmarks' Bun).
+ * Under Bun the native backend cannot run: Bun 1.4's Node-API has no uv_poll, and loading the addon
+ * used to abort the process with `panic: unsupported uv function: uv_poll_init`. The default `auto`
+ * backend picks portable there, the echo example serves byte-exact, and `backend: 'native'` rejects
+ * with BackendUnavailableError naming Bun (test/package-runtime.ts). Uses the Bun binary of the
+ * devDependency @oven/bun-linux-x64 (the benchmarks' Bun).
  */
-import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { describe, test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { connectTo, readExactly } from './helpers.js';
+import { kRoot, runtimeSuite } from './package-runtime.js';
 
-const kRoot = fileURLToPath(new URL('../..', import.meta.url));
-const kBun = join(kRoot, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
-const kEchoMain = join(kRoot, 'dist', 'examples', 'echo', 'main.js');
-const kIndex = pathToFileURL(join(kRoot, 'dist', 'src', 'index.js')).href;
-const skip = process.platform === 'linux' && process.arch === 'x64' && existsSync(kBun) ? false : `no Bun binary at ${kBun}`;
-const kPayloadBytes = 1 << 20;
-
-/** The environment for a child: this one without the sanitizer preload or an addon override of test:asan. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'GEVENT_NATIVE_ADDON', 'NODE_OPTIONS']) delete env[k];
-  return env;
-}
-
-interface Child {
-  child: ChildProcess;
-  lines: AsyncIterator<string>;
-  stderr(): string;
-  exited: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-function spawnBun(args: string[]): Child {
-  const child = spawn(kBun, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
-  let err = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => (err += d));
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  return { child, lines: createInterface({ input: child.stdout! })[Symbol.asyncIterator](), stderr: () => err, exited };
-}
-
-/** The next line `c` prints, or an error with its stderr when it exits or stays silent for 20 s. */
-async function nextLine(c: Child): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`bun printed nothing in 20 s; stderr: ${c.stderr()}`)), 20_000);
-  });
-  try {
-    const r = await Promise.race([c.lines.next(), late]);
-    if (r.done) throw new Error(`bun exited before printing; stderr: ${c.stderr()}`);
-    return r.value;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Sends `kPayloadBytes` random bytes to 127.0.0.1:port and checks they come back unchanged, in order. */
-async function checkEcho(port: number): Promise<void> {
-  const s = await connectTo({ network: 'tcp', port, path: '' });
-  try {
-    const payload = randomBytes(kPayloadBytes);
-    const back = readExactly(s, payload.length);
-    s.write(payload);
-    assert.ok((await back).equals(payload), 'the echo is byte-exact');
-  } finally {
-    s.destroy();
-  }
-}
-
-async function stop(c: Child): Promise<number | null> {
-  if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGTERM');
-  const t = setTimeout(() => c.child.kill('SIGKILL'), 10_000);
-  const [code] = await c.exited;
-  clearTimeout(t);
-  return code;
-}
-
-describe('package under Bun', { skip }, () => {
-  test('the echo example with the default (auto) backend serves byte-exact, on the portable backend', async () => {
-    const c = spawnBun([kEchoMain, '--port', '0']);
-    try {
-      const m = /^echo server started on port (\d+)/.exec(await nextLine(c));
-      assert.ok(m, `banner; stderr: ${c.stderr()}`);
-      await checkEcho(Number(m[1]));
-    } finally {
-      const code = await stop(c);
-      assert.doesNotMatch(c.stderr(), /panic|uv_poll/, 'no native crash');
-      assert.doesNotMatch(c.stderr(), /native backend is unavailable/, 'no fallback warning: portable is expected under Bun');
-      assert.equal(code, 0, c.stderr());
-    }
-  });
-
-  test("backend 'native' rejects with ERR_GEVENT_BACKEND_UNAVAILABLE naming Bun; auto serves on portable", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gevent-bun-'));
-    const script = join(dir, 'echo.mjs');
-    writeFileSync(
-      script,
-      `import { listen } from ${JSON.stringify(kIndex)};
-const echo = { data(c, input) { const out = input.bytes(); input.retrieveAll(); return out; } };
-try {
-  const s = await listen(echo, { backend: 'native' }, 'tcp://127.0.0.1:0');
-  console.log(JSON.stringify({ ev: 'native', backend: s.backend }));
-  await s.shutdown();
-} catch (err) {
-  console.log(JSON.stringify({ ev: 'native', name: err.name, code: err.code, message: err.message }));
-}
-const server = await listen(echo, { waitTimeout: 60000 }, 'tcp://127.0.0.1:0');
-console.log(JSON.stringify({ ev: 'serving', port: server.addrs[0].port, backend: server.backend }));
-process.on('SIGTERM', () => void server.shutdown().then(() => process.exit(0)));
-`,
-    );
-    const c = spawnBun([script]);
-    try {
-      const native = JSON.parse(await nextLine(c)) as Record<string, string>;
-      assert.equal(native['code'], 'ERR_GEVENT_BACKEND_UNAVAILABLE', JSON.stringify(native));
-      assert.equal(native['name'], 'BackendUnavailableError');
-      assert.match(native['message']!, /^gevent: the native backend does not run under Bun/);
-      const serving = JSON.parse(await nextLine(c)) as { port: number; backend: string };
-      assert.equal(serving.backend, 'portable');
-      await checkEcho(serving.port);
-    } finally {
-      const code = await stop(c);
-      rmSync(dir, { recursive: true, force: true });
-      assert.doesNotMatch(c.stderr(), /panic|uv_poll/, 'no native crash');
-      assert.equal(code, 0, c.stderr());
-    }
-  });
+runtimeSuite({
+  name: 'Bun',
+  binary: join(kRoot, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun'),
+  args: (script, scriptArgs = []) => [script, ...scriptArgs],
 });

@@ -2,12 +2,14 @@
  * The one place that loads the native addon. It tries, in order: the file named by the
  * GEVENT_NATIVE_ADDON environment variable (when set), build/Release/gevent.node, then
  * build/Debug/gevent.node (a build from source), then every `*.node` file in
- * prebuilds/<platform>-<arch>/ (the binaries shipped in the package, built by `npm run prebuild`;
+ * prebuilds/<platform>-<arch>/ (the binaries shipped in the package, built by `npm run build:prebuild`;
  * those tagged with this machine's C library first), all relative to the package root. On failure
  * it throws a BackendUnavailableError that lists each path tried and why it failed.
  *
- * Under Bun nothing is loaded: Bun's Node-API has no libuv `uv_poll`, which the addon watches its
- * epoll fd with, and the process aborts the moment a loop starts.
+ * Under Bun and Deno nothing is loaded: the addon waits on its epoll fd with libuv's `uv_poll`,
+ * which their Node-API does not provide in working order (Bun 1.4 aborts the process with
+ * `panic: unsupported uv function: uv_poll_init`; under Deno 2.9 the poll never fires and a server
+ * hangs). See foreignRuntime().
  *
  * Each thread (main or worker) loads its own instance; the addon keeps its state per instance.
  */
@@ -76,15 +78,23 @@ export function addonCandidates(root: string = packageRoot()): string[] {
   return paths;
 }
 
+/** The runtime this is, with its version, when it is not Node.js but runs Node code (Bun, Deno); else null. */
+export function foreignRuntime(): string | null {
+  const v = process.versions as Record<string, string | undefined>;
+  if (v['bun'] !== undefined) return `Bun ${v['bun']}`;
+  if (v['deno'] !== undefined) return `Deno ${v['deno']}`;
+  return null;
+}
+
 /** Loads (once per thread) and returns the addon; throws BackendUnavailableError naming every path tried. */
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   if (cachedError) throw cachedError;
   try {
-    const bun = process.versions['bun'];
-    if (bun !== undefined) {
+    const runtime = foreignRuntime();
+    if (runtime !== null) {
       throw new BackendUnavailableError(
-        `the native backend does not run under Bun (${bun}): Bun's Node-API has no libuv uv_poll, which the addon needs; use the portable backend`,
+        `the native backend does not run under ${runtime}: its Node-API has no working libuv uv_poll, which the addon waits on epoll with; use the portable backend`,
       );
     }
     if (process.platform !== 'linux') {

@@ -1,10 +1,10 @@
 /**
  * Chooses and creates the backend for a loop: native where the addon loads, portable otherwise.
- * Under Bun, 'auto' is portable without a warning (the addon cannot run there, by design), and
- * 'native' is refused by loadAddon() with a BackendUnavailableError that names Bun.
+ * Under Bun and Deno, 'auto' is portable without a warning (the addon cannot run there), and
+ * 'native' is refused by loadAddon() with a BackendUnavailableError that names the runtime.
  */
 import { BackendUnavailableError } from '../errors.js';
-import { nativeAvailable, loadAddon } from './addon.js';
+import { foreignRuntime, nativeAvailable, loadAddon } from './addon.js';
 import type { Backend, BackendOptions } from './backend.js';
 import { PortableBackend } from './portable.js';
 
@@ -12,10 +12,10 @@ export type BackendKind = 'native' | 'portable' | 'auto';
 
 let warned = false;
 
-/** The backend 'auto' stands for here: native when the addon loads (warning once when it does not, but under Bun). */
+/** The backend 'auto' stands for here: native when the addon loads (warning once when it does not, but under Bun or Deno). */
 export function resolveBackendKind(kind: BackendKind): 'native' | 'portable' {
   if (kind !== 'auto') return kind;
-  if (process.versions['bun'] !== undefined) return 'portable';
+  if (foreignRuntime() !== null) return 'portable';
   if (nativeAvailable()) return 'native';
   if (!warned && process.platform === 'linux') {
     warned = true;
