@@ -1,8 +1,9 @@
 #!/bin/sh
-# Says whether the committed prebuilt addon was built from the current sources: compares the
-# SHA-256 of binding.gyp and every file under native/ with the one prebuilds/manifest.json
-# recorded when `npm run build:prebuild` made it. Exits 0 when they match, 1 when the prebuild is
-# stale or missing. With --print-hash, prints the current sources' hash and nothing else.
+# Says whether the committed prebuilt addons were built from the current sources: for every
+# prebuilds/*/*.node, compares the SHA-256 of binding.gyp and every file under native/ with the one
+# prebuilds/manifest.json recorded when `npm run build:prebuild` made that file. Exits 0 when all
+# match, 1 when one is stale or has no entry. With --print-hash, prints the current sources' hash
+# and nothing else.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,14 +16,33 @@ if [ "${1:-}" = "--print-hash" ]; then
   exit 0
 fi
 
-if [ ! -f prebuilds/manifest.json ]; then
-  echo "prebuild-check: no prebuilds/manifest.json; run npm run build:prebuild" >&2
-  exit 1
-fi
-recorded=$(node -p 'require("./prebuilds/manifest.json").sources.sha256')
-commit=$(node -p 'require("./prebuilds/manifest.json").sources.commit')
-if [ "$recorded" != "$hash" ]; then
-  echo "prebuild-check: STALE: prebuilds/ was built from native/ at $commit, and binding.gyp or native/ changed since; run npm run build:prebuild and commit prebuilds/" >&2
-  exit 1
-fi
-echo "prebuild-check: prebuilds/ matches binding.gyp and native/ (built from $commit)"
+node -e '
+  const fs = require("node:fs");
+  const path = require("node:path");
+  const hash = process.argv[1];
+  let builds = {};
+  try { builds = JSON.parse(fs.readFileSync("prebuilds/manifest.json", "utf8")).builds ?? {}; } catch {}
+  const files = [];
+  for (const dir of fs.existsSync("prebuilds") ? fs.readdirSync("prebuilds") : []) {
+    if (!fs.statSync(path.join("prebuilds", dir)).isDirectory()) continue;
+    for (const f of fs.readdirSync(path.join("prebuilds", dir))) if (f.endsWith(".node")) files.push(`${dir}/${f}`);
+  }
+  let stale = 0;
+  if (files.length === 0) {
+    console.error("prebuild-check: no prebuilt addon under prebuilds/; run npm run build:prebuild");
+    stale++;
+  }
+  for (const f of files) {
+    const b = builds[f];
+    if (!b) {
+      console.error(`prebuild-check: prebuilds/${f} has no entry in prebuilds/manifest.json; run npm run build:prebuild`);
+      stale++;
+    } else if (b.sources.sha256 !== hash) {
+      console.error(`prebuild-check: STALE: prebuilds/${f} was built from native/ at ${b.sources.commit}, and binding.gyp or native/ changed since; run npm run build:prebuild and commit prebuilds/`);
+      stale++;
+    } else {
+      console.log(`prebuild-check: prebuilds/${f} matches binding.gyp and native/ (built from ${b.sources.commit})`);
+    }
+  }
+  process.exit(stale ? 1 : 0);
+' "$hash"

@@ -122,6 +122,7 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
       assert.ok(files.includes(f), `${f} in the tarball`);
     }
     assert.ok(files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f)), 'a linux-x64 prebuild');
+    assert.ok(files.some((f) => /^prebuilds\/linux-arm64\/.*\.node$/.test(f)), 'a linux-arm64 prebuild');
     assert.deepEqual(files.filter((f) => /^(test|dist\/test|bench|dist\/bench|examples|build)\//.test(f) || (f.startsWith('scripts/') && f !== 'scripts/install-fallback.cjs')), []);
   });
 
