@@ -12,8 +12,8 @@
  * reply fits in the buffers of a machine tuned for long fat networks): the tests that need it
  * send the reply in pieces until the server reports output the kernel will not take.
  *
- * Size: 100 readers and a 2 s grace in CI; GEVENT_STRESS=1 runs 500 readers (about 2 GiB in flight)
- * with an 8 s grace.
+ * Size: 100 readers and a 6 s grace (for the case that waits it out) in CI; GEVENT_STRESS=1 runs
+ * 500 readers (about 2 GiB in flight) with a 20 s grace.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -29,8 +29,15 @@ const kMidwayBytes = 1024 * 1024;
 /** Output a never-reading peer's connection must still hold, beyond what the kernel took, at the abort. */
 const kStuckQueuedBytes = 1024 * 1024;
 const kStuckPiece = Buffer.alloc(1024 * 1024, 0x4e);
-/** Long enough for every reader to take its remaining 3 MiB (more readers, more time). */
-const kGraceMs = sized(2000, 8000);
+/**
+ * The grace when a peer never reads, which the test waits out: long enough for every reader to
+ * take its remaining 3 MiB with room to spare. That takes about 1.2 s here with the default socket
+ * buffers and 2.5 s with 256 KiB ones (tcp_rmem/tcp_wmem), longer on a loaded machine; more
+ * readers, more time.
+ */
+const kGraceMs = sized(6000, 20_000);
+/** The grace when every peer reads: serve() must settle as soon as they are done, long before it. */
+const kReadersGraceMs = 60_000;
 /** How long the readers may take to get midway (the stress size puts about 2 GiB in flight). */
 const kMidwayMs = sized(10_000, 60_000);
 /** Timers have millisecond granularity, and the abort is timed from this thread. */
@@ -109,6 +116,7 @@ for (const backend of await backendsUnderTest()) {
         ? `a peer that never reads its reply is forced closed at the ${kGraceMs} ms grace deadline and serve() settles then, while ${kReaders} readers still get their whole 4 MiB`
         : `${kReaders} clients midway through 4 MiB replies at the abort all get the whole reply then EOF; connects are refused during the grace; serve() settles when they are done, before the deadline`;
       test(name, async () => {
+        const grace = withStuck ? kGraceMs : kReadersGraceMs;
         const fds = openFdCount();
         const log: ServerLog = { closed: new Map() };
         let stuckConn: Conn | null = null;
@@ -139,7 +147,7 @@ for (const backend of await backendsUnderTest()) {
               log.closed.get(c.context as string)!.push({ err, at: performance.now() });
             },
           },
-          { backend, grace: kGraceMs, signal: ac.signal },
+          { backend, grace, signal: ac.signal },
           'tcp://127.0.0.1:0',
         );
         let settledAt = 0;
@@ -168,7 +176,7 @@ for (const backend of await backendsUnderTest()) {
           await sleep(50);
           refusedDuringGrace = await within(connectOutcome(port), 5000, 'a connect during the grace period');
           for (const r of readers) r.go();
-          await within(settled, kGraceMs + kLateMs + 1000, 'serve() to settle');
+          await within(settled, grace + kLateMs + 1000, 'serve() to settle');
           await within(Promise.all(readers.map((r) => r.finished)), kMidwayMs, 'every reader to finish');
         } finally {
           for (const s of clients) s.destroy();
@@ -192,7 +200,7 @@ for (const backend of await backendsUnderTest()) {
           assert.ok(stuckClosedAfter >= kGraceMs - kEarlyMs, `the stuck peer was closed ${stuckClosedAfter.toFixed(0)} ms after the abort, before the grace deadline`);
           assert.ok(settledAfter >= kGraceMs - kEarlyMs && settledAfter <= kGraceMs + kLateMs, `serve() settled ${settledAfter.toFixed(0)} ms after the abort (grace ${kGraceMs} ms)`);
         } else {
-          assert.ok(settledAfter < kGraceMs, `serve() settled ${settledAfter.toFixed(0)} ms after the abort, waiting out the grace with nothing left to write`);
+          assert.ok(settledAfter < grace, `serve() settled ${settledAfter.toFixed(0)} ms after the abort, waiting out the grace with nothing left to write`);
         }
         assert.equal(openFdCount(), fds);
       });
