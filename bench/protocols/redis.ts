@@ -3,8 +3,10 @@
  * checks that it answers PING, warms it up, then loads it with redis-benchmark pinned to core 1
  * (`taskset -c 1 redis-benchmark -p P -t set,get -n 200000 -c 50 -q`, without and with `-P 16`)
  * and records requests/s for SET and GET, the ratio to redis-server, the server's CPU and
- * redis-benchmark's own CPU (to show whether the load generator was the limit). Prints a table and
- * writes docs/benchmarks-redis.md.
+ * redis-benchmark's own CPU (to show whether the load generator was the limit). Then, on the same
+ * server, the big-reply trial: one client pipelines 300 GETs of a 1 MiB value while another sends
+ * PINGs one at a time; it records the time until all 300 MiB have arrived, the worst PING round
+ * trip and the server's peak RSS. Prints the tables and writes docs/benchmarks-redis.md.
  *
  *   npm run bench:redis -- [--requests N] [--clients N] [--trials N] [--retries N]
  *                          [--only gevent-native,...] [--no-write-docs] [--quiet-wait S]
@@ -16,11 +18,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { CpuWindow, kLoadCore, kServerCore, otherLoadPct, waitQuiet } from '../lib/cpu.js';
 import { describeMachine, type Machine } from '../lib/machine.js';
 import { commandLine, FlagChecks, findRoot, hasCommand, nameList, parseFlags, runMain } from '../lib/options.js';
 import { alignedTable, fmt, machineSection, markdownTable, writeDocs } from '../lib/output.js';
-import { freePort, kTicksPerSecond, stopChild } from '../lib/proc.js';
+import { freePort, kTicksPerSecond, readRssBytes, stopChild } from '../lib/proc.js';
 import { exampleServers, type ProtocolServer } from '../lib/servers.js';
 import { endedNote, median, oneLine, runLoadTool, runRounds, startServer, type Cell } from '../lib/trial.js';
 
@@ -33,6 +36,14 @@ const kWarmupRequests = 20_000;
 /** Other load (in % of a core) from which a trial counts as disturbed, and is run again. */
 const kOtherLoadLimitPct = 10;
 const kBenchmarkLimitMs = 180_000;
+/** The big-reply trial: GETs pipelined at once, of a value of this size. */
+const kBigGets = 300;
+const kBigValueBytes = 1024 * 1024;
+const kBigRequest = '*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n'.repeat(kBigGets);
+/** The big-reply trial gives up after this long (the server before the fix took minutes). */
+const kBigLimitMs = 120_000;
+/** How often the server's RSS is sampled during the big-reply trial. */
+const kRssSampleMs = 20;
 
 interface Options {
   requests: number;
@@ -54,6 +65,21 @@ interface Trial {
   serverUsPerRequest: number;
   otherLoadPct: number;
   quiet: boolean;
+}
+
+/** The big-reply trial of one server. */
+interface BigTrial {
+  /** From sending the GETs until their last byte arrived; NaN when it timed out. */
+  seconds: number;
+  worstPingMs: number;
+  pings: number;
+  peakRssBytes: number;
+}
+
+/** Everything one trial of one server measured. */
+interface ServerTrial {
+  depths: Map<number, Trial>;
+  big: BigTrial;
 }
 
 interface Row extends Cell<Trial> {
@@ -145,8 +171,100 @@ async function runBenchmark(root: string, args: string[]): Promise<{ set: number
   return { set: rps('SET'), get: rps('GET'), cpuPct };
 }
 
-/** One trial of one server: fresh on the server core, checked, warmed up, measured at each pipeline depth, then stopped whatever happens. */
-async function runTrial(root: string, server: ProtocolServer, opts: Options): Promise<Map<number, Trial>> {
+/** Connects to the server on 127.0.0.1:port. */
+function connectLocal(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** Sends `bytes` on `s` and resolves once `length` bytes have come back (rejects when `s` ends first). */
+function exchange(s: net.Socket, bytes: string | Buffer, length: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = 0;
+    const onData = (d: Buffer): void => {
+      got += d.length;
+      if (got < length) return;
+      s.off('data', onData);
+      s.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => reject(new Error(`connection closed after ${got} of ${length} bytes`));
+    s.on('data', onData);
+    s.once('close', onClose);
+    s.write(bytes);
+  });
+}
+
+/**
+ * The big-reply client, in a worker thread so that reading 300 MiB does not delay the PING client
+ * of the main thread: pipelines the GETs, then reports how long all the replies took to arrive.
+ */
+async function bigClient(port: number): Promise<void> {
+  const s = await connectLocal(port);
+  const reply = `$${kBigValueBytes}\r\n`.length + kBigValueBytes + 2;
+  const start = performance.now();
+  await exchange(s, kBigRequest, reply * kBigGets);
+  parentPort!.postMessage(performance.now() - start);
+  s.destroy();
+}
+
+/**
+ * The big-reply trial against the server on `port` (process `pid`): sets a 1 MiB value, starts the
+ * big client in a worker, and sends PINGs one at a time on another connection until the big
+ * client has all of its replies, timing each; the server's RSS is sampled meanwhile.
+ */
+async function runBigTrial(port: number, pid: number): Promise<BigTrial> {
+  const setup = await connectLocal(port);
+  const value = Buffer.alloc(kBigValueBytes, 0x78);
+  await exchange(setup, Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${kBigValueBytes}\r\n`), value, Buffer.from('\r\n')]), 5);
+  setup.destroy();
+  const pinger = await connectLocal(port);
+  let peakRss = readRssBytes(pid);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, readRssBytes(pid))), kRssSampleMs);
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), kBigLimitMs)));
+  const worker = new Worker(new URL(import.meta.url), { workerData: { port } });
+  let seconds = Number.NaN;
+  let done = false;
+  const finished = new Promise<number>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  void finished.then(
+    (ms) => {
+      seconds = ms / 1000;
+      done = true;
+    },
+    () => (done = true),
+  );
+  void expired.then(() => (done = true));
+  let worstPingMs = 0;
+  let pings = 0;
+  try {
+    while (!done) {
+      const sent = performance.now();
+      const ping = exchange(pinger, 'PING\r\n', 7);
+      ping.catch(() => {});
+      if ((await Promise.race([ping, expired])) === 'timeout') break;
+      worstPingMs = Math.max(worstPingMs, performance.now() - sent);
+      pings++;
+    }
+  } finally {
+    clearTimeout(timer);
+    clearInterval(sampler);
+    pinger.destroy();
+    await worker.terminate();
+  }
+  return { seconds, worstPingMs, pings, peakRssBytes: peakRss };
+}
+
+/** One trial of one server: fresh on the server core, checked, warmed up, measured at each pipeline depth and with big replies, then stopped whatever happens. */
+async function runTrial(root: string, server: ProtocolServer, opts: Options): Promise<ServerTrial> {
   const quiet = await waitQuiet(opts.quietWaitS);
   const port = await freePort();
   const child = await startServer(root, server.argv(port), port);
@@ -169,7 +287,7 @@ async function runTrial(root: string, server: ProtocolServer, opts: Options): Pr
         quiet,
       });
     }
-    return trials;
+    return { depths: trials, big: await runBigTrial(port, child.pid) };
   } finally {
     await stopChild(child);
   }
@@ -264,7 +382,33 @@ function medianTable(rows: Row[]): string[] {
   return out;
 }
 
-function markdown(rows: Row[], servers: ProtocolServer[], m: Machine, opts: Options, command: string, versions: { server: string; benchmark: string }): string {
+const kBigHeader = ['server', `${kBigGets} x 1 MiB GET`, 'worst PING', 'PINGs answered', 'server peak RSS'];
+const kBigNumeric = new Set([1, 2, 3, 4]);
+
+/** The figures of one big-reply trial, as table cells. */
+function bigCells(t: BigTrial): string[] {
+  const time = Number.isNaN(t.seconds) ? `not done in ${kBigLimitMs / 1000} s` : `${fmt(t.seconds, 2)} s`;
+  return [time, `${fmt(t.worstPingMs)} ms`, fmt(t.pings), `${fmt(t.peakRssBytes / 2 ** 20)} MiB`];
+}
+
+function bigRowCells([server, t]: [string, BigTrial | null]): string[] {
+  return t === null ? [server, '', '', '', ''] : [server, ...bigCells(t)];
+}
+
+/** The big-reply trial to show: the one whose worst PING was lowest (other work only raises it). */
+function bestBig(trials: BigTrial[]): BigTrial {
+  return trials.reduce((a, b) => (b.worstPingMs < a.worstPingMs ? b : a));
+}
+
+function markdown(
+  rows: Row[],
+  bigRows: [string, BigTrial | null][],
+  servers: ProtocolServer[],
+  m: Machine,
+  opts: Options,
+  command: string,
+  versions: { server: string; benchmark: string },
+): string {
   const table = markdownTable(kHeader, rows.map(rowCells), kNumeric);
   const notes = caveats(rows);
   return `# Redis benchmarks
@@ -312,6 +456,17 @@ Medians of all trials (requests/s), and their ratio to ${kReference}'s medians:
 
 ${medianTable(rows).join('\n')}
 
+## Pipelined big replies
+
+After the redis-benchmark runs, on the same server: one client sets a 1 MiB value, then pipelines
+${kBigGets} \`GET\`s of it at once (a ${fmt(kBigRequest.length / 1024, 1)} KiB request, ${fmt((kBigGets * kBigValueBytes) / 2 ** 20)} MiB of replies) and reads
+them as fast as it can, in a worker thread; meanwhile a second client, on the main thread, sends
+one PING at a time. The table shows the time until the last reply byte arrived, the slowest PING
+round trip, how many PINGs were answered meanwhile, and the server's peak RSS (sampled every
+${kRssSampleMs} ms), for the trial with the lowest worst PING. The trial gives up after ${kBigLimitMs / 1000} s.
+
+${markdownTable(kBigHeader, bigRows.map(bigRowCells), kBigNumeric).join('\n')}
+
 ## Targets
 
 One loop on one core: pipelined at least ${kTargets[16]}x redis-server, unpipelined at least ${kTargets[1]}x.
@@ -338,15 +493,17 @@ async function main(): Promise<number> {
   for (const s of servers) if (s.unavailable !== null) ended.set(s.name, emptyRow(s.name, 'skipped', s.unavailable));
 
   const trials = new Map<string, Map<number, Trial[]>>(servers.map((s) => [s.name, new Map(kPipelines.map((p) => [p, []]))]));
-  const record = (server: ProtocolServer, got: Map<number, Trial>): void => {
-    for (const [pipeline, t] of got) trials.get(server.name)!.get(pipeline)!.push(t);
+  const bigTrials = new Map<string, BigTrial[]>(servers.map((s) => [s.name, []]));
+  const record = (server: ProtocolServer, got: ServerTrial): void => {
+    for (const [pipeline, t] of got.depths) trials.get(server.name)!.get(pipeline)!.push(t);
+    bigTrials.get(server.name)!.push(got.big);
   };
   await runRounds({
     rounds: opts.trials,
     servers: servers.filter((s) => !ended.has(s.name)),
     trial: async (server) => {
       let got = await runTrial(root, server, opts);
-      for (let retry = 0; retry < opts.retries && [...got.values()].some(disturbed); retry++) {
+      for (let retry = 0; retry < opts.retries && [...got.depths.values()].some(disturbed); retry++) {
         record(server, got);
         console.log(`${server.name.padEnd(16)} disturbed by other work; running the trial again`);
         got = await runTrial(root, server, opts);
@@ -355,12 +512,13 @@ async function main(): Promise<number> {
     },
     ran: (server, got) => {
       record(server, got);
-      for (const [pipeline, t] of got) {
+      for (const [pipeline, t] of got.depths) {
         console.log(
           `${server.name.padEnd(16)} ${(pipeline === 1 ? 'unpipelined' : `-P ${pipeline}`).padEnd(12)} SET ${fmt(t.set).padStart(10)}  GET ${fmt(t.get).padStart(10)} req/s` +
             `  server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverUsPerRequest, 2)} µs/req)  redis-benchmark CPU ${fmt(t.benchCpuPct)}%  other load ${fmt(t.otherLoadPct)}%`,
         );
       }
+      console.log(`${server.name.padEnd(16)} ${'big replies'.padEnd(12)} ${bigCells(got.big).join('  ')}`);
     },
     stopped: (server, how, message) => {
       const msg = oneLine(message);
@@ -395,15 +553,23 @@ async function main(): Promise<number> {
     }
   }
 
+  const bigRows = servers.map((server): [string, BigTrial | null] => {
+    const ts = bigTrials.get(server.name)!;
+    return [server.name, ts.length === 0 ? null : bestBig(ts)];
+  });
+
   console.log('');
   console.log(alignedTable(kHeader, rows.map(rowCells), kNumeric));
+  console.log('');
+  console.log(alignedTable(kBigHeader, bigRows.map(bigRowCells), kBigNumeric));
   for (const n of [...targetNotes(rows), ...caveats(rows)]) console.log(`note: ${n}`);
   if (opts.writeDocs) {
     const versions = { server: toolVersion('redis-server') ?? '(not installed)', benchmark: benchmark };
     const command = commandLine('bench:redis', 'dist/bench/protocols/redis.js', argv);
-    writeDocs(root, { 'benchmarks-redis.md': markdown(rows, servers, machine, opts, command, versions) });
+    writeDocs(root, { 'benchmarks-redis.md': markdown(rows, bigRows, servers, machine, opts, command, versions) });
   }
   return rows.some((r) => r.status === 'failed') ? 1 : 0;
 }
 
-runMain(main);
+if (isMainThread) runMain(main);
+else void bigClient((workerData as { port: number }).port);
