@@ -7,8 +7,7 @@
  * of up to 512 MB (proto-max-bulk-len) as in Redis; the library then refuses input past the limit
  * before storing it.
  */
-import { serve } from '../../src/index.js';
-import { fail, parseFlags } from '../cli.js';
+import { parseFlags, serveUntilSignal } from '../cli.js';
 import { kMaxQueryBytes } from './server.js';
 
 const { port, loops, backend } = parseFlags('redis', 6380);
@@ -16,11 +15,4 @@ const { port, loops, backend } = parseFlags('redis', 6380);
 const events = new URL('./events.js', import.meta.url);
 events.searchParams.set('loops', loops);
 
-const controller = new AbortController();
-process.once('SIGINT', () => controller.abort());
-process.once('SIGTERM', () => controller.abort());
-try {
-  await serve(events, { backend, signal: controller.signal, maxInputBytes: kMaxQueryBytes }, `tcp://:${port}`);
-} catch (err) {
-  fail('redis', (err as Error).message);
-}
+await serveUntilSignal('redis', events, backend, `tcp://:${port}`, { maxInputBytes: kMaxQueryBytes });
