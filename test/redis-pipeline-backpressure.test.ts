@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import type { Conn, Events } from '../src/index.js';
+import type { Conn, Events, ServeOptions } from '../src/index.js';
 import { createRedisServer } from '../examples/redis/server.js';
-import { backendsUnderTest, closed, connectTo, openFdCount, readExactly, sleep, startServer, waitFor } from './helpers.js';
+import { backendsUnderTest, closed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer } from './helpers.js';
 
 const kValueBytes = 1024 * 1024;
 const kGets = 300;
@@ -44,35 +44,100 @@ async function commandsProcessed(s: Socket): Promise<number> {
 
 /**
  * Reads `count` replies of `$<len>\r\n<value>\r\n` from `s`, checking every byte as it arrives
- * (without holding them all), and counts the bytes received into `progress.bytes`.
+ * (without holding them all), and counts the bytes received into `progress.bytes`. Bytes after the
+ * last reply are left unread on `s`, which is paused again.
  */
 function expectBulkReplies(s: Socket, value: Buffer, count: number, progress: { bytes: number }): Promise<void> {
   const header = Buffer.from(`$${value.length}\r\n`);
   const unit = header.length + value.length + 2;
   const total = unit * count;
   return new Promise((resolve, reject) => {
+    const finish = (err: Error | null): void => {
+      s.off('data', onData);
+      s.off('error', finish);
+      s.pause();
+      if (err === null) resolve();
+      else reject(err);
+    };
     const onData = (d: Buffer): void => {
-      for (let i = 0; i < d.length; i++) {
-        const at = progress.bytes + i;
-        const o = at % unit;
+      const n = Math.min(d.length, total - progress.bytes);
+      for (let i = 0; i < n; i++) {
+        const o = (progress.bytes + i) % unit;
         const want = o < header.length ? header[o]! : o < header.length + value.length ? value[o - header.length]! : o === unit - 2 ? 0x0d : 0x0a;
-        if (at >= total || d[i] !== want) {
-          s.off('data', onData);
-          reject(new Error(`byte ${at} of ${total}: got ${d[i]}, expected ${at >= total ? 'nothing more' : want}`));
+        if (d[i] !== want) {
+          finish(new Error(`byte ${progress.bytes + i} of ${total}: got ${d[i]}, expected ${want}`));
           return;
         }
       }
-      progress.bytes += d.length;
-      if (progress.bytes === total) {
-        s.off('data', onData);
-        resolve();
-      }
+      progress.bytes += n;
+      if (progress.bytes < total) return;
+      finish(null);
+      if (n < d.length) s.unshift(d.subarray(n));
     };
     s.on('data', onData);
-    s.once('error', reject);
+    s.once('error', finish);
     s.resume();
   });
 }
+
+interface Harness {
+  /** The server's Conn for each client, by the client's local port. */
+  conns: Map<number, Conn>;
+  open(): Promise<Socket>;
+  /** Closes the clients, stops the server, and checks callbacks and fds. */
+  end(): Promise<void>;
+}
+
+/** Starts the example on port 0 with `options`; if the test fails first, its `after` hook still stops everything. */
+async function start(t: TestContext, options: ServeOptions): Promise<Harness> {
+  const fds = openFdCount();
+  const redis = createRedisServer({ log: null });
+  const conns = new Map<number, Conn>();
+  const counts = { opened: 0, closed: 0 };
+  const inner = redis.events;
+  const events: Events = {
+    ...inner,
+    opened(c) {
+      counts.opened++;
+      conns.set(c.remoteAddr.port, c);
+      return inner.opened!(c);
+    },
+    closed(c, err) {
+      counts.closed++;
+      return inner.closed!(c, err);
+    },
+  };
+  const running = await startServer(events, options, 'tcp://127.0.0.1:0');
+  const sockets: Socket[] = [];
+  const shutdown = async (): Promise<void> => {
+    for (const s of sockets) s.destroy();
+    await Promise.all(sockets.map(closed));
+    await running.stop();
+    redis.close();
+  };
+  t.after(shutdown);
+  return {
+    conns,
+    async open() {
+      const s = await connectTo(running.server.addrs[0]!);
+      sockets.push(s);
+      return s;
+    },
+    async end() {
+      await shutdown();
+      assert.equal(counts.closed, counts.opened, 'every opened connection got closed');
+      assert.equal(openFdCount(), fds, 'no fd left open');
+    },
+  };
+}
+
+/** SET big <value> on `s`. */
+async function setBig(s: Socket, value: Buffer): Promise<void> {
+  s.write(Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${value.length}\r\n`), value, Buffer.from('\r\n')]));
+  assert.equal((await readExactly(s, 5)).toString(), '+OK\r\n');
+}
+
+const kGetBig = '*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n';
 
 for (const backend of await backendsUnderTest()) {
   describe(`redis pipelined big replies (${backend})`, () => {
@@ -80,39 +145,10 @@ for (const backend of await backendsUnderTest()) {
       '300 pipelined GETs of 1 MiB: a client that reads nothing holds ~1 reply of output, PINGs are answered, then all 300 replies arrive byte-exact',
       { timeout: 120_000 },
       async (t: TestContext) => {
-        const fds = openFdCount();
-        const redis = createRedisServer({ log: null });
-        const conns = new Map<number, Conn>();
-        const counts = { opened: 0, closed: 0 };
-        const inner = redis.events;
-        const events: Events = {
-          ...inner,
-          opened(c) {
-            counts.opened++;
-            conns.set(c.remoteAddr.port, c);
-            return inner.opened!(c);
-          },
-          closed(c, err) {
-            counts.closed++;
-            return inner.closed!(c, err);
-          },
-        };
-        const running = await startServer(events, { backend }, 'tcp://127.0.0.1:0');
-        const sockets: Socket[] = [];
-        t.after(async () => {
-          for (const s of sockets) s.destroy();
-          await running.stop();
-          redis.close();
-        });
-        const open = async (): Promise<Socket> => {
-          const s = await connectTo(running.server.addrs[0]!);
-          sockets.push(s);
-          return s;
-        };
+        const h = await start(t, { backend });
         const value = pattern(kValueBytes);
-        const pinger = await open();
-        pinger.write(Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${value.length}\r\n`), value, Buffer.from('\r\n')]));
-        assert.equal((await readExactly(pinger, 5)).toString(), '+OK\r\n');
+        const pinger = await h.open();
+        await setBig(pinger, value);
         const before = await commandsProcessed(pinger);
         /** Commands the PING client sent after `before` (INFO counts itself). */
         let mine = 0;
@@ -122,10 +158,10 @@ for (const backend of await backendsUnderTest()) {
         };
         const getsRun = async (): Promise<number> => (await commandsProcessed(pinger)) - before - ++mine;
 
-        const big = await open();
+        const big = await h.open();
         big.pause();
-        big.write('*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n'.repeat(kGets));
-        const server = conns.get(big.localPort!)!;
+        big.write(kGetBig.repeat(kGets));
+        const server = h.conns.get(big.localPort!)!;
         for (let i = 0; i < 20; i++) await ping();
 
         // The big client reads nothing: the server fills the socket buffers, queues past the
@@ -163,13 +199,23 @@ for (const backend of await backendsUnderTest()) {
         assert.ok(pongsDuring > 0, 'the PING client was answered before the big client had all of its replies');
         assert.equal(await getsRun(), kGets, 'every GET ran exactly once');
 
-        for (const s of sockets) s.destroy();
-        await Promise.all(sockets.map(closed));
-        await running.stop();
-        redis.close();
-        assert.equal(counts.closed, counts.opened, 'every opened connection got closed');
-        assert.equal(openFdCount(), fds, 'no fd left open');
+        await h.end();
       },
     );
+
+    test('a client that pipelines GETs of 1 MiB and half-closes gets every reply, then EOF (allowHalfOpen)', { timeout: 120_000 }, async (t) => {
+      const h = await start(t, { backend, allowHalfOpen: true });
+      const value = pattern(kValueBytes);
+      const setup = await h.open();
+      await setBig(setup, value);
+      const big = await h.open();
+      const n = 50;
+      big.end(kGetBig.repeat(n) + 'PING\r\n');
+      const progress = { bytes: 0 };
+      await expectBulkReplies(big, value, n, progress);
+      const rest = await readEnd(big);
+      assert.deepEqual([rest.how, rest.data.toString()], ['eof', '+PONG\r\n'], 'the command after the GETs ran too, then our side ended');
+      await h.end();
+    });
   });
 }

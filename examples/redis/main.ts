@@ -5,7 +5,8 @@
  * The library's input cap (maxInputBytes, 64 MiB by default) is raised to the example's own query
  * limit (1 GiB, as Redis's client-query-buffer-limit), so that a command may carry a bulk string
  * of up to 512 MB (proto-max-bulk-len) as in Redis; the library then refuses input past the limit
- * before storing it.
+ * before storing it. With allowHalfOpen a client that pipelines commands and then half-closes
+ * (`nc -N`) gets every reply.
  */
 import { parseFlags, serveUntilSignal } from '../cli.js';
 import { kMaxQueryBytes } from './server.js';
@@ -15,4 +16,4 @@ const { port, loops, backend } = parseFlags('redis', 6380);
 const events = new URL('./events.js', import.meta.url);
 events.searchParams.set('loops', loops);
 
-await serveUntilSignal('redis', events, backend, `tcp://:${port}`, { maxInputBytes: kMaxQueryBytes });
+await serveUntilSignal('redis', events, backend, `tcp://:${port}`, { maxInputBytes: kMaxQueryBytes, allowHalfOpen: true });

@@ -11,6 +11,11 @@
  * are served in between. Input is bounded too: a connection whose unconsumed input and parser
  * state pass `maxQueryBytes` (Redis's client-query-buffer-limit) is closed.
  *
+ * Served with `allowHalfOpen`, a client that sends its commands and then FIN still gets every
+ * reply: `end` ends our side only once the commands waiting in the input have run. Without it the
+ * library closes the connection at the FIN, and commands still waiting are dropped (as Redis drops
+ * the replies it has not written when it reads EOF).
+ *
  * One RedisServer is one loop's worth of state: a keyspace, an output buffer, counters. With
  * several loops each loop (worker thread) imports events.ts and builds its own, so there is one
  * keyspace per loop. A closed connection leaves nothing behind: its parser drops its buffers.
@@ -56,8 +61,12 @@ class Client implements Session {
   readonly parser = new RespParser();
   name = '';
   closing = false;
-  /** A write returned false: no command runs until `drained`. */
+  /** A write returned false: no command runs until `drained` has fired and `data` runs again. */
   waiting = false;
+  /** `drained` fired while waiting: the next `data` call (the wake's) runs commands again. */
+  drained = false;
+  /** The peer sent FIN (with allowHalfOpen): end our side once its last commands have run. */
+  peerEnded = false;
 
   constructor(
     readonly conn: Conn,
@@ -118,27 +127,37 @@ export function createRedisServer(options: RedisServerOptions = {}): RedisServer
     },
     closed(c) {
       loop.connectedClients--;
-      const client = c.context as Client;
-      client.parser.reset();
-      client.parser.detach();
+      const client = c.context as Client | undefined;
+      client?.parser.reset();
+      client?.parser.detach();
       c.context = undefined;
     },
     drained(c) {
       const client = c.context as Client;
       if (!client.waiting) return;
-      client.waiting = false;
+      client.drained = true;
       c.wake();
+    },
+    end(c) {
+      const client = c.context as Client;
+      client.peerEnded = true;
+      if (!client.waiting) c.end();
     },
     data(c, input) {
       const client = c.context as Client;
       if (overLimit(client, input)) return Action.Close;
-      if (client.waiting) return null;
+      if (client.waiting) {
+        if (!client.drained) return null;
+        client.waiting = client.drained = false;
+      }
       ctx.session = client;
       const result = readCommands(input, client.parser, run);
       if (result === 'error') out.error(`ERR Protocol error: ${client.parser.error}`);
       if (!out.writeTo(c)) client.waiting = true;
       if (result === 'error' || client.closing) return Action.Close;
-      return overLimit(client, input) ? Action.Close : null;
+      if (overLimit(client, input)) return Action.Close;
+      if (client.peerEnded && !client.waiting) c.end();
+      return null;
     },
   };
   return { events, keyspace, close: () => keyspace.close() };
