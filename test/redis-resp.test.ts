@@ -14,8 +14,8 @@ import { ReplyWriter } from '../examples/redis/reply.js';
 import { kMaxBulkBytes, parseInt64, readCommands, RespParser, type Args, type ReadResult } from '../examples/redis/resp.js';
 
 /** Feeds `chunks` one by one, as a connection's reads, and collects every command and the final result. */
-function feed(chunks: (string | Buffer)[]): { commands: string[][]; result: ReadResult; error: string } {
-  const input = new RingBuffer();
+function feed(chunks: (string | Buffer)[], capacity = 0): { commands: string[][]; result: ReadResult; error: string } {
+  const input = new RingBuffer(capacity);
   const parser = new RespParser();
   const commands: string[][] = [];
   let result: ReadResult = 'drained';
@@ -134,6 +134,43 @@ describe('redis RESP parser', () => {
     assert.equal(Buffer.from(input.bytes()).toString(), '*2\r\n$3\r\nGET', 'the partial command is kept');
   });
 
+  test('commands wrapping around the end of the input storage parse as if contiguous, the cut one resumed', () => {
+    const input = new RingBuffer(64);
+    const parser = new RespParser();
+    const seen: string[][] = [];
+    const visit = (args: Args): boolean => {
+      const cmd: string[] = [];
+      for (let i = 0; i < args.argc; i++) cmd.push(args.str(i));
+      seen.push(cmd);
+      return true;
+    };
+    const wire = multibulk(['GET', 'k1']) + multibulk(['SET', 'k2', 'v2']) + multibulk(['SET', 'k3', 'value-3']) + multibulk(['PING']);
+    input.write(Buffer.from(wire.slice(0, 40)));
+    assert.equal(readCommands(input, parser, visit), 'drained');
+    input.write(Buffer.from(wire.slice(40, 80)));
+    assert.equal(input.capacity, 64);
+    assert.ok(input.peekAll()[1].length > 0, 'the input wraps around the end of its storage');
+    assert.equal(readCommands(input, parser, visit), 'drained');
+    assert.equal(seen.length, 2, 'the command before the end ran; the one cut by it waits for its last bytes');
+    input.write(Buffer.from(wire.slice(80)));
+    assert.equal(readCommands(input, parser, visit), 'drained');
+    assert.deepEqual(seen, [['GET', 'k1'], ['SET', 'k2', 'v2'], ['SET', 'k3', 'value-3'], ['PING']]);
+    assert.equal(input.length, 0);
+  });
+
+  test('a limit checked on the bytes before the end of storage is checked again on all of them', () => {
+    const input = new RingBuffer(128 * 1024);
+    const parser = new RespParser();
+    const seen: number[] = [];
+    input.write(Buffer.from(`${'PING\r\n'.repeat(10_000)}ECHO ${'a'.repeat(10_000)}`));
+    assert.equal(readCommands(input, parser, () => true), 'drained');
+    input.write(Buffer.from(`${'a'.repeat(70_000)}\r\n`));
+    assert.ok(input.peekAll()[0].length > 64 * 1024 && input.peekAll()[1].length > 0, 'over 64 KB before the end, the line end after it');
+    assert.equal(readCommands(input, parser, (args) => (seen.push(args.len(1)), true)), 'drained', 'no "too big inline request": its end has arrived');
+    assert.deepEqual(seen, [80_000]);
+    assert.equal(input.length, 0);
+  });
+
   test('between reads the parser keeps no view of the input, and a huge command leaves no large table behind', () => {
     const input = new RingBuffer();
     const parser = new RespParser();
@@ -179,7 +216,7 @@ describe('redis RESP parser', () => {
     }
   });
 
-  test('property: any command stream split at random points parses into the same commands', () => {
+  test('property: any command stream split at random points parses into the same commands, wrapped or not', () => {
     const arg = fc.oneof(
       fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1')),
       fc.stringMatching(/^[a-zA-Z0-9:_-]{1,12}$/),
@@ -204,6 +241,7 @@ describe('redis RESP parser', () => {
         assert.equal(whole.result, 'drained');
         assert.deepEqual(whole.commands, cmds.map((c) => c.args));
         assert.deepEqual(split, whole);
+        assert.deepEqual(feed(chunks, 64), whole, 'in a small ring, where commands wrap around its end');
       }),
       { numRuns: 500 },
     );

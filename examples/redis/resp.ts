@@ -469,28 +469,38 @@ export type ReadResult = 'drained' | 'stopped' | 'error';
  * that has arguments (Redis skips empty ones), and consumes what was parsed; a partial command
  * stays in `input` for the next call. When `visit` returns false it stops after consuming that
  * command, leaving the commands after it in `input` ('stopped'); on a protocol error it consumes
- * everything (`parser.error` says why). `input` is scanned in place, except when its bytes wrap
- * around its storage: they are then moved to its start once, so that a long command arriving in
- * many reads is not copied again on each. On return the parser holds no view of `input`.
+ * everything (`parser.error` says why). On return the parser holds no view of `input`.
+ *
+ * `input` is scanned in place. When its bytes wrap around the end of its storage, the commands
+ * before the end are parsed where they lie; only a command that crosses the end is moved, with
+ * what follows it, to the storage's start (once: the parser resumes where it stopped), so every
+ * byte is copied at most once per pass of the ring, however long a backlog waits in `input`.
  */
 export function readCommands(input: RingBuffer, parser: RespParser, visit: (args: Args) => boolean): ReadResult {
   if (input.length < parser.needBytes) return 'drained';
   let [view, rest] = input.peekAll();
-  if (rest.length > 0) {
-    const all = input.bytes();
-    input.retrieveAll();
-    input.write(all);
-    [view, rest] = input.peekAll();
-  }
-  const buf = Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+  let buf = asBuffer(view);
   let at = 0;
   let result: ReadResult = 'drained';
   try {
-    while (at < buf.length) {
-      const n = parser.parse(buf, at);
+    for (;;) {
+      const n = at < buf.length ? parser.parse(buf, at) : kParseNeedMore;
+      // A command cut by the end of storage (or failing on a limit that the bytes after the end
+      // may satisfy: the parser starts it afresh) is parsed again with the bytes made contiguous.
+      if (rest.length > 0 && (n === kParseError || (n === kParseNeedMore && input.length - at >= parser.needBytes))) {
+        input.retrieve(at);
+        at = 0;
+        if (input.length > rest.length) {
+          const all = input.bytes();
+          input.retrieveAll();
+          input.write(all);
+        }
+        [view, rest] = input.peekAll();
+        buf = asBuffer(view);
+        continue;
+      }
       if (n === kParseNeedMore) break;
       if (n === kParseError) {
-        at = buf.length;
         result = 'error';
         break;
       }
@@ -501,8 +511,13 @@ export function readCommands(input: RingBuffer, parser: RespParser, visit: (args
       }
     }
   } finally {
-    input.retrieve(at);
+    if (result === 'error') input.retrieveAll();
+    else input.retrieve(at);
     parser.detach();
   }
   return result;
+}
+
+function asBuffer(view: Uint8Array): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
