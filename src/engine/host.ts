@@ -8,7 +8,7 @@ import type { Backend } from '../backend/backend.js';
 import { HandlerError } from '../errors.js';
 import { Action, type Events, type LoopInit, type Server } from '../events.js';
 import { Loop, type LoopOptions } from '../loop/loop.js';
-import { asHandlerError, checkSettledValue, isThenable, parseReply } from '../loop/reply.js';
+import { asHandlerError, checkSettledValue, isThenable, parseReply, watchSettled } from '../loop/reply.js';
 import { Ticker } from './ticker.js';
 
 export type HostOptions = LoopOptions;
@@ -54,16 +54,7 @@ export class LoopHost {
     try {
       if (isThenable(r)) {
         // An async serving: the server starts now; a rejection (or a value) shuts it down.
-        Promise.resolve(r).then(
-          (v) => {
-            try {
-              checkSettledValue('serving', v);
-            } catch (err) {
-              this.#requestShutdown(err as Error);
-            }
-          },
-          (err: unknown) => this.#requestShutdown(new HandlerError('serving', err)),
-        );
+        watchSettled('serving', r, this.#requestShutdown);
       } else if (parseReply('serving', r).action === Action.Shutdown) {
         this.#requestShutdown();
         return false;
@@ -103,7 +94,7 @@ export class LoopHost {
       const message = this.#events.message;
       if (!message) return;
       const r: unknown = message.call(this.#events, value);
-      if (isThenable(r)) Promise.resolve(r).then(undefined, (err: unknown) => this.#onError(new HandlerError('message', err)));
+      if (isThenable(r)) watchSettled('message', r, this.#onError);
     } catch (err) {
       this.#onError(asHandlerError('message', err));
     }

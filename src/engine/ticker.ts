@@ -1,9 +1,9 @@
 /**
  * Runs the `tick` callback: right after the server starts, then again after each returned delay.
  */
-import { HandlerError, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { Action, type Events } from '../events.js';
-import { asHandlerError, checkAction, checkSettledValue, isThenable } from '../loop/reply.js';
+import { asHandlerError, checkAction, isThenable, watchSettled } from '../loop/reply.js';
 
 /** The delay before the next tick when `tick` returns no delay and none was returned before. */
 export const kDefaultTickDelayMs = 1000;
@@ -64,15 +64,6 @@ export class Ticker {
 
   /** An async tick: the next one comes after the same delay; a rejection, or a value, shuts the server down as a throw would. */
   #settle(p: PromiseLike<unknown>): void {
-    Promise.resolve(p).then(
-      (v) => {
-        try {
-          checkSettledValue('tick', v);
-        } catch (err) {
-          this.#requestShutdown(err as Error);
-        }
-      },
-      (err: unknown) => this.#requestShutdown(new HandlerError('tick', err)),
-    );
+    watchSettled('tick', p, this.#requestShutdown);
   }
 }

@@ -29,7 +29,7 @@ import { AcceptErrorReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { Conn, ConnState, DatagramConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
-import { asHandlerError, checkSettledValue, isThenable, parseReply, toBytes } from './reply.js';
+import { asHandlerError, isThenable, parseReply, toBytes, watchSettled } from './reply.js';
 import { LoopTimers } from './timers.js';
 import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes, type LoopTuning } from './tuning.js';
 
@@ -538,30 +538,12 @@ export class Loop implements BackendHandler {
       }
       this.#outsideBatch(() => this.#fail(c, err));
     };
-    Promise.resolve(p).then(
-      (v) => {
-        try {
-          checkSettledValue(handler, v);
-        } catch (err) {
-          failLater(err as Error);
-        }
-      },
-      (err: unknown) => failLater(new HandlerError(handler, err)),
-    );
+    watchSettled(handler, p, failLater);
   }
 
   /** A promise returned by a callback with no connection to close (closed, dropped, UDP data): failures go to onError. */
   #settleDetached(handler: string, p: PromiseLike<unknown>): void {
-    Promise.resolve(p).then(
-      (v) => {
-        try {
-          checkSettledValue(handler, v);
-        } catch (err) {
-          this.#opts.onError(err as Error);
-        }
-      },
-      (err: unknown) => this.#opts.onError(new HandlerError(handler, err)),
-    );
+    watchSettled(handler, p, this.#opts.onError);
   }
 
   /** Runs `fn` as a batch of its own when called from outside one, so that its writes and closes are flushed. */

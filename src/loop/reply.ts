@@ -87,6 +87,25 @@ export function checkSettledValue(handler: string, v: unknown): void {
   );
 }
 
+/**
+ * Watches the promise an async callback returned, which the loop does not wait for: `onFail` gets
+ * a HandlerError when it rejects, or the InvalidArgumentError of checkSettledValue() when it
+ * resolves to a value (a reply that would never be written). Nothing happens when it resolves to
+ * nothing.
+ */
+export function watchSettled(handler: string, p: PromiseLike<unknown>, onFail: (err: Error) => void): void {
+  Promise.resolve(p).then(
+    (v) => {
+      try {
+        checkSettledValue(handler, v);
+      } catch (err) {
+        onFail(err as Error);
+      }
+    },
+    (err: unknown) => onFail(new HandlerError(handler, err)),
+  );
+}
+
 /** A value thrown while running or reading `handler`'s result, as the error its connection gets. */
 export function asHandlerError(handler: string, err: unknown): Error {
   return isGeventError(err) ? err : new HandlerError(handler, err);
