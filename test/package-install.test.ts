@@ -17,7 +17,7 @@ import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { connectTo, readExactly } from './helpers.js';
 
@@ -131,7 +131,7 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
     const out = await npm(app, ['install', '--foreground-scripts', '--prefer-offline', tarball], { CC: '/bin/false', CXX: '/bin/false' });
     assert.doesNotMatch(out, /^node-gevent: /m, out);
     const pkg = join(app, 'node_modules', kName);
-    assert.ok(!existsSync(join(pkg, 'build', 'Release', 'gevent.node')), 'nothing was built');
+    assert.ok(!existsSync(join(pkg, 'build')), 'nothing was built');
     assert.equal(await echoBackend(app), 'native');
   });
 
@@ -147,7 +147,11 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
 
   test('npm rebuild node-gevent --build-from-source builds build/Release from native/, which the loader then takes', async () => {
     await npm(app, ['rebuild', kName, '--build-from-source', '--foreground-scripts']);
-    assert.ok(existsSync(join(app, 'node_modules', kName, 'build', 'Release', 'gevent.node')), 'built from source');
+    const built = join(app, 'node_modules', kName, 'build', 'Release', 'gevent.node');
+    assert.ok(existsSync(built), 'built from source');
+    const loader = pathToFileURL(join(app, 'node_modules', kName, 'dist', 'src', 'backend', 'addon.js')).href;
+    const first = await node(app, 'first.mjs', `import { existsSync } from 'node:fs'; import { addonCandidates } from '${loader}'; console.log(addonCandidates().find((p) => existsSync(p)));`);
+    assert.equal(first, built);
     assert.equal(await echoBackend(app), 'native');
   });
 });
