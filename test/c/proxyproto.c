@@ -3,7 +3,8 @@
  * every strict prefix of a valid header (always INCOMPLETE, never an error), and random bytes and
  * random mutations of valid headers (never a read past the input: each input lives in a heap block
  * of its exact size, so the sanitizer build sees any overrun). Prints one line per group; exit 1
- * on the first failure.
+ * on the first failure. `proxyproto --parse` instead parses its standard input once and prints the
+ * result as one line of JSON (for tests that capture headers from real senders).
  */
 #include "proxyproto.h"
 
@@ -241,7 +242,43 @@ static void test_random(void) {
   printf("random: 200000 inputs, %u headers, no overrun\n", headers);
 }
 
-int main(void) {
+static void print_addr(const char *name, const struct sockaddr_storage *ss) {
+  char text[INET6_ADDRSTRLEN];
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    printf(",\"%s\":{\"host\":\"%s\",\"port\":%d}", name, text, ntohs(sin->sin_port));
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+    printf(",\"%s\":{\"host\":\"%s\",\"port\":%d}", name, text, ntohs(sin6->sin6_port));
+  } else if (ss->ss_family == AF_UNIX) {
+    printf(",\"%s\":{\"pathLength\":%zu}", name, strlen(((const struct sockaddr_un *)ss)->sun_path));
+  }
+}
+
+/* Parses standard input (at most 64 KiB) and prints {"status"|"length", ...} as JSON. */
+static int parse_stdin(void) {
+  static uint8_t in[65536];
+  size_t n = fread(in, 1, sizeof in, stdin);
+  gev_pp_header h;
+  ssize_t r = parse(in, n, &h);
+  if (r <= 0) {
+    printf("{\"status\":%zd}\n", r);
+    return 0;
+  }
+  printf("{\"length\":%zd,\"version\":%u,\"local\":%s,\"dgram\":%s,\"tlvOffset\":%u,\"tlvLength\":%u", r,
+         h.version, h.local ? "true" : "false", h.dgram ? "true" : "false", h.tlv_off, h.tlv_len);
+  if (!h.local) {
+    print_addr("source", &h.src);
+    print_addr("destination", &h.dst);
+  }
+  puts("}");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--parse") == 0) return parse_stdin();
   test_v1();
   test_v2();
   test_random();
