@@ -7,7 +7,7 @@
  * request, a QUEUED report for each connection left with output queued) reaches JS through the
  * pending list, never from inside this call.
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <string.h>
 

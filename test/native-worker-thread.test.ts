@@ -1,7 +1,7 @@
 /**
  * The addon keeps its state per instance: a worker thread loads it and runs a NativeBackend echo
  * beside one on the main thread; a worker that exits without stopping leaves nothing behind; and
- * the hand-off path (accept here, adopt there) and the cross-thread wake work.
+ * the hand-off path (accept here, adopt there) works.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -15,16 +15,16 @@ const skip = nativeAvailable() ? false : 'native addon not built';
 const nativeUrl = new URL('../src/backend/native.js', import.meta.url).href;
 const addrUrl = new URL('../src/addr.js', import.meta.url).href;
 
-/** Worker body: an echo server; posts {port, wakeFd}; on 'stop' stops and posts counts. */
+/** Worker body: an echo server; posts {port}; on 'stop' stops and posts counts. */
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { NativeBackend } = await import(${JSON.stringify(nativeUrl)});
   const { parseAddress } = await import(${JSON.stringify(addrUrl)});
   const b = new NativeBackend({ tcpNoDelay: true });
-  let opened = 0, closed = 0, wakes = 0;
+  let opened = 0, closed = 0;
   b.start({
-    onOpen(id, listener, addrs) { opened++; },
+    onOpen(id, origin, addrs) { opened++; },
     onData(id, bytes) { b.write(id, bytes); },
     onEnd(id) { b.close(id, true); },
     onClose() { closed++; },
@@ -32,7 +32,6 @@ const { parentPort, workerData } = require('node:worker_threads');
     onBatchEnd() { b.flush(); },
     onQueued() {},
     onAcceptError() {},
-    onWake() { wakes++; parentPort.postMessage({ t: 'woken', wakes }); },
   });
   const addr = await b.listen(parseAddress('tcp://127.0.0.1:0'));
   parentPort.on('message', async (m) => {
@@ -42,7 +41,7 @@ const { parentPort, workerData } = require('node:worker_threads');
     parentPort.postMessage({ t: 'stopped', opened, closed });
     parentPort.close();
   });
-  parentPort.postMessage({ t: 'ready', port: addr.port, wakeFd: b.wakeFd, leave: workerData.leave });
+  parentPort.postMessage({ t: 'ready', port: addr.port, leave: workerData.leave });
 })();
 `;
 
@@ -89,10 +88,6 @@ describe('native backend: worker threads', { skip }, () => {
     assert.equal(await echoOnce(ready['port']!, 'from main to worker'), 'from main to worker');
     assert.equal(await echoOnce(mainAddr.port, 'main loop still serves'), 'main loop still serves');
 
-    NativeBackend.wake(ready['wakeFd']!);
-    const woken = await next(w, 'woken');
-    assert.equal(woken['wakes'], 1);
-
     await new Promise((r) => setTimeout(r, 20));
     w.postMessage({ t: 'stop' });
     const stopped = await next(w, 'stopped');
@@ -117,8 +112,8 @@ describe('native backend: worker threads', { skip }, () => {
     const accepted: number[] = [];
     const acceptor = new NativeBackend({ tcpNoDelay: true });
     const handler: NativeBackendHandler = {
-      onAccepted(fd, listener, remote) {
-        assert.equal(listener, 0);
+      onAccepted(fd, origin, remote) {
+        assert.equal(origin, 0);
         assert.equal(remote.host, '127.0.0.1');
         accepted.push(fd);
         w.postMessage({ t: 'adopt', fd });

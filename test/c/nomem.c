@@ -309,7 +309,7 @@ static void new_connections(void) {
     while ((rc = add_dup(loop, mine, &id)) == 0) {}
     CHECK(rc == -ENOMEM && loop->live == cap, "the table stops at %u with ENOMEM (live %u, rc %d)", cap, loop->live, rc);
 
-    int l = gev_listen_tcp(loop, 4, "127.0.0.1", 0, 0, 0, 7, 0);
+    int l = gev_listen_tcp(loop, 4, "127.0.0.1", 0, 0, 7);
     CHECK(l >= 0, "listen: %s", strerror(-l));
     uint32_t addr[8];
     struct sockaddr_storage ss;
