@@ -19,7 +19,6 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uv.h>
 
 typedef struct gev_node {
@@ -388,8 +387,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 /* closeFd(fd): releases an fd from an ACCEPTED record that no loop took. */
 static napi_value js_close_fd(napi_env env, napi_callback_info info) {
   ARGS(1);
-  int fd = arg_i32(env, argv[0]);
-  return num(env, fd >= 0 && close(fd) == 0 ? 0 : -errno);
+  return num(env, gev_fd_close(arg_i32(env, argv[0])));
 }
 
 /* stats(loop, out Float64Array(GEV_STATS_LEN)): live connections, datagrams dropped as truncated,

@@ -92,5 +92,7 @@ int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8);
 /* Registers a connected fd (accepted elsewhere) as a connection of `origin`; its OPEN record
  * follows in a later fill. Returns 0 with *id_out set, or -errno (the fd is then not closed). */
 int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out);
+/* Closes an fd from an ACCEPTED record that no loop adopted; any thread. 0 or -errno. */
+int gev_fd_close(int fd);
 
 #endif

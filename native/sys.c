@@ -169,6 +169,8 @@ void sys_close(int fd) {
   if (fd >= 0) (void)close(fd);
 }
 
+int gev_fd_close(int fd) { return fd >= 0 && close(fd) == 0 ? 0 : -errno; }
+
 void gev_addr_encode(uint32_t *s, const struct sockaddr *sa, socklen_t len) {
   memset(s, 0, GEV_ADDR_U32 * sizeof(uint32_t));
   if (sa == NULL || len < sizeof(sa_family_t)) return;

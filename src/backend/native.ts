@@ -33,6 +33,7 @@ import {
   kHeaderU32,
   kMaxExtBuffers,
   kMaxKeepAliveSeconds,
+  kOriginDial,
   kSlotU32,
   kStatsLen,
   kUdpSlotBytes,
@@ -485,13 +486,17 @@ export class NativeBackend implements Backend {
     return this.kListeners[origin]?.network ?? 'tcp';
   }
 
-  /** @internal A connection's local address: getsockname while open, else its listener's address. */
+  /**
+   * @internal A connection's local address: getsockname while open, else its listener's address
+   * (a dial has none: an unknown address then).
+   */
   localAddr(id: number, origin: number): Addr {
     const info = this.kListeners[origin];
-    if (info === undefined) return new Addr('tcp', '', 0);
-    if (info.network === 'unix' || this.kClosed) return info.addr;
+    const fallback = info?.addr ?? new Addr('tcp', '', 0);
+    if (info === undefined ? origin < kOriginDial : info.network === 'unix') return fallback;
+    if (this.kClosed) return fallback;
     const rc = this.kAddon.connAddr(this.kLoop, id, kScratch32);
-    return rc === 0 ? decodeAddr(info.network, kScratch32, 0, '') : info.addr;
+    return rc === 0 ? decodeAddr(info?.network ?? 'tcp', kScratch32, 0, '') : fallback;
   }
 
   private readonly kOnBatch = (): void => {
