@@ -239,8 +239,8 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
   }
   if (pin_arraybuffer(env, argv[0], &n->in_ref, &in, &in_len) != 0 ||
       pin_arraybuffer(env, argv[2], &n->out_ref, &out, &out_len) != 0 ||
-      ((size_t)GEV_HDR_U32 + (size_t)in_recs * GEV_SLOT_U32) * 4u >= in_len ||
-      ((size_t)GEV_HDR_U32 + (size_t)out_cmds * GEV_SLOT_U32) * 4u >= out_len || udp_slot == 0 ||
+      ((size_t)GEV_HDR_U32 + (size_t)in_recs * GEV_SLOT_U32) * sizeof(uint32_t) >= in_len ||
+      ((size_t)GEV_HDR_U32 + (size_t)out_cmds * GEV_SLOT_U32) * sizeof(uint32_t) >= out_len || udp_slot == 0 ||
       udp_slot > GEV_UDP_SLOT) {
     release_js(n);
     n->env_gone = 1;

@@ -72,7 +72,7 @@ void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_r
   loop->in8 = in;
   loop->in_size = in_len;
   loop->in_rec_cap = in_recs;
-  loop->in_byte_start = ((size_t)GEV_HDR_U32 + (size_t)in_recs * 4u) * 4u;
+  loop->in_byte_start = ((size_t)GEV_HDR_U32 + (size_t)in_recs * GEV_SLOT_U32) * sizeof(uint32_t);
   loop->in_byte_pos = loop->in_byte_start;
   loop->out32 = out;
   loop->out8 = out;
@@ -105,7 +105,7 @@ int gev_loop_room(gev_loop *loop, uint32_t slots) {
 /* Reserves `slots` record slots in the arena during a fill; NULL when they do not fit. */
 uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
   if (!loop->filling || loop->in_nrec + slots > loop->in_rec_cap) return NULL;
-  uint32_t *r = loop->in32 + GEV_HDR_U32 + (size_t)loop->in_nrec * 4u;
+  uint32_t *r = loop->in32 + GEV_HDR_U32 + (size_t)loop->in_nrec * GEV_SLOT_U32;
   loop->in_nrec += slots;
   return r;
 }
@@ -127,8 +127,8 @@ uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
 static int pending_grow(gev_pending *p, size_t need) {
   size_t cap = p->cap ? p->cap : GEV_PENDING_INIT;
   while (cap < need) cap *= 2u;
-  if (cap > UINT32_MAX / 4u) return -ENOMEM;
-  uint32_t *s = realloc(p->slots, cap * 4u * sizeof(uint32_t));
+  if (cap > UINT32_MAX / GEV_SLOT_U32) return -ENOMEM;
+  uint32_t *s = realloc(p->slots, cap * GEV_SLOT_U32 * sizeof(uint32_t));
   if (s == NULL) return -ENOMEM;
   p->slots = s;
   p->cap = (uint32_t)cap;
@@ -147,7 +147,7 @@ int gev_loop_reserve(gev_loop *loop, uint32_t slots) {
 static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
   gev_pending *p = &loop->pending;
   if (gev_loop_reserve(loop, slots) != 0 && (rec[0] == GEV_REC_QUEUED || p->n + slots > p->cap)) return -ENOMEM;
-  memcpy(p->slots + (size_t)p->n * 4u, rec, (size_t)slots * 4u * sizeof(uint32_t));
+  memcpy(p->slots + (size_t)p->n * GEV_SLOT_U32, rec, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
   p->n += slots;
   return 0;
 }
@@ -170,20 +170,20 @@ static void on_written(gev_loop *loop, const uint32_t *r) {
 /* Emits a record: into the arena during a fill (in order), else into the pending list. 0, or
  * -ENOMEM for a QUEUED record the pending list has no room for (nothing was emitted). */
 int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8) {
-  uint32_t rec[4u * (1u + GEV_ADDR_SLOTS)];
+  uint32_t rec[GEV_SLOT_U32 * (1 + GEV_ADDR_SLOTS)];
   uint32_t slots = rec_slots(type);
   rec[0] = type;
   rec[1] = a;
   rec[2] = b;
   rec[3] = c;
   if (slots > 1) {
-    if (addr8) memcpy(rec + 4, addr8, 8u * sizeof(uint32_t));
-    else memset(rec + 4, 0, 8u * sizeof(uint32_t));
+    if (addr8) memcpy(rec + GEV_SLOT_U32, addr8, GEV_ADDR_U32 * sizeof(uint32_t));
+    else memset(rec + GEV_SLOT_U32, 0, GEV_ADDR_U32 * sizeof(uint32_t));
   }
   if (loop->pending.n == 0) {
     uint32_t *r = gev_loop_record(loop, slots);
     if (r != NULL) {
-      memcpy(r, rec, (size_t)slots * 4u * sizeof(uint32_t));
+      memcpy(r, rec, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
       on_written(loop, r);
       return 0;
     }
@@ -198,16 +198,16 @@ static uint32_t drain_pending(gev_loop *loop) {
   gev_pending *p = &loop->pending;
   uint32_t i = 0;
   while (i < p->n) {
-    uint32_t *src = p->slots + (size_t)i * 4u;
+    uint32_t *src = p->slots + (size_t)i * GEV_SLOT_U32;
     uint32_t slots = rec_slots(src[0]);
     uint32_t *r = gev_loop_record(loop, slots);
     if (r == NULL) break;
-    memcpy(r, src, (size_t)slots * 4u * sizeof(uint32_t));
+    memcpy(r, src, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
     on_written(loop, r);
     i += slots;
   }
   if (i > 0) {
-    memmove(p->slots, p->slots + (size_t)i * 4u, (size_t)(p->n - i) * 4u * sizeof(uint32_t));
+    memmove(p->slots, p->slots + (size_t)i * GEV_SLOT_U32, (size_t)(p->n - i) * GEV_SLOT_U32 * sizeof(uint32_t));
     p->n -= i;
   }
   if (p->n > 0) gev_loop_notify(loop);

@@ -38,8 +38,8 @@ static inline gev_loop *h_loop_new(void) {
   gev_loop *loop = NULL;
   int rc = gev_loop_create(&loop);
   CHECK(rc == 0, "gev_loop_create: %s", strerror(-rc));
-  size_t in_len = ((size_t)GEV_HDR_U32 + H_IN_RECS * 4u) * 4u + H_IN_BYTES;
-  size_t out_len = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * 4u) * 4u + H_OUT_BYTES;
+  size_t in_len = ((size_t)GEV_HDR_U32 + H_IN_RECS * GEV_SLOT_U32) * 4u + H_IN_BYTES;
+  size_t out_len = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * GEV_SLOT_U32) * 4u + H_OUT_BYTES;
   void *in = calloc(1, in_len);
   void *out = calloc(1, out_len);
   CHECK(in != NULL && out != NULL, "arenas");
@@ -96,10 +96,10 @@ static inline void h_reset(int fd) {
 static inline void h_command(gev_loop *loop, uint32_t op, uint32_t id, const void *data, uint32_t len, uint32_t arg) {
   static size_t pos;
   uint32_t n = loop->out32[0];
-  size_t start = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * 4u) * 4u;
+  size_t start = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * GEV_SLOT_U32) * 4u;
   if (n == 0) pos = start;
   CHECK(n < H_OUT_CMDS && pos + len <= loop->out_size, "out arena full");
-  uint32_t *k = loop->out32 + GEV_HDR_U32 + (size_t)n * 4u;
+  uint32_t *k = loop->out32 + GEV_HDR_U32 + (size_t)n * GEV_SLOT_U32;
   k[0] = op;
   k[1] = id;
   k[2] = arg;
@@ -116,7 +116,7 @@ static inline void h_command(gev_loop *loop, uint32_t op, uint32_t id, const voi
 static inline void h_each_record(const uint32_t *slots, uint32_t n, void (*fn)(const uint32_t *rec, void *arg),
                           void *arg) {
   for (uint32_t i = 0; i < n;) {
-    const uint32_t *r = slots + (size_t)i * 4u;
+    const uint32_t *r = slots + (size_t)i * GEV_SLOT_U32;
     fn(r, arg);
     i += (r[0] == GEV_REC_OPEN || r[0] == GEV_REC_DGRAM || r[0] == GEV_REC_ACCEPTED) ? 1u + GEV_ADDR_SLOTS : 1u;
   }
