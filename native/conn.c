@@ -18,7 +18,7 @@
  *
  * Out of memory: no allocation failure aborts. A connection whose output cannot be copied into
  * its queue, or whose QUEUED report finds no room in the pending list, is closed at once with
- * ENOMEM, and its CLOSE record names what failed (enum gev_nomem). A new connection that cannot
+ * ENOMEM, and its CLOSE record names what failed (GEV_NOMEM_*). A new connection that cannot
  * get a table slot or its pending reserve is refused with ENOMEM. The dirty list falls back to a
  * table scan (mark_dirty). Every other connection is served on.
  *
@@ -257,7 +257,7 @@ void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused) {
 }
 
 /* Closes `c` now, dropping its queue; its CLOSE record carries `err` and, for ENOMEM from the
- * core, `what` (enum gev_nomem). */
+ * core, `what` (GEV_NOMEM_*). */
 static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   if (!(c->flags & GEV_C_OPEN)) return;
   uint32_t id = conn_id(loop, c);

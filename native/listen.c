@@ -3,7 +3,9 @@
  *
  * A listener either registers what it accepts as connections (OPEN records) or, in hand-off mode,
  * reports the accepted fd to JS (ACCEPTED records) so an acceptor can pass it to another loop,
- * which registers it with gev_conn_adopt. Every fd is created non-blocking and close-on-exec.
+ * which registers it with gev_conn_adopt. Both records carry the listener's origin, its JS index.
+ * Sockets are made, configured (sys_listen_options, from the GEV_LISTEN_* flags) and accepted in
+ * sys.c; every fd is non-blocking and close-on-exec.
  *
  * Accept failures: EINTR is retried, ECONNABORTED and EPROTO (a connection that died in the
  * backlog) are skipped, EAGAIN ends the wake-up. Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...)

@@ -73,13 +73,14 @@ int sys_unix_live(const struct sockaddr_un *sa) {
 
 int sys_tcp_nodelay(int fd) { return sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
 
-/* TCP keep-alive probing after `seconds` idle, every `seconds`; 0 turns it off. */
+/* TCP keep-alive probing after `seconds` idle, every `seconds`; 0 turns it off. Every option is
+ * set even when one fails; the first failure is returned. */
 int sys_keepalive(int fd, uint32_t seconds) {
   if (seconds == 0) return sys_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
-  int rc = sys_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
-  if (rc == 0) rc = sys_set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)seconds);
-  if (rc == 0) rc = sys_set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)seconds);
-  return rc;
+  int on = sys_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+  int idle = sys_set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)seconds);
+  int intvl = sys_set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)seconds);
+  return on != 0 ? on : idle != 0 ? idle : intvl;
 }
 
 int sys_set_int(int fd, int level, int opt, int value) {
