@@ -6,6 +6,7 @@
         "native/addon.c",
         "native/conn.c",
         "native/flush.c",
+        "native/io.c",
         "native/listen.c",
         "native/loop.c",
         "native/sys.c",

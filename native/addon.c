@@ -1,12 +1,13 @@
 /*
- * Node-API glue: every js_* function is called by src/backend/native.ts on the loop's own thread,
- * except js_wake (any thread). Arguments were validated in TypeScript; these functions only check
- * types and return -errno numbers for system failures. The typed surface is
- * src/backend/addon-types.ts.
+ * Node-API glue: every js_* function is called by src/backend/native.ts on the loop's own thread.
+ * Arguments were validated in TypeScript; these functions only check types and return -errno
+ * numbers for system failures. The typed surface is src/backend/addon-types.ts; the protocol
+ * constants (gev_proto.h) are exported at load as the frozen object `constants`.
  *
- * This is the only file that knows Node-API and libuv. A loop is a napi external over a gev_node:
- * the core gev_loop (gev.h) plus what ties it to this thread's Node environment, namely the uv_poll
- * watching the epoll fd, the batch callback and the references pinning the arenas. A wake-up runs
+ * This is the only file that knows Node-API and libuv, and it sees the core only through its public
+ * API (gev.h). A loop is a napi external over a gev_node: a pointer to the core's opaque gev_loop
+ * plus what ties it to this thread's Node environment, namely the uv_poll watching the loop's fd,
+ * the batch callback and the references pinning the arenas. A wake-up runs
  * gev_loop_fill, crosses into JS once if records were written, then runs the command list JS left
  * (gev_flush). The gev_node is freed once it is both closed (its uv_poll handle finished closing)
  * and finalized (JS dropped it). An env cleanup hook closes loops still open when the environment
@@ -18,11 +19,10 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uv.h>
 
 typedef struct gev_node {
-  gev_loop loop;
+  gev_loop *loop; /* NULL once the uv_poll handle closed and the loop was freed */
   napi_env env;
   uv_poll_t poll;
   int poll_started;
@@ -43,10 +43,6 @@ typedef struct gev_node {
 
   struct iovec ext[GEV_MAX_EXT]; /* js_flush's by-reference payloads, kept here so a flush never allocates */
 } gev_node;
-
-typedef struct gev_instance {
-  uint32_t live_loops;
-} gev_instance;
 
 #define ARGS(n)                                                                         \
   size_t argc = (n);                                                                    \
@@ -121,8 +117,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   (void)status;
   (void)events;
   if (n->closing) return;
-  if (gev_loop_fill(&n->loop) > 0) call_js(n);
-  if (!n->closing && n->loop.out32[0] != 0) gev_flush(&n->loop, NULL, 0);
+  if (gev_loop_fill(n->loop) > 0) call_js(n);
+  if (!n->closing && gev_loop_has_commands(n->loop)) gev_flush(n->loop, NULL, 0);
 }
 
 static void release_js(gev_node *n) {
@@ -147,13 +143,11 @@ static void maybe_free(gev_node *n) {
 /* The uv_poll handle is closed: release the core loop, then tell JS (unless the env is gone). */
 static void on_poll_closed(uv_handle_t *h) {
   gev_node *n = h->data;
-  gev_instance *inst = NULL;
   napi_env env = n->env;
-  gev_loop_free(&n->loop);
+  gev_loop_free(n->loop);
+  n->loop = NULL;
   n->closed = 1;
   if (!n->env_gone) {
-    napi_get_instance_data(env, (void **)&inst);
-    if (inst != NULL) inst->live_loops--;
     napi_remove_env_cleanup_hook(env, loop_cleanup, n);
     if (n->close_ref != NULL) {
       napi_handle_scope scope;
@@ -181,7 +175,7 @@ static void on_poll_closed(uv_handle_t *h) {
 static void begin_close(gev_node *n) {
   if (n->closing) return;
   n->closing = 1;
-  gev_loop_close_listeners(&n->loop);
+  gev_loop_close_listeners(n->loop);
   if (n->poll_started) uv_poll_stop(&n->poll);
   uv_close((uv_handle_t *)&n->poll, on_poll_closed);
 }
@@ -202,12 +196,6 @@ static void loop_finalize(napi_env env, void *data, void *hint) {
   else maybe_free(n);
 }
 
-static void instance_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 static int pin_arraybuffer(napi_env env, napi_value v, napi_ref *ref, void **data, size_t *len) {
   bool is_ab = false;
   if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab) return -EINVAL;
@@ -215,16 +203,17 @@ static int pin_arraybuffer(napi_env env, napi_value v, napi_ref *ref, void **dat
   return napi_create_reference(env, v, 1, ref) == napi_ok ? 0 : -EINVAL;
 }
 
-/* Opens the core loop and the uv_poll over its epoll fd. 0 or -errno (nothing left open). */
+/* Opens the core loop and the uv_poll over its fd. 0 or -errno (nothing left open). */
 static int node_init(gev_node *n, napi_env env) {
   uv_loop_t *uvl = NULL;
   n->env = env;
   if (napi_get_uv_event_loop(env, &uvl) != napi_ok || uvl == NULL) return -ENOSYS;
-  int rc = gev_loop_init(&n->loop);
+  int rc = gev_loop_create(&n->loop);
   if (rc != 0) return rc;
-  rc = uv_poll_init(uvl, &n->poll, n->loop.epfd);
+  rc = uv_poll_init(uvl, &n->poll, gev_loop_fd(n->loop));
   if (rc != 0) {
-    gev_loop_free(&n->loop);
+    gev_loop_free(n->loop);
+    n->loop = NULL;
     return rc;
   }
   n->poll.data = n;
@@ -234,8 +223,6 @@ static int node_init(gev_node *n, napi_env env) {
 /* loopCreate(inArena, inRecordSlots, outArena, outCommandSlots, tcpNoDelay, udpSlotBytes) */
 static napi_value js_loop_create(napi_env env, napi_callback_info info) {
   ARGS(6);
-  gev_instance *inst = NULL;
-  napi_get_instance_data(env, (void **)&inst);
   gev_node *n = calloc(1, sizeof *n);
   if (n == NULL) return num(env, -ENOMEM);
   void *in = NULL, *out = NULL;
@@ -252,8 +239,9 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
   }
   if (pin_arraybuffer(env, argv[0], &n->in_ref, &in, &in_len) != 0 ||
       pin_arraybuffer(env, argv[2], &n->out_ref, &out, &out_len) != 0 ||
-      ((size_t)GEV_HDR_U32 + (size_t)in_recs * 4u) * 4u >= in_len ||
-      ((size_t)GEV_HDR_U32 + (size_t)out_cmds * 4u) * 4u >= out_len || udp_slot == 0) {
+      ((size_t)GEV_HDR_U32 + (size_t)in_recs * GEV_SLOT_U32) * sizeof(uint32_t) >= in_len ||
+      ((size_t)GEV_HDR_U32 + (size_t)out_cmds * GEV_SLOT_U32) * sizeof(uint32_t) >= out_len || udp_slot == 0 ||
+      udp_slot > GEV_UDP_SLOT) {
     release_js(n);
     n->env_gone = 1;
     n->finalized = 1;
@@ -261,11 +249,9 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "gevent: bad arena layout for loopCreate");
     return NULL;
   }
-  gev_loop_bind_arenas(&n->loop, in, in_len, in_recs, out, out_len, out_cmds);
-  n->loop.tcp_nodelay = nodelay;
-  n->loop.udp_slot = udp_slot;
+  gev_loop_bind_arenas(n->loop, in, in_len, in_recs, out, out_len, out_cmds);
+  gev_loop_configure(n->loop, nodelay, udp_slot);
   napi_add_env_cleanup_hook(env, loop_cleanup, n);
-  if (inst != NULL) inst->live_loops++;
   napi_value ext;
   napi_create_external(env, n, loop_finalize, NULL, &ext);
   return ext;
@@ -289,27 +275,28 @@ static napi_value js_loop_start(napi_env env, napi_callback_info info) {
   return num(env, rc);
 }
 
-/* listenInet(loop, udp, family 0|4|6, host, port, flags, index): flags 1 reuseport, 2 v6only,
- * 4 hand-off. Returns the listener slot or -errno. */
-static napi_value js_listen_inet(napi_env env, napi_callback_info info) {
-  ARGS(7);
+/* listenTcp / listenUdp (loop, family 0|4|6, host, port, flags, origin): flags are GEV_LISTEN_*,
+ * origin the JS listener index. Returns the listener slot or -errno. */
+static napi_value listen_inet(napi_env env, napi_callback_info info, int udp) {
+  ARGS(6);
   char host[128];
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   if (n->closing) return num(env, -EBADF);
-  bool udp = false;
-  napi_get_value_bool(env, argv[1], &udp);
-  if (arg_string(env, argv[3], host, sizeof host) != 0) return num(env, -EINVAL);
-  int family = arg_i32(env, argv[2]);
-  int port = arg_i32(env, argv[4]);
-  uint32_t flags = arg_u32(env, argv[5]);
-  uint32_t index = arg_u32(env, argv[6]);
-  int rc = udp ? gev_listen_udp(&n->loop, family, host, port, flags & 1u, (flags & 2u) != 0, index)
-               : gev_listen_tcp(&n->loop, family, host, port, flags & 1u, (flags & 2u) != 0, index, (flags & 4u) != 0);
+  if (arg_string(env, argv[2], host, sizeof host) != 0) return num(env, -EINVAL);
+  int family = arg_i32(env, argv[1]);
+  int port = arg_i32(env, argv[3]);
+  uint32_t flags = arg_u32(env, argv[4]);
+  uint32_t origin = arg_u32(env, argv[5]);
+  int rc = udp ? gev_listen_udp(n->loop, family, host, port, flags, origin)
+               : gev_listen_tcp(n->loop, family, host, port, flags, origin);
   return num(env, rc);
 }
 
-/* listenUnix(loop, path, flags, index): flags 4 hand-off. Returns the slot or -errno. */
+static napi_value js_listen_tcp(napi_env env, napi_callback_info info) { return listen_inet(env, info, 0); }
+static napi_value js_listen_udp(napi_env env, napi_callback_info info) { return listen_inet(env, info, 1); }
+
+/* listenUnix(loop, path, flags, origin). Returns the slot or -errno. */
 static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
   ARGS(4);
   char path[256];
@@ -318,7 +305,7 @@ static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
   if (n->closing) return num(env, -EBADF);
   int rc = arg_string(env, argv[1], path, sizeof path);
   if (rc != 0) return num(env, rc);
-  return num(env, gev_listen_unix(&n->loop, path, arg_u32(env, argv[3]), (arg_u32(env, argv[2]) & 4u) != 0));
+  return num(env, gev_listen_unix(n->loop, path, arg_u32(env, argv[2]), arg_u32(env, argv[3])));
 }
 
 /* listenerAddr(loop, slot, out Uint32Array(8)) / connAddr(loop, id, out): 0 or -errno. */
@@ -329,9 +316,9 @@ static napi_value addr_common(napi_env env, napi_callback_info info, int conn) {
   if (n == NULL) return NULL;
   if (n->closing) return num(env, -EBADF);
   uint32_t *out = arg_typed(env, argv[2], &bytes);
-  if (out == NULL || bytes < 8 * sizeof(uint32_t)) return num(env, -EINVAL);
+  if (out == NULL || bytes < GEV_ADDR_U32 * sizeof(uint32_t)) return num(env, -EINVAL);
   uint32_t which = arg_u32(env, argv[1]);
-  return num(env, conn ? gev_conn_sockname(&n->loop, which, out) : gev_listener_sockname(&n->loop, which, out));
+  return num(env, conn ? gev_conn_sockname(n->loop, which, out) : gev_listener_sockname(n->loop, which, out));
 }
 
 static napi_value js_listener_addr(napi_env env, napi_callback_info info) { return addr_common(env, info, 0); }
@@ -341,7 +328,7 @@ static napi_value js_listener_close(napi_env env, napi_callback_info info) {
   ARGS(2);
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
-  if (!n->closing) gev_listener_close(&n->loop, arg_u32(env, argv[1]));
+  if (!n->closing) gev_listener_close(n->loop, arg_u32(env, argv[1]));
   return NULL;
 }
 
@@ -361,18 +348,18 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
     ext[i].iov_base = p;
     ext[i].iov_len = p ? bytes : 0;
   }
-  gev_flush(&n->loop, ext, next);
+  gev_flush(n->loop, ext, next);
   return NULL;
 }
 
-/* adopt(loop, fd, listenerIndex): registers an fd accepted elsewhere; OPEN follows in a batch. */
+/* adopt(loop, fd, origin): registers an fd accepted elsewhere; OPEN follows in a batch. */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
   ARGS(3);
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   if (n->closing) return num(env, -EBADF);
   uint32_t id = 0;
-  int rc = gev_conn_adopt(&n->loop, arg_i32(env, argv[1]), arg_u32(env, argv[2]), &id);
+  int rc = gev_conn_adopt(n->loop, arg_i32(env, argv[1]), arg_u32(env, argv[2]), &id);
   return num(env, rc != 0 ? rc : (double)id);
 }
 
@@ -383,7 +370,7 @@ static napi_value js_stop_all(napi_env env, napi_callback_info info) {
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   if (n->closing) return num(env, 0);
-  return num(env, gev_loop_stop_all(&n->loop));
+  return num(env, gev_loop_stop_all(n->loop));
 }
 
 /* close(loop, done): closes the uv_poll handle and every fd; done() runs once that finished. */
@@ -397,62 +384,59 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return num(env, 0);
 }
 
-static napi_value js_wake_fd(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  gev_node *n = arg_node(env, argv[0]);
-  if (n == NULL) return NULL;
-  return num(env, n->closing ? -EBADF : n->loop.efd);
-}
-
-/* wake(eventfd): any thread; the owning loop's next batch carries a WAKE record. */
-static napi_value js_wake(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  return num(env, gev_loop_wake_fd(arg_i32(env, argv[0])));
-}
-
 /* closeFd(fd): releases an fd from an ACCEPTED record that no loop took. */
 static napi_value js_close_fd(napi_env env, napi_callback_info info) {
   ARGS(1);
-  int fd = arg_i32(env, argv[0]);
-  return num(env, fd >= 0 && close(fd) == 0 ? 0 : -errno);
+  return num(env, gev_fd_close(arg_i32(env, argv[0])));
 }
 
-/* stats(loop, out Float64Array(5)): live connections, datagrams dropped as truncated, datagrams
- * dropped on send, pending record slots, listeners parked after an accept error. */
+/* stats(loop, out Float64Array(GEV_STATS_LEN)): live connections, datagrams dropped as truncated,
+ * datagrams dropped on send, pending record slots, listeners parked after an accept error. */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   ARGS(2);
   size_t bytes = 0;
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   double *out = arg_typed(env, argv[1], &bytes);
-  if (out == NULL || bytes < 5 * sizeof(double)) return num(env, -EINVAL);
-  gev_loop *loop = &n->loop;
-  out[0] = loop->live;
-  out[1] = (double)loop->dgram_truncated;
-  out[2] = (double)loop->dgram_send_dropped;
-  out[3] = loop->pending.n;
-  out[4] = loop->parked;
+  if (out == NULL || bytes < GEV_STATS_LEN * sizeof(double)) return num(env, -EINVAL);
+  if (n->loop == NULL) return num(env, -EBADF);
+  gev_stats st;
+  gev_loop_stats(n->loop, &st);
+  out[0] = (double)st.live;
+  out[1] = (double)st.dgram_truncated;
+  out[2] = (double)st.dgram_send_dropped;
+  out[3] = (double)st.pending_slots;
+  out[4] = (double)st.listeners_parked;
   return num(env, 0);
 }
 
-static napi_value js_live_loops(napi_env env, napi_callback_info info) {
-  (void)info;
-  gev_instance *inst = NULL;
-  napi_get_instance_data(env, (void **)&inst);
-  return num(env, inst ? inst->live_loops : 0);
+/* The frozen object of every protocol constant (gev_proto.h), NAME -> number, without GEV_. */
+static napi_value proto_constants(napi_env env) {
+#define GEV_PROTO_ENTRY(kind, name, value) {#name, (double)(value)},
+  static const struct {
+    const char *name;
+    double value;
+  } table[] = {GEV_PROTO_CONSTANTS(GEV_PROTO_ENTRY)};
+#undef GEV_PROTO_ENTRY
+  napi_value obj;
+  if (napi_create_object(env, &obj) != napi_ok) return NULL;
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    if (napi_set_named_property(env, obj, table[i].name, num(env, table[i].value)) != napi_ok) return NULL;
+  }
+  return napi_object_freeze(env, obj) == napi_ok ? obj : NULL;
 }
 
 NAPI_MODULE_INIT() {
-  gev_instance *inst = calloc(1, sizeof *inst);
-  if (inst == NULL || napi_set_instance_data(env, inst, instance_finalize, NULL) != napi_ok) {
-    free(inst);
-    napi_throw_error(env, NULL, "gevent: cannot allocate addon instance data");
+  napi_value constants = proto_constants(env);
+  if (constants == NULL) {
+    napi_throw_error(env, NULL, "gevent: cannot build the protocol constants");
     return NULL;
   }
   const napi_property_descriptor fns[] = {
       {"loopCreate", NULL, js_loop_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"loopStart", NULL, js_loop_start, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"listenInet", NULL, js_listen_inet, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenUdp", NULL, js_listen_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenUnix", NULL, js_listen_unix, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenerAddr", NULL, js_listener_addr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenerClose", NULL, js_listener_close, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -461,11 +445,9 @@ NAPI_MODULE_INIT() {
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopAll", NULL, js_stop_all, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"wakeFd", NULL, js_wake_fd, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"wake", NULL, js_wake, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"liveLoops", NULL, js_live_loops, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"constants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
   return exports;

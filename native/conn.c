@@ -18,18 +18,18 @@
  *
  * Out of memory: no allocation failure aborts. A connection whose output cannot be copied into
  * its queue, or whose QUEUED report finds no room in the pending list, is closed at once with
- * ENOMEM, and its CLOSE record names what failed (enum gev_nomem). A new connection that cannot
+ * ENOMEM, and its CLOSE record names what failed (GEV_NOMEM_*). A new connection that cannot
  * get a table slot or its pending reserve is refused with ENOMEM. The dirty list falls back to a
  * table scan (mark_dirty). Every other connection is served on.
+ *
+ * Bytes move only through the connection's gev_io pair (c->io: recv in conn_read, sendv in
+ * gev_conn_send and conn_drain); every other socket call goes through sys.c.
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static uint64_t conn_tag(uint32_t id) { return (GEV_TAG_CONN << 32) | id; }
 
@@ -72,9 +72,10 @@ static int slot_take(gev_loop *loop, uint32_t *slot_out) {
   return 0;
 }
 
-/* Registers an accepted or adopted fd; the caller emits OPEN. On failure (-EMFILE for a full
- * table, -ENOMEM, an epoll_ctl error) the fd is not closed. */
-int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t *id_out) {
+/* Registers an accepted or adopted fd of `origin` over the plain transport (TCP_NODELAY on a TCP
+ * socket when the loop asks for it); the caller emits OPEN. On failure (-EMFILE for a full table,
+ * -ENOMEM, an epoll_ctl error) the fd is not closed. */
+int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out) {
   uint32_t slot;
   /* The pending list's reserve for this connection's CLOSE and OPEN records (loop.c). */
   int rc = gev_loop_reserve(loop, 1u + 1u + GEV_ADDR_SLOTS);
@@ -85,7 +86,8 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t
   c->gen = (uint16_t)(c->gen >= GEV_GEN_MAX ? 1u : c->gen + 1u);
   c->fd = fd;
   c->flags = (uint16_t)(GEV_C_OPEN | (is_tcp ? GEV_C_TCP : 0));
-  c->listener = listener;
+  c->origin = origin;
+  c->io = &gev_io_plain;
   c->events = EPOLLIN;
   c->read_epoch = 0;
   c->read_used = 0;
@@ -101,36 +103,28 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t listener, int is_tcp, uint32_t
     loop->free_head = slot;
     return rc;
   }
+  if (is_tcp && loop->tcp_nodelay) sys_tcp_nodelay(fd);
   loop->live++;
   *id_out = id;
   return 0;
 }
 
-int gev_conn_adopt(gev_loop *loop, int fd, uint32_t listener, uint32_t *id_out) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  uint32_t addr[8];
-  int is_tcp = 0;
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
-  is_tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
-  len = sizeof ss;
-  if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) len = 0;
-  gev_addr_encode(addr, (struct sockaddr *)&ss, len);
-  int rc = gev_conn_add(loop, fd, listener, is_tcp, id_out);
+int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out) {
+  uint32_t addr[GEV_ADDR_U32];
+  int rc = sys_local_addr(fd, addr);
   if (rc != 0) return rc;
-  if (is_tcp && loop->tcp_nodelay) sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  gev_loop_emit(loop, GEV_REC_OPEN, *id_out, listener, 0, addr);
+  int is_tcp = addr[0] == GEV_ADDR_INET4 || addr[0] == GEV_ADDR_INET6;
+  sys_peer_addr(fd, addr);
+  rc = gev_conn_add(loop, fd, origin, is_tcp, id_out);
+  if (rc != 0) return rc;
+  gev_loop_emit(loop, GEV_REC_OPEN, *id_out, origin, 0, addr);
   return 0;
 }
 
 int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8) {
   gev_conn *c = gev_conn_get(loop, id);
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
   if (c == NULL) return -EBADF;
-  if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
-  gev_addr_encode(addr8, (struct sockaddr *)&ss, len);
-  return 0;
+  return sys_local_addr(c->fd, addr8);
 }
 
 static void conn_interest(gev_loop *loop, gev_conn *c) {
@@ -263,11 +257,11 @@ void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused) {
 }
 
 /* Closes `c` now, dropping its queue; its CLOSE record carries `err` and, for ENOMEM from the
- * core, `what` (enum gev_nomem). */
+ * core, `what` (GEV_NOMEM_*). */
 static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   if (!(c->flags & GEV_C_OPEN)) return;
   uint32_t id = conn_id(loop, c);
-  epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
   sys_close(c->fd);
   queue_free(c);
   c->fd = -1;
@@ -278,7 +272,7 @@ static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   if (loop->parked) gev_listener_unpark_all(loop);
 }
 
-void gev_conn_close(gev_loop *loop, gev_conn *c, int err) { conn_close(loop, c, err, 0); }
+void gev_conn_close(gev_loop *loop, gev_conn *c, int err) { conn_close(loop, c, err, GEV_NOMEM_KERNEL); }
 
 /* The queue drained: carry out a requested close or half-close. Returns 0 if still open. */
 static int after_drain(gev_loop *loop, gev_conn *c) {
@@ -287,7 +281,7 @@ static int after_drain(gev_loop *loop, gev_conn *c) {
     return -1;
   }
   if (c->flags & GEV_C_ENDING) {
-    shutdown(c->fd, SHUT_WR);
+    sys_shutdown_wr(c->fd);
     c->flags = (uint16_t)((c->flags & ~GEV_C_ENDING) | GEV_C_WR_SHUT);
   }
   return 0;
@@ -304,7 +298,7 @@ static int conn_drain(gev_loop *loop, gev_conn *c) {
       iov[n].iov_len = ch->len - ch->off;
       total += iov[n].iov_len;
     }
-    ssize_t w = sys_sendv(c->fd, iov, n);
+    ssize_t w = c->io->sendv(c, iov, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -338,7 +332,7 @@ void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, s
   if (c->flags & (GEV_C_CLOSING | GEV_C_ENDING | GEV_C_WR_SHUT)) return;
   if (c->qhead == NULL) {
     ssize_t w;
-    do w = sys_sendv(c->fd, iov, iovcnt);
+    do w = c->io->sendv(c, iov, iovcnt);
     while (w < 0 && errno == EINTR);
     if (w < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -371,7 +365,7 @@ void gev_conn_end(gev_loop *loop, gev_conn *c) {
   (void)loop;
   if (c->flags & (GEV_C_WR_SHUT | GEV_C_ENDING | GEV_C_CLOSING)) return;
   if (c->qhead == NULL) {
-    shutdown(c->fd, SHUT_WR);
+    sys_shutdown_wr(c->fd);
     c->flags |= GEV_C_WR_SHUT;
   } else {
     c->flags |= GEV_C_ENDING;
@@ -380,14 +374,8 @@ void gev_conn_end(gev_loop *loop, gev_conn *c) {
 
 void gev_conn_keepalive(gev_conn *c, uint32_t seconds) {
   if (!(c->flags & GEV_C_TCP)) return;
-  if (seconds == 0) {
-    sys_set_int(c->fd, SOL_SOCKET, SO_KEEPALIVE, 0);
-    return;
-  }
-  if (seconds > 32767) seconds = 32767;
-  sys_set_int(c->fd, SOL_SOCKET, SO_KEEPALIVE, 1);
-  sys_set_int(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)seconds);
-  sys_set_int(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)seconds);
+  if (seconds > GEV_KEEPALIVE_MAX_S) seconds = GEV_KEEPALIVE_MAX_S;
+  sys_keepalive(c->fd, seconds);
 }
 
 /* Reads until EAGAIN, FIN, an error, the budget or a full arena. Returns -1 when it closed. */
@@ -408,7 +396,7 @@ static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
       if (!gev_loop_room(loop, 1)) return 0;
       rec = gev_loop_record(loop, 1);
     }
-    ssize_t n = recv(c->fd, loop->in8 + pos, want, 0);
+    ssize_t n = c->io->recv(c, loop->in8 + pos, want);
     if (n > 0) {
       if (fresh) {
         rec[0] = GEV_REC_DATA;
@@ -465,7 +453,7 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   if (c->flags & GEV_C_RD_EOF) {
     gev_conn_close(loop, c, 0);
   } else if ((c->flags & GEV_C_PAUSED) && !(c->flags & GEV_C_HUP_PARKED)) {
-    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
     c->flags |= GEV_C_HUP_PARKED;
   }
 }

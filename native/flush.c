@@ -7,7 +7,7 @@
  * request, a QUEUED report for each connection left with output queued) reaches JS through the
  * pending list, never from inside this call.
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <string.h>
 
@@ -49,7 +49,7 @@ void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
   r.id = 0;
   if (n > loop->out_cmd_cap) n = loop->out_cmd_cap;
   for (uint32_t i = 0; i < n;) {
-    const uint32_t *k = cmds + (size_t)i * 4u;
+    const uint32_t *k = cmds + (size_t)i * GEV_SLOT_U32;
     uint32_t op = k[0];
     uint32_t len = k[3];
     if (op == GEV_OP_WRITE || op == GEV_OP_WRITE_EXT) {

@@ -3,7 +3,9 @@
  *
  * A listener either registers what it accepts as connections (OPEN records) or, in hand-off mode,
  * reports the accepted fd to JS (ACCEPTED records) so an acceptor can pass it to another loop,
- * which registers it with gev_conn_adopt. Every fd is created non-blocking and close-on-exec.
+ * which registers it with gev_conn_adopt. Both records carry the listener's origin, its JS index.
+ * Sockets are made, configured (sys_listen_options, from the GEV_LISTEN_* flags) and accepted in
+ * sys.c; every fd is non-blocking and close-on-exec.
  *
  * Accept failures: EINTR is retried, ECONNABORTED and EPROTO (a connection that died in the
  * backlog) are skipped, EAGAIN ends the wake-up. Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...)
@@ -13,29 +15,20 @@
  * the spare fd is first released to accept and close the oldest waiting connection, so that
  * client hears a close instead of waiting in the backlog.
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#define GEV_BACKLOG 1024
-
-/* Creates a socket of `family` (4 or 6) with the options every listener of that kind takes. */
-static int socket_open(int family, int type, int reuseport, int v6only) {
+/* Creates a socket of `family` (4 or 6) with the options `flags` asks for. The fd or -errno. */
+static int socket_open(int family, int type, uint32_t flags) {
   int af = family == 6 ? AF_INET6 : AF_INET;
-  int fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  int rc = 0;
-  if (type == SOCK_STREAM) rc = sys_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-  if (rc == 0 && reuseport) rc = sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-  if (rc == 0 && af == AF_INET6) rc = sys_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? 1 : 0);
+  int fd = sys_socket(af, type);
+  if (fd < 0) return fd;
+  int rc = sys_listen_options(fd, af, type, flags);
   if (rc != 0) {
     sys_close(fd);
     return rc;
@@ -47,21 +40,22 @@ static int socket_open(int family, int type, int reuseport, int v6only) {
  * Binds an inet socket. family 0 means dual stack on every interface: [::] with IPV6_V6ONLY off,
  * falling back to 0.0.0.0 when the host has no IPv6. Returns the fd or -errno.
  */
-static int bind_inet(int type, int family, const char *host, int port, int reuseport, int v6only) {
+static int bind_inet(int type, int family, const char *host, int port, uint32_t flags) {
   int fam = family == 0 ? 6 : family;
-  int fd = socket_open(fam, type, reuseport, family == 0 ? 0 : v6only);
+  uint32_t dual = flags & ~(uint32_t)GEV_LISTEN_V6ONLY;
+  int fd = socket_open(fam, type, family == 0 ? dual : flags);
   if (fd < 0 && family == 0 && (fd == -EAFNOSUPPORT || fd == -EPROTONOSUPPORT)) {
     fam = 4;
-    fd = socket_open(fam, type, reuseport, 0);
+    fd = socket_open(fam, type, dual);
   }
   if (fd < 0) return fd;
   struct sockaddr_storage ss;
   socklen_t len = 0;
   int rc = gev_addr_parse(fam, family == 0 ? "" : host, port, &ss, &len);
-  if (rc == 0 && bind(fd, (struct sockaddr *)&ss, len) != 0) rc = -errno;
+  if (rc == 0) rc = sys_bind(fd, (struct sockaddr *)&ss, len);
   if (rc == -EADDRNOTAVAIL && family == 0 && fam == 6) {
     sys_close(fd);
-    return bind_inet(type, 4, "", port, reuseport, 0);
+    return bind_inet(type, 4, "", port, dual);
   }
   if (rc != 0) {
     sys_close(fd);
@@ -71,7 +65,7 @@ static int bind_inet(int type, int family, const char *host, int port, int reuse
 }
 
 /* Puts `fd` in a free listener slot and in epoll. Returns the slot, or -errno (fd closed). */
-static int listener_add(gev_loop *loop, int fd, int kind, uint32_t index, int handoff) {
+static int listener_add(gev_loop *loop, int fd, int kind, uint32_t flags, uint32_t origin) {
   uint32_t slot = 0;
   while (slot < GEV_MAX_LISTENERS && loop->ls[slot].kind != GEV_L_FREE) slot++;
   if (slot == GEV_MAX_LISTENERS) {
@@ -87,28 +81,26 @@ static int listener_add(gev_loop *loop, int fd, int kind, uint32_t index, int ha
   memset(l, 0, sizeof *l);
   l->fd = fd;
   l->kind = kind;
-  l->index = index;
-  l->handoff = handoff;
+  l->origin = origin;
+  l->handoff = kind != GEV_L_UDP && (flags & GEV_LISTEN_HANDOFF) != 0;
   return (int)slot;
 }
 
-int gev_listen_tcp(gev_loop *loop, int family, const char *host, int port, int reuseport, int v6only,
-                   uint32_t index, int handoff) {
-  int fd = bind_inet(SOCK_STREAM, family, host, port, reuseport, v6only);
+int gev_listen_tcp(gev_loop *loop, int family, const char *host, int port, uint32_t flags, uint32_t origin) {
+  int fd = bind_inet(SOCK_STREAM, family, host, port, flags);
   if (fd < 0) return fd;
-  if (listen(fd, GEV_BACKLOG) != 0) {
-    int err = -errno;
+  int rc = sys_listen(fd);
+  if (rc != 0) {
     sys_close(fd);
-    return err;
+    return rc;
   }
-  return listener_add(loop, fd, GEV_L_TCP, index, handoff);
+  return listener_add(loop, fd, GEV_L_TCP, flags, origin);
 }
 
-int gev_listen_udp(gev_loop *loop, int family, const char *host, int port, int reuseport, int v6only,
-                   uint32_t index) {
-  int fd = bind_inet(SOCK_DGRAM, family, host, port, reuseport, v6only);
+int gev_listen_udp(gev_loop *loop, int family, const char *host, int port, uint32_t flags, uint32_t origin) {
+  int fd = bind_inet(SOCK_DGRAM, family, host, port, flags);
   if (fd < 0) return fd;
-  return listener_add(loop, fd, GEV_L_UDP, index, 0);
+  return listener_add(loop, fd, GEV_L_UDP, flags, origin);
 }
 
 /* -EADDRINUSE when a live socket answers at `sa`; 0 after removing a stale one (or if none). */
@@ -116,18 +108,14 @@ static int unix_clear_stale(const struct sockaddr_un *sa, const char *path) {
   struct stat st;
   if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
   if (!S_ISSOCK(st.st_mode)) return -EEXIST;
-  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (probe < 0) return -errno;
-  int rc = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
-  int err = errno;
-  sys_close(probe);
-  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return -EADDRINUSE;
-  if (err != ECONNREFUSED && err != ENOENT) return -err;
+  int live = sys_unix_live(sa);
+  if (live < 0) return live;
+  if (live) return -EADDRINUSE;
   if (unlink(path) != 0 && errno != ENOENT) return -errno;
   return 0;
 }
 
-int gev_listen_unix(gev_loop *loop, const char *path, uint32_t index, int handoff) {
+int gev_listen_unix(gev_loop *loop, const char *path, uint32_t flags, uint32_t origin) {
   struct sockaddr_un sa;
   struct stat st;
   size_t n = strlen(path);
@@ -137,15 +125,17 @@ int gev_listen_unix(gev_loop *loop, const char *path, uint32_t index, int handof
   memcpy(sa.sun_path, path, n + 1);
   int rc = unix_clear_stale(&sa, path);
   if (rc != 0) return rc;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    rc = -errno;
+  int fd = sys_socket(AF_UNIX, SOCK_STREAM);
+  if (fd < 0) return fd;
+  rc = sys_listen_options(fd, AF_UNIX, SOCK_STREAM, flags);
+  if (rc == 0) rc = sys_bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  if (rc != 0) {
     sys_close(fd);
     return rc;
   }
-  if (listen(fd, GEV_BACKLOG) != 0 || stat(path, &st) != 0) {
-    rc = -errno;
+  rc = sys_listen(fd);
+  if (rc == 0 && stat(path, &st) != 0) rc = -errno;
+  if (rc != 0) {
     sys_close(fd);
     unlink(path);
     return rc;
@@ -156,7 +146,7 @@ int gev_listen_unix(gev_loop *loop, const char *path, uint32_t index, int handof
     unlink(path);
     return -ENOMEM;
   }
-  int slot = listener_add(loop, fd, GEV_L_UNIX, index, handoff);
+  int slot = listener_add(loop, fd, GEV_L_UNIX, flags, origin);
   if (slot < 0) {
     unlink(path);
     free(copy);
@@ -168,13 +158,12 @@ int gev_listen_unix(gev_loop *loop, const char *path, uint32_t index, int handof
   return slot;
 }
 
-/* Closes a listener; a unix socket file is unlinked only if it is still the one we bound. */
 void gev_listener_close(gev_loop *loop, uint32_t slot) {
   if (slot >= GEV_MAX_LISTENERS) return;
   gev_listener *l = &loop->ls[slot];
   if (l->kind == GEV_L_FREE) return;
   if (l->parked) loop->parked--;
-  epoll_ctl(loop->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+  sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, l->fd, 0, 0);
   sys_close(l->fd);
   if (l->path != NULL) {
     struct stat st;
@@ -187,11 +176,7 @@ void gev_listener_close(gev_loop *loop, uint32_t slot) {
 
 int gev_listener_sockname(gev_loop *loop, uint32_t slot, uint32_t *addr8) {
   if (slot >= GEV_MAX_LISTENERS || loop->ls[slot].kind == GEV_L_FREE) return -EBADF;
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getsockname(loop->ls[slot].fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
-  gev_addr_encode(addr8, (struct sockaddr *)&ss, len);
-  return 0;
+  return sys_local_addr(loop->ls[slot].fd, addr8);
 }
 
 static uint64_t listener_tag(uint32_t slot) { return (GEV_TAG_LISTENER << 32) | slot; }
@@ -201,9 +186,8 @@ static void shed_one(gev_loop *loop, gev_listener *l) {
   if (loop->spare_fd < 0) return;
   sys_close(loop->spare_fd);
   loop->spare_fd = -1;
-  int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-  sys_close(fd);
-  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  sys_close(sys_accept(l->fd, NULL));
+  loop->spare_fd = sys_open_spare();
 }
 
 /* Stops watching a listener until the backoff timer fires or a connection closes. */
@@ -218,7 +202,7 @@ static void park(gev_loop *loop, uint32_t slot) {
 
 /* Watches every parked listener again; a listener that still cannot accept parks again. */
 void gev_listener_unpark_all(gev_loop *loop) {
-  if (loop->spare_fd < 0) loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (loop->spare_fd < 0) loop->spare_fd = sys_open_spare();
   for (uint32_t slot = 0; slot < GEV_MAX_LISTENERS && loop->parked > 0; slot++) {
     gev_listener *l = &loop->ls[slot];
     if (l->kind == GEV_L_FREE || !l->parked) continue;
@@ -232,7 +216,7 @@ void gev_listener_unpark_all(gev_loop *loop) {
 static void accept_error(gev_loop *loop, gev_listener *l, int err) {
   if (l->error_epoch == loop->epoch) return;
   l->error_epoch = loop->epoch;
-  gev_loop_emit(loop, GEV_REC_ACCEPT_ERROR, l->index, (uint32_t)err, 0, NULL);
+  gev_loop_emit(loop, GEV_REC_ACCEPT_ERROR, l->origin, (uint32_t)err, 0, NULL);
 }
 
 void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
@@ -243,12 +227,10 @@ void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
     return;
   }
   for (uint32_t i = 0; i < GEV_ACCEPT_CAP && gev_loop_room(loop, 1u + GEV_ADDR_SLOTS); i++) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    uint32_t addr[8];
-    int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    uint32_t addr[GEV_ADDR_U32];
+    int fd = sys_accept(l->fd, addr);
     if (fd < 0) {
-      int err = errno;
+      int err = -fd;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err == EMFILE || err == ENFILE) shed_one(loop, l);
@@ -256,19 +238,17 @@ void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
       park(loop, slot);
       return;
     }
-    gev_addr_encode(addr, (struct sockaddr *)&ss, len);
     if (l->handoff) {
-      gev_loop_emit(loop, GEV_REC_ACCEPTED, (uint32_t)fd, l->index, 0, addr);
+      gev_loop_emit(loop, GEV_REC_ACCEPTED, (uint32_t)fd, l->origin, 0, addr);
       continue;
     }
-    if (l->kind == GEV_L_TCP && loop->tcp_nodelay) sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     uint32_t id;
-    int rc = gev_conn_add(loop, fd, l->index, l->kind == GEV_L_TCP, &id);
+    int rc = gev_conn_add(loop, fd, l->origin, l->kind == GEV_L_TCP, &id);
     if (rc != 0) {
       sys_close(fd);
       accept_error(loop, l, -rc);
       continue;
     }
-    gev_loop_emit(loop, GEV_REC_OPEN, id, l->index, 0, addr);
+    gev_loop_emit(loop, GEV_REC_OPEN, id, l->origin, 0, addr);
   }
 }

@@ -2,23 +2,19 @@
  * One loop: an epoll instance, an eventfd and a timerfd. A wake-up drains ready events with
  * epoll_wait(0) into the in arena (a "fill"); the caller (addon.c, from a uv_poll) then crosses into
  * JavaScript once. Records that cannot go into the arena right now (closes and queue reports caused
- * by a flush, connections adopted between wake-ups) wait in the pending list, and our own eventfd
- * write makes sure a wake-up comes to deliver them; the list keeps a reserve so that no record
+ * by a flush, connections adopted between wake-ups) wait in the pending list, and the loop notifies
+ * itself through its eventfd (gev_loop_notify) so that a wake-up comes to deliver them; the list keeps a reserve so that no record
  * that must reach JS ever waits on an allocation (see pending_grow). The timerfd re-arms listeners
  * parked after an accept error. Nothing here knows about Node-API or libuv.
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-
-/* A value other threads add to the eventfd; our own wake-ups add 1. */
-#define GEV_WAKE_EXTERNAL (1ull << 32)
 
 static void release_fds(gev_loop *loop) {
   sys_close(loop->efd);
@@ -33,7 +29,7 @@ static void release_fds(gev_loop *loop) {
 
 /* Opens the loop's fds (epoll, eventfd, timerfd, the spare fd) and allocates the pending list's
  * spare. 0 or -errno, with nothing left open. */
-int gev_loop_init(gev_loop *loop) {
+static int loop_init(gev_loop *loop) {
   loop->free_head = UINT32_MAX;
   loop->epfd = -1;
   loop->efd = -1;
@@ -42,7 +38,7 @@ int gev_loop_init(gev_loop *loop) {
   for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) loop->ls[i].fd = -1;
   loop->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (loop->epfd < 0) return -errno;
-  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  loop->spare_fd = sys_open_spare();
   loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   loop->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   int rc = loop->efd < 0 || loop->tfd < 0 ? -errno : 0;
@@ -56,19 +52,49 @@ int gev_loop_init(gev_loop *loop) {
   return 0;
 }
 
-/* Points the loop at the two arenas JS allocated (sizes checked by the caller). */
+int gev_loop_create(gev_loop **out) {
+  gev_loop *loop = calloc(1, sizeof *loop);
+  if (loop == NULL) return -ENOMEM;
+  int rc = loop_init(loop);
+  if (rc != 0) {
+    free(loop->pending.slots);
+    free(loop);
+    return rc;
+  }
+  loop->udp_slot = GEV_UDP_SLOT;
+  *out = loop;
+  return 0;
+}
+
 void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_recs, void *out, size_t out_len,
                           uint32_t out_cmds) {
   loop->in32 = in;
   loop->in8 = in;
   loop->in_size = in_len;
   loop->in_rec_cap = in_recs;
-  loop->in_byte_start = ((size_t)GEV_HDR_U32 + (size_t)in_recs * 4u) * 4u;
+  loop->in_byte_start = ((size_t)GEV_HDR_U32 + (size_t)in_recs * GEV_SLOT_U32) * sizeof(uint32_t);
   loop->in_byte_pos = loop->in_byte_start;
   loop->out32 = out;
   loop->out8 = out;
   loop->out_size = out_len;
   loop->out_cmd_cap = out_cmds;
+}
+
+void gev_loop_configure(gev_loop *loop, int tcp_nodelay, size_t udp_slot) {
+  loop->tcp_nodelay = tcp_nodelay != 0;
+  loop->udp_slot = udp_slot;
+}
+
+int gev_loop_fd(const gev_loop *loop) { return loop->epfd; }
+
+int gev_loop_has_commands(const gev_loop *loop) { return loop->out32 != NULL && loop->out32[0] != 0; }
+
+void gev_loop_stats(const gev_loop *loop, gev_stats *out) {
+  out->live = loop->live;
+  out->dgram_truncated = loop->dgram_truncated;
+  out->dgram_send_dropped = loop->dgram_send_dropped;
+  out->pending_slots = loop->pending.n;
+  out->listeners_parked = loop->parked;
 }
 
 /* True when `slots` more record slots fit during a fill, keeping the reserve free. */
@@ -79,7 +105,7 @@ int gev_loop_room(gev_loop *loop, uint32_t slots) {
 /* Reserves `slots` record slots in the arena during a fill; NULL when they do not fit. */
 uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
   if (!loop->filling || loop->in_nrec + slots > loop->in_rec_cap) return NULL;
-  uint32_t *r = loop->in32 + GEV_HDR_U32 + (size_t)loop->in_nrec * 4u;
+  uint32_t *r = loop->in32 + GEV_HDR_U32 + (size_t)loop->in_nrec * GEV_SLOT_U32;
   loop->in_nrec += slots;
   return r;
 }
@@ -91,7 +117,7 @@ uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
  *     itself out of `live`, so a CLOSE always finds its slot;
  *   - gev_conn_add grows the list for the new connection's CLOSE and OPEN before taking a slot, and
  *     fails with ENOMEM when it cannot (accept reports that as an ACCEPT_ERROR, adopt returns it);
- *   - the spare: END, WAKE and ACCEPT_ERROR come only from a fill's events, and once one of them
+ *   - the spare: END and ACCEPT_ERROR come only from a fill's events, and once one of them
  *     lands here the fill stops (arena_full) and later fills handle no event until the list is empty
  *     again, so at most one event's worth (a slot or two) is ever taken from the spare;
  *   - QUEUED, the one record that can pile up (a report per flush per connection), may not dip into
@@ -101,8 +127,8 @@ uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
 static int pending_grow(gev_pending *p, size_t need) {
   size_t cap = p->cap ? p->cap : GEV_PENDING_INIT;
   while (cap < need) cap *= 2u;
-  if (cap > UINT32_MAX / 4u) return -ENOMEM;
-  uint32_t *s = realloc(p->slots, cap * 4u * sizeof(uint32_t));
+  if (cap > UINT32_MAX / GEV_SLOT_U32) return -ENOMEM;
+  uint32_t *s = realloc(p->slots, cap * GEV_SLOT_U32 * sizeof(uint32_t));
   if (s == NULL) return -ENOMEM;
   p->slots = s;
   p->cap = (uint32_t)cap;
@@ -121,7 +147,7 @@ int gev_loop_reserve(gev_loop *loop, uint32_t slots) {
 static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
   gev_pending *p = &loop->pending;
   if (gev_loop_reserve(loop, slots) != 0 && (rec[0] == GEV_REC_QUEUED || p->n + slots > p->cap)) return -ENOMEM;
-  memcpy(p->slots + (size_t)p->n * 4u, rec, (size_t)slots * 4u * sizeof(uint32_t));
+  memcpy(p->slots + (size_t)p->n * GEV_SLOT_U32, rec, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
   p->n += slots;
   return 0;
 }
@@ -144,26 +170,26 @@ static void on_written(gev_loop *loop, const uint32_t *r) {
 /* Emits a record: into the arena during a fill (in order), else into the pending list. 0, or
  * -ENOMEM for a QUEUED record the pending list has no room for (nothing was emitted). */
 int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8) {
-  uint32_t rec[4u * (1u + GEV_ADDR_SLOTS)];
+  uint32_t rec[GEV_SLOT_U32 * (1 + GEV_ADDR_SLOTS)];
   uint32_t slots = rec_slots(type);
   rec[0] = type;
   rec[1] = a;
   rec[2] = b;
   rec[3] = c;
   if (slots > 1) {
-    if (addr8) memcpy(rec + 4, addr8, 8u * sizeof(uint32_t));
-    else memset(rec + 4, 0, 8u * sizeof(uint32_t));
+    if (addr8) memcpy(rec + GEV_SLOT_U32, addr8, GEV_ADDR_U32 * sizeof(uint32_t));
+    else memset(rec + GEV_SLOT_U32, 0, GEV_ADDR_U32 * sizeof(uint32_t));
   }
   if (loop->pending.n == 0) {
     uint32_t *r = gev_loop_record(loop, slots);
     if (r != NULL) {
-      memcpy(r, rec, (size_t)slots * 4u * sizeof(uint32_t));
+      memcpy(r, rec, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
       on_written(loop, r);
       return 0;
     }
   }
   if (pending_push(loop, rec, slots) != 0) return -ENOMEM;
-  if (!loop->filling) gev_loop_self_wake(loop);
+  if (!loop->filling) gev_loop_notify(loop);
   return 0;
 }
 
@@ -172,40 +198,35 @@ static uint32_t drain_pending(gev_loop *loop) {
   gev_pending *p = &loop->pending;
   uint32_t i = 0;
   while (i < p->n) {
-    uint32_t *src = p->slots + (size_t)i * 4u;
+    uint32_t *src = p->slots + (size_t)i * GEV_SLOT_U32;
     uint32_t slots = rec_slots(src[0]);
     uint32_t *r = gev_loop_record(loop, slots);
     if (r == NULL) break;
-    memcpy(r, src, (size_t)slots * 4u * sizeof(uint32_t));
+    memcpy(r, src, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
     on_written(loop, r);
     i += slots;
   }
   if (i > 0) {
-    memmove(p->slots, p->slots + (size_t)i * 4u, (size_t)(p->n - i) * 4u * sizeof(uint32_t));
+    memmove(p->slots, p->slots + (size_t)i * GEV_SLOT_U32, (size_t)(p->n - i) * GEV_SLOT_U32 * sizeof(uint32_t));
     p->n -= i;
   }
-  if (p->n > 0) gev_loop_self_wake(loop);
+  if (p->n > 0) gev_loop_notify(loop);
   return i;
 }
 
-void gev_loop_self_wake(gev_loop *loop) {
-  if (loop->self_woken || loop->efd < 0) return;
+/* Makes the loop's fd readable (once until the next fill reads it), so that records waiting in
+ * the pending list get a wake-up to deliver them. */
+void gev_loop_notify(gev_loop *loop) {
+  if (loop->notified || loop->efd < 0) return;
   uint64_t one = 1;
-  if (write(loop->efd, &one, sizeof one) == (ssize_t)sizeof one) loop->self_woken = 1;
-}
-
-/* Thread-safe: any thread may wake a loop through its eventfd number. */
-int gev_loop_wake_fd(int efd) {
-  uint64_t v = GEV_WAKE_EXTERNAL;
-  return write(efd, &v, sizeof v) == (ssize_t)sizeof v ? 0 : -errno;
+  if (write(loop->efd, &one, sizeof one) == (ssize_t)sizeof one) loop->notified = 1;
 }
 
 static void on_eventfd(gev_loop *loop) {
   uint64_t v = 0;
   if (read(loop->efd, &v, sizeof v) != (ssize_t)sizeof v) return;
-  loop->self_woken = 0;
-  if (v >= GEV_WAKE_EXTERNAL) gev_loop_emit(loop, GEV_REC_WAKE, 0, 0, 0, NULL);
-  if (loop->pending.n > 0) gev_loop_self_wake(loop);
+  loop->notified = 0;
+  if (loop->pending.n > 0) gev_loop_notify(loop);
 }
 
 /* Arms the one-shot timer `ms` from now unless it is already armed. */
@@ -230,7 +251,7 @@ static void begin_fill(gev_loop *loop) {
 
 static uint32_t end_fill(gev_loop *loop) {
   loop->filling = 0;
-  if (loop->pending.n > 0) gev_loop_self_wake(loop);
+  if (loop->pending.n > 0) gev_loop_notify(loop);
   loop->in32[0] = loop->in_nrec;
   loop->in32[1] = (uint32_t)loop->in_byte_pos;
   return loop->in_nrec;
@@ -265,15 +286,12 @@ uint32_t gev_loop_fill(gev_loop *loop) {
   return end_fill(loop);
 }
 
-/* Closes every listener (unlinking the unix socket files it created); connections stay open. */
 void gev_loop_close_listeners(gev_loop *loop) {
   for (uint32_t i = 0; i < GEV_MAX_LISTENERS; i++) {
     if (loop->ls[i].kind != GEV_L_FREE) gev_listener_close(loop, i);
   }
 }
 
-/* Closes every listener and connection; fills the arena with what JS must hear (CLOSE records).
- * Call until it returns 0. */
 uint32_t gev_loop_stop_all(gev_loop *loop) {
   gev_loop_close_listeners(loop);
   begin_fill(loop);
@@ -285,16 +303,12 @@ uint32_t gev_loop_stop_all(gev_loop *loop) {
   return end_fill(loop);
 }
 
-/* Releases everything the loop holds: listeners, connections (without telling JS), fds, lists.
- * The gev_loop itself belongs to the caller. */
 void gev_loop_free(gev_loop *loop) {
+  if (loop == NULL) return;
   gev_loop_close_listeners(loop);
   gev_conn_free_all(loop);
   release_fds(loop);
   free(loop->pending.slots);
-  loop->pending.slots = NULL;
-  loop->pending.n = loop->pending.cap = 0;
   free(loop->dirty.ids);
-  loop->dirty.ids = NULL;
-  loop->dirty.n = loop->dirty.cap = 0;
+  free(loop);
 }

@@ -1,20 +1,87 @@
 /*
- * Syscall wrappers and the socket address format shared with JavaScript.
+ * Every socket syscall and socket option of the core, and the socket address format shared with
+ * JavaScript. listen.c, conn.c, udp.c and io.c reach sockets only through the sys_* functions here.
  *
- * An address takes 8 u32 (two record slots): [family, port, flowinfo, scope_id] then 16 address
- * bytes in network order. family is 4, 6, 1 (unix, no path carried) or 0 (unknown).
+ * An address takes GEV_ADDR_U32 u32 (two record slots): [family, port, flowinfo, scope_id] then 16
+ * address bytes in network order. family is GEV_ADDR_INET4, GEV_ADDR_INET6, GEV_ADDR_UNIX (no path
+ * carried) or GEV_ADDR_NONE (unknown).
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
+
+#define GEV_BACKLOG 1024
+
+/* A non-blocking, close-on-exec socket of address family `af`. The fd or -errno. */
+int sys_socket(int af, int type) {
+  int fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
+
+/*
+ * The socket-level options a listener of `flags` (GEV_LISTEN_*) takes, applied to its new socket
+ * before bind: one case per flag. An inet stream socket always gets SO_REUSEADDR, and an IPv6
+ * socket always has IPV6_V6ONLY set one way or the other (dual stack unless GEV_LISTEN_V6ONLY).
+ */
+int sys_listen_options(int fd, int af, int type, uint32_t flags) {
+  int rc = 0;
+  if (type == SOCK_STREAM && af != AF_UNIX) rc = sys_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (rc == 0 && (flags & GEV_LISTEN_REUSEPORT)) rc = sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  if (rc == 0 && af == AF_INET6) rc = sys_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & GEV_LISTEN_V6ONLY) ? 1 : 0);
+  return rc;
+}
+
+int sys_bind(int fd, const struct sockaddr *sa, socklen_t len) {
+  return bind(fd, sa, len) == 0 ? 0 : -errno;
+}
+
+int sys_listen(int fd) { return listen(fd, GEV_BACKLOG) == 0 ? 0 : -errno; }
+
+/* accept4 of one connection, non-blocking and close-on-exec, its peer encoded into addr8 when
+ * addr8 is not NULL. The fd or -errno. */
+int sys_accept(int lfd, uint32_t *addr8) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int fd = accept4(lfd, addr8 ? (struct sockaddr *)&ss : NULL, addr8 ? &len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return -errno;
+  if (addr8) gev_addr_encode(addr8, (struct sockaddr *)&ss, len);
+  return fd;
+}
+
+/* Whether a unix stream listener answers at `sa`: 1 when one does, 0 when none does (refused or
+ * no such file), else -errno. */
+int sys_unix_live(const struct sockaddr_un *sa) {
+  int probe = sys_socket(AF_UNIX, SOCK_STREAM);
+  if (probe < 0) return probe;
+  int rc = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
+  int err = errno;
+  sys_close(probe);
+  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return 1;
+  if (err == ECONNREFUSED || err == ENOENT) return 0;
+  return -err;
+}
+
+int sys_tcp_nodelay(int fd) { return sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
+
+/* TCP keep-alive probing after `seconds` idle, every `seconds`; 0 turns it off. Every option is
+ * set even when one fails; the first failure is returned. */
+int sys_keepalive(int fd, uint32_t seconds) {
+  if (seconds == 0) return sys_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+  int on = sys_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+  int idle = sys_set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)seconds);
+  int intvl = sys_set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)seconds);
+  return on != 0 ? on : idle != 0 ? idle : intvl;
+}
 
 int sys_set_int(int fd, int level, int opt, int value) {
   return setsockopt(fd, level, opt, &value, sizeof value) == 0 ? 0 : -errno;
@@ -26,6 +93,29 @@ int sys_so_error(int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
   return err;
 }
+
+/* The socket's own address (getsockname), encoded into addr8. */
+int sys_local_addr(int fd, uint32_t *addr8) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  gev_addr_encode(addr8, (struct sockaddr *)&ss, len);
+  return 0;
+}
+
+/* The peer's address (getpeername), encoded into addr8; all zero (GEV_ADDR_NONE) when unknown. */
+int sys_peer_addr(int fd, uint32_t *addr8) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int rc = getpeername(fd, (struct sockaddr *)&ss, &len) == 0 ? 0 : -errno;
+  gev_addr_encode(addr8, (struct sockaddr *)&ss, rc == 0 ? len : 0);
+  return rc;
+}
+
+void sys_shutdown_wr(int fd) { (void)shutdown(fd, SHUT_WR); }
+
+/* recv(2) without flags: the count, 0 at end of stream, or -1 with errno. */
+ssize_t sys_recv(int fd, void *buf, size_t len) { return recv(fd, buf, len, 0); }
 
 int sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag) {
   struct epoll_event ev;
@@ -46,6 +136,14 @@ ssize_t sys_sendv(int fd, const struct iovec *iov, int iovcnt) {
   return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* recvmmsg(2) of up to n datagrams without blocking: the count or -1 with errno. */
+int sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n) { return recvmmsg(fd, msgs, n, MSG_DONTWAIT, NULL); }
+
+/* sendmmsg(2) of up to n datagrams without blocking or SIGPIPE: the count or -1 with errno. */
+int sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n) {
+  return sendmmsg(fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 /* Arms a one-shot timerfd `ms` milliseconds from now. 0 or -errno. */
 int sys_timer_arm(int tfd, uint32_t ms) {
   struct itimerspec its;
@@ -64,41 +162,46 @@ void sys_advise_huge(void *p, size_t len) {
   if (to > from) (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
+/* An fd held in reserve: released to accept (and drop) a connection when out of fds. */
+int sys_open_spare(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
 /* close(2) that is not retried on EINTR: on Linux the fd is released either way. */
 void sys_close(int fd) {
   if (fd >= 0) (void)close(fd);
 }
 
+int gev_fd_close(int fd) { return fd >= 0 && close(fd) == 0 ? 0 : -errno; }
+
 void gev_addr_encode(uint32_t *s, const struct sockaddr *sa, socklen_t len) {
-  memset(s, 0, 8 * sizeof(uint32_t));
+  memset(s, 0, GEV_ADDR_U32 * sizeof(uint32_t));
   if (sa == NULL || len < sizeof(sa_family_t)) return;
   if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    s[0] = 4;
+    s[0] = GEV_ADDR_INET4;
     s[1] = ntohs(in->sin_port);
     memcpy(&s[4], &in->sin_addr, 4);
   } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    s[0] = 6;
+    s[0] = GEV_ADDR_INET6;
     s[1] = ntohs(in6->sin6_port);
     s[2] = in6->sin6_flowinfo;
     s[3] = in6->sin6_scope_id;
     memcpy(&s[4], &in6->sin6_addr, 16);
   } else if (sa->sa_family == AF_UNIX) {
-    s[0] = 1;
+    s[0] = GEV_ADDR_UNIX;
   }
 }
 
 socklen_t gev_addr_decode(const uint32_t *s, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof *ss);
-  if (s[0] == 4) {
+  if (s[0] == GEV_ADDR_INET4) {
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
     in->sin_family = AF_INET;
     in->sin_port = htons((uint16_t)s[1]);
     memcpy(&in->sin_addr, &s[4], 4);
     return sizeof *in;
   }
-  if (s[0] == 6) {
+  if (s[0] == GEV_ADDR_INET6) {
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons((uint16_t)s[1]);

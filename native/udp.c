@@ -8,7 +8,7 @@
  * into caller buffers that stay valid until the flush returns; a full socket buffer drops them
  * (and counts them), as UDP may.
  */
-#include "gev.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -33,14 +33,14 @@ void gev_udp_on_event(gev_loop *loop, gev_listener *l) {
       msgs[i].msg_hdr.msg_name = &from[i];
       msgs[i].msg_hdr.msg_namelen = sizeof from[i];
     }
-    int n = recvmmsg(l->fd, msgs, (unsigned)k, MSG_DONTWAIT, NULL);
+    int n = sys_recvmmsg(l->fd, msgs, (unsigned)k);
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
       return;
     }
     size_t w = pos;
     for (int i = 0; i < n; i++) {
-      uint32_t addr[8];
+      uint32_t addr[GEV_ADDR_U32];
       size_t len = msgs[i].msg_len;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         loop->dgram_truncated++;
@@ -49,7 +49,7 @@ void gev_udp_on_event(gev_loop *loop, gev_listener *l) {
       uint8_t *src = loop->in8 + pos + (size_t)i * slot;
       if (src != loop->in8 + w && len > 0) memmove(loop->in8 + w, src, len);
       gev_addr_encode(addr, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen);
-      gev_loop_emit(loop, GEV_REC_DGRAM, l->index, (uint32_t)w, (uint32_t)len, addr);
+      gev_loop_emit(loop, GEV_REC_DGRAM, l->origin, (uint32_t)w, (uint32_t)len, addr);
       w += len;
     }
     loop->in_byte_pos = w;
@@ -66,7 +66,7 @@ void gev_udp_flush(gev_loop *loop) {
   gev_listener *l = &loop->ls[loop->udp_slot_out];
   if (l->kind != GEV_L_UDP) return;
   while (off < n) {
-    int r = sendmmsg(l->fd, loop->udp_msgs + off, n - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    int r = sys_sendmmsg(l->fd, loop->udp_msgs + off, n - off);
     if (r > 0) {
       off += (uint32_t)r;
       continue;

@@ -1,7 +1,8 @@
 /**
  * The addon keeps its state per instance: a worker thread loads it and runs a NativeBackend echo
  * beside one on the main thread; a worker that exits without stopping leaves nothing behind; and
- * the hand-off path (accept here, adopt there) and the cross-thread wake work.
+ * the hand-off path (accept here, adopt there) works; and a loop with no listener of its own serves
+ * an adopted connection whose origin says "a dial", passed to onOpen as is.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -9,22 +10,23 @@ import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { parseAddress } from '../src/addr.js';
 import type { AddrPair } from '../src/backend/backend.js';
+import { kOriginDial } from '../src/backend/addon-types.js';
 import { NativeBackend, nativeAvailable, type NativeBackendHandler } from '../src/backend/native.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 const nativeUrl = new URL('../src/backend/native.js', import.meta.url).href;
 const addrUrl = new URL('../src/addr.js', import.meta.url).href;
 
-/** Worker body: an echo server; posts {port, wakeFd}; on 'stop' stops and posts counts. */
+/** Worker body: an echo server; posts {port}; on 'stop' stops and posts counts. */
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { NativeBackend } = await import(${JSON.stringify(nativeUrl)});
   const { parseAddress } = await import(${JSON.stringify(addrUrl)});
   const b = new NativeBackend({ tcpNoDelay: true });
-  let opened = 0, closed = 0, wakes = 0;
+  let opened = 0, closed = 0;
   b.start({
-    onOpen(id, listener, addrs) { opened++; },
+    onOpen(id, origin, addrs) { opened++; },
     onData(id, bytes) { b.write(id, bytes); },
     onEnd(id) { b.close(id, true); },
     onClose() { closed++; },
@@ -32,7 +34,6 @@ const { parentPort, workerData } = require('node:worker_threads');
     onBatchEnd() { b.flush(); },
     onQueued() {},
     onAcceptError() {},
-    onWake() { wakes++; parentPort.postMessage({ t: 'woken', wakes }); },
   });
   const addr = await b.listen(parseAddress('tcp://127.0.0.1:0'));
   parentPort.on('message', async (m) => {
@@ -42,7 +43,7 @@ const { parentPort, workerData } = require('node:worker_threads');
     parentPort.postMessage({ t: 'stopped', opened, closed });
     parentPort.close();
   });
-  parentPort.postMessage({ t: 'ready', port: addr.port, wakeFd: b.wakeFd, leave: workerData.leave });
+  parentPort.postMessage({ t: 'ready', port: addr.port, leave: workerData.leave });
 })();
 `;
 
@@ -89,10 +90,6 @@ describe('native backend: worker threads', { skip }, () => {
     assert.equal(await echoOnce(ready['port']!, 'from main to worker'), 'from main to worker');
     assert.equal(await echoOnce(mainAddr.port, 'main loop still serves'), 'main loop still serves');
 
-    NativeBackend.wake(ready['wakeFd']!);
-    const woken = await next(w, 'woken');
-    assert.equal(woken['wakes'], 1);
-
     await new Promise((r) => setTimeout(r, 20));
     w.postMessage({ t: 'stop' });
     const stopped = await next(w, 'stopped');
@@ -117,8 +114,8 @@ describe('native backend: worker threads', { skip }, () => {
     const accepted: number[] = [];
     const acceptor = new NativeBackend({ tcpNoDelay: true });
     const handler: NativeBackendHandler = {
-      onAccepted(fd, listener, remote) {
-        assert.equal(listener, 0);
+      onAccepted(fd, origin, remote) {
+        assert.equal(origin, 0);
         assert.equal(remote.host, '127.0.0.1');
         accepted.push(fd);
         w.postMessage({ t: 'adopt', fd });
@@ -143,6 +140,51 @@ describe('native backend: worker threads', { skip }, () => {
     assert.equal(stopped['opened'], 1);
     assert.equal(stopped['closed'], 1);
     await new Promise((r) => w.once('exit', r));
+  });
+
+  it('a loop with no listener serves a connection adopted with a dial origin', async () => {
+    const origin = (kOriginDial | 5) >>> 0;
+    const dialer = new NativeBackend({ tcpNoDelay: true });
+    const origins: number[] = [];
+    const remotes: string[] = [];
+    const locals: number[] = [];
+    let closes = 0;
+    dialer.start({
+      onOpen: (_id, o, addrs) => {
+        origins.push(o);
+        remotes.push(addrs.remote.host);
+        locals.push(addrs.local.port);
+      },
+      onData: (id, bytes) => dialer.write(id, bytes),
+      onEnd: (id) => dialer.close(id, true),
+      onClose: () => closes++,
+      onDatagram() {},
+      onBatchEnd: () => dialer.flush(),
+      onQueued() {},
+      onAcceptError() {},
+    });
+    const acceptor = new NativeBackend({ tcpNoDelay: true });
+    acceptor.start({
+      onAccepted: (fd) => dialer.adopt(fd, origin),
+      onOpen: () => assert.fail('a hand-off listener opens nothing itself'),
+      onData() {},
+      onEnd() {},
+      onClose() {},
+      onDatagram() {},
+      onBatchEnd() {},
+      onQueued() {},
+      onAcceptError() {},
+    } as NativeBackendHandler);
+    const addr = await acceptor.listen(parseAddress('tcp://127.0.0.1:0'), { handOff: true });
+    assert.equal(await echoOnce(addr.port, 'dialled'), 'dialled');
+    assert.deepEqual(origins, [origin]);
+    assert.deepEqual(remotes, ['127.0.0.1']);
+    assert.deepEqual(locals, [addr.port], 'the local address of a dial comes from the socket');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(closes, 1);
+    assert.equal(dialer.stats().connections, 0);
+    await acceptor.stop();
+    await dialer.stop();
   });
 
   it('adopt() in the same thread opens the connection in a later batch', async () => {

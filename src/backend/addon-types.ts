@@ -2,9 +2,13 @@
  * The native addon's whole surface (native/addon.c), typed, with the memory layout it shares with
  * JavaScript. Only src/backend/native.ts and src/backend/addon.ts use it.
  *
- * Every function runs on the thread that created the loop, except `wake` (any thread). Functions
- * that can fail at the OS level return a negative errno (map it with util.getSystemErrorName);
- * arguments are validated in TypeScript before they get here.
+ * Every function runs on the thread that created the loop. Functions that can fail at the OS level
+ * return a negative errno (map it with util.getSystemErrorName); arguments are validated in
+ * TypeScript before they get here.
+ *
+ * The const enums and constants below mirror native/gev_proto.h, the one C list of protocol
+ * numbers; they stay const enums so the hot path inlines them. The addon exports that list at load
+ * (`constants`), and test/native-protocol-constants.test.ts checks the two sides agree, both ways.
  *
  *   in arena (C writes, JS reads during the batch callback)      out arena (JS writes, C reads at flush)
  *   ┌────────────┬────────────────────────┬───────────────┐      ┌────────────┬──────────────────┬────────┐
@@ -13,7 +17,7 @@
  *   │ [1] bytes  │ (+2 address slots)     │               │      │ [1] bytes  │ (+2 address)     │        │
  *   └────────────┴────────────────────────┴───────────────┘      └────────────┴──────────────────┴────────┘
  *
- * An address is 8 u32: [family 4|6|1(unix)|0, port, flowinfo, scope_id, 16 address bytes].
+ * An address is 8 u32: [family (AddrFamily), port, flowinfo, scope_id, 16 address bytes].
  */
 
 /** An opaque handle to one native loop (a napi external). */
@@ -33,10 +37,16 @@ export interface NativeAddon {
   ): LoopHandle | number;
   /** Starts watching the loop's epoll fd; `onBatch` runs once per wake-up that produced records. */
   loopStart(loop: LoopHandle, onBatch: () => void): number;
-  /** Binds a TCP listener or UDP socket on a numeric host ('' = any). Returns its slot or -errno. */
-  listenInet(loop: LoopHandle, udp: boolean, family: 0 | 4 | 6, host: string, port: number, flags: number, index: number): number;
+  /**
+   * Binds a TCP listener on a numeric host ('' = any; family 0 = dual stack on every interface).
+   * `flags` are ListenFlag bits; `origin` is the listener index its records carry. Returns its
+   * slot or -errno.
+   */
+  listenTcp(loop: LoopHandle, family: 0 | 4 | 6, host: string, port: number, flags: number, origin: number): number;
+  /** Binds a UDP socket, as listenTcp. Returns its slot or -errno. */
+  listenUdp(loop: LoopHandle, family: 0 | 4 | 6, host: string, port: number, flags: number, origin: number): number;
   /** Binds a unix stream listener (removing a stale socket file first). Returns its slot or -errno. */
-  listenUnix(loop: LoopHandle, path: string, flags: number, index: number): number;
+  listenUnix(loop: LoopHandle, path: string, flags: number, origin: number): number;
   /** Writes a listener's bound address into `out` (8 u32). */
   listenerAddr(loop: LoopHandle, slot: number, out: Uint32Array): number;
   /** Closes one listener (unlinking its unix socket file). */
@@ -45,34 +55,62 @@ export interface NativeAddon {
   connAddr(loop: LoopHandle, id: number, out: Uint32Array): number;
   /** Runs the out arena's commands; `ext[i]` holds the bytes of WRITE_EXT/SENDTO_EXT index i. */
   flush(loop: LoopHandle, ext: readonly Uint8Array[] | null, extCount: number): void;
-  /** Registers an fd accepted elsewhere as a connection of listener `index`; returns its id or -errno. */
-  adopt(loop: LoopHandle, fd: number, index: number): number;
+  /** Registers an fd accepted elsewhere as a connection of `origin` (see kOriginDial); returns its id or -errno. */
+  adopt(loop: LoopHandle, fd: number, origin: number): number;
   /** Closes every listener and connection, writing CLOSE records; call until it returns 0. */
   stopAll(loop: LoopHandle): number;
   /** Closes the poll handle and every fd; `done` runs once that finished. */
   close(loop: LoopHandle, done: () => void): number;
-  /** The loop's eventfd, the number another thread passes to `wake`. */
-  wakeFd(loop: LoopHandle): number;
-  /** Any thread: makes the owning loop's next batch carry a WAKE record. */
-  wake(eventFd: number): number;
   /** Closes an fd from an ACCEPTED record that no loop adopted. */
   closeFd(fd: number): number;
   /**
-   * Fills `out` (5 doubles): [live connections, datagrams dropped as truncated, datagrams dropped on
-   * send, pending record slots, listeners parked after an accept error].
+   * Fills `out` (kStatsLen doubles): [live connections, datagrams dropped as truncated, datagrams
+   * dropped on send, pending record slots, listeners parked after an accept error].
    */
   stats(loop: LoopHandle, out: Float64Array): number;
-  /** Loops of this addon instance (this thread) not yet closed. */
-  liveLoops(): number;
+  /** Every protocol constant of native/gev_proto.h by its C name without GEV_ (frozen). */
+  readonly constants: Readonly<Record<string, number>>;
 }
 
+/** u32 in an arena's header (HDR_U32). */
 export const kHeaderU32 = 16;
-/** u32 per record or command slot. */
+/** u32 per record or command slot (SLOT_U32). */
 export const kSlotU32 = 4;
+/** Extra slots an address takes after its record or command (ADDR_SLOTS). */
+export const kAddrSlots = 2;
+/** u32 in an encoded address (ADDR_U32). */
+export const kAddrU32 = 8;
+/**
+ * A connection's origin: below this bit, the index of the listener it was accepted on; with it set,
+ * a dial (ORIGIN_DIAL).
+ */
+export const kOriginDial = 0x8000_0000;
+/** Connection ids are (generation << kIdSlotBits) | slot (SLOT_BITS). */
+export const kIdSlotBits = 20;
+/** The largest generation, so ids stay below 2^31 (GEN_MAX). */
+export const kIdGenerationMax = 2047;
+/** Payloads passed by reference per flush (MAX_EXT). */
+export const kMaxExtBuffers = 1024;
+/** The largest receive slot per datagram, and the default: no datagram is larger (UDP_SLOT). */
+export const kUdpSlotBytes = 65536;
+/** Listener slots per loop; a listen past them fails with EMFILE (MAX_LISTENERS). */
+export const kMaxListenerSlots = 256;
+/** The largest keep-alive idle time in seconds (KEEPALIVE_MAX_S). */
+export const kMaxKeepAliveSeconds = 32767;
+/** Doubles stats() fills (STATS_LEN). */
+export const kStatsLen = 5;
 
-/** Record types in the in arena; each record is [type, a, b, c] (+2 address slots where noted). */
+/** Encoded address families, word 0 of an address (ADDR_*). */
+export const enum AddrFamily {
+  None = 0,
+  Unix = 1,
+  Inet4 = 4,
+  Inet6 = 6,
+}
+
+/** Record types in the in arena (REC_*); each record is [type, a, b, c] (+2 address slots where noted). */
 export const enum Rec {
-  /** [id, listener] + peer address */
+  /** [id, origin] + peer address: origin is a listener index, or has kOriginDial set */
   Open = 1,
   /** [id, offset, length] */
   Data = 2,
@@ -82,10 +120,9 @@ export const enum Rec {
   Close = 4,
   /** [listener, offset, length] + sender address */
   Dgram = 5,
-  /** [fd, listener] + peer address: a hand-off listener accepted fd, not registered */
+  /** [fd, origin] + peer address: a hand-off listener accepted fd, not registered */
   Accepted = 6,
-  /** another thread called wake() */
-  Wake = 7,
+  /* 7 is retired (a cross-thread wake-up) and stays unused. */
   /**
    * [id, bytes low 32, bytes high 32]: connection id's output the kernel has not taken yet. Sent
    * after a flush for each connection whose queue grew (or that WatchQueue named), and after
@@ -97,7 +134,7 @@ export const enum Rec {
   AcceptError = 9,
 }
 
-/** What the core failed to allocate when a Close record carries ENOMEM (native/gev.h, gev_nomem). */
+/** What the core failed to allocate when a Close record carries ENOMEM (NOMEM_*). */
 export const enum NoMemory {
   /** 0: the ENOMEM came from the kernel */
   Kernel = 0,
@@ -107,7 +144,7 @@ export const enum NoMemory {
   Report = 2,
 }
 
-/** Command ops in the out arena; each command is [op, id, a, b] (+2 address slots for SendTo*). */
+/** Command ops in the out arena (OP_*); each command is [op, id, a, b] (+2 address slots for SendTo*). */
 export const enum Op {
   /** [id, offset, length] */
   Write = 1,
@@ -129,8 +166,12 @@ export const enum Op {
   WatchQueue = 9,
 }
 
+/** Listener options, one bit each (LISTEN_*); native/sys.c applies the socket-level ones. */
 export const enum ListenFlag {
-  ReusePort = 1,
-  V6Only = 2,
-  HandOff = 4,
+  /** SO_REUSEPORT */
+  ReusePort = 1 << 0,
+  /** IPV6_V6ONLY on an IPv6 socket (off without it) */
+  V6Only = 1 << 1,
+  /** report accepted fds through Accepted records instead of opening them */
+  HandOff = 1 << 2,
 }

@@ -14,8 +14,10 @@
  * or an EPOLLOUT write changed it, so a connection whose writes the kernel takes at once costs
  * nothing. What a flush causes is delivered in the next batch, never from inside the call.
  *
- * Threading: a NativeBackend belongs to the thread that created it. `NativeBackend.wake(fd)` is
- * the only call another thread may make.
+ * Origins: an Open record names where its connection came from, passed to onOpen as is: the index
+ * of the listener that accepted it, or a number with kOriginDial set for a dial.
+ *
+ * Threading: a NativeBackend belongs to the thread that created it, and so do all its calls.
  */
 import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
@@ -24,7 +26,24 @@ import { Addr, type ListenSpec, type Network } from '../addr.js';
 import { BackendUnavailableError, ConnectionError, InvalidArgumentError, ListenError, NoMemoryError } from '../errors.js';
 import { loadAddon } from './addon.js';
 import { resolveHost } from './resolve.js';
-import { kHeaderU32, kSlotU32, ListenFlag, NoMemory, Op, Rec, type LoopHandle, type NativeAddon } from './addon-types.js';
+import {
+  AddrFamily,
+  kAddrSlots,
+  kAddrU32,
+  kHeaderU32,
+  kMaxExtBuffers,
+  kMaxKeepAliveSeconds,
+  kOriginDial,
+  kSlotU32,
+  kStatsLen,
+  kUdpSlotBytes,
+  ListenFlag,
+  NoMemory,
+  Op,
+  Rec,
+  type LoopHandle,
+  type NativeAddon,
+} from './addon-types.js';
 import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
@@ -41,10 +60,6 @@ const kOutPayloadBytes = 1024 * 1024;
 const kCopyMaxBytes = 16 * 1024;
 /** Writes up to this size are copied byte by byte (cheaper than TypedArray.set for tiny payloads). */
 const kByteLoopMaxBytes = 32;
-/** Payloads passed by reference per flush (the addon's limit). */
-const kMaxExtBuffers = 1024;
-/** Default receive slot per datagram; a datagram larger than its slot is dropped as truncated. */
-const kUdpSlotBytes = 65536;
 /**
  * The most bytes one write command carries. A command's length is a u32, so a larger write goes
  * as several by-reference commands in a row, which C joins into one sendmsg run, in order.
@@ -65,10 +80,11 @@ export interface NativeBackendOptions extends BackendOptions {
 
 /** Extra events the native backend can report, for the multi-loop engine. */
 export interface NativeBackendHandler extends BackendHandler {
-  /** A hand-off listener accepted `fd`; the receiver must adopt() it elsewhere or closeFd() it. */
-  onAccepted?(fd: number, listener: number, remote: Addr): void;
-  /** Another thread called NativeBackend.wake(this.wakeFd). */
-  onWake?(): void;
+  /**
+   * A hand-off listener accepted `fd`; the receiver must adopt() it elsewhere (passing `origin` on)
+   * or closeFd() it. `origin` is the listener's index.
+   */
+  onAccepted?(fd: number, origin: number, remote: Addr): void;
 }
 
 /** Counters for tests and diagnostics. */
@@ -87,7 +103,7 @@ interface ListenerInfo {
   readonly addr: Addr;
 }
 
-const kScratch32 = new Uint32Array(8);
+const kScratch32 = new Uint32Array(kAddrU32);
 const kScratch8 = new Uint8Array(kScratch32.buffer, 16, 16);
 
 function errnoName(errno: number): string {
@@ -143,14 +159,14 @@ function formatIPv6(b: Uint8Array): string {
   return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
 }
 
-/** Builds an Addr from an encoded address (8 u32 at `at` in `src`). */
+/** Builds an Addr from an encoded address (kAddrU32 u32 at `at` in `src`). */
 function decodeAddr(network: Network, src: ArrayLike<number>, at: number, unixPath: string): Addr {
   const family = src[at];
-  if (family === 1 || network === 'unix') return new Addr('unix', '', 0, unixPath);
-  for (let k = 0; k < 8; k++) kScratch32[k] = src[at + k];
+  if (family === AddrFamily.Unix || network === 'unix') return new Addr('unix', '', 0, unixPath);
+  for (let k = 0; k < kAddrU32; k++) kScratch32[k] = src[at + k];
   const port = src[at + 1];
-  if (family === 4) return new Addr(network, `${kScratch8[0]}.${kScratch8[1]}.${kScratch8[2]}.${kScratch8[3]}`, port);
-  if (family === 6) {
+  if (family === AddrFamily.Inet4) return new Addr(network, `${kScratch8[0]}.${kScratch8[1]}.${kScratch8[2]}.${kScratch8[3]}`, port);
+  if (family === AddrFamily.Inet6) {
     const scope = src[at + 3];
     return new Addr(network, formatIPv6(kScratch8) + (scope !== 0 ? `%${scope}` : ''), port);
   }
@@ -170,7 +186,8 @@ class NativeAddrPair implements AddrPair {
   constructor(
     private readonly kBackend: NativeBackend,
     private readonly kId: number,
-    private readonly kListener: number,
+    /** Where the connection came from (see Origins above). */
+    private readonly kOrigin: number,
     /** The encoded family (u32 0) shifted left 16, plus the port (u32 1). */
     private readonly kFamilyPort: number,
     /** Address word 0 (u32 4), as an int32 so that it stays a small integer. */
@@ -178,22 +195,22 @@ class NativeAddrPair implements AddrPair {
   ) {}
 
   /** Builds the pair for the OPEN record whose address starts at `at` in `src`. */
-  static from(backend: NativeBackend, id: number, listener: number, src: Uint32Array, at: number): NativeAddrPair {
+  static from(backend: NativeBackend, id: number, origin: number, src: Uint32Array, at: number): NativeAddrPair {
     const familyPort = (src[at] << 16) | src[at + 1];
-    if (src[at] === 6) return new NativeAddrPair6(backend, id, listener, familyPort, src, at);
-    return new NativeAddrPair(backend, id, listener, familyPort, src[at + 4] | 0);
+    if (src[at] === AddrFamily.Inet6) return new NativeAddrPair6(backend, id, origin, familyPort, src, at);
+    return new NativeAddrPair(backend, id, origin, familyPort, src[at + 4] | 0);
   }
 
   get remote(): Addr {
     if (this.kRemote === undefined) {
       this.encode(kScratch32);
-      this.kRemote = decodeAddr(this.kBackend.networkOf(this.kListener), kScratch32, 0, '');
+      this.kRemote = decodeAddr(this.kBackend.networkOf(this.kOrigin), kScratch32, 0, '');
     }
     return this.kRemote;
   }
 
   get local(): Addr {
-    return (this.kLocal ??= this.kBackend.localAddr(this.kId, this.kListener));
+    return (this.kLocal ??= this.kBackend.localAddr(this.kId, this.kOrigin));
   }
 
   /** Writes the peer back into `out` as an encoded address (8 u32; flowinfo is not kept). */
@@ -216,8 +233,8 @@ class NativeAddrPair6 extends NativeAddrPair {
   private readonly kWord3: number;
   private readonly kScope: number;
 
-  constructor(backend: NativeBackend, id: number, listener: number, familyPort: number, src: Uint32Array, at: number) {
-    super(backend, id, listener, familyPort, src[at + 4] | 0);
+  constructor(backend: NativeBackend, id: number, origin: number, familyPort: number, src: Uint32Array, at: number) {
+    super(backend, id, origin, familyPort, src[at + 4] | 0);
     this.kWord1 = src[at + 5] | 0;
     this.kWord2 = src[at + 6] | 0;
     this.kWord3 = src[at + 7] | 0;
@@ -236,11 +253,11 @@ class NativeAddrPair6 extends NativeAddrPair {
 /** Where a datagram came from, kept encoded; `addr` is built on first use. */
 class NativePeer implements DatagramPeer {
   private kAddr: Addr | undefined;
-  /** The sender's encoded address (8 u32), handed back to C by sendTo. */
+  /** The sender's encoded address (kAddrU32 u32), handed back to C by sendTo. */
   readonly encoded: Uint32Array;
 
   constructor(src: Uint32Array, at: number) {
-    this.encoded = src.slice(at, at + 8);
+    this.encoded = src.slice(at, at + kAddrU32);
   }
 
   get addr(): Addr {
@@ -259,7 +276,7 @@ export class NativeBackend implements Backend {
   private readonly kOut8: Uint8Array;
   private readonly kExt: Uint8Array[] = [];
   private readonly kListeners: (ListenerInfo | undefined)[] = [];
-  private readonly kStats = new Float64Array(5);
+  private readonly kStats = new Float64Array(kStatsLen);
   private kHandler: NativeBackendHandler | null = null;
   private kInBatch = false;
   private kStopRequested = false;
@@ -310,10 +327,10 @@ export class NativeBackend implements Backend {
     let family: 0 | 4 | 6 = spec.family;
     if (this.kStopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
     if (host === '::' && family === 0) host = '';
-    let flags = handOff | (spec.reusePort ? ListenFlag.ReusePort : 0);
     if (host !== '') family = isIP(host) === 6 ? 6 : 4;
-    if (family === 6) flags |= ListenFlag.V6Only;
-    slot = this.kAddon.listenInet(this.kLoop, spec.network === 'udp', family, host, spec.port, flags, spec.index);
+    const flags = handOff | (spec.reusePort ? ListenFlag.ReusePort : 0) | (family === 6 ? ListenFlag.V6Only : 0);
+    const bind = spec.network === 'udp' ? this.kAddon.listenUdp : this.kAddon.listenTcp;
+    slot = bind(this.kLoop, family, host, spec.port, flags, spec.index);
     if (slot < 0) throw this.listenError(spec, slot);
     const rc = this.kAddon.listenerAddr(this.kLoop, slot, kScratch32);
     const addr =
@@ -385,7 +402,7 @@ export class NativeBackend implements Backend {
   }
 
   setKeepAlive(id: number, ms: number): void {
-    this.command(Op.KeepAlive, id, ms > 0 ? Math.min(32767, Math.max(1, Math.ceil(ms / 1000))) : 0);
+    this.command(Op.KeepAlive, id, ms > 0 ? Math.min(kMaxKeepAliveSeconds, Math.max(1, Math.ceil(ms / 1000))) : 0);
   }
 
   sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void {
@@ -396,7 +413,7 @@ export class NativeBackend implements Backend {
     if (info === undefined || info.network !== 'udp' || info.slot < 0 || this.kClosed) return;
     const o32 = this.kOut32;
     const len = data.length;
-    const cmds = this.reserve(3, len);
+    const cmds = this.reserve(1 + kAddrSlots, len);
     const at = kHeaderU32 + cmds * kSlotU32;
     if (len <= kCopyMaxBytes) {
       const pos = o32[1];
@@ -411,7 +428,7 @@ export class NativeBackend implements Backend {
     o32[at + 1] = info.slot;
     o32[at + 3] = Math.min(len, kMaxU32);
     o32.set(peer.encoded, at + 4);
-    o32[0] = cmds + 3;
+    o32[0] = cmds + 1 + kAddrSlots;
   }
 
   stop(): Promise<void> {
@@ -424,11 +441,14 @@ export class NativeBackend implements Backend {
     return this.kStopped;
   }
 
-  /** Registers an fd accepted by another loop's hand-off listener; onOpen follows in a later batch. */
-  adopt(fd: number, listener: number): number {
+  /**
+   * Registers an fd accepted by another loop's hand-off listener as a connection of `origin` (the
+   * listener's index); onOpen(id, origin, ...) follows in a later batch.
+   */
+  adopt(fd: number, origin: number): number {
     if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError('fd', fd, 'a non-negative integer');
     if (this.kStopped) return -1;
-    const id = this.kAddon.adopt(this.kLoop, fd, listener);
+    const id = this.kAddon.adopt(this.kLoop, fd, origin);
     if (id === -kENOMEM) throw new NoMemoryError('table slot');
     if (id < 0) throw new ConnectionError(errnoName(id), `cannot adopt fd ${fd}`);
     return id;
@@ -442,17 +462,6 @@ export class NativeBackend implements Backend {
     addrs.forEach((addr, index) => {
       if (this.kListeners[index] === undefined) this.kListeners[index] = { slot: -1, network: addr.network, addr };
     });
-  }
-
-  /** The eventfd another thread passes to NativeBackend.wake(); valid until stop() resolves. */
-  get wakeFd(): number {
-    return this.kAddon.wakeFd(this.kLoop);
-  }
-
-  /** Any thread: wakes the loop owning `eventFd`, whose handler then gets onWake(). */
-  static wake(eventFd: number): void {
-    const rc = loadAddon().wake(eventFd);
-    if (rc < 0) throw new ConnectionError(errnoName(rc), `cannot wake eventfd ${eventFd}`);
   }
 
   /** Closes an fd from onAccepted that no loop adopted. */
@@ -472,18 +481,22 @@ export class NativeBackend implements Backend {
     };
   }
 
-  /** @internal The network of listener `index`. */
-  networkOf(index: number): Network {
-    return this.kListeners[index]?.network ?? 'tcp';
+  /** @internal The network of the connections of `origin` (a listener index; a dial is TCP). */
+  networkOf(origin: number): Network {
+    return this.kListeners[origin]?.network ?? 'tcp';
   }
 
-  /** @internal A connection's local address: getsockname while open, else its listener's address. */
-  localAddr(id: number, listener: number): Addr {
-    const info = this.kListeners[listener];
-    if (info === undefined) return new Addr('tcp', '', 0);
-    if (info.network === 'unix' || this.kClosed) return info.addr;
+  /**
+   * @internal A connection's local address: getsockname while open, else its listener's address
+   * (a dial has none: an unknown address then).
+   */
+  localAddr(id: number, origin: number): Addr {
+    const info = this.kListeners[origin];
+    const fallback = info?.addr ?? new Addr('tcp', '', 0);
+    if (info === undefined ? origin < kOriginDial : info.network === 'unix') return fallback;
+    if (this.kClosed) return fallback;
     const rc = this.kAddon.connAddr(this.kLoop, id, kScratch32);
-    return rc === 0 ? decodeAddr(info.network, kScratch32, 0, '') : info.addr;
+    return rc === 0 ? decodeAddr(info?.network ?? 'tcp', kScratch32, 0, '') : fallback;
   }
 
   private readonly kOnBatch = (): void => {
@@ -552,8 +565,10 @@ export class NativeBackend implements Backend {
           h.onData(r[i + 1], bytes.subarray(off, off + r[i + 3]));
           i += kSlotU32;
         } else if (type === Rec.Open) {
-          h.onOpen(r[i + 1], r[i + 2], NativeAddrPair.from(this, r[i + 1], r[i + 2], r, i + kSlotU32));
-          i += kSlotU32 * 3;
+          const id = r[i + 1];
+          const origin = r[i + 2];
+          h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32));
+          i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Close) {
           h.onClose(r[i + 1], closeError(r[i + 2], r[i + 3]));
           i += kSlotU32;
@@ -563,21 +578,18 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Dgram) {
           const off = r[i + 2];
           h.onDatagram(r[i + 1], bytes.subarray(off, off + r[i + 3]), new NativePeer(r, i + kSlotU32));
-          i += kSlotU32 * 3;
+          i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Accepted) {
           const fd = r[i + 1];
-          const listener = r[i + 2];
-          if (h.onAccepted) h.onAccepted(fd, listener, decodeAddr(this.networkOf(listener), r, i + kSlotU32, ''));
+          const origin = r[i + 2];
+          if (h.onAccepted) h.onAccepted(fd, origin, decodeAddr(this.networkOf(origin), r, i + kSlotU32, ''));
           else this.kAddon.closeFd(fd);
-          i += kSlotU32 * 3;
+          i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Queued) {
           h.onQueued(r[i + 1], r[i + 2] + r[i + 3] * 0x1_0000_0000);
           i += kSlotU32;
         } else if (type === Rec.AcceptError) {
           h.onAcceptError(r[i + 1], errnoName(r[i + 2]));
-          i += kSlotU32;
-        } else if (type === Rec.Wake) {
-          h.onWake?.();
           i += kSlotU32;
         } else {
           i += kSlotU32;

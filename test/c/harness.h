@@ -1,12 +1,12 @@
 /*
- * Shared plumbing of the test/c programs: a core loop (native/, no Node-API) over arenas on the C
- * heap, a loopback TCP pair, and helpers to run commands through gev_flush and find records. Each
+ * Shared plumbing of the test/c programs: a core loop (native/, no Node-API, its internals seen
+ * through internal.h) over arenas on the C heap, a loopback TCP pair, and helpers to run commands through gev_flush and find records. Each
  * program includes this once; failures print what broke and exit 1.
  */
 #ifndef GEV_HARNESS_H
 #define GEV_HARNESS_H
 
-#include "gev.h"
+#include "internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,17 +35,16 @@
 
 /* A loop with both arenas allocated here; free with h_loop_free. */
 static inline gev_loop *h_loop_new(void) {
-  gev_loop *loop = calloc(1, sizeof *loop);
-  CHECK(loop != NULL, "calloc");
-  CHECK(gev_loop_init(loop) == 0, "gev_loop_init: %s", strerror(errno));
-  size_t in_len = ((size_t)GEV_HDR_U32 + H_IN_RECS * 4u) * 4u + H_IN_BYTES;
-  size_t out_len = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * 4u) * 4u + H_OUT_BYTES;
+  gev_loop *loop = NULL;
+  int rc = gev_loop_create(&loop);
+  CHECK(rc == 0, "gev_loop_create: %s", strerror(-rc));
+  size_t in_len = ((size_t)GEV_HDR_U32 + H_IN_RECS * GEV_SLOT_U32) * 4u + H_IN_BYTES;
+  size_t out_len = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * GEV_SLOT_U32) * 4u + H_OUT_BYTES;
   void *in = calloc(1, in_len);
   void *out = calloc(1, out_len);
   CHECK(in != NULL && out != NULL, "arenas");
   gev_loop_bind_arenas(loop, in, in_len, H_IN_RECS, out, out_len, H_OUT_CMDS);
-  loop->tcp_nodelay = 1;
-  loop->udp_slot = GEV_UDP_SLOT;
+  gev_loop_configure(loop, 1, GEV_UDP_SLOT);
   return loop;
 }
 
@@ -55,7 +54,6 @@ static inline void h_loop_free(gev_loop *loop) {
   gev_loop_free(loop);
   free(in);
   free(out);
-  free(loop);
 }
 
 /* A connected loopback TCP pair: *mine non-blocking (for the core), *peer blocking. A positive
@@ -98,10 +96,10 @@ static inline void h_reset(int fd) {
 static inline void h_command(gev_loop *loop, uint32_t op, uint32_t id, const void *data, uint32_t len, uint32_t arg) {
   static size_t pos;
   uint32_t n = loop->out32[0];
-  size_t start = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * 4u) * 4u;
+  size_t start = ((size_t)GEV_HDR_U32 + H_OUT_CMDS * GEV_SLOT_U32) * 4u;
   if (n == 0) pos = start;
   CHECK(n < H_OUT_CMDS && pos + len <= loop->out_size, "out arena full");
-  uint32_t *k = loop->out32 + GEV_HDR_U32 + (size_t)n * 4u;
+  uint32_t *k = loop->out32 + GEV_HDR_U32 + (size_t)n * GEV_SLOT_U32;
   k[0] = op;
   k[1] = id;
   k[2] = arg;
@@ -118,7 +116,7 @@ static inline void h_command(gev_loop *loop, uint32_t op, uint32_t id, const voi
 static inline void h_each_record(const uint32_t *slots, uint32_t n, void (*fn)(const uint32_t *rec, void *arg),
                           void *arg) {
   for (uint32_t i = 0; i < n;) {
-    const uint32_t *r = slots + (size_t)i * 4u;
+    const uint32_t *r = slots + (size_t)i * GEV_SLOT_U32;
     fn(r, arg);
     i += (r[0] == GEV_REC_OPEN || r[0] == GEV_REC_DGRAM || r[0] == GEV_REC_ACCEPTED) ? 1u + GEV_ADDR_SLOTS : 1u;
   }

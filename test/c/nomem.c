@@ -1,7 +1,7 @@
 /*
  * Out of memory in the core. build.sh links this program with malloc, calloc and realloc wrapped
  * (-Wl,--wrap), so any allocation of native/ can be made to fail on demand. No failure may abort:
- * the core closes only the connection concerned, with ENOMEM and a gev_nomem code in its CLOSE,
+ * the core closes only the connection concerned, with ENOMEM and a GEV_NOMEM_* code in its CLOSE,
  * loses no record, and serves every other connection on. Exits 0 when every case held:
  *   1. output copy: the copy of a write the kernel did not take fails; that connection closes with
  *      ENOMEM/QUEUE, and a second connection on the same loop is still written to and read from;
@@ -309,7 +309,7 @@ static void new_connections(void) {
     while ((rc = add_dup(loop, mine, &id)) == 0) {}
     CHECK(rc == -ENOMEM && loop->live == cap, "the table stops at %u with ENOMEM (live %u, rc %d)", cap, loop->live, rc);
 
-    int l = gev_listen_tcp(loop, 4, "127.0.0.1", 0, 0, 0, 7, 0);
+    int l = gev_listen_tcp(loop, 4, "127.0.0.1", 0, 0, 7);
     CHECK(l >= 0, "listen: %s", strerror(-l));
     uint32_t addr[8];
     struct sockaddr_storage ss;

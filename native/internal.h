@@ -1,0 +1,240 @@
+/*
+ * The core's internals: the structures behind gev_loop and the functions the core's files call on
+ * one another. Included by the core's .c files (never by addon.c, which sees only gev.h) and by
+ * test/c, which inspects a loop's state. Everything here runs on the thread that owns the loop.
+ */
+#ifndef GEV_INTERNAL_H
+#define GEV_INTERNAL_H
+
+#include "gev.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#define GEV_SLOT_MASK ((1u << GEV_SLOT_BITS) - 1u)
+#define GEV_MAX_SLOTS (1u << GEV_SLOT_BITS)
+#define GEV_READ_BUDGET 65536u    /* bytes read per connection per wake-up */
+#define GEV_ACCEPT_CAP 128u       /* accepts per listener per wake-up */
+#define GEV_EPOLL_EVENTS 512
+#define GEV_EPOLL_ROUNDS 4
+#define GEV_UDP_BATCH 64u
+#define GEV_REC_RESERVE 8u        /* record slots kept free so an event's END/CLOSE never waits */
+#define GEV_PENDING_SPARE 16u     /* pending slots kept for one event's END/ACCEPT_ERROR (loop.c) */
+#define GEV_PENDING_INIT 64u      /* pending slots allocated when the loop opens */
+#define GEV_ACCEPT_BACKOFF_MS 100 /* a listener parked after an accept error retries this late */
+/* A queue copy this large asks for huge pages (sys_advise_huge). It is glibc's largest mmap
+ * threshold, so the block is always a mapping of its own, unmapped on free with its advice. */
+#define GEV_HUGE_COPY (32u << 20)
+
+/* epoll_data.u64 tags: high 32 bits say what the low 32 bits name. */
+#define GEV_TAG_CONN 1ull
+#define GEV_TAG_LISTENER 2ull
+#define GEV_TAG_EVENTFD 3ull
+#define GEV_TAG_TIMER 4ull
+
+/* Connection flags. */
+#define GEV_C_OPEN 0x01u      /* slot holds a live fd */
+#define GEV_C_RD_EOF 0x02u    /* peer sent FIN; EPOLLIN no longer wanted */
+#define GEV_C_CLOSING 0x04u   /* close after the output queue drains */
+#define GEV_C_ENDING 0x08u    /* shutdown(SHUT_WR) after the output queue drains */
+#define GEV_C_WR_SHUT 0x10u   /* shutdown(SHUT_WR) done */
+#define GEV_C_TCP 0x20u
+#define GEV_C_PAUSED 0x40u    /* reading paused by JS: EPOLLIN not wanted */
+#define GEV_C_QDIRTY 0x80u    /* queue changed (or a report was asked for) during this flush */
+#define GEV_C_QWATCH 0x100u   /* report QUEUED after this flush even if unchanged */
+#define GEV_C_HUP_PARKED 0x200u /* hung up while paused: out of the epoll set until resumed */
+
+/* One queued output chunk, owned by its connection; `off` is how much was already sent. */
+typedef struct gev_chunk {
+  struct gev_chunk *next;
+  size_t off;
+  size_t len;
+  char data[];
+} gev_chunk;
+
+typedef struct gev_conn gev_conn;
+
+/*
+ * The one pair every stream connection's bytes go through (conn.c calls nothing else to move
+ * them), so that a layer such as TLS can stand between the core and the socket by supplying its
+ * own pair. gev_io_plain (io.c) is the socket itself.
+ *
+ *   recv(c, buf, len)    reads at most len bytes of plaintext into buf. Returns the count (> 0),
+ *                        0 at the end of the stream (the peer is done sending), or -1 with errno:
+ *                        EAGAIN/EWOULDBLOCK when nothing can be read until c->fd polls readable
+ *                        again, EINTR to be called again at once, anything else a fatal error that
+ *                        closes the connection with that errno.
+ *   sendv(c, iov, n)     takes as many leading bytes of iov[0..n) as it can without blocking and
+ *                        returns that count (possibly fewer than offered), or -1 with errno:
+ *                        EAGAIN/EWOULDBLOCK when none can be taken until c->fd polls writable,
+ *                        EINTR to be called again, anything else fatal (EPIPE, ECONNRESET, ...).
+ *                        Bytes counted as taken are the layer's from then on; the rest the core
+ *                        queues and offers again, first and in order. It never raises SIGPIPE.
+ *
+ * buf and iov belong to the caller and are valid only during the call. Both run on the loop's
+ * thread, inside a fill (recv) or a flush or fill (sendv), and must never call back into the core.
+ */
+typedef struct gev_io {
+  ssize_t (*recv)(gev_conn *c, void *buf, size_t len);
+  ssize_t (*sendv)(gev_conn *c, const struct iovec *iov, int iovcnt);
+} gev_io;
+
+extern const gev_io gev_io_plain;
+
+struct gev_conn {
+  int fd;
+  uint16_t gen;
+  uint16_t flags;
+  uint32_t origin;     /* the JS listener index it was accepted on, or GEV_ORIGIN_DIAL | n */
+  uint32_t events;     /* current epoll interest */
+  uint32_t read_epoch; /* wake-up that read_used counts for */
+  uint32_t read_used;
+  uint32_t next_free;
+  const gev_io *io;    /* how its bytes move, see gev_io */
+  gev_chunk *qhead;
+  gev_chunk *qtail;
+  size_t qbytes;       /* bytes in the queue, exactly: sum of (len - off) over its chunks */
+  size_t reported;     /* the qbytes JS last heard of in a QUEUED record */
+};
+
+enum gev_lkind { GEV_L_FREE = 0, GEV_L_TCP, GEV_L_UNIX, GEV_L_UDP };
+
+typedef struct gev_listener {
+  int fd;
+  int kind;
+  int handoff;        /* report accepted fds instead of registering them (GEV_LISTEN_HANDOFF) */
+  int parked;         /* EPOLLIN dropped after an accept error, until the timer or a close */
+  uint32_t error_epoch; /* the wake-up that last emitted ACCEPT_ERROR */
+  uint32_t origin;    /* the JS listener index, carried by its records */
+  char *path;         /* unix socket file we created, unlinked on close */
+  dev_t dev;
+  ino_t ino;
+} gev_listener;
+
+typedef struct gev_pending {
+  uint32_t *slots; /* GEV_SLOT_U32 u32 per slot */
+  uint32_t n;
+  uint32_t cap;
+} gev_pending;
+
+/* Ids of connections whose queue changed during the current flush (GEV_C_QDIRTY set). When the
+ * list cannot grow, `overflow` says so and the flush's end scans the table for the flag instead. */
+typedef struct gev_idlist {
+  uint32_t *ids;
+  uint32_t n;
+  uint32_t cap;
+  int overflow;
+} gev_idlist;
+
+struct gev_loop {
+  int epfd;
+  int efd;         /* eventfd: our own notification that pending records wait (gev_loop_notify) */
+  int tfd;         /* timerfd: re-arms parked listeners */
+  int filling;     /* a fill is writing records into the in arena */
+  int notified;    /* our own eventfd write is outstanding */
+  int timer_armed;
+  int tcp_nodelay;
+  uint32_t epoch;
+  uint32_t parked; /* listeners parked after an accept error */
+
+  uint32_t *in32;
+  uint8_t *in8;
+  size_t in_size;
+  uint32_t in_rec_cap;   /* record slots */
+  uint32_t in_nrec;
+  size_t in_byte_start;
+  size_t in_byte_pos;
+
+  uint32_t *out32;
+  uint8_t *out8;
+  size_t out_size;
+  uint32_t out_cmd_cap;
+
+  gev_conn *conns;
+  uint32_t nconns;     /* slots handed out so far (open, closing or on the free list) */
+  uint32_t conns_cap;  /* slots allocated; those past nconns are untouched memory */
+  uint32_t free_head;
+  uint32_t live;
+
+  gev_listener ls[GEV_MAX_LISTENERS];
+  gev_pending pending;
+  gev_idlist dirty;
+
+  int spare_fd;          /* released to accept and drop a connection when out of fds */
+  size_t udp_slot;       /* receive slot per datagram; a larger datagram is dropped as truncated */
+
+  uint64_t dgram_truncated;
+  uint64_t dgram_send_dropped;
+
+  /* Datagrams queued by a flush, sent with one sendmmsg per listener run. */
+  uint32_t udp_slot_out;
+  uint32_t udp_n;
+  struct mmsghdr udp_msgs[GEV_UDP_BATCH];
+  struct iovec udp_iov[GEV_UDP_BATCH];
+  struct sockaddr_storage udp_addr[GEV_UDP_BATCH];
+
+  struct epoll_event evs[GEV_EPOLL_EVENTS];
+};
+
+/* sys.c: every socket syscall and socket option, and the socket address format. Functions that
+ * return int give 0 (or an fd) or -errno; the ssize_t ones keep the syscall's -1 and errno. */
+int sys_socket(int af, int type);
+int sys_listen_options(int fd, int af, int type, uint32_t flags);
+int sys_bind(int fd, const struct sockaddr *sa, socklen_t len);
+int sys_listen(int fd);
+int sys_accept(int lfd, uint32_t *addr8);
+int sys_unix_live(const struct sockaddr_un *sa);
+int sys_tcp_nodelay(int fd);
+int sys_keepalive(int fd, uint32_t seconds);
+int sys_set_int(int fd, int level, int opt, int value);
+int sys_so_error(int fd);
+int sys_local_addr(int fd, uint32_t *addr8);
+int sys_peer_addr(int fd, uint32_t *addr8);
+void sys_shutdown_wr(int fd);
+ssize_t sys_recv(int fd, void *buf, size_t len);
+ssize_t sys_sendv(int fd, const struct iovec *iov, int iovcnt);
+int sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n);
+int sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n);
+int sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag);
+int sys_timer_arm(int tfd, uint32_t ms);
+int sys_open_spare(void);
+void sys_close(int fd);
+void sys_advise_huge(void *p, size_t len);
+void gev_addr_encode(uint32_t *slots8, const struct sockaddr *sa, socklen_t len);
+socklen_t gev_addr_decode(const uint32_t *slots8, struct sockaddr_storage *ss);
+int gev_addr_parse(int family, const char *host, int port, struct sockaddr_storage *ss, socklen_t *len);
+
+/* loop.c: records (arena or pending list), the loop's own notification and its timer. */
+int gev_loop_room(gev_loop *loop, uint32_t slots);
+uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots);
+int gev_loop_reserve(gev_loop *loop, uint32_t slots);
+int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8);
+void gev_loop_notify(gev_loop *loop);
+void gev_loop_arm_timer(gev_loop *loop, uint32_t ms);
+
+/* conn.c: the connection table, reads and the output queue. */
+gev_conn *gev_conn_get(gev_loop *loop, uint32_t id);
+int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
+void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t events);
+void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, size_t total);
+void gev_conn_close(gev_loop *loop, gev_conn *c, int err);
+void gev_conn_request_close(gev_loop *loop, gev_conn *c, int flush);
+void gev_conn_end(gev_loop *loop, gev_conn *c);
+void gev_conn_keepalive(gev_conn *c, uint32_t seconds);
+void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused);
+void gev_conn_watch(gev_loop *loop, gev_conn *c);
+void gev_conn_report_queued(gev_loop *loop);
+void gev_conn_free_all(gev_loop *loop);
+
+/* listen.c: accept and the parking of listeners. */
+void gev_listener_on_event(gev_loop *loop, uint32_t slot);
+void gev_listener_unpark_all(gev_loop *loop);
+
+/* udp.c: datagram sockets, recvmmsg and sendmmsg. */
+void gev_udp_on_event(gev_loop *loop, gev_listener *l);
+void gev_udp_queue(gev_loop *loop, uint32_t slot, const void *data, size_t len, const uint32_t *addr8);
+void gev_udp_flush(gev_loop *loop);
+
+#endif
