@@ -35,18 +35,18 @@ typedef struct gev_node {
   napi_async_context actx;
 
   /* Lifetime: freed once both closed and finalized. */
-  int closing;    /* close began: no more fills, flushes or JS calls from on_poll */
+  int closing; /* close began: no more fills, flushes or JS calls from on_poll */
   int closed;
   int finalized;
   int js_released;
-  int env_gone;   /* the napi_env is being torn down: never call into it again */
+  int env_gone; /* the napi_env is being torn down: never call into it again */
 
   struct iovec ext[GEV_MAX_EXT]; /* js_flush's by-reference payloads, kept here so a flush never allocates */
 } gev_node;
 
-#define ARGS(n)                                                                         \
-  size_t argc = (n);                                                                    \
-  napi_value argv[(n) > 0 ? (n) : 1];                                                   \
+#define ARGS(n)                       \
+  size_t argc = (n);                  \
+  napi_value argv[(n) > 0 ? (n) : 1]; \
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
 
 static napi_value num(napi_env env, double v) {
@@ -88,9 +88,10 @@ static void *arg_typed(napi_env env, napi_value v, size_t *bytes) {
   void *data = NULL;
   napi_value ab;
   if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return NULL;
-  size_t unit = (type == napi_uint32_array || type == napi_int32_array || type == napi_float32_array) ? 4
+  size_t unit = (type == napi_uint32_array || type == napi_int32_array || type == napi_float32_array)         ? 4
                 : (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array) ? 8
-                : (type == napi_uint16_array || type == napi_int16_array) ? 2 : 1;
+                : (type == napi_uint16_array || type == napi_int16_array)                                     ? 2
+                                                                                                              : 1;
   *bytes = length * unit;
   return data;
 }

@@ -224,7 +224,7 @@ static void mark_dirty(gev_loop *loop, gev_conn *c) {
 static void report_dirty(gev_loop *loop, gev_conn *c) {
   if (!(c->flags & GEV_C_QDIRTY)) return;
   int watched = (c->flags & GEV_C_QWATCH) != 0;
-  c->flags &= (uint16_t)~(GEV_C_QDIRTY | GEV_C_QWATCH);
+  c->flags &= (uint16_t) ~(GEV_C_QDIRTY | GEV_C_QWATCH);
   if (watched || c->qbytes != c->reported) queue_report(loop, c);
 }
 

@@ -29,8 +29,8 @@ static void run_send(gev_loop *loop, run *r) {
 }
 
 /* Resolves a payload reference: bytes in the out arena, or ext[index]. NULL when out of range. */
-static const void *payload(gev_loop *loop, int ext_op, uint32_t where, uint32_t *len,
-                           const struct iovec *ext, uint32_t next) {
+static const void *payload(gev_loop *loop, int ext_op, uint32_t where, uint32_t *len, const struct iovec *ext,
+                           uint32_t next) {
   if (ext_op) {
     if (where >= next) return NULL;
     if (*len > ext[where].iov_len) *len = (uint32_t)ext[where].iov_len;

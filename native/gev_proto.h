@@ -15,42 +15,42 @@
 
 #include <stdint.h>
 
-#define GEV_PROTO_CONSTANTS(X)                                                                         \
+#define GEV_PROTO_CONSTANTS(X)                                                                        \
   /* Records in the in arena, 4 u32 a slot: [type, a, b, c]; "+ address" adds ADDR_SLOTS slots. */    \
-  X(INT, REC_OPEN, 1)          /* [OPEN, id, origin, 0] + address (peer) */                           \
-  X(INT, REC_DATA, 2)          /* [DATA, id, offset, length] */                                       \
-  X(INT, REC_END, 3)           /* [END, id, 0, 0]: the peer sent FIN */                               \
-  X(INT, REC_CLOSE, 4)         /* [CLOSE, id, errno, NOMEM_* when the core ran out of memory] */      \
-  X(INT, REC_DGRAM, 5)         /* [DGRAM, listener index, offset, length] + address (sender) */       \
-  X(INT, REC_ACCEPTED, 6)      /* [ACCEPTED, fd, origin, 0] + address (peer); fd not registered */    \
-  X(INT, REC_QUEUED, 8)        /* [QUEUED, id, bytes low 32, bytes high 32]: output not yet taken */  \
-  X(INT, REC_ACCEPT_ERROR, 9)  /* [ACCEPT_ERROR, listener index, errno, 0]: accept4 failed */         \
+  X(INT, REC_OPEN, 1)         /* [OPEN, id, origin, 0] + address (peer) */                            \
+  X(INT, REC_DATA, 2)         /* [DATA, id, offset, length] */                                        \
+  X(INT, REC_END, 3)          /* [END, id, 0, 0]: the peer sent FIN */                                \
+  X(INT, REC_CLOSE, 4)        /* [CLOSE, id, errno, NOMEM_* when the core ran out of memory] */       \
+  X(INT, REC_DGRAM, 5)        /* [DGRAM, listener index, offset, length] + address (sender) */        \
+  X(INT, REC_ACCEPTED, 6)     /* [ACCEPTED, fd, origin, 0] + address (peer); fd not registered */     \
+  X(INT, REC_QUEUED, 8)       /* [QUEUED, id, bytes low 32, bytes high 32]: output not yet taken */   \
+  X(INT, REC_ACCEPT_ERROR, 9) /* [ACCEPT_ERROR, listener index, errno, 0]: accept4 failed */          \
   /* What the core failed to allocate when it closed a connection with ENOMEM (CLOSE, word c). */     \
-  X(INT, NOMEM_KERNEL, 0)      /* the errno came from the kernel */                                   \
-  X(INT, NOMEM_QUEUE, 1)       /* the copy of output the kernel did not take */                       \
-  X(INT, NOMEM_REPORT, 2)      /* room in the pending list for the connection's QUEUED report */      \
-  /* Commands in the out arena, 4 u32 a slot: [op, id, a, b]; SENDTO* add ADDR_SLOTS slots. */         \
-  X(INT, OP_WRITE, 1)          /* [WRITE, id, offset, length] bytes in the out arena */               \
-  X(INT, OP_WRITE_EXT, 2)      /* [WRITE_EXT, id, buffer index, length] bytes in ext[index] */        \
-  X(INT, OP_CLOSE, 3)          /* [CLOSE, id, flush, 0] */                                            \
-  X(INT, OP_END, 4)            /* [END, id, 0, 0] */                                                  \
-  X(INT, OP_KEEPALIVE, 5)      /* [KEEPALIVE, id, seconds (0 = off), 0] */                            \
-  X(INT, OP_SENDTO, 6)         /* [SENDTO, listener slot, offset, length] + address */                \
-  X(INT, OP_SENDTO_EXT, 7)     /* [SENDTO_EXT, listener slot, buffer index, length] + address */      \
-  X(INT, OP_PAUSE, 8)          /* [PAUSE, id, paused, 0]: drop (1) or restore (0) read interest */    \
-  X(INT, OP_WATCH, 9)          /* [WATCH, id, 0, 0]: report QUEUED after this flush even if unchanged */ \
-  /* Listener flags: the socket-level ones are applied by sys_listen_options (sys.c). */               \
+  X(INT, NOMEM_KERNEL, 0) /* the errno came from the kernel */                                        \
+  X(INT, NOMEM_QUEUE, 1)  /* the copy of output the kernel did not take */                            \
+  X(INT, NOMEM_REPORT, 2) /* room in the pending list for the connection's QUEUED report */           \
+  /* Commands in the out arena, 4 u32 a slot: [op, id, a, b]; SENDTO* add ADDR_SLOTS slots. */        \
+  X(INT, OP_WRITE, 1)      /* [WRITE, id, offset, length] bytes in the out arena */                   \
+  X(INT, OP_WRITE_EXT, 2)  /* [WRITE_EXT, id, buffer index, length] bytes in ext[index] */            \
+  X(INT, OP_CLOSE, 3)      /* [CLOSE, id, flush, 0] */                                                \
+  X(INT, OP_END, 4)        /* [END, id, 0, 0] */                                                      \
+  X(INT, OP_KEEPALIVE, 5)  /* [KEEPALIVE, id, seconds (0 = off), 0] */                                \
+  X(INT, OP_SENDTO, 6)     /* [SENDTO, listener slot, offset, length] + address */                    \
+  X(INT, OP_SENDTO_EXT, 7) /* [SENDTO_EXT, listener slot, buffer index, length] + address */          \
+  X(INT, OP_PAUSE, 8)      /* [PAUSE, id, paused, 0]: drop (1) or restore (0) read interest */        \
+  X(INT, OP_WATCH, 9)      /* [WATCH, id, 0, 0]: report QUEUED after this flush even if unchanged */  \
+  /* Listener flags: the socket-level ones are applied by sys_listen_options (sys.c). */              \
   X(INT, LISTEN_REUSEPORT, 1 << 0) /* SO_REUSEPORT */                                                 \
   X(INT, LISTEN_V6ONLY, 1 << 1)    /* IPV6_V6ONLY on (off without it) for an IPv6 socket */           \
   X(INT, LISTEN_HANDOFF, 1 << 2)   /* report accepted fds (ACCEPTED) instead of opening them */       \
   /* A connection's origin: the JS listener index it was accepted on, or this bit for a dial. */      \
   X(U32, ORIGIN_DIAL, 0x80000000u)                                                                    \
-  /* Arena layout: a header of HDR_U32 u32, then slots of SLOT_U32 u32 each. */                        \
+  /* Arena layout: a header of HDR_U32 u32, then slots of SLOT_U32 u32 each. */                       \
   X(INT, HDR_U32, 16)                                                                                 \
   X(INT, SLOT_U32, 4)                                                                                 \
-  X(INT, ADDR_SLOTS, 2)        /* extra slots carrying an address */                                  \
-  X(INT, ADDR_U32, 8)          /* an address: [family, port, flowinfo, scope_id, 16 bytes] */         \
-  X(INT, ADDR_NONE, 0)         /* address families as encoded (word 0) */                             \
+  X(INT, ADDR_SLOTS, 2) /* extra slots carrying an address */                                         \
+  X(INT, ADDR_U32, 8)   /* an address: [family, port, flowinfo, scope_id, 16 bytes] */                \
+  X(INT, ADDR_NONE, 0)  /* address families as encoded (word 0) */                                    \
   X(INT, ADDR_UNIX, 1)                                                                                \
   X(INT, ADDR_INET4, 4)                                                                               \
   X(INT, ADDR_INET6, 6)                                                                               \
@@ -58,11 +58,11 @@
   X(INT, SLOT_BITS, 20)                                                                               \
   X(INT, GEN_MAX, 2047)                                                                               \
   /* Limits. */                                                                                       \
-  X(INT, MAX_EXT, 1024)        /* by-reference payloads per flush */                                  \
-  X(INT, UDP_SLOT, 65536)      /* largest receive slot per datagram: no legal datagram is larger */   \
-  X(INT, MAX_LISTENERS, 256)   /* listener slots per loop */                                          \
+  X(INT, MAX_EXT, 1024)          /* by-reference payloads per flush */                                \
+  X(INT, UDP_SLOT, 65536)        /* largest receive slot per datagram: no legal datagram is larger */ \
+  X(INT, MAX_LISTENERS, 256)     /* listener slots per loop */                                        \
   X(INT, KEEPALIVE_MAX_S, 32767) /* the largest TCP_KEEPIDLE the kernel takes */                      \
-  X(INT, STATS_LEN, 5)         /* doubles gev_loop_stats fills for js_stats */
+  X(INT, STATS_LEN, 5)           /* doubles gev_loop_stats fills for js_stats */
 
 #define GEV_PROTO_INT_ENUM(name, value) GEV_##name = (value),
 #define GEV_PROTO_U32_ENUM(name, value)
@@ -70,7 +70,7 @@
 enum gev_proto { GEV_PROTO_CONSTANTS(GEV_PROTO_ENUM) };
 
 #define GEV_PROTO_INT_CONST(name, value)
-#define GEV_PROTO_U32_CONST(name, value) static const uint32_t GEV_##name = (value);
+#define GEV_PROTO_U32_CONST(name, value)   static const uint32_t GEV_##name = (value);
 #define GEV_PROTO_CONST(kind, name, value) GEV_PROTO_##kind##_CONST(name, value)
 GEV_PROTO_CONSTANTS(GEV_PROTO_CONST)
 

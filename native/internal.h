@@ -13,37 +13,37 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#define GEV_SLOT_MASK ((1u << GEV_SLOT_BITS) - 1u)
-#define GEV_MAX_SLOTS (1u << GEV_SLOT_BITS)
-#define GEV_READ_BUDGET 65536u    /* bytes read per connection per wake-up */
-#define GEV_ACCEPT_CAP 128u       /* accepts per listener per wake-up */
-#define GEV_EPOLL_EVENTS 512
-#define GEV_EPOLL_ROUNDS 4
-#define GEV_UDP_BATCH 64u
-#define GEV_REC_RESERVE 8u        /* record slots kept free so an event's END/CLOSE never waits */
-#define GEV_PENDING_SPARE 16u     /* pending slots kept for one event's END/ACCEPT_ERROR (loop.c) */
-#define GEV_PENDING_INIT 64u      /* pending slots allocated when the loop opens */
+#define GEV_SLOT_MASK         ((1u << GEV_SLOT_BITS) - 1u)
+#define GEV_MAX_SLOTS         (1u << GEV_SLOT_BITS)
+#define GEV_READ_BUDGET       65536u /* bytes read per connection per wake-up */
+#define GEV_ACCEPT_CAP        128u   /* accepts per listener per wake-up */
+#define GEV_EPOLL_EVENTS      512
+#define GEV_EPOLL_ROUNDS      4
+#define GEV_UDP_BATCH         64u
+#define GEV_REC_RESERVE       8u  /* record slots kept free so an event's END/CLOSE never waits */
+#define GEV_PENDING_SPARE     16u /* pending slots kept for one event's END/ACCEPT_ERROR (loop.c) */
+#define GEV_PENDING_INIT      64u /* pending slots allocated when the loop opens */
 #define GEV_ACCEPT_BACKOFF_MS 100 /* a listener parked after an accept error retries this late */
 /* A queue copy this large asks for huge pages (sys_advise_huge). It is glibc's largest mmap
  * threshold, so the block is always a mapping of its own, unmapped on free with its advice. */
 #define GEV_HUGE_COPY (32u << 20)
 
 /* epoll_data.u64 tags: high 32 bits say what the low 32 bits name. */
-#define GEV_TAG_CONN 1ull
+#define GEV_TAG_CONN     1ull
 #define GEV_TAG_LISTENER 2ull
-#define GEV_TAG_EVENTFD 3ull
-#define GEV_TAG_TIMER 4ull
+#define GEV_TAG_EVENTFD  3ull
+#define GEV_TAG_TIMER    4ull
 
 /* Connection flags. */
-#define GEV_C_OPEN 0x01u      /* slot holds a live fd */
-#define GEV_C_RD_EOF 0x02u    /* peer sent FIN; EPOLLIN no longer wanted */
-#define GEV_C_CLOSING 0x04u   /* close after the output queue drains */
-#define GEV_C_ENDING 0x08u    /* shutdown(SHUT_WR) after the output queue drains */
-#define GEV_C_WR_SHUT 0x10u   /* shutdown(SHUT_WR) done */
-#define GEV_C_TCP 0x20u
-#define GEV_C_PAUSED 0x40u    /* reading paused by JS: EPOLLIN not wanted */
-#define GEV_C_QDIRTY 0x80u    /* queue changed (or a report was asked for) during this flush */
-#define GEV_C_QWATCH 0x100u   /* report QUEUED after this flush even if unchanged */
+#define GEV_C_OPEN       0x01u /* slot holds a live fd */
+#define GEV_C_RD_EOF     0x02u /* peer sent FIN; EPOLLIN no longer wanted */
+#define GEV_C_CLOSING    0x04u /* close after the output queue drains */
+#define GEV_C_ENDING     0x08u /* shutdown(SHUT_WR) after the output queue drains */
+#define GEV_C_WR_SHUT    0x10u /* shutdown(SHUT_WR) done */
+#define GEV_C_TCP        0x20u
+#define GEV_C_PAUSED     0x40u  /* reading paused by JS: EPOLLIN not wanted */
+#define GEV_C_QDIRTY     0x80u  /* queue changed (or a report was asked for) during this flush */
+#define GEV_C_QWATCH     0x100u /* report QUEUED after this flush even if unchanged */
 #define GEV_C_HUP_PARKED 0x200u /* hung up while paused: out of the epoll set until resumed */
 
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
@@ -92,11 +92,11 @@ struct gev_conn {
   uint32_t read_epoch; /* wake-up that read_used counts for */
   uint32_t read_used;
   uint32_t next_free;
-  const gev_io *io;    /* how its bytes move, see gev_io */
+  const gev_io *io; /* how its bytes move, see gev_io */
   gev_chunk *qhead;
   gev_chunk *qtail;
-  size_t qbytes;       /* bytes in the queue, exactly: sum of (len - off) over its chunks */
-  size_t reported;     /* the qbytes JS last heard of in a QUEUED record */
+  size_t qbytes;   /* bytes in the queue, exactly: sum of (len - off) over its chunks */
+  size_t reported; /* the qbytes JS last heard of in a QUEUED record */
 };
 
 enum gev_lkind { GEV_L_FREE = 0, GEV_L_TCP, GEV_L_UNIX, GEV_L_UDP };
@@ -104,11 +104,11 @@ enum gev_lkind { GEV_L_FREE = 0, GEV_L_TCP, GEV_L_UNIX, GEV_L_UDP };
 typedef struct gev_listener {
   int fd;
   int kind;
-  int handoff;        /* report accepted fds instead of registering them (GEV_LISTEN_HANDOFF) */
-  int parked;         /* EPOLLIN dropped after an accept error, until the timer or a close */
+  int handoff;          /* report accepted fds instead of registering them (GEV_LISTEN_HANDOFF) */
+  int parked;           /* EPOLLIN dropped after an accept error, until the timer or a close */
   uint32_t error_epoch; /* the wake-up that last emitted ACCEPT_ERROR */
-  uint32_t origin;    /* the JS listener index, carried by its records */
-  char *path;         /* unix socket file we created, unlinked on close */
+  uint32_t origin;      /* the JS listener index, carried by its records */
+  char *path;           /* unix socket file we created, unlinked on close */
   dev_t dev;
   ino_t ino;
 } gev_listener;
@@ -130,10 +130,10 @@ typedef struct gev_idlist {
 
 struct gev_loop {
   int epfd;
-  int efd;         /* eventfd: our own notification that pending records wait (gev_loop_notify) */
-  int tfd;         /* timerfd: re-arms parked listeners */
-  int filling;     /* a fill is writing records into the in arena */
-  int notified;    /* our own eventfd write is outstanding */
+  int efd;      /* eventfd: our own notification that pending records wait (gev_loop_notify) */
+  int tfd;      /* timerfd: re-arms parked listeners */
+  int filling;  /* a fill is writing records into the in arena */
+  int notified; /* our own eventfd write is outstanding */
   int timer_armed;
   int tcp_nodelay;
   uint32_t epoch;
@@ -142,7 +142,7 @@ struct gev_loop {
   uint32_t *in32;
   uint8_t *in8;
   size_t in_size;
-  uint32_t in_rec_cap;   /* record slots */
+  uint32_t in_rec_cap; /* record slots */
   uint32_t in_nrec;
   size_t in_byte_start;
   size_t in_byte_pos;
@@ -153,8 +153,8 @@ struct gev_loop {
   uint32_t out_cmd_cap;
 
   gev_conn *conns;
-  uint32_t nconns;     /* slots handed out so far (open, closing or on the free list) */
-  uint32_t conns_cap;  /* slots allocated; those past nconns are untouched memory */
+  uint32_t nconns;    /* slots handed out so far (open, closing or on the free list) */
+  uint32_t conns_cap; /* slots allocated; those past nconns are untouched memory */
   uint32_t free_head;
   uint32_t live;
 
@@ -162,8 +162,8 @@ struct gev_loop {
   gev_pending pending;
   gev_idlist dirty;
 
-  int spare_fd;          /* released to accept and drop a connection when out of fds */
-  size_t udp_slot;       /* receive slot per datagram; a larger datagram is dropped as truncated */
+  int spare_fd;    /* released to accept and drop a connection when out of fds */
+  size_t udp_slot; /* receive slot per datagram; a larger datagram is dropped as truncated */
 
   uint64_t dgram_truncated;
   uint64_t dgram_send_dropped;

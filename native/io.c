@@ -7,8 +7,6 @@
 
 static ssize_t plain_recv(gev_conn *c, void *buf, size_t len) { return sys_recv(c->fd, buf, len); }
 
-static ssize_t plain_sendv(gev_conn *c, const struct iovec *iov, int iovcnt) {
-  return sys_sendv(c->fd, iov, iovcnt);
-}
+static ssize_t plain_sendv(gev_conn *c, const struct iovec *iov, int iovcnt) { return sys_sendv(c->fd, iov, iovcnt); }
 
 const gev_io gev_io_plain = {plain_recv, plain_sendv};

@@ -141,7 +141,8 @@ static ssize_t parse_v1(const uint8_t *p, size_t n, gev_pp_header *h) {
     if (p[i] == '\n') return GEV_PP_E_V1_SYNTAX;
     if (p[i] != '\r') continue;
     if (i + 1 == n) return i + 1 < GEV_PP_V1_MAX ? GEV_PP_INCOMPLETE : GEV_PP_E_TOO_LONG;
-    if (i + 1 >= GEV_PP_V1_MAX || p[i + 1] != '\n') return i + 1 >= GEV_PP_V1_MAX ? GEV_PP_E_TOO_LONG : GEV_PP_E_V1_SYNTAX;
+    if (i + 1 >= GEV_PP_V1_MAX || p[i + 1] != '\n')
+      return i + 1 >= GEV_PP_V1_MAX ? GEV_PP_E_TOO_LONG : GEV_PP_E_V1_SYNTAX;
     h->version = 1;
     if (v1_fields(p + sizeof v1_sig, i - sizeof v1_sig, h) != 0) return GEV_PP_E_V1_SYNTAX;
     return (ssize_t)(i + 2);

@@ -41,9 +41,7 @@ int sys_listen_options(int fd, int af, int type, uint32_t flags) {
   return rc;
 }
 
-int sys_bind(int fd, const struct sockaddr *sa, socklen_t len) {
-  return bind(fd, sa, len) == 0 ? 0 : -errno;
-}
+int sys_bind(int fd, const struct sockaddr *sa, socklen_t len) { return bind(fd, sa, len) == 0 ? 0 : -errno; }
 
 int sys_listen(int fd) { return listen(fd, GEV_BACKLOG) == 0 ? 0 : -errno; }
 

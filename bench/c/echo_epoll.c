@@ -144,8 +144,8 @@ int main(int argc, char **argv) {
   if (lfd < 0) die("socket");
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
-                           .sin_addr.s_addr = htonl(INADDR_ANY)};
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])), .sin_addr.s_addr = htonl(INADDR_ANY)};
   if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0) die("bind");
   if (listen(lfd, SOMAXCONN) != 0) die("listen");
 

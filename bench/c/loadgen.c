@@ -55,18 +55,18 @@
 
 #include "uring.h"
 
-#define kMsgBytes 6
-#define kPingRecvBytes 64
-#define kUringSqEntries 4096u
+#define kMsgBytes          6
+#define kPingRecvBytes     64
+#define kUringSqEntries    4096u
 #define kUringMaxCqEntries 65536u
-#define kUringMaxBufs 32768u
-#define kBufGroup 0
-#define kReadBytes (64 * 1024)
-#define kMaxEvents 4096
-#define kConnectInFlight 256
-#define kConnectTimeoutNs (60ull * 1000000000ull)
-#define kSaturatedPct 90.0
-#define kStaleLookback 16
+#define kUringMaxBufs      32768u
+#define kBufGroup          0
+#define kReadBytes         (64 * 1024)
+#define kMaxEvents         4096
+#define kConnectInFlight   256
+#define kConnectTimeoutNs  (60ull * 1000000000ull)
+#define kSaturatedPct      90.0
+#define kStaleLookback     16
 
 enum mode { kTcpPingpong, kTcpPipeline, kUdpPingpong, kTcpHeld };
 enum engine { kEngineAuto, kEngineUring, kEngineEpoll };
@@ -75,12 +75,12 @@ enum op { kOpRecv = 0, kOpSend = 1 };
 struct conn {
   int fd;
   bool want_out;
-  bool send_busy;    /* io_uring: a send is in flight */
-  uint32_t send_len; /* io_uring: its length */
+  bool send_busy;      /* io_uring: a send is in flight */
+  uint32_t send_len;   /* io_uring: its length */
   unsigned char *rbuf; /* io_uring: this connection's receive buffer */
-  uint32_t phase; /* offset into g_pattern at which this connection's stream starts */
-  uint64_t sent;  /* stream bytes written, or submitted with io_uring (TCP); UDP: message index */
-  uint64_t recvd; /* stream bytes received and verified (TCP) */
+  uint32_t phase;      /* offset into g_pattern at which this connection's stream starts */
+  uint64_t sent;       /* stream bytes written, or submitted with io_uring (TCP); UDP: message index */
+  uint64_t recvd;      /* stream bytes received and verified (TCP) */
   uint64_t last_send_ns;
 };
 
@@ -96,7 +96,11 @@ static struct {
   uint64_t udp_timeout_ns;
   bool pause;
   enum engine engine;
-} g_opt = {.host = "127.0.0.1", .conns = -1, .duration_s = 5, .warmup_s = 1, .window = 64 * 1024,
+} g_opt = {.host = "127.0.0.1",
+           .conns = -1,
+           .duration_s = 5,
+           .warmup_s = 1,
+           .window = 64 * 1024,
            .udp_timeout_ns = 200ull * 1000000ull};
 
 static struct conn *g_conns;
@@ -106,12 +110,12 @@ static uint64_t g_total_bytes;   /* verified echoed bytes, all connections */
 static uint64_t g_total_msgs;    /* completed messages (UDP) */
 static uint64_t g_errors, g_losses, g_stale;
 static bool g_refill_on_echo = true; /* false while tcp-held echoes its single first message */
-static bool g_uring_on;               /* the load runs on g_ring, not on g_ep */
+static bool g_uring_on;              /* the load runs on g_ring, not on g_ep */
 static struct uring g_ring;
 static size_t g_rbuf_bytes;
-static uint64_t g_now;                /* io_uring: the time of the current wake-up */
-static bool g_multishot;              /* io_uring: receives are multishot, into g_bufs */
-static bool g_skip_send_cqe;          /* io_uring: a send posts a CQE only when it fails */
+static uint64_t g_now;       /* io_uring: the time of the current wake-up */
+static bool g_multishot;     /* io_uring: receives are multishot, into g_bufs */
+static bool g_skip_send_cqe; /* io_uring: a send posts a CQE only when it fails */
 static struct uring_bufs g_bufs;
 
 static uint64_t now_ns(void) {
@@ -133,10 +137,9 @@ static void die(const char *what) {
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: loadgen tcp-pingpong|tcp-pipeline|udp-pingpong|tcp-held --port P [--host H]\n"
-          "       [--conns N] [--duration S] [--warmup S] [--window BYTES] [--udp-timeout-ms MS]\n"
-          "       [--pause-when-connected] [--engine auto|uring|epoll]\n");
+  fprintf(stderr, "usage: loadgen tcp-pingpong|tcp-pipeline|udp-pingpong|tcp-held --port P [--host H]\n"
+                  "       [--conns N] [--duration S] [--warmup S] [--window BYTES] [--udp-timeout-ms MS]\n"
+                  "       [--pause-when-connected] [--engine auto|uring|epoll]\n");
   exit(2);
 }
 
@@ -170,8 +173,8 @@ static void parse_args(int argc, char **argv) {
     else usage();
   }
   if (g_opt.conns < 0) g_opt.conns = g_opt.mode == kTcpHeld ? 9000 : 100;
-  if (g_opt.port <= 0 || g_opt.port > 65535 || g_opt.conns <= 0 || g_opt.duration_s <= 0 ||
-      g_opt.warmup_s < 0 || g_opt.window < kMsgBytes || g_opt.window > kReadBytes)
+  if (g_opt.port <= 0 || g_opt.port > 65535 || g_opt.conns <= 0 || g_opt.duration_s <= 0 || g_opt.warmup_s < 0 ||
+      g_opt.window < kMsgBytes || g_opt.window > kReadBytes)
     usage();
 }
 
@@ -326,8 +329,7 @@ static void tcp_connect_all(const struct sockaddr_in *sa) {
       if (c->fd < 0) die("socket");
       int one = 1;
       setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa) != 0 && errno != EINPROGRESS)
-        die("connect");
+      if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa) != 0 && errno != EINPROGRESS) die("connect");
       watch(c, EPOLL_CTL_ADD, EPOLLOUT);
       in_flight++;
     }
@@ -380,8 +382,8 @@ static void udp_send(struct conn *c, uint64_t now) {
     uring_send(c, stream_at(c, c->sent * kMsgBytes), kMsgBytes);
     return;
   }
-  if (send(c->fd, stream_at(c, c->sent * kMsgBytes), kMsgBytes, 0) < 0 && errno != EAGAIN &&
-      errno != ECONNREFUSED && errno != ENOBUFS)
+  if (send(c->fd, stream_at(c, c->sent * kMsgBytes), kMsgBytes, 0) < 0 && errno != EAGAIN && errno != ECONNREFUSED &&
+      errno != ENOBUFS)
     fail_conn(c, strerror(errno));
 }
 
@@ -517,8 +519,8 @@ static void udp_open_all(const struct sockaddr_in *sa) {
  * and handles them. */
 static void wait_and_dispatch(uint64_t timeout_ns, unsigned char *buf) {
   if (g_uring_on) {
-    if (uring_enter(&g_ring, 1, timeout_ns) != 0 && errno != ETIME && errno != EINTR &&
-        errno != EBUSY && errno != EAGAIN)
+    if (uring_enter(&g_ring, 1, timeout_ns) != 0 && errno != ETIME && errno != EINTR && errno != EBUSY &&
+        errno != EAGAIN)
       die("io_uring_enter");
     g_now = now_ns();
     uring_drain(&g_ring, uring_on_cqe, NULL);
@@ -637,15 +639,18 @@ int main(int argc, char **argv) {
   printf("{\"mode\":\"%s\",\"conns\":%d,\"seconds\":%.3f,\"msgs\":%llu,\"msgsPerSec\":%.0f,"
          "\"bytes\":%llu,\"mbPerSec\":%.2f,\"errors\":%llu,\"losses\":%llu,\"stale\":%llu,"
          "\"loadgenCpuPct\":%.1f,\"loadgenSaturated\":%s,\"engine\":\"%s\"}\n",
-         g_opt.mode_name, g_opt.conns, seconds, (unsigned long long)msgs, msgs / seconds,
-         (unsigned long long)bytes, bytes / seconds / 1e6, (unsigned long long)g_errors,
-         (unsigned long long)(g_losses - losses0), (unsigned long long)g_stale, cpu_pct,
-         saturated ? "true" : "false",
-         g_multishot ? "io_uring-multishot" : g_uring_on ? "io_uring" : "epoll");
+         g_opt.mode_name, g_opt.conns, seconds, (unsigned long long)msgs, msgs / seconds, (unsigned long long)bytes,
+         bytes / seconds / 1e6, (unsigned long long)g_errors, (unsigned long long)(g_losses - losses0),
+         (unsigned long long)g_stale, cpu_pct, saturated ? "true" : "false",
+         g_multishot  ? "io_uring-multishot"
+         : g_uring_on ? "io_uring"
+                      : "epoll");
   fflush(stdout);
   close_all();
   if (saturated)
-    fprintf(stderr, "loadgen: used %.0f%% of its core: the figures may be the load generator's "
-                    "limit, not the server's\n", cpu_pct);
+    fprintf(stderr,
+            "loadgen: used %.0f%% of its core: the figures may be the load generator's "
+            "limit, not the server's\n",
+            cpu_pct);
   return g_errors > 0 ? 1 : 0;
 }

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define kBatch 64
+#define kBatch         64
 #define kDatagramBytes 65536
 
 static void die(const char *what) {
@@ -32,8 +32,8 @@ int main(int argc, char **argv) {
   if (fd < 0) die("socket");
   int rcvbuf = 4 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
-                           .sin_addr.s_addr = htonl(INADDR_ANY)};
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])), .sin_addr.s_addr = htonl(INADDR_ANY)};
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) die("bind");
 
   static char bufs[kBatch][kDatagramBytes];
@@ -47,8 +47,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < kBatch; i++) {
       iovs[i].iov_base = bufs[i];
       iovs[i].iov_len = kDatagramBytes;
-      msgs[i].msg_hdr = (struct msghdr){.msg_name = &peers[i], .msg_namelen = sizeof peers[i],
-                                        .msg_iov = &iovs[i], .msg_iovlen = 1};
+      msgs[i].msg_hdr =
+          (struct msghdr){.msg_name = &peers[i], .msg_namelen = sizeof peers[i], .msg_iov = &iovs[i], .msg_iovlen = 1};
     }
     int n = recvmmsg(fd, msgs, kBatch, MSG_WAITFORONE, NULL);
     if (n < 0) {

@@ -42,15 +42,15 @@ struct uring_bufs {
   unsigned entries; /* a power of two */
   unsigned size;    /* bytes per buffer */
   uint16_t group;
-  uint16_t tail;    /* local tail, published by uring_bufs_publish */
+  uint16_t tail; /* local tail, published by uring_bufs_publish */
 };
 
 static int sys_io_uring_setup(unsigned entries, struct io_uring_params *p) {
   return (int)syscall(__NR_io_uring_setup, entries, p);
 }
 
-static int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
-                              const void *arg, size_t argsz) {
+static int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void *arg,
+                              size_t argsz) {
   return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
 }
 
@@ -58,8 +58,7 @@ static int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
  * mode the kernel has. Returns 0, or -1 with errno when io_uring cannot be used here. */
 static int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries) {
   static const unsigned kFlagSets[] = {
-      IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-          IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
       IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
       IORING_SETUP_CQSIZE,
   };
@@ -82,15 +81,13 @@ static int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries)
   size_t sq_bytes = p.sq_off.array + p.sq_entries * sizeof(unsigned);
   size_t cq_bytes = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
   size_t ring_bytes = sq_bytes > cq_bytes ? sq_bytes : cq_bytes;
-  char *ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    IORING_OFF_SQ_RING);
+  char *ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
   if (ring == MAP_FAILED) {
     close(fd);
     return -1;
   }
-  struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
-                                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                                   IORING_OFF_SQES);
+  struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
   if (sqes == MAP_FAILED) {
     close(fd);
     return -1;
@@ -120,8 +117,8 @@ static int uring_enter(struct uring *r, unsigned min_complete, uint64_t timeout_
   struct __kernel_timespec ts = {.tv_sec = (long long)(timeout_ns / 1000000000ull),
                                  .tv_nsec = (long long)(timeout_ns % 1000000000ull)};
   struct io_uring_getevents_arg arg = {.ts = (uint64_t)(uintptr_t)&ts};
-  int n = sys_io_uring_enter(r->fd, to_submit, min_complete,
-                             IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
+  int n = sys_io_uring_enter(r->fd, to_submit, min_complete, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                             sizeof arg);
   return n < 0 ? -1 : 0;
 }
 
@@ -149,22 +146,19 @@ static unsigned uring_drain(struct uring *r, void (*fn)(void *, const struct io_
 
 /* Registers `entries` (a power of two, at most 32768) buffers of `size` bytes as buffer group
  * `group`, all free. Returns 0, or -1 with errno when the kernel has no buffer rings. */
-static int uring_bufs_init(struct uring *r, struct uring_bufs *b, uint16_t group, unsigned entries,
-                           unsigned size) {
+static int uring_bufs_init(struct uring *r, struct uring_bufs *b, uint16_t group, unsigned entries, unsigned size) {
   size_t ring_bytes = entries * sizeof(struct io_uring_buf);
   void *ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (ring == MAP_FAILED) return -1;
   unsigned char *base = malloc((size_t)entries * size);
   if (!base) return -1;
-  struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring, .ring_entries = entries,
-                                 .bgid = group};
+  struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring, .ring_entries = entries, .bgid = group};
   if (syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_PBUF_RING, &reg, 1) != 0) {
     munmap(ring, ring_bytes);
     free(base);
     return -1;
   }
-  *b = (struct uring_bufs){.ring = ring, .base = base, .entries = entries, .size = size,
-                           .group = group, .tail = 0};
+  *b = (struct uring_bufs){.ring = ring, .base = base, .entries = entries, .size = size, .group = group, .tail = 0};
   for (unsigned i = 0; i < entries; i++) {
     struct io_uring_buf *buf = &b->ring->bufs[b->tail++ & (entries - 1)];
     buf->addr = (uint64_t)(uintptr_t)(base + (size_t)i * size);
@@ -188,8 +182,6 @@ static void uring_bufs_recycle(struct uring_bufs *b, unsigned bid) {
   buf->bid = (uint16_t)bid;
 }
 
-static void uring_bufs_publish(struct uring_bufs *b) {
-  __atomic_store_n(&b->ring->tail, b->tail, __ATOMIC_RELEASE);
-}
+static void uring_bufs_publish(struct uring_bufs *b) { __atomic_store_n(&b->ring->tail, b->tail, __ATOMIC_RELEASE); }
 
 #endif

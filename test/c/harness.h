@@ -18,19 +18,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define H_IN_RECS 4096u
-#define H_IN_BYTES (1u << 20)
-#define H_OUT_CMDS 4096u
+#define H_IN_RECS   4096u
+#define H_IN_BYTES  (1u << 20)
+#define H_OUT_CMDS  4096u
 #define H_OUT_BYTES (4u << 20)
 
-#define CHECK(cond, ...)                                               \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                    \
-      fputc('\n', stderr);                                             \
-      exit(1);                                                         \
-    }                                                                  \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+      exit(1);                                                                 \
+    }                                                                          \
   } while (0)
 
 /* A loop with both arenas allocated here; free with h_loop_free. */
@@ -114,7 +114,7 @@ static inline void h_command(gev_loop *loop, uint32_t op, uint32_t id, const voi
 
 /* Calls `fn` for each record in `slots` (n record slots: the in arena's or the pending list's). */
 static inline void h_each_record(const uint32_t *slots, uint32_t n, void (*fn)(const uint32_t *rec, void *arg),
-                          void *arg) {
+                                 void *arg) {
   for (uint32_t i = 0; i < n;) {
     const uint32_t *r = slots + (size_t)i * GEV_SLOT_U32;
     fn(r, arg);

@@ -20,10 +20,10 @@
 
 enum { A_MALLOC = 1, A_CALLOC = 2, A_REALLOC = 4, A_ALL = 7 };
 
-static int g_fail_kinds; /* which calls fail; 0 = none */
-static long g_fail_skip; /* calls of those kinds that still succeed before failures start */
+static int g_fail_kinds;       /* which calls fail; 0 = none */
+static long g_fail_skip;       /* calls of those kinds that still succeed before failures start */
 static uint32_t g_fail_one_in; /* random mode: a call fails with probability 1/g_fail_one_in */
-static long g_failures;  /* failures injected so far */
+static long g_failures;        /* failures injected so far */
 
 static uint32_t rnd(void) {
   static uint64_t s = 0x2545f4914f6cdd1dull;
@@ -133,7 +133,9 @@ static void pump_until(gev_loop *loop, tally *t, const int *count, int want) {
 }
 
 /* Reads the pending list in place (the records a flush left for the next fill). */
-static void scan_pending(gev_loop *loop, tally *t) { h_each_record(loop->pending.slots, loop->pending.n, on_record, t); }
+static void scan_pending(gev_loop *loop, tally *t) {
+  h_each_record(loop->pending.slots, loop->pending.n, on_record, t);
+}
 
 static char g_big[1 << 20];
 
@@ -307,7 +309,8 @@ static void new_connections(void) {
     uint32_t cap = loop->conns_cap;
     fail_after(A_REALLOC, 0);
     while ((rc = add_dup(loop, mine, &id)) == 0) {}
-    CHECK(rc == -ENOMEM && loop->live == cap, "the table stops at %u with ENOMEM (live %u, rc %d)", cap, loop->live, rc);
+    CHECK(rc == -ENOMEM && loop->live == cap, "the table stops at %u with ENOMEM (live %u, rc %d)", cap, loop->live,
+          rc);
 
     int l = gev_listen_tcp(loop, 4, "127.0.0.1", 0, 0, 7);
     CHECK(l >= 0, "listen: %s", strerror(-l));
@@ -337,9 +340,9 @@ static void new_connections(void) {
   close(peer);
 }
 
-#define R_SLOTS 16
+#define R_SLOTS  16
 #define R_ROUNDS 600
-#define R_EVER 4096
+#define R_EVER   4096
 
 typedef struct {
   int peer;
@@ -450,9 +453,11 @@ static void random_failures(void) {
   uint64_t bytes = 0;
   for (int i = 0; i < g_ever; i++) {
     CHECK(g_seen[i].closes == 1, "connection %d closed exactly once (%d)", i, g_seen[i].closes);
-    CHECK(g_seen[i].err == 0 || g_seen[i].err == ENOMEM, "connection %d closed with %s", i, strerror((int)g_seen[i].err));
+    CHECK(g_seen[i].err == 0 || g_seen[i].err == ENOMEM, "connection %d closed with %s", i,
+          strerror((int)g_seen[i].err));
     if (g_seen[i].err == ENOMEM) {
-      CHECK(g_seen[i].what == GEV_NOMEM_QUEUE || g_seen[i].what == GEV_NOMEM_REPORT, "an ENOMEM close names what failed");
+      CHECK(g_seen[i].what == GEV_NOMEM_QUEUE || g_seen[i].what == GEV_NOMEM_REPORT,
+            "an ENOMEM close names what failed");
       nomem++;
     }
     peer_read(&g_st[i], 0);

@@ -15,14 +15,14 @@
 #include <string.h>
 #include <sys/un.h>
 
-#define CHECK(cond, ...)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                             \
-      fputc('\n', stderr);                                                      \
-      exit(1);                                                                  \
-    }                                                                           \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+      exit(1);                                                                 \
+    }                                                                          \
   } while (0)
 
 #define MAX_V2 4096u
@@ -44,8 +44,8 @@ static void expect_inet(const struct sockaddr_storage *ss, const char *host, int
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
     inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
-    CHECK(strcmp(text, host) == 0 && ntohs(sin->sin_port) == port, "got %s:%d want %s:%d", text,
-          ntohs(sin->sin_port), host, port);
+    CHECK(strcmp(text, host) == 0 && ntohs(sin->sin_port) == port, "got %s:%d want %s:%d", text, ntohs(sin->sin_port),
+          host, port);
   } else {
     CHECK(ss->ss_family == AF_INET6, "family %d", ss->ss_family);
     const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
@@ -98,7 +98,7 @@ static void test_v1(void) {
 
   static const char *bad[] = {
       "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\n",     /* lone LF */
-      "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\rX",     /* CR without LF */
+      "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\rX",    /* CR without LF */
       "PROXY TCP4  192.168.0.1 192.168.0.11 56324 443\r\n",  /* two spaces */
       "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443 \r\n",  /* trailing space */
       "PROXY TCP4 192.168.0.01 192.168.0.11 56324 443\r\n",  /* leading zero */
@@ -157,7 +157,7 @@ static void test_v2(void) {
 
   /* UDP over IPv6. */
   memset(body, 0, 36);
-  body[15] = 1;                           /* ::1 */
+  body[15] = 1;                                   /* ::1 */
   body[16] = 0x20, body[17] = 0x01, body[31] = 2; /* 2001::2 */
   body[32] = 0, body[33] = 53, body[34] = 0x13, body[35] = 0x88;
   len = v2_header(buf, 0x21, 0x22, body, 36);
@@ -267,8 +267,8 @@ static int parse_stdin(void) {
     printf("{\"status\":%zd}\n", r);
     return 0;
   }
-  printf("{\"length\":%zd,\"version\":%u,\"local\":%s,\"dgram\":%s,\"tlvOffset\":%u,\"tlvLength\":%u", r,
-         h.version, h.local ? "true" : "false", h.dgram ? "true" : "false", h.tlv_off, h.tlv_len);
+  printf("{\"length\":%zd,\"version\":%u,\"local\":%s,\"dgram\":%s,\"tlvOffset\":%u,\"tlvLength\":%u", r, h.version,
+         h.local ? "true" : "false", h.dgram ? "true" : "false", h.tlv_off, h.tlv_len);
   if (!h.local) {
     print_addr("source", &h.src);
     print_addr("destination", &h.dst);

@@ -18,9 +18,9 @@
 #include <poll.h>
 #include <time.h>
 
-#define ROUNDS 400
-#define BUF_BYTES 16384    /* SO_SNDBUF of the core's end, SO_RCVBUF of the peer's */
-#define DRAIN_MS 30000     /* the whole drain; loopback at any tuning needs well under a second */
+#define ROUNDS    400
+#define BUF_BYTES 16384 /* SO_SNDBUF of the core's end, SO_RCVBUF of the peer's */
+#define DRAIN_MS  30000 /* the whole drain; loopback at any tuning needs well under a second */
 
 typedef struct {
   int fd;
@@ -151,8 +151,7 @@ int main(void) {
   for (;;) {
     int done = 1;
     for (int k = 0; k < 2; k++) {
-      while (peer_read(&st[k], peers[k], 1 << 18) > 0) {
-      }
+      while (peer_read(&st[k], peers[k], 1 << 18) > 0) {}
       done &= st[k].received == st[k].written;
     }
     collect(loop, gev_loop_fill(loop));
@@ -170,8 +169,8 @@ int main(void) {
           (long long)st[k].last_report);
     close(peers[k]);
   }
-  CHECK(most_queued > 8 * kernel_holds, "the queue grew past 8 times the %zu bytes the kernel holds (%u)",
-        kernel_holds, most_queued);
+  CHECK(most_queued > 8 * kernel_holds, "the queue grew past 8 times the %zu bytes the kernel holds (%u)", kernel_holds,
+        most_queued);
   printf("%llu + %llu bytes exact through %d and %d reports; queue peaked at %u bytes (kernel buffers %zu)\n",
          (unsigned long long)st[0].written, (unsigned long long)st[1].written, st[0].reports, st[1].reports,
          most_queued, kernel_holds);
