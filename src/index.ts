@@ -39,4 +39,4 @@ export { Conn, DatagramConn } from './loop/conn.js';
 export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js';
 export { listen, serve, type ServeOptions } from './serve.js';
 export type { BackendKind } from './backend/select.js';
-export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel.js';
+export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel/index.js';

@@ -6,7 +6,7 @@ import type { Addr } from '../addr.js';
 import type { AddrPair, DatagramPeer } from '../backend/backend.js';
 import type { Output } from '../events.js';
 import { RingBuffer } from '../ringbuffer.js';
-import type { Timer } from '../timingwheel.js';
+import type { Timer } from '../timingwheel/index.js';
 import type { Loop } from './loop.js';
 
 export const enum ConnState {

@@ -9,7 +9,7 @@
  * Output stuck behind a peer that does not read is no progress. The timer itself is lazy: it
  * fires once per timeout and re-arms for what is left.
  */
-import { TimingWheel, type Timer } from '../timingwheel.js';
+import { TimingWheel, type Timer } from '../timingwheel/index.js';
 import { ConnState, type Conn } from './conn.js';
 
 /** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
