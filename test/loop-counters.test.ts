@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
 import type { Backend, BackendHandler } from '../src/backend/backend.js';
 import { ConnectionError, type Conn } from '../src/index.js';
+import { loopTuning } from '../src/engine/options.js';
 import { Counter, newCounters } from '../src/loop/counters.js';
 import { Loop } from '../src/loop/loop.js';
 
@@ -51,7 +52,7 @@ function setup(maxConnections = Infinity): { loop: Loop; counters: Float64Array;
       opened: (c) => void conns.set(c.id, c),
       data: (_c, input) => void input.retrieveAll(),
     },
-    { waitTimeoutMs: 0, maxConnections, loopIndex: 3, counters, onError: (e) => errors.push(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({ maxConnections }), loopIndex: 3, counters, onError: (e) => errors.push(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.start();
   return { loop, counters, conns, backend, errors };

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
 import type { Backend, BackendHandler } from '../src/backend/backend.js';
+import { loopTuning } from '../src/engine/options.js';
 import { Loop } from '../src/loop/loop.js';
 
 class RecordingBackend implements Backend {
@@ -56,7 +57,7 @@ test('a connection accepted before start gets opened, then its buffered data, wh
         seen.push(`closed ${c.id}`);
       },
     },
-    { waitTimeoutMs: 0, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({}), onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.onOpen(1, 0, addrs);
   loop.onData(1, Buffer.from('ab'));
@@ -89,7 +90,7 @@ test('a peer FIN before start closes the connection after its buffered data is h
         input.retrieveAll();
       },
     },
-    { waitTimeoutMs: 0, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({}), onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.onOpen(7, 0, addrs);
   loop.onData(7, Buffer.from('last words'));
@@ -114,7 +115,7 @@ test('an end in the same batch as data whose handler paused is held until resume
       },
       end: (c) => void seen.push(`end ${c.id}`),
     },
-    { waitTimeoutMs: 0, allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({}), allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.start();
   loop.onOpen(3, 0, addrs);

@@ -18,7 +18,7 @@
  * drained on the way to closing). Output an abrupt close drops stays in `queued`, never counted.
  *
  * Closing, and the lingering close's state machine, are in close.ts; the idle timeouts in timers.ts;
- * the tuning and its defaults in tuning.ts.
+ * the tuning in tuning.ts (its defaults are applied above the loop, in engine/options.ts).
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
@@ -31,7 +31,7 @@ import { Conn, ConnState, DatagramConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
 import { asHandlerError, isThenable, parseReply, toBytes, watchSettled } from './reply.js';
 import { LoopTimers } from './timers.js';
-import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes, type LoopTuning } from './tuning.js';
+import type { LoopTuning } from './tuning.js';
 
 /** The connection callbacks whose results the loop applies to their connection. */
 type ConnHandler = 'opened' | 'data' | 'end' | 'drained';
@@ -85,15 +85,15 @@ export class Loop implements BackendHandler {
     this.#opts = opts;
     this.index = opts.loopIndex ?? 0;
     this.counters = opts.counters ?? newCounters(false);
-    this.#highWater = opts.highWaterMark ?? kHighWaterMarkBytes;
-    this.#lowWater = opts.lowWaterMark ?? Math.floor(this.#highWater / 4);
-    this.#maxOutput = opts.maxOutputBytes ?? Infinity;
-    this.#maxInput = opts.maxInputBytes ?? kMaxInputBytes;
-    this.#maxConns = opts.maxConnections ?? Infinity;
-    this.#halfOpen = opts.allowHalfOpen ?? false;
-    const lingerMs = opts.lingerMs ?? kLingerMs;
+    this.#highWater = opts.highWaterMark;
+    this.#lowWater = opts.lowWaterMark;
+    this.#maxOutput = opts.maxOutputBytes;
+    this.#maxInput = opts.maxInputBytes;
+    this.#maxConns = opts.maxConnections;
+    this.#halfOpen = opts.allowHalfOpen;
+    const lingerMs = opts.lingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
-    this.#timers = new LoopTimers(opts.waitTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
+    this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
     this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
   }
 

@@ -18,19 +18,19 @@ function wheelTickFor(timeoutMs: number): number {
 }
 
 export class LoopTimers {
-  readonly #waitTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
   readonly #onIdle: (c: Conn, timeoutMs: number) => void;
   #wheel: TimingWheel | null = null;
 
   /**
-   * `waitTimeoutMs` is the server's idle timeout (0: none unless a connection sets one); with it
+   * `idleTimeoutMs` is the server's idle timeout (0: none unless a connection sets one); with it
    * the wheel is made at once, its tick fitted to the shorter of it and `lingerMs`. `onIdle`
    * closes a connection that made no progress for its whole timeout.
    */
-  constructor(waitTimeoutMs: number, lingerMs: number, onIdle: (c: Conn, timeoutMs: number) => void) {
-    this.#waitTimeoutMs = waitTimeoutMs;
+  constructor(idleTimeoutMs: number, lingerMs: number, onIdle: (c: Conn, timeoutMs: number) => void) {
+    this.#idleTimeoutMs = idleTimeoutMs;
     this.#onIdle = onIdle;
-    if (waitTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(waitTimeoutMs, lingerMs) : waitTimeoutMs);
+    if (idleTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(idleTimeoutMs, lingerMs) : idleTimeoutMs);
   }
 
   /** Runs `fn` once, `ms` from now. */
@@ -66,7 +66,7 @@ export class LoopTimers {
   }
 
   #idleMs(c: Conn): number {
-    return c.idleMs >= 0 ? c.idleMs : this.#waitTimeoutMs;
+    return c.idleMs >= 0 ? c.idleMs : this.#idleTimeoutMs;
   }
 
   #checkIdle(c: Conn): void {
