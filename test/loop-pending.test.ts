@@ -8,7 +8,12 @@ import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
 import type { Backend, BackendHandler } from '../src/backend/backend.js';
 import { loopTuning } from '../src/engine/options.js';
+import type { Conn } from '../src/index.js';
+import type { StreamConn } from '../src/loop/conn.js';
 import { Loop } from '../src/loop/loop.js';
+
+/** The loop's id of a connection (internal). */
+const idOf = (c: Conn): number => (c as StreamConn).id;
 
 class RecordingBackend implements Backend {
   readonly name = 'portable' as const;
@@ -44,17 +49,17 @@ test('a connection accepted before start gets opened, then its buffered data, wh
     backend,
     {
       opened: (c) => {
-        seen.push(`opened ${c.id}`);
+        seen.push(`opened ${idOf(c)}`);
         return 'hi ';
       },
       data: (c, input) => {
         const s = Buffer.from(input.bytes()).toString();
         input.retrieveAll();
-        seen.push(`data ${c.id} ${s}`);
+        seen.push(`data ${idOf(c)} ${s}`);
         return s.toUpperCase();
       },
       closed: (c) => {
-        seen.push(`closed ${c.id}`);
+        seen.push(`closed ${idOf(c)}`);
       },
     },
     { ...loopTuning({}), onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
@@ -84,9 +89,9 @@ test('a peer FIN before start closes the connection after its buffered data is h
   const loop = new Loop(
     backend,
     {
-      opened: (c) => void seen.push(`opened ${c.id}`),
+      opened: (c) => void seen.push(`opened ${idOf(c)}`),
       data: (c, input) => {
-        seen.push(`data ${c.id} ${Buffer.from(input.bytes()).toString()}`);
+        seen.push(`data ${idOf(c)} ${Buffer.from(input.bytes()).toString()}`);
         input.retrieveAll();
       },
     },
@@ -108,12 +113,12 @@ test('an end in the same batch as data whose handler paused is held until resume
     backend,
     {
       data: (c, input) => {
-        seen.push(`data ${c.id} ${Buffer.from(input.bytes()).toString()}`);
+        seen.push(`data ${idOf(c)} ${Buffer.from(input.bytes()).toString()}`);
         input.retrieveAll();
         c.pause();
         conn = c;
       },
-      end: (c) => void seen.push(`end ${c.id}`),
+      end: (c) => void seen.push(`end ${idOf(c)}`),
     },
     { ...loopTuning({}), allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );

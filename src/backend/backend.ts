@@ -24,10 +24,27 @@ export interface DatagramPeer {
   readonly addr: Addr;
 }
 
+/**
+ * Where a connection came from, as one u32: the index of the listener that accepted it (in the
+ * address list), or kOriginDial with bit 31 set for a connection the loop dialled. Backends report
+ * it in onOpen as a raw number; only the helpers below read it.
+ */
+export const kOriginDial = 0x80000000;
+
+/** Whether `origin` is an outbound (dialled) connection's. */
+export function originIsDial(origin: number): boolean {
+  return (origin & kOriginDial) !== 0;
+}
+
+/** The listener index in `origin`, or -1 for an outbound connection. */
+export function originListener(origin: number): number {
+  return (origin & kOriginDial) !== 0 ? -1 : origin;
+}
+
 /** What the loop implements to hear from a backend. */
 export interface BackendHandler {
-  /** A connection was accepted on listener `listener` (its index in the address list). */
-  onOpen(id: number, listener: number, addrs: AddrPair): void;
+  /** A connection opened: accepted on a listener, or dialled; `origin` says which (see kOriginDial). */
+  onOpen(id: number, origin: number, addrs: AddrPair): void;
   /**
    * Bytes arrived. `bytes` is valid only during this call: the backend may reuse its memory
    * afterwards, so the loop copies what it keeps.

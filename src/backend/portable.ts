@@ -319,7 +319,7 @@ export class PortableBackend implements Backend {
       h.onClose(id, s.err);
       h.onBatchEnd();
     });
-    h.onOpen(id, listener, addrs);
+    h.onOpen(id, listener, addrs); // the origin of an accepted connection is its listener's index
     h.onBatchEnd();
   }
 

@@ -10,7 +10,7 @@
  * fires once per timeout and re-arms for what is left.
  */
 import { TimingWheel, type Timer } from '../timingwheel/index.js';
-import { ConnState, type Conn } from './conn.js';
+import { ConnState, type StreamConn } from './conn.js';
 
 /** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
 function wheelTickFor(timeoutMs: number): number {
@@ -19,7 +19,7 @@ function wheelTickFor(timeoutMs: number): number {
 
 export class LoopTimers {
   readonly #idleTimeoutMs: number;
-  readonly #onIdle: (c: Conn, timeoutMs: number) => void;
+  readonly #onIdle: (c: StreamConn, timeoutMs: number) => void;
   #wheel: TimingWheel | null = null;
 
   /**
@@ -27,7 +27,7 @@ export class LoopTimers {
    * the wheel is made at once, its tick fitted to the shorter of it and `lingerMs`. `onIdle`
    * closes a connection that made no progress for its whole timeout.
    */
-  constructor(idleTimeoutMs: number, lingerMs: number, onIdle: (c: Conn, timeoutMs: number) => void) {
+  constructor(idleTimeoutMs: number, lingerMs: number, onIdle: (c: StreamConn, timeoutMs: number) => void) {
     this.#idleTimeoutMs = idleTimeoutMs;
     this.#onIdle = onIdle;
     if (idleTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(idleTimeoutMs, lingerMs) : idleTimeoutMs);
@@ -39,7 +39,7 @@ export class LoopTimers {
   }
 
   /** Starts `c`'s idle timeout (its own, else the server's), if it has one. */
-  armIdle(c: Conn): void {
+  armIdle(c: StreamConn): void {
     const ms = this.#idleMs(c);
     if (ms <= 0) return;
     c.lastActiveMs = performance.now();
@@ -47,7 +47,7 @@ export class LoopTimers {
   }
 
   /** Cancels `c`'s idle timeout. */
-  disarmIdle(c: Conn): void {
+  disarmIdle(c: StreamConn): void {
     c.idleTimer?.stop();
     c.idleTimer = null;
   }
@@ -65,11 +65,11 @@ export class LoopTimers {
     return this.#wheel;
   }
 
-  #idleMs(c: Conn): number {
+  #idleMs(c: StreamConn): number {
     return c.idleMs >= 0 ? c.idleMs : this.#idleTimeoutMs;
   }
 
-  #checkIdle(c: Conn): void {
+  #checkIdle(c: StreamConn): void {
     c.idleTimer = null;
     // Open, or lingering with its reply not yet written (input no longer counts as activity then).
     if (c.state !== ConnState.Open && !(c.state === ConnState.Lingering && !c.lingerFlushed)) return;
