@@ -8,7 +8,7 @@ import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { startEngine } from './engine/engine.js';
 import { resolveOptions } from './engine/options.js';
-import { BadAddressError, errorText, InvalidArgumentError } from './errors.js';
+import { errorText, InvalidArgumentError } from './errors.js';
 import { LoadBalance, type Events, type Server } from './events.js';
 
 /** The second argument of serve() in its long form. */
@@ -185,7 +185,6 @@ export async function listen(events: Events | string | URL, waitTimeout: number 
   if (tuning.lowWaterMark > tuning.highWaterMark) {
     throw new InvalidArgumentError('options.lowWaterMark', tuning.lowWaterMark, `at most highWaterMark (${tuning.highWaterMark})`);
   }
-  if (addrs.length === 0) throw new BadAddressError('', 'serve() needs at least one address');
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
   return startEngine(events, opts, specs);
 }
