@@ -70,7 +70,7 @@ const kEventKeys: ReadonlySet<string> = new Set([
  * before it serves anything), and loops beyond a few per core only add switching. 16 per CPU,
  * and never more than 1024, whatever the machine.
  */
-export function maxLoops(): number {
+function maxLoops(): number {
   return Math.min(1024, 16 * availableParallelism());
 }
 

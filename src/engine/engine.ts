@@ -68,6 +68,6 @@ export async function startEngine(events: Events, opts: EngineOptions, specs: re
 }
 
 /** ServeOptions.workerData as a loop gets it: a structured clone (a SharedArrayBuffer stays shared), as a worker's copy would be. */
-export function cloneWorkerData(v: unknown): unknown {
+function cloneWorkerData(v: unknown): unknown {
   return v === undefined ? undefined : structuredClone(v);
 }

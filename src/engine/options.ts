@@ -9,7 +9,7 @@ import { LoadBalance, type Events } from '../events.js';
 import type { LoopTuning } from '../loop/tuning.js';
 
 /** The default high-water mark of a connection's queued output. */
-export const kHighWaterMarkBytes = 64 * 1024;
+const kHighWaterMarkBytes = 64 * 1024;
 
 /**
  * The default bound on a connection's unconsumed input. A handler that waits for a whole message
@@ -19,7 +19,7 @@ export const kHighWaterMarkBytes = 64 * 1024;
  * frame that never completes far from the typed-array limit that used to end the process; a
  * server that takes larger messages raises it, or sets Infinity.
  */
-export const kMaxInputBytes = 64 * 1024 * 1024;
+const kMaxInputBytes = 64 * 1024 * 1024;
 
 /**
  * The default linger deadline: Apache's lingering close gives up after 2 s without input
@@ -28,7 +28,7 @@ export const kMaxInputBytes = 64 * 1024 * 1024;
  * ample for a reply to be read on any route while keeping a peer that never closes from holding
  * its fd (and a maxConnections place) for long.
  */
-export const kLingerMs = 2000;
+const kLingerMs = 2000;
 
 /** Settings the engine runs with: validated by serve(), defaults applied by resolveOptions(). */
 export interface EngineOptions {
