@@ -13,7 +13,10 @@ import { LoadBalance, type Events, type Server } from './events.js';
 
 /** The second argument of serve() in its long form. */
 export interface ServeOptions {
-  /** Close a connection after this many ms without progress (input, or output the kernel takes); 0 (default) never. */
+  /**
+   * The server's idle timeout (the seed's waitTimeout): close a connection after this many ms
+   * without progress (input, or output the kernel takes); 0 (default) never.
+   */
   waitTimeout?: number;
   /** 'native' (the epoll addon), 'portable' (node:net), or 'auto' (default): native where it loads. */
   backend?: BackendKind;
@@ -92,8 +95,8 @@ function numberOption(name: string, value: unknown, min: number, infinite: boole
  * rejects when an address is bad or cannot be bound (the error names it), or when `init`,
  * `serving` or `tick` throws.
  */
-export async function serve(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
-  const server = await listen(events, waitTimeout, ...addrs);
+export async function serve(events: Events | string | URL, idleTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
+  const server = await listen(events, idleTimeout, ...addrs);
   await server.closed;
 }
 
@@ -104,17 +107,19 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
  *
  * `events` is an Events object, or the path or URL of a module whose default export is one. Several
  * loops (numLoops > 1) run on worker threads, which cannot receive functions: they need the module
- * form, and each loop imports the module for itself.
+ * form, and each loop imports the module for itself. `idleTimeout` is the server's idle timeout in
+ * ms (the seed's waitTimeout), or a ServeOptions object. `addrs` may be empty: the loops then run
+ * with no listener (ticks and messages today; outbound connections once they exist).
  */
-export async function listen(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<Server> {
+export async function listen(events: Events | string | URL, idleTimeout: number | ServeOptions, ...addrs: string[]): Promise<Server> {
   let eventsModule: string | null = null;
   if (typeof events === 'string' || events instanceof URL) {
     eventsModule = moduleHref(events);
     events = await importEvents(eventsModule);
   }
   if (events === null || typeof events !== 'object') throw new InvalidArgumentError('events', events, 'an Events object, or a module path or URL');
-  const o: ServeOptions = typeof waitTimeout === 'number' ? { waitTimeout } : waitTimeout ?? {};
-  if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', waitTimeout, 'a number of milliseconds or a ServeOptions object');
+  const o: ServeOptions = typeof idleTimeout === 'number' ? { waitTimeout: idleTimeout } : idleTimeout ?? {};
+  if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', idleTimeout, 'a number of milliseconds or a ServeOptions object');
   for (const key of Object.keys(o)) {
     if (!kServeOptionKeys.has(key)) throw new InvalidArgumentError(`options.${key}`, (o as Record<string, unknown>)[key], `a known option (${[...kServeOptionKeys].join(', ')}); ${JSON.stringify(key)} is none`);
   }

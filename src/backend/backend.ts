@@ -54,8 +54,8 @@ export interface BackendHandler {
   onEnd(id: number): void;
   /** The connection is closed and its fd released; fires exactly once per opened id. */
   onClose(id: number, err: Error | null): void;
-  /** One datagram arrived on UDP listener `listener`; `bytes` is valid only during this call. */
-  onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void;
+  /** One datagram arrived on the UDP listener of index `listenerIndex`; `bytes` is valid only during this call. */
+  onDatagram(listenerIndex: number, bytes: Uint8Array, peer: DatagramPeer): void;
   /** A batch of events ended; the loop flushes its replies. Backends without batching call it after every event. */
   onBatchEnd(): void;
   /**
@@ -66,10 +66,10 @@ export interface BackendHandler {
    */
   onQueued(id: number, bytes: number): void;
   /**
-   * accept() on listener `listener` failed with `errno` (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the
+   * accept() on the listener of index `listenerIndex` failed with `errno` (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the
    * listener goes on. Backends rate-limit nothing: the loop does.
    */
-  onAcceptError(listener: number, errno: string): void;
+  onAcceptError(listenerIndex: number, errno: string): void;
 }
 
 /** Options fixed when a backend is created. */
@@ -111,8 +111,8 @@ export interface Backend {
   closeListeners(): Promise<void>;
   /** TCP keep-alive with the given idle time, or off when ms <= 0. */
   setKeepAlive(id: number, ms: number): void;
-  /** Sends one datagram from UDP listener `listener` back to `peer`. */
-  sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void;
+  /** Sends one datagram from the UDP listener of index `listenerIndex` back to `peer`. */
+  sendTo(listenerIndex: number, data: Uint8Array, peer: DatagramPeer): void;
   /**
    * Closes every listener (unlinking unix socket files it created) and every connection, firing
    * onClose for each open connection, and releases the backend's OS resources.

@@ -124,8 +124,8 @@ class LoopWorker {
     this.#post({ t: 'serve' });
   }
 
-  adopt(fd: number, listener: number): void {
-    this.#post({ t: 'adopt', fd, listener });
+  adopt(fd: number, listenerIndex: number): void {
+    this.#post({ t: 'adopt', fd, listenerIndex });
   }
 
   /** Asks the loop to close everything (after `graceMs` for writes to finish); resolves when it has, and the thread is gone. */
@@ -184,7 +184,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
   const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay });
   const acceptErrors = new AcceptErrorReporter(opts.onError);
   const handler: NativeBackendHandler = {
-    onAccepted(fd, listener) {
+    onAccepted(fd, listenerIndex) {
       const k = balancer.pick();
       const w = workers[k]!;
       if (w.gone) {
@@ -192,7 +192,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
         return;
       }
       balancer.assigned(k);
-      w.adopt(fd, listener);
+      w.adopt(fd, listenerIndex);
     },
     onOpen() {},
     onData() {},
@@ -201,9 +201,9 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
     onDatagram() {},
     onBatchEnd() {},
     onQueued() {},
-    onAcceptError(listener, errno) {
+    onAcceptError(listenerIndex, errno) {
       acceptorCounters[Counter.AcceptErrors]!++;
-      acceptErrors.onAcceptError(listener, errno);
+      acceptErrors.onAcceptError(listenerIndex, errno);
     },
   };
   acceptor.start(handler);

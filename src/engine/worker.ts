@@ -80,7 +80,7 @@ port.on('message', (m: ToWorker) => {
         break;
       }
       try {
-        backend.adopt(m.fd, m.listener);
+        backend.adopt(m.fd, m.listenerIndex);
       } catch (err) {
         NativeBackend.closeFd(m.fd);
         Atomics.sub(config.counts, config.index, 1);

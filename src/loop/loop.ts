@@ -219,7 +219,7 @@ export class Loop implements BackendHandler {
     }
   }
 
-  onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void {
+  onDatagram(listenerIndex: number, bytes: Uint8Array, peer: DatagramPeer): void {
     if (this.#stopping) return;
     this.#inBatch = true;
     const input = this.#datagramInput;
@@ -227,7 +227,7 @@ export class Loop implements BackendHandler {
     try {
       const data = this.events.data;
       if (!data) return;
-      const c = new UdpConn(this, listener, this.#listenerAddrs[listener]!, peer);
+      const c = new UdpConn(this, listenerIndex, this.#listenerAddrs[listenerIndex]!, peer);
       // Events.data is declared with Conn for stream handlers' sake; a UDP handler declares DatagramConn.
       const r = data.call(this.events, c as unknown as Conn, input);
       if (isThenable(r)) {
@@ -281,9 +281,9 @@ export class Loop implements BackendHandler {
     if (bytes === 0 && c.ended && c.unflushed === 0 && c.state === ConnState.Open) this.#closer.onEndWritten(c);
   }
 
-  onAcceptError(listener: number, errno: string): void {
+  onAcceptError(listenerIndex: number, errno: string): void {
     this.counters[Counter.AcceptErrors]++;
-    this.#acceptErrors.onAcceptError(listener, errno);
+    this.#acceptErrors.onAcceptError(listenerIndex, errno);
   }
 
   onBatchEnd(): void {
@@ -312,7 +312,7 @@ export class Loop implements BackendHandler {
   /** UdpConn.send: one datagram back to the sender. */
   sendDatagram(c: UdpConn, data: Output): boolean {
     if (this.#stopping) return false;
-    this.backend.sendTo(c.listener, toBytes('send data', data), c.peer);
+    this.backend.sendTo(c.listenerIndex, toBytes('send data', data), c.peer);
     this.#wrote = true;
     this.#scheduleFlush();
     return true;

@@ -12,21 +12,21 @@ export class UdpConn implements DatagramConn {
   /** Any value the application wants to keep while handling this datagram (it does not carry over to the next). */
   context: unknown = undefined;
   /** @internal */ readonly loop: Loop;
-  /** @internal The UDP listener's index, which sends the replies. */ readonly listener: number;
+  /** @internal The UDP listener's index, which sends the replies. */ readonly listenerIndex: number;
   /** @internal */ readonly peer: DatagramPeer;
   readonly #local: Addr;
 
   /** @internal */
-  constructor(loop: Loop, listener: number, local: Addr, peer: DatagramPeer) {
+  constructor(loop: Loop, listenerIndex: number, local: Addr, peer: DatagramPeer) {
     this.loop = loop;
-    this.listener = listener;
+    this.listenerIndex = listenerIndex;
     this.#local = local;
     this.peer = peer;
   }
 
   /** Which of serve()'s addresses (a UDP listener) the datagram came in on. */
   get addrIndex(): number {
-    return this.listener;
+    return this.listenerIndex;
   }
 
   /** The index of the loop this datagram is handled on (0 with one loop). */
