@@ -12,7 +12,7 @@ import { BadAddressError } from './errors.js';
 export type Network = 'tcp' | 'udp' | 'unix';
 
 /** The longest unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
-export const kMaxUnixPathBytes = 107;
+const kMaxUnixPathBytes = 107;
 
 /** A parsed, validated listen address. `index` is its position in the list given to serve(). */
 export interface ListenSpec {

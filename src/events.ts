@@ -4,7 +4,9 @@
  */
 import type { Addr } from './addr.js';
 import type { RingBuffer } from './ringbuffer.js';
-import type { Conn } from './loop/conn.js';
+import type { Conn, Output } from './conn-types.js';
+
+export type { Conn, DatagramConn, Output } from './conn-types.js';
 
 /** What a callback asks the server to do next. */
 export enum Action {
@@ -23,11 +25,6 @@ export enum LoadBalance {
   LeastConnections = 2,
 }
 
-/**
- * Bytes to write: a Uint8Array (Buffer included), any other view of an ArrayBuffer (a typed array
- * or DataView: the bytes it covers) or an ArrayBuffer, or a string, written as UTF-8.
- */
-export type Output = Uint8Array | ArrayBufferView | ArrayBuffer | string;
 
 /**
  * What an async callback's promise may resolve to: nothing. The loop does not wait for it, so an
@@ -172,7 +169,9 @@ export interface Events {
   preWrite?(): void;
   /**
    * Data arrived. `input` holds everything received and not yet consumed; what the handler does
-   * not consume (retrieve/read) stays for the next call.
+   * not consume (retrieve/read) stays for the next call. For a UDP listener, `c` is a DatagramConn
+   * (only its members exist) and `input` holds one datagram: a handler that serves UDP declares
+   * `data(c: DatagramConn, input)`, or `c: Conn | DatagramConn` when it serves both.
    */
   data?(c: Conn, input: RingBuffer): Reply;
   /** Right after the server starts, then again after the returned delay (ms). Runs on loop 0. */

@@ -23,7 +23,9 @@ export {
   Action,
   LoadBalance,
   type AsyncReply,
+  type Conn,
   type ConnOptions,
+  type DatagramConn,
   type DroppedConn,
   type Events,
   type LoopInit,
@@ -35,8 +37,7 @@ export {
   type ServerStats,
   type TickReply,
 } from './events.js';
-export { Conn, DatagramConn } from './loop/conn.js';
 export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js';
 export { listen, serve, type ServeOptions } from './serve.js';
 export type { BackendKind } from './backend/select.js';
-export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel.js';
+export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel/index.js';

@@ -54,18 +54,18 @@ const kEncoder = new TextEncoder();
  * the loop (or the caller) that created it.
  */
 export class RingBuffer {
-  private buf: Uint8Array;
-  private r = 0;
-  private len = 0;
-  private vlen = 0;
-  private borrowed = false;
+  #buf: Uint8Array;
+  #r = 0;
+  #len = 0;
+  #vlen = 0;
+  #borrowed = false;
 
   /** Creates an empty buffer with `size` bytes of storage; 0 allocates nothing until the first write. */
   constructor(size = 0) {
     if (!Number.isInteger(size) || size < 0) {
       throw new InvalidArgumentError('RingBuffer size', size, 'a non-negative integer');
     }
-    this.buf = size === 0 ? kEmpty : new Uint8Array(size);
+    this.#buf = size === 0 ? kEmpty : new Uint8Array(size);
   }
 
   /** Creates a full buffer whose content is a copy of `data`; the caller keeps `data`. */
@@ -73,37 +73,37 @@ export class RingBuffer {
     checkBytes('RingBuffer.withData() data', data);
     const rb = new RingBuffer(0);
     if (data.length > 0) {
-      rb.buf = new Uint8Array(data);
-      rb.len = data.length;
+      rb.#buf = new Uint8Array(data);
+      rb.#len = data.length;
     }
     return rb;
   }
 
   /** Number of readable (unconsumed) bytes. */
   get length(): number {
-    return this.len;
+    return this.#len;
   }
 
   /** Bytes of storage; a borrowed buffer reports the length of the borrowed view. */
   get capacity(): number {
-    return this.buf.length;
+    return this.#buf.length;
   }
 
   /** True when no free space is left, so the next non-empty write grows the storage. */
   isFull(): boolean {
-    return this.len === this.buf.length;
+    return this.#len === this.#buf.length;
   }
 
   /** True when nothing is readable. */
   isEmpty(): boolean {
-    return this.len === 0;
+    return this.#len === 0;
   }
 
   /** Empties the buffer and keeps its storage. */
   reset(): void {
-    this.r = 0;
-    this.len = 0;
-    this.vlen = 0;
+    this.#r = 0;
+    this.#len = 0;
+    this.#vlen = 0;
   }
 
   /** Appends a copy of `p`, growing as needed, and returns `p.length`. The caller keeps `p`. */
@@ -111,8 +111,8 @@ export class RingBuffer {
     checkBytes('RingBuffer.write() data', p);
     const n = p.length;
     if (n > 0) {
-      this.reserve(n);
-      this.copyIn(p, n);
+      this.#reserve(n);
+      this.#copyIn(p, n);
     }
     return n;
   }
@@ -122,12 +122,12 @@ export class RingBuffer {
     if (typeof b !== 'number' || !Number.isInteger(b)) {
       throw new InvalidArgumentError('RingBuffer.writeByte() byte', b, 'an integer');
     }
-    this.reserve(1);
-    const cap = this.buf.length;
-    let w = this.r + this.len;
+    this.#reserve(1);
+    const cap = this.#buf.length;
+    let w = this.#r + this.#len;
     if (w >= cap) w -= cap;
-    this.buf[w] = b;
-    this.len++;
+    this.#buf[w] = b;
+    this.#len++;
   }
 
   /** Appends `s` encoded as UTF-8 and returns the number of bytes written. */
@@ -137,15 +137,15 @@ export class RingBuffer {
     }
     const n = Buffer.byteLength(s, 'utf8');
     if (n === 0) return 0;
-    this.reserve(n);
-    const cap = this.buf.length;
-    let w = this.r + this.len;
+    this.#reserve(n);
+    const cap = this.#buf.length;
+    let w = this.#r + this.#len;
     if (w >= cap) w -= cap;
     if (cap - w >= n) {
-      kEncoder.encodeInto(s, this.buf.subarray(w, w + n));
-      this.len += n;
+      kEncoder.encodeInto(s, this.#buf.subarray(w, w + n));
+      this.#len += n;
     } else {
-      this.copyIn(kEncoder.encode(s), n);
+      this.#copyIn(kEncoder.encode(s), n);
     }
     return n;
   }
@@ -153,17 +153,17 @@ export class RingBuffer {
   /** Moves up to `p.length` bytes into `p`, consumes them, and returns how many were moved. */
   read(p: Uint8Array): number {
     checkBytes('RingBuffer.read() target', p);
-    const n = p.length < this.len ? p.length : this.len;
-    this.copyOut(this.r, p, n);
-    this.consume(n);
+    const n = p.length < this.#len ? p.length : this.#len;
+    this.#copyOut(this.#r, p, n);
+    this.#consume(n);
     return n;
   }
 
   /** Consumes and returns the first byte; throws BufferEmptyError when nothing is readable. */
   readByte(): number {
-    if (this.len === 0) throw new BufferEmptyError();
-    const b = this.buf[this.r]!;
-    this.consume(1);
+    if (this.#len === 0) throw new BufferEmptyError();
+    const b = this.#buf[this.#r]!;
+    this.#consume(1);
     return b;
   }
 
@@ -174,18 +174,18 @@ export class RingBuffer {
    */
   peek(n: number): [first: Uint8Array, end: Uint8Array] {
     checkCount('peek', n);
-    return this.views(n < this.len ? n : this.len);
+    return this.#views(n < this.#len ? n : this.#len);
   }
 
   /** peek() of every readable byte, with the same lifetime rule for the views. */
   peekAll(): [first: Uint8Array, end: Uint8Array] {
-    return this.views(this.len);
+    return this.#views(this.#len);
   }
 
   /** Consumes up to `n` bytes without reading them. */
   retrieve(n: number): void {
     checkCount('retrieve', n);
-    this.consume(n < this.len ? n : this.len);
+    this.#consume(n < this.#len ? n : this.#len);
   }
 
   /** Consumes every readable byte. */
@@ -199,7 +199,7 @@ export class RingBuffer {
    */
   peekUint8(offset = 0): number {
     checkOffset('peekUint8', offset);
-    return this.len - offset < 1 ? 0 : this.byteAt(offset);
+    return this.#len - offset < 1 ? 0 : this.#byteAt(offset);
   }
 
   /**
@@ -208,13 +208,13 @@ export class RingBuffer {
    */
   peekUint16(offset = 0): number {
     checkOffset('peekUint16', offset);
-    return this.len - offset < 2 ? 0 : (this.byteAt(offset) << 8) | this.byteAt(offset + 1);
+    return this.#len - offset < 2 ? 0 : (this.#byteAt(offset) << 8) | this.#byteAt(offset + 1);
   }
 
   /** peekUint16() read little-endian. */
   peekUint16LE(offset = 0): number {
     checkOffset('peekUint16LE', offset);
-    return this.len - offset < 2 ? 0 : this.byteAt(offset) | (this.byteAt(offset + 1) << 8);
+    return this.#len - offset < 2 ? 0 : this.#byteAt(offset) | (this.#byteAt(offset + 1) << 8);
   }
 
   /**
@@ -223,13 +223,13 @@ export class RingBuffer {
    */
   peekUint32(offset = 0): number {
     checkOffset('peekUint32', offset);
-    return this.len - offset < 4 ? 0 : this.uint32At(offset);
+    return this.#len - offset < 4 ? 0 : this.#uint32At(offset);
   }
 
   /** peekUint32() read little-endian. */
   peekUint32LE(offset = 0): number {
     checkOffset('peekUint32LE', offset);
-    return this.len - offset < 4 ? 0 : this.uint32LEAt(offset);
+    return this.#len - offset < 4 ? 0 : this.#uint32LEAt(offset);
   }
 
   /**
@@ -238,15 +238,15 @@ export class RingBuffer {
    */
   peekUint64(offset = 0): bigint {
     checkOffset('peekUint64', offset);
-    if (this.len - offset < 8) return 0n;
-    return (BigInt(this.uint32At(offset)) << 32n) | BigInt(this.uint32At(offset + 4));
+    if (this.#len - offset < 8) return 0n;
+    return (BigInt(this.#uint32At(offset)) << 32n) | BigInt(this.#uint32At(offset + 4));
   }
 
   /** peekUint64() read little-endian. */
   peekUint64LE(offset = 0): bigint {
     checkOffset('peekUint64LE', offset);
-    if (this.len - offset < 8) return 0n;
-    return (BigInt(this.uint32LEAt(offset + 4)) << 32n) | BigInt(this.uint32LEAt(offset));
+    if (this.#len - offset < 8) return 0n;
+    return (BigInt(this.#uint32LEAt(offset + 4)) << 32n) | BigInt(this.#uint32LEAt(offset));
   }
 
   /**
@@ -271,26 +271,26 @@ export class RingBuffer {
     if (!Number.isInteger(fromIndex)) {
       throw new InvalidArgumentError('RingBuffer.indexOf() fromIndex', fromIndex, 'an integer');
     }
-    const len = this.len;
+    const len = this.#len;
     let from = fromIndex;
     if (from < 0) from = len + from > 0 ? len + from : 0;
     const m = typeof needle === 'number' ? 1 : needle.length;
     if (m === 0) return from < len ? from : len;
     if (from > len - m) return -1;
-    if (len - from <= kSearchLoopMaxBytes) return this.scan(needle, from, len - m);
+    if (len - from <= kSearchLoopMaxBytes) return this.#scan(needle, from, len - m);
 
-    const cap = this.buf.length;
-    const firstLen = cap - this.r < len ? cap - this.r : len;
+    const cap = this.#buf.length;
+    const firstLen = cap - this.#r < len ? cap - this.#r : len;
     if (from < firstLen) {
-      const i = search(this.buf, this.r + from, this.r + firstLen, needle);
-      if (i >= 0) return i - this.r;
+      const i = search(this.#buf, this.#r + from, this.#r + firstLen, needle);
+      if (i >= 0) return i - this.#r;
     }
     if (firstLen === len) return -1;
     if (m > 1) {
-      const i = this.searchStraddling(needle as Uint8Array, from > firstLen - m + 1 ? from : firstLen - m + 1, firstLen);
+      const i = this.#searchStraddling(needle as Uint8Array, from > firstLen - m + 1 ? from : firstLen - m + 1, firstLen);
       if (i >= 0) return i;
     }
-    const i = search(this.buf, from > firstLen ? from - firstLen : 0, len - firstLen, needle);
+    const i = search(this.#buf, from > firstLen ? from - firstLen : 0, len - firstLen, needle);
     return i < 0 ? -1 : firstLen + i;
   }
 
@@ -300,43 +300,43 @@ export class RingBuffer {
    */
   virtualRead(p: Uint8Array): number {
     checkBytes('RingBuffer.virtualRead() target', p);
-    const avail = this.len - this.vlen;
+    const avail = this.#len - this.#vlen;
     const n = p.length < avail ? p.length : avail;
-    let start = this.r + this.vlen;
-    if (start >= this.buf.length) start -= this.buf.length;
-    this.copyOut(start, p, n);
-    this.vlen += n;
+    let start = this.#r + this.#vlen;
+    if (start >= this.#buf.length) start -= this.#buf.length;
+    this.#copyOut(start, p, n);
+    this.#vlen += n;
     return n;
   }
 
   /** Number of readable bytes after the virtual read position. */
   virtualLength(): number {
-    return this.len - this.vlen;
+    return this.#len - this.#vlen;
   }
 
   /** Consumes every byte before the virtual read position. */
   virtualFlush(): void {
-    this.consume(this.vlen);
+    this.#consume(this.#vlen);
   }
 
   /** Moves the virtual read position back to the real one. */
   virtualRevert(): void {
-    this.vlen = 0;
+    this.#vlen = 0;
   }
 
   /** A new array holding a copy of every readable byte; nothing is consumed. */
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.len);
-    this.copyOut(this.r, out, this.len);
+    const out = new Uint8Array(this.#len);
+    this.#copyOut(this.#r, out, this.#len);
     return out;
   }
 
   /** @internal For the pool: an empty buffer gives back storage above `maxBytes`, as if new. */
   shrinkTo(maxBytes: number): void {
-    if (this.len === 0 && !this.borrowed && this.buf.length > maxBytes) {
-      this.buf = kEmpty;
-      this.r = 0;
-      this.vlen = 0;
+    if (this.#len === 0 && !this.#borrowed && this.#buf.length > maxBytes) {
+      this.#buf = kEmpty;
+      this.#r = 0;
+      this.#vlen = 0;
     }
   }
 
@@ -347,14 +347,14 @@ export class RingBuffer {
    */
   borrow(view: Uint8Array): void {
     checkBytes('RingBuffer.borrow() view', view);
-    if (this.len !== 0) {
-      throw new InvalidArgumentError('the length of a RingBuffer given to borrow()', this.len, '0');
+    if (this.#len !== 0) {
+      throw new InvalidArgumentError('the length of a RingBuffer given to borrow()', this.#len, '0');
     }
-    this.buf = view;
-    this.r = 0;
-    this.len = view.length;
-    this.vlen = 0;
-    this.borrowed = true;
+    this.#buf = view;
+    this.#r = 0;
+    this.#len = view.length;
+    this.#vlen = 0;
+    this.#borrowed = true;
   }
 
   /**
@@ -363,109 +363,109 @@ export class RingBuffer {
    * is not borrowing. Views returned by peek() before the release may alias the borrowed memory.
    */
   release(): void {
-    if (!this.borrowed) return;
-    if (this.len === 0) {
-      this.buf = kEmpty;
-      this.r = 0;
-      this.borrowed = false;
+    if (!this.#borrowed) return;
+    if (this.#len === 0) {
+      this.#buf = kEmpty;
+      this.#r = 0;
+      this.#borrowed = false;
     } else {
-      this.relocate(roundCapacity(this.len));
+      this.#relocate(roundCapacity(this.#len));
     }
   }
 
   /** Makes room for `n` more bytes in storage the buffer owns. */
-  private reserve(n: number): void {
-    const needed = this.len + n;
-    if (this.borrowed) {
-      this.relocate(roundCapacity(needed));
-    } else if (needed > this.buf.length) {
-      const doubled = 2 * this.buf.length;
-      this.relocate(roundCapacity(doubled > needed ? doubled : needed));
+  #reserve(n: number): void {
+    const needed = this.#len + n;
+    if (this.#borrowed) {
+      this.#relocate(roundCapacity(needed));
+    } else if (needed > this.#buf.length) {
+      const doubled = 2 * this.#buf.length;
+      this.#relocate(roundCapacity(doubled > needed ? doubled : needed));
     }
   }
 
   /** Moves the readable bytes, in order, to the start of new owned storage of `cap` bytes. */
-  private relocate(cap: number): void {
+  #relocate(cap: number): void {
     const next = new Uint8Array(cap);
-    this.copyOut(this.r, next, this.len);
-    this.buf = next;
-    this.r = 0;
-    this.borrowed = false;
+    this.#copyOut(this.#r, next, this.#len);
+    this.#buf = next;
+    this.#r = 0;
+    this.#borrowed = false;
   }
 
   /** Appends the first `n` bytes of `src`; free space for them must already exist. */
-  private copyIn(src: Uint8Array, n: number): void {
-    const cap = this.buf.length;
-    let w = this.r + this.len;
+  #copyIn(src: Uint8Array, n: number): void {
+    const cap = this.#buf.length;
+    let w = this.#r + this.#len;
     if (w >= cap) w -= cap;
     const tail = cap - w;
     if (n <= tail) {
-      copy(this.buf, w, src, 0, n);
+      copy(this.#buf, w, src, 0, n);
     } else {
-      copy(this.buf, w, src, 0, tail);
-      copy(this.buf, 0, src, tail, n - tail);
+      copy(this.#buf, w, src, 0, tail);
+      copy(this.#buf, 0, src, tail, n - tail);
     }
-    this.len += n;
+    this.#len += n;
   }
 
   /** Copies `n` bytes starting at storage index `start`, following the wrap, to the start of `dst`. */
-  private copyOut(start: number, dst: Uint8Array, n: number): void {
-    const tail = this.buf.length - start;
+  #copyOut(start: number, dst: Uint8Array, n: number): void {
+    const tail = this.#buf.length - start;
     if (n <= tail) {
-      copy(dst, 0, this.buf, start, n);
+      copy(dst, 0, this.#buf, start, n);
     } else {
-      copy(dst, 0, this.buf, start, tail);
-      copy(dst, tail, this.buf, 0, n - tail);
+      copy(dst, 0, this.#buf, start, tail);
+      copy(dst, tail, this.#buf, 0, n - tail);
     }
   }
 
   /** Drops the first `n` readable bytes and moves the virtual read position back to r. */
-  private consume(n: number): void {
-    this.len -= n;
-    if (this.len === 0) {
-      this.r = 0;
+  #consume(n: number): void {
+    this.#len -= n;
+    if (this.#len === 0) {
+      this.#r = 0;
     } else {
-      this.r += n;
-      if (this.r >= this.buf.length) this.r -= this.buf.length;
+      this.#r += n;
+      if (this.#r >= this.#buf.length) this.#r -= this.#buf.length;
     }
-    this.vlen = 0;
+    this.#vlen = 0;
   }
 
-  private views(n: number): [Uint8Array, Uint8Array] {
+  #views(n: number): [Uint8Array, Uint8Array] {
     if (n === 0) return [kEmpty, kEmpty];
-    const tail = this.buf.length - this.r;
-    if (n <= tail) return [this.buf.subarray(this.r, this.r + n), kEmpty];
-    return [this.buf.subarray(this.r), this.buf.subarray(0, n - tail)];
+    const tail = this.#buf.length - this.#r;
+    if (n <= tail) return [this.#buf.subarray(this.#r, this.#r + n), kEmpty];
+    return [this.#buf.subarray(this.#r), this.#buf.subarray(0, n - tail)];
   }
 
   /** The readable byte at offset `i` from r; `i` must be below len. */
-  private byteAt(i: number): number {
-    let j = this.r + i;
-    if (j >= this.buf.length) j -= this.buf.length;
-    return this.buf[j]!;
+  #byteAt(i: number): number {
+    let j = this.#r + i;
+    if (j >= this.#buf.length) j -= this.#buf.length;
+    return this.#buf[j]!;
   }
 
-  private uint32At(i: number): number {
-    return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
+  #uint32At(i: number): number {
+    return ((this.#byteAt(i) << 24) | (this.#byteAt(i + 1) << 16) | (this.#byteAt(i + 2) << 8) | this.#byteAt(i + 3)) >>> 0;
   }
 
-  private uint32LEAt(i: number): number {
-    return (this.byteAt(i) | (this.byteAt(i + 1) << 8) | (this.byteAt(i + 2) << 16) | (this.byteAt(i + 3) << 24)) >>> 0;
+  #uint32LEAt(i: number): number {
+    return (this.#byteAt(i) | (this.#byteAt(i + 1) << 8) | (this.#byteAt(i + 2) << 16) | (this.#byteAt(i + 3) << 24)) >>> 0;
   }
 
   /** indexOf() of `needle` starting at offsets from..last, byte by byte, across the wrap. */
-  private scan(needle: number | Uint8Array, from: number, last: number): number {
+  #scan(needle: number | Uint8Array, from: number, last: number): number {
     if (typeof needle === 'number') {
-      for (let i = from; i <= last; i++) if (this.byteAt(i) === needle) return i;
+      for (let i = from; i <= last; i++) if (this.#byteAt(i) === needle) return i;
       return -1;
     }
-    for (let i = from; i <= last; i++) if (this.matchesAt(needle, i)) return i;
+    for (let i = from; i <= last; i++) if (this.#matchesAt(needle, i)) return i;
     return -1;
   }
 
   /** True when the readable bytes at offset `at` equal `needle`; they must all be readable. */
-  private matchesAt(needle: Uint8Array, at: number): boolean {
-    for (let j = 0; j < needle.length; j++) if (this.byteAt(at + j) !== needle[j]) return false;
+  #matchesAt(needle: Uint8Array, at: number): boolean {
+    for (let j = 0; j < needle.length; j++) if (this.#byteAt(at + j) !== needle[j]) return false;
     return true;
   }
 
@@ -474,13 +474,13 @@ export class RingBuffer {
    * `firstLen`, where the storage wraps: a short needle is compared in place, a long one is
    * searched in a copy of the bytes around the wrap.
    */
-  private searchStraddling(needle: Uint8Array, from: number, firstLen: number): number {
+  #searchStraddling(needle: Uint8Array, from: number, firstLen: number): number {
     const m = needle.length;
-    const last = firstLen - 1 < this.len - m ? firstLen - 1 : this.len - m;
+    const last = firstLen - 1 < this.#len - m ? firstLen - 1 : this.#len - m;
     if (from > last) return -1;
-    if (m <= kSearchLoopMaxBytes) return this.scan(needle, from, last);
+    if (m <= kSearchLoopMaxBytes) return this.#scan(needle, from, last);
     const around = Buffer.allocUnsafe(last + m - from);
-    this.copyOut(this.r + from, around, around.length);
+    this.#copyOut(this.#r + from, around, around.length);
     const i = around.indexOf(needle);
     return i < 0 ? -1 : from + i;
   }

@@ -7,13 +7,16 @@ import { pathToFileURL } from 'node:url';
 import { parseAddress, type ListenSpec } from './addr.js';
 import type { BackendKind } from './backend/select.js';
 import { startEngine } from './engine/engine.js';
-import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes } from './loop/tuning.js';
-import { BadAddressError, errorText, InvalidArgumentError } from './errors.js';
+import { resolveOptions } from './engine/options.js';
+import { errorText, InvalidArgumentError } from './errors.js';
 import { LoadBalance, type Events, type Server } from './events.js';
 
 /** The second argument of serve() in its long form. */
 export interface ServeOptions {
-  /** Close a connection after this many ms without progress (input, or output the kernel takes); 0 (default) never. */
+  /**
+   * The server's idle timeout (the seed's waitTimeout): close a connection after this many ms
+   * without progress (input, or output the kernel takes); 0 (default) never.
+   */
   waitTimeout?: number;
   /** 'native' (the epoll addon), 'portable' (node:net), or 'auto' (default): native where it loads. */
   backend?: BackendKind;
@@ -70,16 +73,16 @@ const kEventKeys: ReadonlySet<string> = new Set([
  * before it serves anything), and loops beyond a few per core only add switching. 16 per CPU,
  * and never more than 1024, whatever the machine.
  */
-export function maxLoops(): number {
+function maxLoops(): number {
   return Math.min(1024, 16 * availableParallelism());
 }
 
 /** The longest delay a timer takes (setTimeout's limit, about 24.8 days). */
 const kMaxTimerMs = 2 ** 31 - 1;
 
-/** Checks an optional numeric option: a number >= min (Infinity allowed where `infinite`). */
-function numberOption(name: string, value: unknown, dflt: number, min: number, infinite: boolean): number {
-  if (value === undefined) return dflt;
+/** Checks an optional numeric option: absent, or a number >= min (Infinity allowed where `infinite`). */
+function numberOption(name: string, value: unknown, min: number, infinite: boolean): number | undefined {
+  if (value === undefined) return undefined;
   if (typeof value !== 'number' || Number.isNaN(value) || value < min || (!infinite && !Number.isFinite(value)) || (Number.isFinite(value) && !Number.isInteger(value))) {
     throw new InvalidArgumentError(`options.${name}`, value, `an integer >= ${min}${infinite ? ' or Infinity' : ''}`);
   }
@@ -92,8 +95,8 @@ function numberOption(name: string, value: unknown, dflt: number, min: number, i
  * rejects when an address is bad or cannot be bound (the error names it), or when `init`,
  * `serving` or `tick` throws.
  */
-export async function serve(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
-  const server = await listen(events, waitTimeout, ...addrs);
+export async function serve(events: Events | string | URL, idleTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
+  const server = await listen(events, idleTimeout, ...addrs);
   await server.closed;
 }
 
@@ -104,17 +107,19 @@ export async function serve(events: Events | string | URL, waitTimeout: number |
  *
  * `events` is an Events object, or the path or URL of a module whose default export is one. Several
  * loops (numLoops > 1) run on worker threads, which cannot receive functions: they need the module
- * form, and each loop imports the module for itself.
+ * form, and each loop imports the module for itself. `idleTimeout` is the server's idle timeout in
+ * ms (the seed's waitTimeout), or a ServeOptions object. `addrs` may be empty: the loops then run
+ * with no listener (ticks and messages today; outbound connections once they exist).
  */
-export async function listen(events: Events | string | URL, waitTimeout: number | ServeOptions, ...addrs: string[]): Promise<Server> {
+export async function listen(events: Events | string | URL, idleTimeout: number | ServeOptions, ...addrs: string[]): Promise<Server> {
   let eventsModule: string | null = null;
   if (typeof events === 'string' || events instanceof URL) {
     eventsModule = moduleHref(events);
     events = await importEvents(eventsModule);
   }
   if (events === null || typeof events !== 'object') throw new InvalidArgumentError('events', events, 'an Events object, or a module path or URL');
-  const o: ServeOptions = typeof waitTimeout === 'number' ? { waitTimeout } : waitTimeout ?? {};
-  if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', waitTimeout, 'a number of milliseconds or a ServeOptions object');
+  const o: ServeOptions = typeof idleTimeout === 'number' ? { waitTimeout: idleTimeout } : idleTimeout ?? {};
+  if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', idleTimeout, 'a number of milliseconds or a ServeOptions object');
   for (const key of Object.keys(o)) {
     if (!kServeOptionKeys.has(key)) throw new InvalidArgumentError(`options.${key}`, (o as Record<string, unknown>)[key], `a known option (${[...kServeOptionKeys].join(', ')}); ${JSON.stringify(key)} is none`);
   }
@@ -128,57 +133,65 @@ export async function listen(events: Events | string | URL, waitTimeout: number 
     }
     workerData = o.workerData;
   }
-  const waitTimeoutMs = o.waitTimeout ?? 0;
-  if (typeof waitTimeoutMs !== 'number' || !Number.isFinite(waitTimeoutMs) || waitTimeoutMs < 0) {
-    throw new InvalidArgumentError('waitTimeout', waitTimeoutMs, 'a finite number of milliseconds >= 0');
+  const idleTimeoutMs = o.waitTimeout;
+  if (idleTimeoutMs !== undefined && (typeof idleTimeoutMs !== 'number' || !Number.isFinite(idleTimeoutMs) || idleTimeoutMs < 0)) {
+    throw new InvalidArgumentError('waitTimeout', idleTimeoutMs, 'a finite number of milliseconds >= 0');
   }
-  const backend = o.backend ?? 'auto';
-  if (backend !== 'native' && backend !== 'portable' && backend !== 'auto') {
+  const backend = o.backend;
+  if (backend !== undefined && backend !== 'native' && backend !== 'portable' && backend !== 'auto') {
     throw new InvalidArgumentError('options.backend', backend, "'native', 'portable' or 'auto'");
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', o.signal, 'an AbortSignal');
-  const tcpNoDelay = o.tcpNoDelay ?? true;
-  if (typeof tcpNoDelay !== 'boolean') throw new InvalidArgumentError('options.tcpNoDelay', tcpNoDelay, 'a boolean');
+  if (o.tcpNoDelay !== undefined && typeof o.tcpNoDelay !== 'boolean') throw new InvalidArgumentError('options.tcpNoDelay', o.tcpNoDelay, 'a boolean');
   if (o.onError !== undefined && typeof o.onError !== 'function') throw new InvalidArgumentError('options.onError', o.onError, 'a function');
-  const highWaterMark = numberOption('highWaterMark', o.highWaterMark, kHighWaterMarkBytes, 1, false);
-  const lowWaterMark = numberOption('lowWaterMark', o.lowWaterMark, Math.floor(highWaterMark / 4), 0, false);
-  if (lowWaterMark > highWaterMark) throw new InvalidArgumentError('options.lowWaterMark', lowWaterMark, `at most highWaterMark (${highWaterMark})`);
-  const maxOutputBytes = numberOption('maxOutputBytes', o.maxOutputBytes, Infinity, 1, true);
-  const maxInputBytes = numberOption('maxInputBytes', o.maxInputBytes, kMaxInputBytes, 1, true);
-  const maxConnections = numberOption('maxConnections', o.maxConnections, Infinity, 1, true);
-  const graceMs = numberOption('grace', o.grace, 0, 0, false);
-  const lingerMs = numberOption('linger', o.linger, kLingerMs, 0, false);
-  if (lingerMs > kMaxTimerMs) throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
-  const allowHalfOpen = o.allowHalfOpen ?? false;
-  if (typeof allowHalfOpen !== 'boolean') throw new InvalidArgumentError('options.allowHalfOpen', allowHalfOpen, 'a boolean');
-  const numLoops = readEvent(events, 'numLoops') ?? 0;
-  if (!Number.isInteger(numLoops)) throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
+  const highWaterMark = numberOption('highWaterMark', o.highWaterMark, 1, false);
+  const lowWaterMark = numberOption('lowWaterMark', o.lowWaterMark, 0, false);
+  const maxOutputBytes = numberOption('maxOutputBytes', o.maxOutputBytes, 1, true);
+  const maxInputBytes = numberOption('maxInputBytes', o.maxInputBytes, 1, true);
+  const maxConnections = numberOption('maxConnections', o.maxConnections, 1, true);
+  const graceMs = numberOption('grace', o.grace, 0, false);
+  const lingerMs = numberOption('linger', o.linger, 0, false);
+  if (lingerMs !== undefined && lingerMs > kMaxTimerMs) throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
+  if (o.allowHalfOpen !== undefined && typeof o.allowHalfOpen !== 'boolean') throw new InvalidArgumentError('options.allowHalfOpen', o.allowHalfOpen, 'a boolean');
+  const numLoops = readEvent(events, 'numLoops');
+  if (numLoops !== undefined && !Number.isInteger(numLoops)) throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
   const loopCap = maxLoops();
-  if (numLoops > loopCap) {
+  if (numLoops !== undefined && numLoops > loopCap) {
     throw new InvalidArgumentError('events.numLoops', numLoops, `at most ${loopCap} (16 per CPU, 1024 at most), or negative for one loop per CPU`);
   }
-  const loadBalance = readEvent(events, 'loadBalance') ?? LoadBalance.Random;
-  if (loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
+  const loadBalance = readEvent(events, 'loadBalance');
+  if (loadBalance !== undefined && loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
     throw new InvalidArgumentError('events.loadBalance', loadBalance, 'LoadBalance.Random, RoundRobin or LeastConnections');
   }
   for (const name of ['init', 'serving', 'opened', 'closed', 'preWrite', 'data', 'tick', 'end', 'drained', 'dropped', 'message'] as const) {
     const fn = readEvent(events, name);
     if (fn !== undefined && typeof fn !== 'function') throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
   }
-  if (addrs.length === 0) throw new BadAddressError('', 'serve() needs at least one address');
-  const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
-  return startEngine(events, {
-    tuning: { waitTimeoutMs, highWaterMark, lowWaterMark, maxOutputBytes, maxInputBytes, maxConnections, allowHalfOpen, lingerMs },
+  const opts = resolveOptions({
+    idleTimeoutMs,
+    highWaterMark,
+    lowWaterMark,
+    maxOutputBytes,
+    maxInputBytes,
+    maxConnections,
+    allowHalfOpen: o.allowHalfOpen,
+    lingerMs,
     graceMs,
     backend,
-    tcpNoDelay,
-    numLoops: numLoops < 0 ? availableParallelism() : Math.max(1, numLoops),
+    tcpNoDelay: o.tcpNoDelay,
+    numLoops,
     loadBalance,
+    signal: o.signal,
+    onError: o.onError,
     eventsModule,
     workerData,
-    signal: o.signal,
-    onError: o.onError ?? defaultOnError,
-  }, specs);
+  });
+  const tuning = opts.tuning;
+  if (tuning.lowWaterMark > tuning.highWaterMark) {
+    throw new InvalidArgumentError('options.lowWaterMark', tuning.lowWaterMark, `at most highWaterMark (${tuning.highWaterMark})`);
+  }
+  const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
+  return startEngine(events, opts, specs);
 }
 
 /** Reads one member of the events object; a getter (or Proxy trap) that throws is refused, naming the member. */
@@ -226,8 +239,4 @@ async function importEvents(href: string): Promise<Events> {
     throw new InvalidArgumentError(`the default export of ${href}`, mod.default, 'an Events object');
   }
   return mod.default as Events;
-}
-
-function defaultOnError(err: Error): void {
-  console.error(err);
 }

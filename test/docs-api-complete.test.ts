@@ -26,7 +26,8 @@ function members(dts: string, kind: 'class' | 'interface', name: string): string
 }
 
 const cases: [string, 'class' | 'interface', string, string][] = [
-  ['dist/src/loop/conn.d.ts', 'class', 'Conn', 'Conn'],
+  ['dist/src/conn-types.d.ts', 'interface', 'Conn', 'Conn'],
+  ['dist/src/conn-types.d.ts', 'interface', 'DatagramConn', 'DatagramConn'],
   ['dist/src/events.d.ts', 'interface', 'Events', 'Events'],
   ['dist/src/events.d.ts', 'interface', 'Server', 'Server'],
   ['dist/src/serve.d.ts', 'interface', 'ServeOptions', 'ServeOptions'],

@@ -10,8 +10,8 @@ import { describe, test } from 'node:test';
 import { RingBuffer } from '../src/index.js';
 import { BodyBudget } from '../examples/http/budget.js';
 import { HttpParser, type HttpRequest } from '../examples/http/parser.js';
-import { backendsUnderTest, closed, connectTo, readEnd, waitFor } from './helpers.js';
-import { parseResponses, rawExchange, rawRequests, withServer } from './http-harness.js';
+import { backendsUnderTest, closed, connectTo, waitFor } from './helpers.js';
+import { rawExchange, rawRequests, withServer } from './http-harness.js';
 
 const kKiB = 1024;
 

@@ -12,8 +12,13 @@ import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
 import type { Backend, BackendHandler } from '../src/backend/backend.js';
 import { ConnectionError, type Conn } from '../src/index.js';
+import { loopTuning } from '../src/engine/options.js';
+import type { StreamConn } from '../src/loop/conn.js';
 import { Counter, newCounters } from '../src/loop/counters.js';
 import { Loop } from '../src/loop/loop.js';
+
+/** The loop's id of a connection (internal). */
+const idOf = (c: Conn): number => (c as StreamConn).id;
 
 class RecordingBackend implements Backend {
   readonly name = 'portable' as const;
@@ -48,10 +53,10 @@ function setup(maxConnections = Infinity): { loop: Loop; counters: Float64Array;
   const loop = new Loop(
     backend,
     {
-      opened: (c) => void conns.set(c.id, c),
+      opened: (c) => void conns.set(idOf(c), c),
       data: (_c, input) => void input.retrieveAll(),
     },
-    { waitTimeoutMs: 0, maxConnections, loopIndex: 3, counters, onError: (e) => errors.push(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({ maxConnections }), loopIndex: 3, counters, onError: (e) => errors.push(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.start();
   return { loop, counters, conns, backend, errors };

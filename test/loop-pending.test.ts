@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
 import type { Backend, BackendHandler } from '../src/backend/backend.js';
+import { loopTuning } from '../src/engine/options.js';
+import type { Conn } from '../src/index.js';
+import type { StreamConn } from '../src/loop/conn.js';
 import { Loop } from '../src/loop/loop.js';
+
+/** The loop's id of a connection (internal). */
+const idOf = (c: Conn): number => (c as StreamConn).id;
 
 class RecordingBackend implements Backend {
   readonly name = 'portable' as const;
@@ -43,20 +49,20 @@ test('a connection accepted before start gets opened, then its buffered data, wh
     backend,
     {
       opened: (c) => {
-        seen.push(`opened ${c.id}`);
+        seen.push(`opened ${idOf(c)}`);
         return 'hi ';
       },
       data: (c, input) => {
         const s = Buffer.from(input.bytes()).toString();
         input.retrieveAll();
-        seen.push(`data ${c.id} ${s}`);
+        seen.push(`data ${idOf(c)} ${s}`);
         return s.toUpperCase();
       },
       closed: (c) => {
-        seen.push(`closed ${c.id}`);
+        seen.push(`closed ${idOf(c)}`);
       },
     },
-    { waitTimeoutMs: 0, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({}), onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.onOpen(1, 0, addrs);
   loop.onData(1, Buffer.from('ab'));
@@ -83,13 +89,13 @@ test('a peer FIN before start closes the connection after its buffered data is h
   const loop = new Loop(
     backend,
     {
-      opened: (c) => void seen.push(`opened ${c.id}`),
+      opened: (c) => void seen.push(`opened ${idOf(c)}`),
       data: (c, input) => {
-        seen.push(`data ${c.id} ${Buffer.from(input.bytes()).toString()}`);
+        seen.push(`data ${idOf(c)} ${Buffer.from(input.bytes()).toString()}`);
         input.retrieveAll();
       },
     },
-    { waitTimeoutMs: 0, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({}), onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.onOpen(7, 0, addrs);
   loop.onData(7, Buffer.from('last words'));
@@ -107,14 +113,14 @@ test('an end in the same batch as data whose handler paused is held until resume
     backend,
     {
       data: (c, input) => {
-        seen.push(`data ${c.id} ${Buffer.from(input.bytes()).toString()}`);
+        seen.push(`data ${idOf(c)} ${Buffer.from(input.bytes()).toString()}`);
         input.retrieveAll();
         c.pause();
         conn = c;
       },
-      end: (c) => void seen.push(`end ${c.id}`),
+      end: (c) => void seen.push(`end ${idOf(c)}`),
     },
-    { waitTimeoutMs: 0, allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    { ...loopTuning({}), allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
   );
   loop.start();
   loop.onOpen(3, 0, addrs);

@@ -99,12 +99,6 @@ function reader(port: number): Reader {
   return r;
 }
 
-function graceTodo(backend: string): string | undefined {
-  return backend === 'portable'
-    ? 'portable: after the abort with `grace`, serve() never settles and no connection is closed until the peers hang up (Loop.stop awaits PortableBackend.closeListeners(), whose net.Server.close() callback waits for every accepted connection to close first)'
-    : undefined;
-}
-
 interface ServerLog {
   closed: Map<string, { err: Error | null; at: number }[]>;
 }

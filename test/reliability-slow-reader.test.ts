@@ -31,12 +31,6 @@ const kPeers = sized(200, 1000);
 const kTrickleEvery = 10;
 const kMaxOutput = 1024 * 1024;
 
-function drainedTodo(backend: string): string | undefined {
-  return backend === 'portable'
-    ? 'portable: bytes written inside `drained` are never flushed (PortableBackend.flush() reports onQueued without onBatchEnd, so Loop keeps #inBatch set and schedules no flush)'
-    : undefined;
-}
-
 function chunkFor(i: number): Buffer {
   return Buffer.alloc(kChunk, i & 0xff);
 }

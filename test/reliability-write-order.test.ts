@@ -81,13 +81,6 @@ function slowReader(s: Socket): Promise<Check> {
   });
 }
 
-/** Known library bugs, by backend, for `todo`. */
-function drainedTodo(backend: string): string | undefined {
-  return backend === 'portable'
-    ? 'portable: bytes written inside `drained` are never flushed (PortableBackend.flush() reports onQueued without onBatchEnd, so Loop keeps #inBatch set and schedules no flush)'
-    : undefined;
-}
-
 /** Connects, reads every frame with pauses, then closes; always stops the server. */
 async function readAllFrames(run: Running, closedErrs: (Error | null)[]): Promise<Check> {
   const s = await connectTo(run.server.addrs[0]!);

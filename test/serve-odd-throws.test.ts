@@ -131,7 +131,7 @@ for (const backend of await backendsUnderTest()) {
         const thrown: unknown[] = [];
         const run = await startServer(
           {
-            data(c, input) {
+            data(_c, input) {
               if (Buffer.from(input.bytes()).toString() === 'boom') {
                 const v = make();
                 thrown.push(v);

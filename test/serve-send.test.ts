@@ -93,7 +93,7 @@ for (const backend of await backendsUnderTest()) {
       const run = await startServer(
         {
           opened: (c) => void (conn = c),
-          data(c: Conn, input) {
+          data(_c: Conn, input) {
             input.retrieveAll();
             return { out: 'last', action: Action.Close };
           },

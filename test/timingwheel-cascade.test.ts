@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TimingWheel } from '../src/timingwheel.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 function virtualWheel(tickMs: number, wheelSize: number, startMs = 0) {
   const clock = { now: startMs };

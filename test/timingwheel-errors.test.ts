@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from '../src/errors.js';
-import { TimingWheel } from '../src/timingwheel.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 function virtualWheel(tickMs: number, wheelSize: number) {
   const clock = { now: 0 };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TimingWheel } from '../src/timingwheel.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 /** Deterministic 32-bit PRNG (mulberry32), so a failure reproduces. */
 function prng(seed: number): () => number {

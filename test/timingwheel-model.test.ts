@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Timer } from '../src/timingwheel.js';
-import { TimingWheel } from '../src/timingwheel.js';
+import type { Timer } from '../src/timingwheel/index.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 type Op =
   | { kind: 'add'; delay: number; onFire: 'nothing' | 'add' | 'stop' | 'stopSelf'; arg: number }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { TimingWheel } from '../src/timingwheel.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 interface Fired {
   id: number;

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { TimingWheel } from '../src/timingwheel.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 function activeTimeouts(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -41,7 +41,7 @@ test('start() fires real-time timers in order, never before their delay; stop() 
 });
 
 test('unref(): a started wheel with a far timer does not keep the process alive', async () => {
-  const moduleUrl = new URL('../src/timingwheel.js', import.meta.url).href;
+  const moduleUrl = new URL('../src/timingwheel/index.js', import.meta.url).href;
   const script = `
     import { TimingWheel } from ${JSON.stringify(moduleUrl)};
     const wheel = new TimingWheel({ tickMs: 10 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Scheduler, Timer } from '../src/timingwheel.js';
-import { TimingWheel } from '../src/timingwheel.js';
+import type { Scheduler, Timer } from '../src/timingwheel/index.js';
+import { TimingWheel } from '../src/timingwheel/index.js';
 
 function virtualWheel(tickMs: number, wheelSize: number, startMs = 0) {
   const clock = { now: startMs };

@@ -24,10 +24,27 @@ export interface DatagramPeer {
   readonly addr: Addr;
 }
 
+/**
+ * Where a connection came from, as one u32: the index of the listener that accepted it (in the
+ * address list), or kOriginDial with bit 31 set for a connection the loop dialled. Backends report
+ * it in onOpen as a raw number; only the helpers below read it.
+ */
+export const kOriginDial = 0x80000000;
+
+/** Whether `origin` is an outbound (dialled) connection's. */
+export function originIsDial(origin: number): boolean {
+  return (origin & kOriginDial) !== 0;
+}
+
+/** The listener index in `origin`, or -1 for an outbound connection. */
+export function originListener(origin: number): number {
+  return (origin & kOriginDial) !== 0 ? -1 : origin;
+}
+
 /** What the loop implements to hear from a backend. */
 export interface BackendHandler {
-  /** A connection was accepted on listener `listener` (its index in the address list). */
-  onOpen(id: number, listener: number, addrs: AddrPair): void;
+  /** A connection opened: accepted on a listener, or dialled; `origin` says which (see kOriginDial). */
+  onOpen(id: number, origin: number, addrs: AddrPair): void;
   /**
    * Bytes arrived. `bytes` is valid only during this call: the backend may reuse its memory
    * afterwards, so the loop copies what it keeps.
@@ -37,8 +54,8 @@ export interface BackendHandler {
   onEnd(id: number): void;
   /** The connection is closed and its fd released; fires exactly once per opened id. */
   onClose(id: number, err: Error | null): void;
-  /** One datagram arrived on UDP listener `listener`; `bytes` is valid only during this call. */
-  onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void;
+  /** One datagram arrived on the UDP listener of index `listenerIndex`; `bytes` is valid only during this call. */
+  onDatagram(listenerIndex: number, bytes: Uint8Array, peer: DatagramPeer): void;
   /** A batch of events ended; the loop flushes its replies. Backends without batching call it after every event. */
   onBatchEnd(): void;
   /**
@@ -49,10 +66,10 @@ export interface BackendHandler {
    */
   onQueued(id: number, bytes: number): void;
   /**
-   * accept() on listener `listener` failed with `errno` (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the
+   * accept() on the listener of index `listenerIndex` failed with `errno` (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the
    * listener goes on. Backends rate-limit nothing: the loop does.
    */
-  onAcceptError(listener: number, errno: string): void;
+  onAcceptError(listenerIndex: number, errno: string): void;
 }
 
 /** Options fixed when a backend is created. */
@@ -94,8 +111,8 @@ export interface Backend {
   closeListeners(): Promise<void>;
   /** TCP keep-alive with the given idle time, or off when ms <= 0. */
   setKeepAlive(id: number, ms: number): void;
-  /** Sends one datagram from UDP listener `listener` back to `peer`. */
-  sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void;
+  /** Sends one datagram from the UDP listener of index `listenerIndex` back to `peer`. */
+  sendTo(listenerIndex: number, data: Uint8Array, peer: DatagramPeer): void;
   /**
    * Closes every listener (unlinking unix socket files it created) and every connection, firing
    * onClose for each open connection, and releases the backend's OS resources.

@@ -213,8 +213,8 @@ export class PortableBackend implements Backend {
     if (s !== undefined) s.sock.setKeepAlive(ms > 0, ms);
   }
 
-  sendTo(listener: number, data: Uint8Array, peer: DatagramPeer): void {
-    const sock = this.#dgrams.get(listener);
+  sendTo(listenerIndex: number, data: Uint8Array, peer: DatagramPeer): void {
+    const sock = this.#dgrams.get(listenerIndex);
     // Larger than any datagram can be: dropped, as the native backend drops it. Handed to dgram,
     // a length past 2^32 would wrap and go out as a short (or empty) datagram instead.
     if (data.length > kMaxDatagramBytes) return;
@@ -294,7 +294,7 @@ export class PortableBackend implements Backend {
     if (path) await unlinkSocket(path);
   }
 
-  #accept(sock: Socket, listener: number): void {
+  #accept(sock: Socket, listenerIndex: number): void {
     const h = this.#handler;
     if (this.#stopped || h === null) {
       sock.destroy();
@@ -303,7 +303,7 @@ export class PortableBackend implements Backend {
     const id = this.#nextId++;
     const s: Stream = { id, sock, err: null, closing: false, reported: 0, watch: false, dirty: false, paused: false, awaiting: false, endHeld: false };
     this.#streams.set(id, s);
-    const addrs = streamAddrs(sock, this.#unixPaths.get(listener));
+    const addrs = streamAddrs(sock, this.#unixPaths.get(listenerIndex));
     sock.on('data', (chunk: Buffer) => {
       if (s.closing) return;
       h.onData(id, chunk);
@@ -319,7 +319,7 @@ export class PortableBackend implements Backend {
       h.onClose(id, s.err);
       h.onBatchEnd();
     });
-    h.onOpen(id, listener, addrs);
+    h.onOpen(id, listenerIndex, addrs); // the origin of an accepted connection is its listener's index
     h.onBatchEnd();
   }
 

@@ -5,54 +5,15 @@
  * every connection has closed.
  */
 import type { Addr, ListenSpec } from '../addr.js';
-import { createBackend, type BackendKind } from '../backend/select.js';
-import type { Events, LoadBalance } from '../events.js';
+import { createBackend } from '../backend/select.js';
+import type { Events } from '../events.js';
 import { newCounters } from '../loop/counters.js';
-import type { LoopTuning } from '../loop/tuning.js';
 import { LoopChannel } from './broadcast.js';
 import { ServerHandle } from './handle.js';
 import { LoopHost } from './host.js';
 import { startMultiLoop } from './multi.js';
-
-/** Settings the engine runs with, already validated by serve(). */
-export interface EngineOptions {
-  readonly tuning: LoopTuning;
-  /** How long a shutdown lets connections finish writing before closing them (0: at once). */
-  readonly graceMs: number;
-  readonly backend: BackendKind;
-  readonly tcpNoDelay: boolean;
-  readonly numLoops: number;
-  readonly loadBalance: LoadBalance;
-  readonly signal: AbortSignal | undefined;
-  readonly onError: (err: Error) => void;
-  /** The module the events came from, when they came from one (needed for several loops). */
-  readonly eventsModule: string | null;
-  /** ServeOptions.workerData: given to every loop's `init`, cloned. */
-  readonly workerData: unknown;
-}
-
-/** A shutdown request: the error that caused it (none for an orderly stop) and the grace it asks for. */
-export interface ShutdownRequest {
-  readonly err: Error | undefined;
-  /** undefined: the server's own grace option. */
-  readonly graceMs: number | undefined;
-}
-
-/** A promise of the first shutdown request, and the function that makes one. */
-export function shutdownLatch(signal: AbortSignal | undefined): {
-  requested: Promise<ShutdownRequest>;
-  request: (err?: Error, graceMs?: number) => void;
-  dispose: () => void;
-} {
-  let request!: (err?: Error, graceMs?: number) => void;
-  const requested = new Promise<ShutdownRequest>((resolve) => {
-    request = (err?: Error, graceMs?: number) => resolve({ err, graceMs });
-  });
-  const onAbort = (): void => request();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) request();
-  return { requested, request, dispose: () => signal?.removeEventListener('abort', onAbort) };
-}
+import type { EngineOptions } from './options.js';
+import { shutdownLatch } from './shutdown.js';
 
 /**
  * Starts a server: binds every address, runs each loop's `init` and then `serving`, and resolves
@@ -107,6 +68,6 @@ export async function startEngine(events: Events, opts: EngineOptions, specs: re
 }
 
 /** ServeOptions.workerData as a loop gets it: a structured clone (a SharedArrayBuffer stays shared), as a worker's copy would be. */
-export function cloneWorkerData(v: unknown): unknown {
+function cloneWorkerData(v: unknown): unknown {
   return v === undefined ? undefined : structuredClone(v);
 }

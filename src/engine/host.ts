@@ -11,8 +11,6 @@ import { Loop, type LoopOptions } from '../loop/loop.js';
 import { asHandlerError, checkSettledValue, isThenable, parseReply, watchSettled } from '../loop/reply.js';
 import { Ticker } from './ticker.js';
 
-export type HostOptions = LoopOptions;
-
 export class LoopHost {
   readonly loop: Loop;
   readonly backend: Backend;
@@ -22,7 +20,7 @@ export class LoopHost {
   readonly #onError: (err: Error) => void;
   #stopped = false;
 
-  constructor(backend: Backend, events: Events, opts: HostOptions) {
+  constructor(backend: Backend, events: Events, opts: LoopOptions) {
     this.backend = backend;
     this.#events = events;
     this.#requestShutdown = opts.requestShutdown;

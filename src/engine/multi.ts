@@ -19,7 +19,8 @@ import { Counter, newCounters } from '../loop/counters.js';
 import type { LoopTuning } from '../loop/tuning.js';
 import { Balancer } from './balancer.js';
 import { LoopChannel } from './broadcast.js';
-import { shutdownLatch, type EngineOptions } from './engine.js';
+import type { EngineOptions } from './options.js';
+import { shutdownLatch } from './shutdown.js';
 import { ServerHandle } from './handle.js';
 import { fromWireAddr, fromWireError, toWireAddr, type FromWorker, type ToWorker, type WireAddr, type WorkerConfig } from './wire.js';
 
@@ -123,8 +124,8 @@ class LoopWorker {
     this.#post({ t: 'serve' });
   }
 
-  adopt(fd: number, listener: number): void {
-    this.#post({ t: 'adopt', fd, listener });
+  adopt(fd: number, listenerIndex: number): void {
+    this.#post({ t: 'adopt', fd, listenerIndex });
   }
 
   /** Asks the loop to close everything (after `graceMs` for writes to finish); resolves when it has, and the thread is gone. */
@@ -157,7 +158,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
   }
   const { NativeBackend } = await import('../backend/native.js');
   const counts = new Int32Array(new SharedArrayBuffer(4 * n));
-  const balancer = new Balancer(opts.loadBalance ?? 0, counts);
+  const balancer = new Balancer(opts.loadBalance, counts);
   const latch = shutdownLatch(opts.signal);
   const handOff = specs.filter((s) => handsOff(s)).map((s) => s.index);
   const loopCounters = Array.from({ length: n }, () => newCounters(true));
@@ -183,7 +184,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
   const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay });
   const acceptErrors = new AcceptErrorReporter(opts.onError);
   const handler: NativeBackendHandler = {
-    onAccepted(fd, listener) {
+    onAccepted(fd, listenerIndex) {
       const k = balancer.pick();
       const w = workers[k]!;
       if (w.gone) {
@@ -191,7 +192,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
         return;
       }
       balancer.assigned(k);
-      w.adopt(fd, listener);
+      w.adopt(fd, listenerIndex);
     },
     onOpen() {},
     onData() {},
@@ -200,9 +201,9 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
     onDatagram() {},
     onBatchEnd() {},
     onQueued() {},
-    onAcceptError(listener, errno) {
+    onAcceptError(listenerIndex, errno) {
       acceptorCounters[Counter.AcceptErrors]!++;
-      acceptErrors.onAcceptError(listener, errno);
+      acceptErrors.onAcceptError(listenerIndex, errno);
     },
   };
   acceptor.start(handler);
@@ -264,7 +265,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
 
 /** Each loop's share of the limits that are per server: maxConnections is split evenly (rounded up). */
 function perLoopTuning(t: LoopTuning, n: number): LoopTuning {
-  return t.maxConnections === undefined || t.maxConnections === Infinity ? t : { ...t, maxConnections: Math.ceil(t.maxConnections / n) };
+  return t.maxConnections === Infinity ? t : { ...t, maxConnections: Math.ceil(t.maxConnections / n) };
 }
 
 /** Whether connections on this listener are accepted here and handed to a loop. */

@@ -6,7 +6,7 @@ import { Action, type Events } from '../events.js';
 import { asHandlerError, checkAction, isThenable, watchSettled } from '../loop/reply.js';
 
 /** The delay before the next tick when `tick` returns no delay and none was returned before. */
-export const kDefaultTickDelayMs = 1000;
+const kDefaultTickDelayMs = 1000;
 
 export class Ticker {
   readonly #events: Events;

@@ -28,7 +28,7 @@ export type ToWorker =
   | { t: 'listen'; id: number; spec: ListenSpec }
   | { t: 'start'; addrs: WireAddr[]; numLoops: number }
   | { t: 'serve' }
-  | { t: 'adopt'; fd: number; listener: number }
+  | { t: 'adopt'; fd: number; listenerIndex: number }
   | { t: 'stop'; graceMs: number };
 
 /** Worker → engine. */

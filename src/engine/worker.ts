@@ -4,6 +4,7 @@
  * it, and stops when told. Loop 0 also fires `serving` and runs the ticker.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { originIsDial, originListener } from '../backend/backend.js';
 import { NativeBackend } from '../backend/native.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Events } from '../events.js';
@@ -39,9 +40,11 @@ const host = new LoopHost(backend, events, {
   counters: config.counters[config.index]!,
   onError: (err) => post({ t: 'error', error: toWireError(err) }),
   requestShutdown,
-  onCount: (delta, listener) => {
+  // The acceptor counts the connections it hands over; this loop counts the rest (reuseport
+  // listeners', dialled ones) as they open, and every one as it closes.
+  onCount: (delta, origin) => {
     if (delta < 0) Atomics.sub(config.counts, config.index, 1);
-    else if (!handOff.has(listener)) Atomics.add(config.counts, config.index, 1);
+    else if (originIsDial(origin) || !handOff.has(originListener(origin))) Atomics.add(config.counts, config.index, 1);
   },
 });
 const channel = new LoopChannel(config.channelName, (v) => host.deliver(v));
@@ -77,7 +80,7 @@ port.on('message', (m: ToWorker) => {
         break;
       }
       try {
-        backend.adopt(m.fd, m.listener);
+        backend.adopt(m.fd, m.listenerIndex);
       } catch (err) {
         NativeBackend.closeFd(m.fd);
         Atomics.sub(config.counts, config.index, 1);

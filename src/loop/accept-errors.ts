@@ -13,7 +13,7 @@ export class AcceptErrorReporter {
   readonly #report: (err: Error) => void;
   #addrs: readonly Addr[] = [];
   #count = 0;
-  #listener = 0;
+  #listenerIndex = 0;
   #errno = '';
   #lastMs = -Infinity;
   #timer: NodeJS.Timeout | null = null;
@@ -28,10 +28,10 @@ export class AcceptErrorReporter {
     this.#addrs = addrs;
   }
 
-  onAcceptError(listener: number, errno: string): void {
+  onAcceptError(listenerIndex: number, errno: string): void {
     if (this.#stopped) return;
     this.#count++;
-    this.#listener = listener;
+    this.#listenerIndex = listenerIndex;
     this.#errno = errno;
     const waitMs = this.#lastMs + kAcceptErrorReportMs - performance.now();
     if (waitMs <= 0) {
@@ -55,9 +55,9 @@ export class AcceptErrorReporter {
   #flush(): void {
     if (this.#count === 0) return;
     this.#lastMs = performance.now();
-    const addr = this.#addrs[this.#listener];
+    const addr = this.#addrs[this.#listenerIndex];
     const count = this.#count;
     this.#count = 0;
-    this.#report(new AcceptError(addr ? String(addr) : `listener ${this.#listener}`, this.#errno, count));
+    this.#report(new AcceptError(addr ? String(addr) : `listener ${this.#listenerIndex}`, this.#errno, count));
   }
 }

@@ -18,13 +18,13 @@
  * the loop does. Conn.close() is Action.Close; Conn.destroy() is closeNow().
  */
 import type { Backend } from '../backend/backend.js';
-import { ConnState, type Conn } from './conn.js';
+import { ConnState, type StreamConn } from './conn.js';
 import type { LoopTimers } from './timers.js';
 
 export class ConnCloser {
   readonly #backend: Backend;
   /** The loop's connection table; read only, for its size. */
-  readonly #conns: ReadonlyMap<number, Conn>;
+  readonly #conns: ReadonlyMap<number, StreamConn>;
   readonly #timers: LoopTimers;
   readonly #lingerMs: number;
   /** Makes sure the loop flushes soon, so that the backend acts on a close. */
@@ -34,7 +34,7 @@ export class ConnCloser {
   /** Resolves stop()'s grace wait once every connection has closed or is lingering with its output written. */
   #onSettled: (() => void) | null = null;
 
-  constructor(backend: Backend, conns: ReadonlyMap<number, Conn>, timers: LoopTimers, lingerMs: number, scheduleFlush: () => void) {
+  constructor(backend: Backend, conns: ReadonlyMap<number, StreamConn>, timers: LoopTimers, lingerMs: number, scheduleFlush: () => void) {
     this.#backend = backend;
     this.#conns = conns;
     this.#timers = timers;
@@ -47,7 +47,7 @@ export class ConnCloser {
    * the fd closed. For closes where the peer has nothing left to send: it has sent FIN, or (idle
    * timeout) nothing for a whole timeout.
    */
-  close(c: Conn): void {
+  close(c: StreamConn): void {
     if (c.state !== ConnState.Open) return;
     c.state = ConnState.Closing;
     this.#backend.close(c.id, true);
@@ -59,7 +59,7 @@ export class ConnCloser {
    * input, with reading resumed whatever paused it, until the peer's FIN, an error or the deadline.
    * A plain flushed close when lingerMs is 0, or when the peer has already ended its side.
    */
-  closeLingering(c: Conn): void {
+  closeLingering(c: StreamConn): void {
     if (c.state !== ConnState.Open) return;
     if (this.#lingerMs === 0 || c.peerEnded) {
       this.close(c);
@@ -84,7 +84,7 @@ export class ConnCloser {
    * maxOutputBytes, the end of a linger, Conn.destroy(), or the idle timeout while a lingering
    * reply is still being written (the peer neither reads nor writes).
    */
-  closeNow(c: Conn): void {
+  closeNow(c: StreamConn): void {
     c.state = ConnState.Closing;
     c.abrupt = true;
     c.lingerTimer?.stop();
@@ -97,7 +97,7 @@ export class ConnCloser {
    * Conn.end() on an open connection whose peer has not ended: FIN after the queued output, and a
    * queue report once that is written (onEndWritten), which starts the linger deadline.
    */
-  end(c: Conn): void {
+  end(c: StreamConn): void {
     this.#backend.end(c.id);
     c.watching = true;
     this.#backend.watchQueue(c.id);
@@ -105,7 +105,7 @@ export class ConnCloser {
   }
 
   /** An ended, open connection's output (and FIN) is all written: the peer has lingerMs to end its side. */
-  onEndWritten(c: Conn): void {
+  onEndWritten(c: StreamConn): void {
     if (c.lingerTimer !== null) return;
     if (this.#lingerMs === 0) {
       this.closeNow(c);
@@ -118,7 +118,7 @@ export class ConnCloser {
   }
 
   /** The peer's FIN on a lingering connection. */
-  onPeerEnd(c: Conn): void {
+  onPeerEnd(c: StreamConn): void {
     // The linger is over once our output is written too; until then the backend finishes the
     // writing (and closes by itself once both sides are shut) or the deadline cuts it short.
     c.peerEnded = true;
@@ -126,7 +126,7 @@ export class ConnCloser {
   }
 
   /** The backend's queue report for a lingering connection. */
-  onQueued(c: Conn, bytes: number): void {
+  onQueued(c: StreamConn, bytes: number): void {
     if (bytes === 0 && c.unflushed === 0 && !c.lingerFlushed) this.#lingerWritten(c);
   }
 
@@ -135,7 +135,7 @@ export class ConnCloser {
    * lingering with its output all written: its close has succeeded, as a close right after the
    * flush would have, so a later error (the peer's RST) is not the handler's concern.
    */
-  onClosed(c: Conn): boolean {
+  onClosed(c: StreamConn): boolean {
     c.lingerTimer?.stop();
     c.lingerTimer = null;
     const flushed = c.lingerFlushed;
@@ -155,7 +155,7 @@ export class ConnCloser {
   }
 
   /** A lingering connection's output is all written: the peer's FIN (if it came already) now closes it. */
-  #lingerWritten(c: Conn): void {
+  #lingerWritten(c: StreamConn): void {
     c.lingerFlushed = true;
     this.#lingerDone++;
     this.#timers.disarmIdle(c);
@@ -168,7 +168,7 @@ export class ConnCloser {
   }
 
   /** The linger deadline, `lingerMs` after the output was written: the peer has had its reply; close. */
-  #lingerExpired(c: Conn): void {
+  #lingerExpired(c: StreamConn): void {
     c.lingerTimer = null;
     if (c.state === ConnState.Lingering) this.closeNow(c);
   }

@@ -1,12 +1,14 @@
 /**
- * A connection as user callbacks see it. Owned by one loop; every method must be called on that
- * loop's thread (in a callback, or later from async code on the same thread).
+ * The loop's stream connection: what user callbacks see as a Conn (the public interface in
+ * src/conn-types.ts, whose docs the members here repeat), and the state the loop keeps for it.
+ * Owned by one loop; every method must be called on that loop's thread (in a callback, or later
+ * from async code on the same thread).
  */
 import type { Addr } from '../addr.js';
-import type { AddrPair, DatagramPeer } from '../backend/backend.js';
-import type { Output } from '../events.js';
-import { RingBuffer } from '../ringbuffer.js';
-import type { Timer } from '../timingwheel.js';
+import { originIsDial, originListener, type AddrPair } from '../backend/backend.js';
+import type { Conn, Output } from '../conn-types.js';
+import type { RingBuffer } from '../ringbuffer.js';
+import type { Timer } from '../timingwheel/index.js';
 import type { Loop } from './loop.js';
 
 export const enum ConnState {
@@ -65,7 +67,7 @@ class ConnExtra {
  * message path reads are plain, the booleans share one flag word, and the rarely set fields live
  * in a ConnExtra made on demand. The accessors below make them read like plain fields.
  */
-export class Conn {
+export class StreamConn implements Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
   context: unknown = undefined;
   /** @internal */ readonly id: number;
@@ -77,14 +79,15 @@ export class Conn {
   /** @internal Bytes handed to the backend to write. */ handedBytes = 0;
   #flags = 0;
   #extra: ConnExtra | null = null;
-  readonly #addrs: AddrPair | null;
-  readonly #addrIndex: number;
+  /** @internal Where the connection came from: a listener index, or a dial (see kOriginDial). */
+  readonly origin: number;
+  readonly #addrs: AddrPair;
 
   /** @internal */
-  constructor(loop: Loop, id: number, addrIndex: number, addrs: AddrPair | null, input: RingBuffer) {
+  constructor(loop: Loop, id: number, origin: number, addrs: AddrPair, input: RingBuffer) {
     this.loop = loop;
     this.id = id;
-    this.#addrIndex = addrIndex;
+    this.origin = origin;
     this.#addrs = addrs;
     this.input = input;
   }
@@ -227,7 +230,7 @@ export class Conn {
     else if (value !== null) (this.#extra = new ConnExtra()).idleTimer = value;
   }
 
-  /** @internal Idle timeout set by setIdleTimeout(); -1 means the server's waitTimeout. */
+  /** @internal Idle timeout set by setIdleTimeout(); -1 means the server's idle timeout. */
   get idleMs(): number {
     return this.#extra === null ? -1 : this.#extra.idleMs;
   }
@@ -257,9 +260,14 @@ export class Conn {
     else if (value !== null) (this.#extra = new ConnExtra()).closeError = value;
   }
 
-  /** Which of serve()'s addresses this connection came in on (its index in that list). */
+  /** Which of serve()'s addresses this connection came in on (its index in that list); -1 for an outbound connection. */
   get addrIndex(): number {
-    return this.#addrIndex;
+    return originListener(this.origin);
+  }
+
+  /** True for a connection this server dialled, false for one a listener accepted (every connection today). */
+  get outbound(): boolean {
+    return originIsDial(this.origin);
   }
 
   /** The index of the loop this connection is on (0 with one loop). */
@@ -283,12 +291,12 @@ export class Conn {
 
   /** The server-side address of this connection. */
   get localAddr(): Addr {
-    return this.#addrs!.local;
+    return this.#addrs.local;
   }
 
   /** The peer's address. */
   get remoteAddr(): Addr {
-    return this.#addrs!.remote;
+    return this.#addrs.remote;
   }
 
   /** True until the connection has closed; false inside `closed` and after it. */
@@ -349,7 +357,7 @@ export class Conn {
     this.loop.destroyConn(this, err);
   }
 
-  /** Closes this connection after `ms` without progress (input, or output the kernel takes), instead of the server's waitTimeout; 0 turns it off. */
+  /** Closes this connection after `ms` without progress (input, or output the kernel takes), instead of the server's idle timeout; 0 turns it off. */
   setIdleTimeout(ms: number): void {
     this.loop.setIdleTimeout(this, ms);
   }
@@ -368,56 +376,4 @@ export class Conn {
   wake(): void {
     this.loop.wake(this);
   }
-}
-
-/** The connection-like value `data` receives for one UDP datagram; replies go to its sender. */
-export class DatagramConn extends Conn {
-  /** @internal */ readonly peer: DatagramPeer;
-  readonly #local: Addr;
-
-  /** @internal */
-  constructor(loop: Loop, listener: number, local: Addr, peer: DatagramPeer, input: RingBuffer) {
-    super(loop, 0, listener, null, input);
-    this.peer = peer;
-    this.#local = local;
-  }
-
-  override get localAddr(): Addr {
-    return this.#local;
-  }
-
-  override get remoteAddr(): Addr {
-    return this.peer.addr;
-  }
-
-  /** Sends one datagram back to this datagram's sender. */
-  override send(data: Output): boolean {
-    return this.loop.sendDatagram(this, data);
-  }
-
-  /** Sends one datagram back to this datagram's sender (the same as send()). */
-  override write(data: Output): boolean {
-    return this.loop.sendDatagram(this, data);
-  }
-
-  /** Datagrams have no stream to re-read: wake() does nothing. */
-  override wake(): void {}
-
-  /** Datagrams have no stream: pause() does nothing. */
-  override pause(): void {}
-
-  /** Datagrams have no stream: resume() does nothing. */
-  override resume(): void {}
-
-  /** Datagrams have no stream: end() does nothing. */
-  override end(): void {}
-
-  /** Datagrams have no idle timeout: setIdleTimeout() does nothing. */
-  override setIdleTimeout(): void {}
-
-  /** Datagrams have no stream to close: close() does nothing. */
-  override close(): void {}
-
-  /** Datagrams have no stream to close: destroy() does nothing. */
-  override destroy(): void {}
 }

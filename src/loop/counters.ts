@@ -23,7 +23,7 @@ export const enum Counter {
 }
 
 /** Slots in a loop's counter array (one spare, for growth without a new layout). */
-export const kCounterSlots = 8;
+const kCounterSlots = 8;
 
 /** A counter array for one loop; shared when `shared` (for a worker's loop). */
 export function newCounters(shared: boolean): Float64Array {

@@ -18,20 +18,22 @@
  * drained on the way to closing). Output an abrupt close drops stays in `queued`, never counted.
  *
  * Closing, and the lingering close's state machine, are in close.ts; the idle timeouts in timers.ts;
- * the tuning and its defaults in tuning.ts.
+ * the tuning in tuning.ts (its defaults are applied above the loop, in engine/options.ts).
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
 import { HandlerError, IdleTimeoutError, InputLimitError, InvalidArgumentError, NoMemoryError, OutputLimitError, ShutdownError } from '../errors.js';
+import type { Conn } from '../conn-types.js';
 import { Action, type ConnOptions, type Events, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
-import { Conn, ConnState, DatagramConn } from './conn.js';
+import { ConnState, StreamConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
 import { asHandlerError, isThenable, parseReply, toBytes, watchSettled } from './reply.js';
 import { LoopTimers } from './timers.js';
-import { kHighWaterMarkBytes, kLingerMs, kMaxInputBytes, type LoopTuning } from './tuning.js';
+import { UdpConn } from './udp-conn.js';
+import type { LoopTuning } from './tuning.js';
 
 /** The connection callbacks whose results the loop applies to their connection. */
 type ConnHandler = 'opened' | 'data' | 'end' | 'drained';
@@ -41,8 +43,8 @@ export interface LoopOptions extends LoopTuning {
   readonly onError: (err: Error) => void;
   /** Asks the engine to shut the whole server down (Action.Shutdown from a callback). */
   readonly requestShutdown: (err?: Error) => void;
-  /** Told of every connection opened (+1) and closed (-1), for the load balancer's counters. */
-  readonly onCount?: (delta: 1 | -1, listener: number) => void;
+  /** Told of every connection opened (+1) and closed (-1), with its origin, for the load balancer's counters. */
+  readonly onCount?: (delta: 1 | -1, origin: number) => void;
   /** This loop's index among the server's loops, as Conn.loopIndex reports it (default 0). */
   readonly loopIndex?: number;
   /** Where the loop keeps its running totals, by Counter slot (default a fresh unshared array). */
@@ -57,7 +59,7 @@ export class Loop implements BackendHandler {
   /** This loop's running totals, by Counter slot; written by this loop only, on its thread. */
   readonly counters: Float64Array;
   readonly #opts: LoopOptions;
-  readonly #conns = new Map<number, Conn>();
+  readonly #conns = new Map<number, StreamConn>();
   readonly #timers: LoopTimers;
   readonly #closer: ConnCloser;
   readonly #datagramInput = new RingBuffer(0);
@@ -74,9 +76,9 @@ export class Loop implements BackendHandler {
   #inBatch = false;
   #stopping = false;
   /** Connections written to since the last flush. */
-  #dirty: Conn[] = [];
+  #dirty: StreamConn[] = [];
   /** Connections accepted before start(), waiting for `serving` to return; null once started. */
-  #pending: Conn[] | null = [];
+  #pending: StreamConn[] | null = [];
   readonly #acceptErrors: AcceptErrorReporter;
 
   constructor(backend: Backend, events: Events, opts: LoopOptions) {
@@ -85,15 +87,15 @@ export class Loop implements BackendHandler {
     this.#opts = opts;
     this.index = opts.loopIndex ?? 0;
     this.counters = opts.counters ?? newCounters(false);
-    this.#highWater = opts.highWaterMark ?? kHighWaterMarkBytes;
-    this.#lowWater = opts.lowWaterMark ?? Math.floor(this.#highWater / 4);
-    this.#maxOutput = opts.maxOutputBytes ?? Infinity;
-    this.#maxInput = opts.maxInputBytes ?? kMaxInputBytes;
-    this.#maxConns = opts.maxConnections ?? Infinity;
-    this.#halfOpen = opts.allowHalfOpen ?? false;
-    const lingerMs = opts.lingerMs ?? kLingerMs;
+    this.#highWater = opts.highWaterMark;
+    this.#lowWater = opts.lowWaterMark;
+    this.#maxOutput = opts.maxOutputBytes;
+    this.#maxInput = opts.maxInputBytes;
+    this.#maxConns = opts.maxConnections;
+    this.#halfOpen = opts.allowHalfOpen;
+    const lingerMs = opts.lingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
-    this.#timers = new LoopTimers(opts.waitTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
+    this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
     this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
   }
 
@@ -110,13 +112,13 @@ export class Loop implements BackendHandler {
 
   // ---- BackendHandler ------------------------------------------------------------------------
 
-  onOpen(id: number, listener: number, addrs: AddrPair): void {
+  onOpen(id: number, origin: number, addrs: AddrPair): void {
     this.#inBatch = true;
-    const c = new Conn(this, id, listener, addrs, ringBufferPool.get());
+    const c = new StreamConn(this, id, origin, addrs, ringBufferPool.get());
     this.#conns.set(id, c);
     this.counters[Counter.Accepted]++;
     this.counters[Counter.Connections] = this.#conns.size;
-    this.#opts.onCount?.(1, listener);
+    this.#opts.onCount?.(1, origin);
     if (this.#conns.size > this.#maxConns || this.#stopping) {
       this.#drop(c);
       return;
@@ -193,7 +195,7 @@ export class Loop implements BackendHandler {
     this.#conns.delete(id);
     this.counters[Counter.Closed]++;
     this.counters[Counter.Connections] = this.#conns.size;
-    this.#opts.onCount?.(-1, c.addrIndex);
+    this.#opts.onCount?.(-1, c.origin);
     const seen = c.state !== ConnState.Pending && !c.dropped;
     c.state = ConnState.Closed;
     this.#timers.disarmIdle(c);
@@ -217,7 +219,7 @@ export class Loop implements BackendHandler {
     }
   }
 
-  onDatagram(listener: number, bytes: Uint8Array, peer: DatagramPeer): void {
+  onDatagram(listenerIndex: number, bytes: Uint8Array, peer: DatagramPeer): void {
     if (this.#stopping) return;
     this.#inBatch = true;
     const input = this.#datagramInput;
@@ -225,8 +227,9 @@ export class Loop implements BackendHandler {
     try {
       const data = this.events.data;
       if (!data) return;
-      const c = new DatagramConn(this, listener, this.#listenerAddrs[listener]!, peer, input);
-      const r = data.call(this.events, c, input);
+      const c = new UdpConn(this, listenerIndex, this.#listenerAddrs[listenerIndex]!, peer);
+      // Events.data is declared with Conn for stream handlers' sake; a UDP handler declares DatagramConn.
+      const r = data.call(this.events, c as unknown as Conn, input);
       if (isThenable(r)) {
         this.#settleDetached('data', r);
         return;
@@ -278,9 +281,9 @@ export class Loop implements BackendHandler {
     if (bytes === 0 && c.ended && c.unflushed === 0 && c.state === ConnState.Open) this.#closer.onEndWritten(c);
   }
 
-  onAcceptError(listener: number, errno: string): void {
+  onAcceptError(listenerIndex: number, errno: string): void {
     this.counters[Counter.AcceptErrors]++;
-    this.#acceptErrors.onAcceptError(listener, errno);
+    this.#acceptErrors.onAcceptError(listenerIndex, errno);
   }
 
   onBatchEnd(): void {
@@ -288,10 +291,10 @@ export class Loop implements BackendHandler {
     if (this.#needFlush) this.#flush();
   }
 
-  // ---- used by Conn ----------------------------------------------------------------------------
+  // ---- used by StreamConn ----------------------------------------------------------------------------
 
   /** Conn.send: queue bytes and make sure a flush follows. */
-  send(c: Conn, data: Output): boolean {
+  send(c: StreamConn, data: Output): boolean {
     const bytes = toBytes('send data', data);
     if (c.state !== ConnState.Open || c.ended) return false;
     this.#write(c, bytes);
@@ -299,24 +302,24 @@ export class Loop implements BackendHandler {
   }
 
   /** Conn.write: send, and say whether the queue is still under the high-water mark. */
-  writeConn(c: Conn, data: Output): boolean {
+  writeConn(c: StreamConn, data: Output): boolean {
     if (!this.send(c, data)) return false;
     if (c.queued + c.unflushed <= this.#highWater) return true;
     c.needDrain = true;
     return false;
   }
 
-  /** DatagramConn.send: one datagram back to the sender. */
-  sendDatagram(c: DatagramConn, data: Output): boolean {
+  /** UdpConn.send: one datagram back to the sender. */
+  sendDatagram(c: UdpConn, data: Output): boolean {
     if (this.#stopping) return false;
-    this.backend.sendTo(c.addrIndex, toBytes('send data', data), c.peer);
+    this.backend.sendTo(c.listenerIndex, toBytes('send data', data), c.peer);
     this.#wrote = true;
     this.#scheduleFlush();
     return true;
   }
 
   /** Conn.wake: run `data` again on the next microtask turn. */
-  wake(c: Conn): void {
+  wake(c: StreamConn): void {
     if (c.state !== ConnState.Open || c.wakePending) return;
     c.wakePending = true;
     queueMicrotask(() => {
@@ -332,7 +335,7 @@ export class Loop implements BackendHandler {
   }
 
   /** Conn.pause / Conn.resume. */
-  pauseConn(c: Conn, paused: boolean): void {
+  pauseConn(c: StreamConn, paused: boolean): void {
     if (c.state !== ConnState.Open || c.userPaused === paused) return;
     c.userPaused = paused;
     if (!c.bpPaused) {
@@ -349,7 +352,7 @@ export class Loop implements BackendHandler {
   }
 
   /** Conn.end: FIN after the queued output, then the linger; a connection ended both ways closes. */
-  endConn(c: Conn): void {
+  endConn(c: StreamConn): void {
     if (c.state !== ConnState.Open || c.ended) return;
     c.ended = true;
     if (c.peerEnded) {
@@ -360,12 +363,12 @@ export class Loop implements BackendHandler {
   }
 
   /** Conn.close: the lingering close of Action.Close. */
-  closeConn(c: Conn): void {
+  closeConn(c: StreamConn): void {
     this.#closer.closeLingering(c);
   }
 
   /** Conn.destroy: close at once, output dropped; `closed` gets `err` (or null). */
-  destroyConn(c: Conn, err: Error | null | undefined): void {
+  destroyConn(c: StreamConn, err: Error | null | undefined): void {
     if (err !== undefined && err !== null && !isError(err)) throw new InvalidArgumentError('destroy err', err, 'an Error, null or undefined');
     if (c.state === ConnState.Closed || c.state === ConnState.Pending || c.destroyed) return;
     c.destroyed = true;
@@ -375,7 +378,7 @@ export class Loop implements BackendHandler {
   }
 
   /** Conn.setIdleTimeout. */
-  setIdleTimeout(c: Conn, ms: number): void {
+  setIdleTimeout(c: StreamConn, ms: number): void {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
       throw new InvalidArgumentError('setIdleTimeout ms', ms, 'a finite number of milliseconds >= 0');
     }
@@ -443,13 +446,13 @@ export class Loop implements BackendHandler {
     }
   }
 
-  #open(c: Conn): void {
+  #open(c: StreamConn): void {
     if (!this.#stopping) this.#timers.armIdle(c);
     this.#callback(c, 'opened');
   }
 
   /** Closes a connection accepted past maxConnections, before `opened`, and reports it; at once, as there is no reply to protect. */
-  #drop(c: Conn): void {
+  #drop(c: StreamConn): void {
     c.dropped = true;
     this.counters[Counter.Dropped]++;
     this.#closer.closeNow(c);
@@ -463,7 +466,7 @@ export class Loop implements BackendHandler {
     }
   }
 
-  #runData(c: Conn): void {
+  #runData(c: StreamConn): void {
     const input = c.input;
     let r: unknown;
     try {
@@ -480,10 +483,10 @@ export class Loop implements BackendHandler {
   }
 
   /** Runs connection callback `handler` (other than data) and applies its result. */
-  #callback(c: Conn, handler: ConnHandler): void {
+  #callback(c: StreamConn, handler: ConnHandler): void {
     let r: unknown;
     try {
-      const fn = this.events[handler] as ((c: Conn) => unknown) | undefined;
+      const fn = this.events[handler] as ((c: StreamConn) => unknown) | undefined;
       if (!fn) return;
       r = fn.call(this.events, c);
     } catch (err) {
@@ -498,7 +501,7 @@ export class Loop implements BackendHandler {
    * applied; a Promise (an async handler) is settled apart; anything else, and any getter of the
    * result that throws, closes the connection with the error as `closed`'s argument.
    */
-  #apply(c: Conn, handler: ConnHandler, r: unknown): void {
+  #apply(c: StreamConn, handler: ConnHandler, r: unknown): void {
     try {
       if (r instanceof Uint8Array) {
         this.#write(c, r);
@@ -518,7 +521,7 @@ export class Loop implements BackendHandler {
   }
 
   /** `opts` returned by `opened` (ignored from other callbacks, as their reply types have none). */
-  #applyOpts(c: Conn, handler: ConnHandler, opts: ConnOptions): void {
+  #applyOpts(c: StreamConn, handler: ConnHandler, opts: ConnOptions): void {
     if (handler !== 'opened' || opts.tcpKeepAlive === undefined) return;
     const ms = opts.tcpKeepAlive;
     if (typeof ms !== 'number' || !(ms >= 0)) throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
@@ -530,7 +533,7 @@ export class Loop implements BackendHandler {
    * connection with a HandlerError (or goes to onError once it has closed); a resolved value other
    * than nothing is an error too, since it would be a reply that is never written.
    */
-  #settle(c: Conn, handler: ConnHandler, p: PromiseLike<unknown>): void {
+  #settle(c: StreamConn, handler: ConnHandler, p: PromiseLike<unknown>): void {
     const failLater = (err: Error): void => {
       if (c.state !== ConnState.Open) {
         this.#opts.onError(err);
@@ -565,7 +568,7 @@ export class Loop implements BackendHandler {
    * false, having closed the connection, when they would take it past maxInputBytes or its buffer
    * cannot grow.
    */
-  #keepInput(c: Conn, bytes: Uint8Array): boolean {
+  #keepInput(c: StreamConn, bytes: Uint8Array): boolean {
     const input = c.input;
     const total = input.length + bytes.length;
     if (total > this.#maxInput) {
@@ -589,7 +592,7 @@ export class Loop implements BackendHandler {
    * into the connection's own storage. Returns false, having closed the connection, when that
    * storage cannot be allocated.
    */
-  #releaseInput(c: Conn): boolean {
+  #releaseInput(c: StreamConn): boolean {
     try {
       c.input.release();
       return true;
@@ -603,14 +606,14 @@ export class Loop implements BackendHandler {
   }
 
   /** Closes a connection whose input cannot be kept: its unread input dropped, its replies written (lingering). */
-  #closeForInput(c: Conn): void {
+  #closeForInput(c: StreamConn): void {
     c.input.reset();
     c.input.release();
     if (c.state === ConnState.Pending) this.#closer.closeNow(c);
     else this.#fail(c, c.closeError!);
   }
 
-  #write(c: Conn, bytes: Uint8Array): void {
+  #write(c: StreamConn, bytes: Uint8Array): void {
     const len = bytes.length;
     if (len === 0 || c.state !== ConnState.Open || c.ended) return;
     this.backend.write(c.id, bytes);
@@ -629,7 +632,7 @@ export class Loop implements BackendHandler {
    * Output past maxOutputBytes: the connection closes at once, its output dropped. No linger: with
    * the output dropped there is no reply left to protect, and this peer is not reading anyway.
    */
-  #overLimit(c: Conn): void {
+  #overLimit(c: StreamConn): void {
     c.closeError ??= new OutputLimitError(this.#maxOutput, c.queued + c.unflushed);
     this.#closer.closeNow(c);
   }
@@ -680,19 +683,19 @@ export class Loop implements BackendHandler {
     this.backend.flush();
   }
 
-  #act(c: Conn, action: Action): void {
+  #act(c: StreamConn, action: Action): void {
     if (action === Action.Close) this.#closer.closeLingering(c);
     else if (action === Action.Shutdown) this.#opts.requestShutdown();
   }
 
   /** A handler threw or returned a bad value: close only this connection (lingering), and hand the error to `closed`. */
-  #fail(c: Conn, err: Error): void {
+  #fail(c: StreamConn, err: Error): void {
     c.closeError ??= err;
     this.#closer.closeLingering(c);
   }
 
   /** `c` made no progress (no input, no output taken by the kernel) for its whole idle timeout. */
-  #idleExpired(c: Conn, timeoutMs: number): void {
+  #idleExpired(c: StreamConn, timeoutMs: number): void {
     c.closeError = new IdleTimeoutError(timeoutMs);
     // Output queued that has not moved for a whole timeout (a lingering reply included): the peer
     // neither reads nor sends, and a flushed close would wait on it forever. Close now, dropping it.

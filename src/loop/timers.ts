@@ -9,8 +9,8 @@
  * Output stuck behind a peer that does not read is no progress. The timer itself is lazy: it
  * fires once per timeout and re-arms for what is left.
  */
-import { TimingWheel, type Timer } from '../timingwheel.js';
-import { ConnState, type Conn } from './conn.js';
+import { TimingWheel, type Timer } from '../timingwheel/index.js';
+import { ConnState, type StreamConn } from './conn.js';
 
 /** The idle-timeout wheel's tick: a tenth of the timeout, kept between 10 ms and 1 s. */
 function wheelTickFor(timeoutMs: number): number {
@@ -18,19 +18,19 @@ function wheelTickFor(timeoutMs: number): number {
 }
 
 export class LoopTimers {
-  readonly #waitTimeoutMs: number;
-  readonly #onIdle: (c: Conn, timeoutMs: number) => void;
+  readonly #idleTimeoutMs: number;
+  readonly #onIdle: (c: StreamConn, timeoutMs: number) => void;
   #wheel: TimingWheel | null = null;
 
   /**
-   * `waitTimeoutMs` is the server's idle timeout (0: none unless a connection sets one); with it
+   * `idleTimeoutMs` is the server's idle timeout (0: none unless a connection sets one); with it
    * the wheel is made at once, its tick fitted to the shorter of it and `lingerMs`. `onIdle`
    * closes a connection that made no progress for its whole timeout.
    */
-  constructor(waitTimeoutMs: number, lingerMs: number, onIdle: (c: Conn, timeoutMs: number) => void) {
-    this.#waitTimeoutMs = waitTimeoutMs;
+  constructor(idleTimeoutMs: number, lingerMs: number, onIdle: (c: StreamConn, timeoutMs: number) => void) {
+    this.#idleTimeoutMs = idleTimeoutMs;
     this.#onIdle = onIdle;
-    if (waitTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(waitTimeoutMs, lingerMs) : waitTimeoutMs);
+    if (idleTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(idleTimeoutMs, lingerMs) : idleTimeoutMs);
   }
 
   /** Runs `fn` once, `ms` from now. */
@@ -39,7 +39,7 @@ export class LoopTimers {
   }
 
   /** Starts `c`'s idle timeout (its own, else the server's), if it has one. */
-  armIdle(c: Conn): void {
+  armIdle(c: StreamConn): void {
     const ms = this.#idleMs(c);
     if (ms <= 0) return;
     c.lastActiveMs = performance.now();
@@ -47,7 +47,7 @@ export class LoopTimers {
   }
 
   /** Cancels `c`'s idle timeout. */
-  disarmIdle(c: Conn): void {
+  disarmIdle(c: StreamConn): void {
     c.idleTimer?.stop();
     c.idleTimer = null;
   }
@@ -65,11 +65,11 @@ export class LoopTimers {
     return this.#wheel;
   }
 
-  #idleMs(c: Conn): number {
-    return c.idleMs >= 0 ? c.idleMs : this.#waitTimeoutMs;
+  #idleMs(c: StreamConn): number {
+    return c.idleMs >= 0 ? c.idleMs : this.#idleTimeoutMs;
   }
 
-  #checkIdle(c: Conn): void {
+  #checkIdle(c: StreamConn): void {
     c.idleTimer = null;
     // Open, or lingering with its reply not yet written (input no longer counts as activity then).
     if (c.state !== ConnState.Open && !(c.state === ConnState.Lingering && !c.lingerFlushed)) return;

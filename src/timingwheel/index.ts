@@ -1,42 +1,20 @@
 /**
  * The public timing wheel: argument checks, the clock, and the setTimeout driver around the core
- * in timingwheel-core.ts (which opens with the wheel's diagram and invariants).
+ * in core.ts (which opens with the wheel's diagram and invariants).
  */
 import { performance } from 'node:perf_hooks';
-import { InvalidArgumentError } from './errors.js';
-import { TimerEntry, TimerState } from './timingwheel-bucket.js';
-import { nextRun, WheelCore } from './timingwheel-core.js';
+import { InvalidArgumentError } from '../errors.js';
+import { TimerEntry } from './bucket.js';
+import { nextRun, WheelCore } from './core.js';
+import { TimerState, type Scheduler, type Timer, type TimingWheelOptions } from './types.js';
+
+export type { Scheduler, Timer, TimingWheelOptions } from './types.js';
 
 /** The longest delay setTimeout honours (2^31 - 1 ms); longer waits are taken in steps. */
 const kMaxTimeoutMs = 2 ** 31 - 1;
 
-/** Options of a TimingWheel; every field is optional. */
-export interface TimingWheelOptions {
-  /** Length of one level-0 slot in ms, a positive integer; also the firing precision. Default 1000. */
-  tickMs?: number;
-  /** Slots per level, an integer >= 2. Default 60. */
-  wheelSize?: number;
-  /** The clock, in ms. Default `performance.now()`. Virtual clocks are welcome. */
-  now?: () => number;
-}
 
-/** A timer handle returned by afterFunc and scheduleFunc. */
-export interface Timer {
-  /** Cancels the timer: true if it was pending, false if it already fired or was stopped. A stopped timer never fires. */
-  stop(): boolean;
-  /** Absolute ms (on the wheel's clock) of the next run. */
-  readonly expiration: number;
-}
 
-/** Decides when a repeating timer runs next. */
-export interface Scheduler {
-  /**
-   * Given the previous run's scheduled time (or the clock's time for the first run), returns the
-   * absolute ms of the next run. Anything but a finite number in [0, 2^53-1] (a negative number,
-   * NaN, Infinity) ends the schedule.
-   */
-  next(prevMs: number): number;
-}
 
 /** Slot count of every level unless told otherwise. */
 const kDefaultWheelSize = 60;
@@ -71,37 +49,37 @@ function checkDelay(what: string, delayMs: unknown, min: 'zero' | 'positive'): v
  * self-driver after start(). Callbacks may add and stop timers, including their own.
  */
 export class TimingWheel {
-  private readonly kTickMs: number;
-  private readonly kNow: () => number;
-  private readonly kCore: WheelCore;
-  private readonly kOnTimeout: () => void;
-  private kRunning = false;
-  private kUnref = false;
-  private kTimeout: NodeJS.Timeout | null = null;
+  readonly #tickMs: number;
+  readonly #now: () => number;
+  readonly #core: WheelCore;
+  readonly #onTimeout: () => void;
+  #running = false;
+  #unref = false;
+  #timeout: NodeJS.Timeout | null = null;
   /** The expiration (ms) the armed timeout was set for. */
-  private kArmedAtMs = Infinity;
+  #armedAtMs = Infinity;
 
   constructor(options: TimingWheelOptions = {}) {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidArgumentError('options', options, 'an object');
     }
-    this.kTickMs = positiveInteger('tickMs', options.tickMs, kDefaultTickMs, 1);
+    this.#tickMs = positiveInteger('tickMs', options.tickMs, kDefaultTickMs, 1);
     const wheelSize = positiveInteger('wheelSize', options.wheelSize, kDefaultWheelSize, 2);
     if (options.now !== undefined && typeof options.now !== 'function') {
       throw new InvalidArgumentError('now', options.now, 'a function returning ms');
     }
-    this.kNow = options.now ?? (() => performance.now());
-    this.kCore = new WheelCore(this.kTickMs, wheelSize, this.clock());
-    this.kOnTimeout = () => {
-      this.kTimeout = null;
-      this.kArmedAtMs = Infinity;
+    this.#now = options.now ?? (() => performance.now());
+    this.#core = new WheelCore(this.#tickMs, wheelSize, this.#clock());
+    this.#onTimeout = () => {
+      this.#timeout = null;
+      this.#armedAtMs = Infinity;
       this.advance();
     };
   }
 
   /** Pending timers: added, not yet fired (for a repeating timer: not yet ended) and not stopped. */
   get size(): number {
-    return this.kCore.size;
+    return this.#core.size;
   }
 
   /**
@@ -112,7 +90,7 @@ export class TimingWheel {
   afterFunc(delayMs: number, fn: () => void): Timer {
     checkDelay('delayMs', delayMs, 'zero');
     checkFn(fn);
-    return this.enqueue(new TimerEntry(this.kCore, fn, this.clock() + delayMs, 0, null));
+    return this.#enqueue(new TimerEntry(this.#core, fn, this.#clock() + delayMs, 0, null));
   }
 
   /**
@@ -123,23 +101,23 @@ export class TimingWheel {
    */
   scheduleFunc(schedule: Scheduler | number, fn: () => void): Timer {
     checkFn(fn);
-    const now = this.clock();
+    const now = this.#clock();
     let entry: TimerEntry;
     if (typeof schedule === 'number') {
       checkDelay('schedule', schedule, 'positive');
-      entry = new TimerEntry(this.kCore, fn, now + schedule, schedule, null);
+      entry = new TimerEntry(this.#core, fn, now + schedule, schedule, null);
     } else {
       if (typeof schedule !== 'object' || schedule === null || typeof schedule.next !== 'function') {
         throw new InvalidArgumentError('schedule', schedule, 'a period in ms or a Scheduler');
       }
       const first = nextRun(schedule.next(now));
-      entry = new TimerEntry(this.kCore, fn, first, 0, schedule);
+      entry = new TimerEntry(this.#core, fn, first, 0, schedule);
       if (first !== first) {
         entry.state = TimerState.Done;
         return entry;
       }
     }
-    return this.enqueue(entry);
+    return this.#enqueue(entry);
   }
 
   /**
@@ -154,11 +132,11 @@ export class TimingWheel {
    * inside a callback, advance does nothing and returns 0.
    */
   advance(nowMs?: number): number {
-    const core = this.kCore;
+    const core = this.#core;
     if (core.advancing) return 0;
     let now: number;
     if (nowMs === undefined) {
-      now = this.clock();
+      now = this.#clock();
     } else {
       if (typeof nowMs !== 'number' || !Number.isFinite(nowMs)) {
         throw new InvalidArgumentError('nowMs', nowMs, 'a finite number of ms');
@@ -166,7 +144,7 @@ export class TimingWheel {
       now = nowMs;
     }
     const fired = core.advance(now);
-    if (this.kRunning) this.arm();
+    if (this.#running) this.#arm();
     if (core.hasError) {
       const err = core.firstError;
       core.hasError = false;
@@ -178,7 +156,7 @@ export class TimingWheel {
 
   /** Absolute ms (on the wheel's clock) when advance() next has a timer to fire, or Infinity. */
   nextExpiration(): number {
-    return this.kCore.nextExpirationMs();
+    return this.#core.nextExpirationMs();
   }
 
   /**
@@ -187,59 +165,59 @@ export class TimingWheel {
    * is pending. A callback's error surfaces as an uncaught exception, after the wheel re-armed.
    */
   start(): void {
-    if (this.kRunning) return;
-    this.kRunning = true;
-    this.arm();
+    if (this.#running) return;
+    this.#running = true;
+    this.#arm();
   }
 
   /** Stops driving and cancels every pending timer; none of them fires afterwards. The wheel stays usable. */
   stop(): void {
-    this.kRunning = false;
-    this.disarm();
-    this.kCore.cancelAll();
+    this.#running = false;
+    this.#disarm();
+    this.#core.cancelAll();
   }
 
   /** The driving timeout, now and later, does not keep the process alive. */
   unref(): void {
-    this.kUnref = true;
-    this.kTimeout?.unref();
+    this.#unref = true;
+    this.#timeout?.unref();
   }
 
-  private clock(): number {
-    const now = this.kNow();
+  #clock(): number {
+    const now = this.#now();
     if (typeof now !== 'number' || !Number.isFinite(now)) {
       throw new InvalidArgumentError('now()', now, 'a finite number of ms');
     }
     return now;
   }
 
-  private enqueue(entry: TimerEntry): Timer {
-    const core = this.kCore;
+  #enqueue(entry: TimerEntry): Timer {
+    const core = this.#core;
     core.size++;
     const tick = core.add(entry);
-    if (this.kRunning && !core.advancing && tick * this.kTickMs < this.kArmedAtMs) this.arm();
+    if (this.#running && !core.advancing && tick * this.#tickMs < this.#armedAtMs) this.#arm();
     return entry;
   }
 
   /** Arms the driving timeout for nextExpiration() (in steps of at most kMaxTimeoutMs, the longest setTimeout waits), unless it is already armed for that time or earlier. */
-  private arm(): void {
-    const next = this.kCore.nextExpirationMs();
+  #arm(): void {
+    const next = this.#core.nextExpirationMs();
     if (next === Infinity) {
-      this.disarm();
+      this.#disarm();
       return;
     }
-    if (this.kTimeout !== null && this.kArmedAtMs <= next) return;
-    this.disarm();
-    const now = this.clock();
+    if (this.#timeout !== null && this.#armedAtMs <= next) return;
+    this.#disarm();
+    const now = this.#clock();
     const delayMs = Math.min(kMaxTimeoutMs, Math.max(0, Math.ceil(next - now)));
-    this.kTimeout = setTimeout(this.kOnTimeout, delayMs);
-    this.kArmedAtMs = delayMs === kMaxTimeoutMs ? now + delayMs : next;
-    if (this.kUnref) this.kTimeout.unref();
+    this.#timeout = setTimeout(this.#onTimeout, delayMs);
+    this.#armedAtMs = delayMs === kMaxTimeoutMs ? now + delayMs : next;
+    if (this.#unref) this.#timeout.unref();
   }
 
-  private disarm(): void {
-    if (this.kTimeout !== null) clearTimeout(this.kTimeout);
-    this.kTimeout = null;
-    this.kArmedAtMs = Infinity;
+  #disarm(): void {
+    if (this.#timeout !== null) clearTimeout(this.#timeout);
+    this.#timeout = null;
+    this.#armedAtMs = Infinity;
   }
 }

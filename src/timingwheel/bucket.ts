@@ -1,20 +1,18 @@
 /**
  * The timing wheel's storage: a timer entry, the bucket (slot) that holds a list of them, and the
- * delay queue, a min-heap of the non-empty buckets by expiration. See timingwheel-core.ts for how
+ * delay queue, a min-heap of the non-empty buckets by expiration. See core.ts for how
  * the wheel files timers into buckets and drains the queue.
  */
-import type { Scheduler, Timer } from './timingwheel.js';
-import type { WheelCore } from './timingwheel-core.js';
+import { TimerState, type Scheduler, type Timer } from './types.js';
 
-/** Where a timer is in its life. */
-export const enum TimerState {
-  /** In a bucket or the due list. */
-  Pending = 0,
-  /** In the batch being fired. */
-  Firing = 1,
-  /** Fired (and not rescheduled) or stopped. */
-  Done = 2,
+/** What a timer entry needs of the wheel that owns it (the core implements it). */
+export interface EntryOwner {
+  /** `expiration` (ms) rounded up to whole level-0 ticks. */
+  deadlineOf(expiration: number): number;
+  /** Unlinks a pending entry; true if it was pending. */
+  cancel(entry: TimerEntry): boolean;
 }
+
 
 /** One timer. Lives in one bucket's list at a time; the wheel owns it, the user holds it as a Timer. */
 export class TimerEntry implements Timer {
@@ -29,7 +27,7 @@ export class TimerEntry implements Timer {
   next: TimerEntry | null = null;
 
   constructor(
-    readonly core: WheelCore,
+    readonly core: EntryOwner,
     readonly fn: () => void,
     expiration: number,
     /** Repeat period in ms for scheduleFunc(number); 0 otherwise. */
@@ -98,7 +96,7 @@ export class DelayQueue {
   push(bucket: Bucket): void {
     bucket.heapIndex = this.heap.length;
     this.heap.push(bucket);
-    this.up(bucket.heapIndex);
+    this.#up(bucket.heapIndex);
   }
 
   pop(): Bucket {
@@ -115,8 +113,8 @@ export class DelayQueue {
     if (last === bucket) return;
     heap[i] = last;
     last.heapIndex = i;
-    this.down(i);
-    this.up(last.heapIndex);
+    this.#down(i);
+    this.#up(last.heapIndex);
   }
 
   clear(): void {
@@ -124,7 +122,7 @@ export class DelayQueue {
     this.heap.length = 0;
   }
 
-  private up(i: number): void {
+  #up(i: number): void {
     const heap = this.heap;
     const item = heap[i]!;
     while (i > 0) {
@@ -139,7 +137,7 @@ export class DelayQueue {
     item.heapIndex = i;
   }
 
-  private down(i: number): void {
+  #down(i: number): void {
     const heap = this.heap;
     const n = heap.length;
     const item = heap[i]!;

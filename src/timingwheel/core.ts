@@ -26,7 +26,8 @@
  *     `bucket` field says which bucket (null while in the batch or once done).
  *   - `size` counts timers that are pending or in the batch and not yet fired or stopped.
  */
-import { Bucket, DelayQueue, TimerState, type TimerEntry } from './timingwheel-bucket.js';
+import { Bucket, DelayQueue, type EntryOwner, type TimerEntry } from './bucket.js';
+import { TimerState } from './types.js';
 
 /** One wheel of the hierarchy. All times are in level-0 ticks. */
 class Level {
@@ -60,7 +61,7 @@ export function nextRun(value: unknown): number {
  * The wheel without its driver or argument checks: filing, cascading and firing. Timers reach it
  * through their `core` field, so it has no public surface of its own.
  */
-export class WheelCore {
+export class WheelCore implements EntryOwner {
   readonly root: Level;
   readonly queue = new DelayQueue();
   /** Timers that were due when added; they fire at the start of the next advance. */
@@ -92,13 +93,13 @@ export class WheelCore {
   add(entry: TimerEntry): number {
     entry.seq = this.seq++;
     entry.state = TimerState.Pending;
-    if (this.file(entry)) return entry.bucket!.expiration;
+    if (this.#file(entry)) return entry.bucket!.expiration;
     this.due.push(entry);
     return this.root.current;
   }
 
   /** Puts `entry` in the bucket of the lowest level that covers its deadline; false if it is due now. */
-  private file(entry: TimerEntry): boolean {
+  #file(entry: TimerEntry): boolean {
     const d = entry.deadline;
     let level = this.root;
     if (d <= level.current) return false;
@@ -134,14 +135,14 @@ export class WheelCore {
 
   /** Cancels every timer, including the rest of a batch being fired. */
   cancelAll(): void {
-    for (const bucket of this.queue.heap) this.dropAll(bucket);
+    for (const bucket of this.queue.heap) this.#dropAll(bucket);
     this.queue.clear();
-    this.dropAll(this.due);
+    this.#dropAll(this.due);
     for (const entry of this.batch) entry.state = TimerState.Done;
     this.size = 0;
   }
 
-  private dropAll(bucket: Bucket): void {
+  #dropAll(bucket: Bucket): void {
     let entry = bucket.detach();
     while (entry !== null) {
       const next = entry.next;
@@ -165,30 +166,30 @@ export class WheelCore {
     let fired = 0;
     try {
       if (this.due.count > 0) {
-        this.moveToBatch(this.due);
-        fired += this.fireBatch();
+        this.#moveToBatch(this.due);
+        fired += this.#fireBatch();
       }
       const queue = this.queue;
       const tickMs = this.tickMs;
       while (queue.length > 0 && queue.peek().expiration * tickMs <= nowMs) {
         const tick = queue.peek().expiration;
-        this.advanceClock(tick);
+        this.#advanceClock(tick);
         // Every bucket due at this tick (one per level at most) cascades before any timer fires,
         // so the batch holds all timers of the tick and fires in (expiration, seq) order. A
         // cascade only files timers into buckets due after `tick`.
         do {
-          this.cascade(queue.pop());
+          this.#cascade(queue.pop());
         } while (queue.length > 0 && queue.peek().expiration === tick);
-        fired += this.fireBatch();
+        fired += this.#fireBatch();
       }
-      this.advanceClock(Math.floor(nowMs / tickMs));
+      this.#advanceClock(Math.floor(nowMs / tickMs));
     } finally {
       this.advancing = false;
     }
     return fired;
   }
 
-  private advanceClock(tick: number): void {
+  #advanceClock(tick: number): void {
     for (let level: Level | null = this.root; level !== null; level = level.overflow) {
       if (tick < level.current + level.tick) break;
       level.current = Math.floor(tick / level.tick) * level.tick;
@@ -196,12 +197,12 @@ export class WheelCore {
   }
 
   /** Re-files each timer of a popped bucket one level down, or into the batch when due. */
-  private cascade(bucket: Bucket): void {
+  #cascade(bucket: Bucket): void {
     let entry = bucket.detach();
     while (entry !== null) {
       const next = entry.next;
       entry.prev = entry.next = entry.bucket = null;
-      if (!this.file(entry)) {
+      if (!this.#file(entry)) {
         entry.state = TimerState.Firing;
         this.batch.push(entry);
       }
@@ -209,7 +210,7 @@ export class WheelCore {
     }
   }
 
-  private moveToBatch(bucket: Bucket): void {
+  #moveToBatch(bucket: Bucket): void {
     let entry = bucket.detach();
     while (entry !== null) {
       const next = entry.next;
@@ -220,7 +221,7 @@ export class WheelCore {
     }
   }
 
-  private fireBatch(): number {
+  #fireBatch(): number {
     const batch = this.batch;
     if (batch.length > 1) batch.sort(byExpiration);
     let fired = 0;
@@ -229,20 +230,20 @@ export class WheelCore {
       // Stopped by an earlier callback of this batch.
       if (entry.state !== TimerState.Firing) continue;
       fired++;
-      this.run(entry);
+      this.#run(entry);
     }
     batch.length = 0;
     return fired;
   }
 
   /** Reschedules a repeating timer before its callback runs, so the callback may stop it. */
-  private run(entry: TimerEntry): void {
+  #run(entry: TimerEntry): void {
     let next = NaN;
     if (entry.scheduler !== null) {
       try {
         next = nextRun(entry.scheduler.next(entry.expiration));
       } catch (err) {
-        this.noteError(err);
+        this.#noteError(err);
       }
     } else if (entry.periodMs > 0) {
       next = nextRun(entry.expiration + entry.periodMs);
@@ -258,11 +259,11 @@ export class WheelCore {
     try {
       entry.fn();
     } catch (err) {
-      this.noteError(err);
+      this.#noteError(err);
     }
   }
 
-  private noteError(err: unknown): void {
+  #noteError(err: unknown): void {
     if (this.hasError) return;
     this.hasError = true;
     this.firstError = err;

@@ -1,0 +1,105 @@
+/**
+ * The connections user callbacks receive, as the public contract declares them: a stream
+ * connection (Conn) and the connection-like value of one UDP datagram (DatagramConn). The loop
+ * implements both (src/loop/conn.ts, src/loop/udp-conn.ts); nothing here imports the loop.
+ *
+ * A connection is owned by one loop: every member must be used on that loop's thread (in a
+ * callback, or later from async code on the same thread).
+ */
+import type { Addr } from './addr.js';
+
+/**
+ * Bytes to write: a Uint8Array (Buffer included), any other view of an ArrayBuffer (a typed array
+ * or DataView: the bytes it covers) or an ArrayBuffer, or a string, written as UTF-8.
+ */
+export type Output = Uint8Array | ArrayBufferView | ArrayBuffer | string;
+
+/** One TCP or unix stream connection. */
+export interface Conn {
+  /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
+  context: unknown;
+  /** Which of serve()'s addresses this connection came in on (its index in that list); -1 for an outbound connection. */
+  readonly addrIndex: number;
+  /** True for a connection this server dialled, false for one a listener accepted (every connection today). */
+  readonly outbound: boolean;
+  /** The index of the loop this connection is on (0 with one loop). */
+  readonly loopIndex: number;
+  /** Bytes received on this connection, including input dropped during a lingering close. */
+  readonly bytesRead: number;
+  /**
+   * Bytes of output the kernel has taken: what was written minus what is still queued (as the
+   * backend last reported it). Exact once the output has drained; output dropped by an abrupt
+   * close is not counted.
+   */
+  readonly bytesWritten: number;
+  /** The server-side address of this connection. */
+  readonly localAddr: Addr;
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /** True until the connection has closed; false inside `closed` and after it. */
+  readonly open: boolean;
+  /** Bytes written to this connection that the kernel has not taken yet (as last known). */
+  readonly queuedBytes: number;
+  /**
+   * Queues bytes to write, like send(), and says whether to go on: false once the output queued for
+   * this connection passes the server's `highWaterMark` (the bytes are queued all the same), or when
+   * the connection can no longer be written to. After false, `drained` fires when the queue falls to
+   * the low-water mark.
+   */
+  write(data: Output): boolean;
+  /**
+   * Queues bytes to write, after everything queued before; they are written at the end of the
+   * current batch of events, or in a microtask when called from outside one. Usable at any time on
+   * the loop's thread, including after an `await`. Returns false (and writes nothing) when the
+   * connection is closing or closed.
+   */
+  send(data: Output): boolean;
+  /** Stops reading from this connection until resume(); writes go on. */
+  pause(): void;
+  /** Reads from this connection again after pause(). */
+  resume(): void;
+  /**
+   * Half-closes: once everything queued is written, sends FIN; the peer may go on sending (with
+   * `allowHalfOpen`). Writing after end() does nothing. Once the output and FIN are written, the
+   * peer has the server's linger to end its side; then the connection closes.
+   */
+  end(): void;
+  /**
+   * Closes this connection as returning Action.Close does: the queued output is written, then FIN,
+   * then the linger. Usable at any time on the loop's thread (a timer, after an `await`, another
+   * connection's callback); the close starts at the end of the current batch, or in a microtask
+   * outside one. Does nothing once the connection is closing or closed.
+   */
+  close(): void;
+  /**
+   * Closes this connection at once, dropping output not yet written; `closed` gets `err`, or null.
+   * Usable as close() is; on a connection already closing it cuts the close short. Does nothing
+   * on a closed connection. Throws InvalidArgumentError when `err` is given and is not an Error.
+   */
+  destroy(err?: Error | null): void;
+  /** Closes this connection after `ms` without progress (input, or output the kernel takes), instead of the server's idle timeout; 0 turns it off. */
+  setIdleTimeout(ms: number): void;
+  /** Runs `data` again for this connection, with its current input, in a microtask (once, however often it is called). */
+  wake(): void;
+}
+
+/**
+ * The connection-like value `data` receives for one UDP datagram; replies go to its sender. A new
+ * one is made for each datagram: there is no stream to pause, end, close or wake.
+ */
+export interface DatagramConn {
+  /** Any value the application wants to keep while handling this datagram (it does not carry over to the next). */
+  context: unknown;
+  /** Which of serve()'s addresses (a UDP listener) the datagram came in on. */
+  readonly addrIndex: number;
+  /** The index of the loop this datagram is handled on (0 with one loop). */
+  readonly loopIndex: number;
+  /** The UDP listener's bound address. */
+  readonly localAddr: Addr;
+  /** The sender's address. */
+  readonly remoteAddr: Addr;
+  /** Sends one datagram back to this datagram's sender; false (nothing sent) once the loop is stopping. */
+  send(data: Output): boolean;
+  /** Sends one datagram back to this datagram's sender (the same as send()). */
+  write(data: Output): boolean;
+}
