@@ -82,9 +82,9 @@ export const kAddrSlots = 2;
 export const kAddrU32 = 8;
 /**
  * A connection's origin: below this bit, the index of the listener it was accepted on; with it set,
- * a dial (ORIGIN_DIAL).
+ * a dial (ORIGIN_DIAL). Defined with the Backend contract, which every backend reports origins in.
  */
-export const kOriginDial = 0x8000_0000;
+export { kOriginDial } from './backend.js';
 /** Connection ids are (generation << kIdSlotBits) | slot (SLOT_BITS). */
 export const kIdSlotBits = 20;
 /** The largest generation, so ids stay below 2^31 (GEN_MAX). */
