@@ -72,7 +72,7 @@ function valueOptionName(arg: string, options: OptionsConfig): string | null {
  * free one), --loops (default 1), --backend (native, portable or auto; default auto), and the
  * example's `own`. An option's value may be a negative number given as `--opt -N` or `--opt=-N`.
  */
-export function parseFlags<O extends OptionsConfig = {}>(example: string, defaultPort: number, own?: O, args: readonly string[] = process.argv.slice(2)): Flags<O> {
+export function parseFlags<O extends OptionsConfig = Record<never, never>>(example: string, defaultPort: number, own?: O, args: readonly string[] = process.argv.slice(2)): Flags<O> {
   const options: ReturnType<typeof commonOptions> & O = { ...commonOptions(defaultPort), ...(own as O) };
   let values: Values<O>;
   try {

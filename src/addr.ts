@@ -115,7 +115,7 @@ function parseOptions(text: string, query: string): boolean {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const key = (eq < 0 ? pair : pair.slice(0, eq)).toLowerCase();
-    let value = '';
+    let value: string;
     try {
       value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1));
     } catch {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
-import { AcceptError } from '../src/errors.js';
+import { type AcceptError } from '../src/errors.js';
 import { AcceptErrorReporter, kAcceptErrorReportMs } from '../src/loop/accept-errors.js';
 import { sleep, waitFor } from './helpers.js';
 

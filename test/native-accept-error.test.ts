@@ -77,32 +77,32 @@ interface ChildStats {
 
 /** A line-oriented JSON conversation with the child. */
 class Child {
-  private readonly kLines: ChildStats[] = [];
-  private kWaiter: (() => void) | null = null;
-  private kOut = '';
+  readonly #lines: ChildStats[] = [];
+  #waiter: (() => void) | null = null;
+  #out = '';
   constructor(readonly proc: ChildProcessByStdio<Writable, Readable, null>) {
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (d: string) => {
-      this.kOut += d;
+      this.#out += d;
       let nl;
-      while ((nl = this.kOut.indexOf('\n')) >= 0) {
-        this.kLines.push(JSON.parse(this.kOut.slice(0, nl)) as ChildStats);
-        this.kOut = this.kOut.slice(nl + 1);
+      while ((nl = this.#out.indexOf('\n')) >= 0) {
+        this.#lines.push(JSON.parse(this.#out.slice(0, nl)) as ChildStats);
+        this.#out = this.#out.slice(nl + 1);
       }
-      this.kWaiter?.();
+      this.#waiter?.();
     });
   }
   async next(): Promise<ChildStats> {
     const deadline = Date.now() + 10000;
-    while (this.kLines.length === 0) {
+    while (this.#lines.length === 0) {
       if (this.proc.exitCode !== null) throw new Error(`child exited with ${this.proc.exitCode}`);
       if (Date.now() > deadline) throw new Error('child did not answer');
       await new Promise<void>((r) => {
-        this.kWaiter = r;
+        this.#waiter = r;
         setTimeout(r, 50);
       });
     }
-    return this.kLines.shift()!;
+    return this.#lines.shift()!;
   }
   async ask(cmd: string): Promise<ChildStats> {
     this.proc.stdin.write(`${cmd}\n`);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { Addr, parseAddress } from '../src/addr.js';
+import { type Addr, parseAddress } from '../src/addr.js';
 import type { AddrPair, BackendHandler, DatagramPeer } from '../src/backend/backend.js';
 import { NativeBackend, nativeAvailable } from '../src/backend/native.js';
 import { ConnectionError, ListenError } from '../src/errors.js';

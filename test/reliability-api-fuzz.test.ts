@@ -114,7 +114,9 @@ async function property<T>(arb: fc.Arbitrary<T>, numRuns: number, body: (v: T) =
     await quietly(() => fc.assert(fc.asyncProperty(arb, body), { numRuns }));
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
-    throw new Error(`${(err as Error).message}\ncause: ${cause instanceof Error ? cause.message : String(cause)}`);
+    throw new Error(`${(err as Error).message}\ncause: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause: err,
+    });
   }
 }
 

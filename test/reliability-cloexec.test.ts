@@ -31,7 +31,7 @@ for (const backend of await backendsUnderTest()) {
       );
       const clients = await connectMany(server.server.addrs[0]!.port, kConns);
       clients.push(await connectTo(server.server.addrs[1]!));
-      let leaked: string[] = [];
+      const leaked: string[] = [];
       let childSockets = 0;
       let serverSockets = 0;
       try {

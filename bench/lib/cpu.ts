@@ -30,29 +30,29 @@ export interface CpuUsage {
 
 /** CPU of one server process and of both cores, between start() and end(). */
 export class CpuWindow {
-  private t0 = 0;
-  private server0: [number, number] = [0, 0];
-  private cores0: [number, number] = [0, 0];
+  #t0 = 0;
+  #server0: [number, number] = [0, 0];
+  #cores0: [number, number] = [0, 0];
 
   constructor(private readonly pid: number) {}
 
   start(): void {
-    this.t0 = performance.now();
-    this.server0 = readProcessTicks(this.pid);
-    this.cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
+    this.#t0 = performance.now();
+    this.#server0 = readProcessTicks(this.pid);
+    this.#cores0 = [readCoreBusyTicks(kServerCore), readCoreBusyTicks(kLoadCore)];
   }
 
   end(): CpuUsage {
-    const seconds = (performance.now() - this.t0) / 1000;
+    const seconds = (performance.now() - this.#t0) / 1000;
     const pct = (ticks: number): number => (100 * ticks) / kTicksPerSecond / seconds;
     const [user, sys] = readProcessTicks(this.pid);
-    const serverTicks = user - this.server0[0] + (sys - this.server0[1]);
+    const serverTicks = user - this.#server0[0] + (sys - this.#server0[1]);
     return {
       serverTicks,
       serverPct: pct(serverTicks),
-      serverSysPct: pct(sys - this.server0[1]),
-      serverCorePct: pct(readCoreBusyTicks(kServerCore) - this.cores0[0]),
-      loadCorePct: pct(readCoreBusyTicks(kLoadCore) - this.cores0[1]),
+      serverSysPct: pct(sys - this.#server0[1]),
+      serverCorePct: pct(readCoreBusyTicks(kServerCore) - this.#cores0[0]),
+      loadCorePct: pct(readCoreBusyTicks(kLoadCore) - this.#cores0[1]),
     };
   }
 }

@@ -29,23 +29,23 @@ export interface Child {
  * line that says how much was left out between them.
  */
 class OutputLog {
-  private head = '';
-  private tail = '';
-  private omitted = 0;
+  #head = '';
+  #tail = '';
+  #omitted = 0;
 
   add(text: string): void {
-    const room = kHeadChars - this.head.length;
+    const room = kHeadChars - this.#head.length;
     if (room > 0) {
-      this.head += text.slice(0, room);
+      this.#head += text.slice(0, room);
       text = text.slice(room);
     }
-    const tail = this.tail + text;
-    this.omitted += Math.max(0, tail.length - kTailChars);
-    this.tail = tail.slice(-kTailChars);
+    const tail = this.#tail + text;
+    this.#omitted += Math.max(0, tail.length - kTailChars);
+    this.#tail = tail.slice(-kTailChars);
   }
 
   text(): string {
-    return this.omitted === 0 ? this.head + this.tail : `${this.head}\n[${this.omitted} characters left out]\n${this.tail}`;
+    return this.#omitted === 0 ? this.#head + this.#tail : `${this.#head}\n[${this.#omitted} characters left out]\n${this.#tail}`;
   }
 }
 

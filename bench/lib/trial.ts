@@ -61,7 +61,7 @@ export async function startServer(
     await stopChild(child);
     const why = /gevent: [^\n]*/.exec(output)?.[0] ?? output.trim().split('\n').slice(-3).join(' / ');
     if (kUnavailable.test(output)) throw new SkipError(why);
-    throw new Error(`${(err as Error).message}${why ? `: ${why}` : ''}`);
+    throw new Error(`${(err as Error).message}${why ? `: ${why}` : ''}`, { cause: err });
   }
 }
 

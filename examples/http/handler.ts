@@ -37,31 +37,31 @@ const kStatusText: Record<HttpError['status'], string> = {
  * latin1 characters (each is written as one byte); header values taken from a request are.
  */
 export class ResponseBuffer {
-  private parts: (Uint8Array | string)[] = [];
-  private bytes = 0;
+  #parts: (Uint8Array | string)[] = [];
+  #bytes = 0;
 
   push(part: Uint8Array | string): void {
-    this.parts.push(part);
-    this.bytes += part.length;
+    this.#parts.push(part);
+    this.#bytes += part.length;
   }
 
   /** Drops whatever was pushed and not taken (left behind only if a response threw halfway). */
   clear(): void {
-    if (this.parts.length === 0) return;
-    this.parts = [];
-    this.bytes = 0;
+    if (this.#parts.length === 0) return;
+    this.#parts = [];
+    this.#bytes = 0;
   }
 
   /** Everything pushed, as one new array (or the only part pushed); null when nothing was. */
   take(): Uint8Array | null {
-    const parts = this.parts;
+    const parts = this.#parts;
     if (parts.length === 0) return null;
     let out: Uint8Array;
     if (parts.length === 1) {
       const only = parts[0]!;
       out = typeof only === 'string' ? Buffer.from(only, 'latin1') : only;
     } else {
-      const buf = Buffer.allocUnsafe(this.bytes);
+      const buf = Buffer.allocUnsafe(this.#bytes);
       let off = 0;
       for (const p of parts) {
         if (typeof p === 'string') off += buf.write(p, off, 'latin1');
@@ -72,8 +72,8 @@ export class ResponseBuffer {
       }
       out = buf;
     }
-    this.parts = [];
-    this.bytes = 0;
+    this.#parts = [];
+    this.#bytes = 0;
     return out;
   }
 }

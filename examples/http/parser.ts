@@ -135,33 +135,33 @@ type Step = boolean | HttpError;
  * on every `data` call, and call dispose() when the connection closes.
  */
 export class HttpParser {
-  private readonly limits: HttpLimits;
-  private readonly budget: BodyBudget | null;
-  private held = 0;
-  private state = State.Head;
-  private pos = 0;
-  private headScanned = 0;
-  private failure: HttpError | null = null;
-  private current: HttpRequest | null = null;
-  private remaining = 0;
-  private body: Buffer = kNoBody;
-  private bodyBytes = 0;
-  private trailerBytes = 0;
+  readonly #limits: HttpLimits;
+  readonly #budget: BodyBudget | null;
+  #held = 0;
+  #state = State.Head;
+  #pos = 0;
+  #headScanned = 0;
+  #failure: HttpError | null = null;
+  #current: HttpRequest | null = null;
+  #remaining = 0;
+  #body: Buffer = kNoBody;
+  #bodyBytes = 0;
+  #trailerBytes = 0;
 
   /** `budget`: where body buffers take their room from (shared by a loop's parsers); null for none. */
   constructor(limits: Partial<HttpLimits> = {}, budget: BodyBudget | null = null) {
-    this.limits = { ...kDefaultLimits, ...limits };
-    this.budget = budget;
+    this.#limits = { ...kDefaultLimits, ...limits };
+    this.#budget = budget;
   }
 
   /** The request whose head is parsed and whose body is still arriving, if any. */
   get pending(): HttpRequest | null {
-    return this.current;
+    return this.#current;
   }
 
   /** True between requests and while a head is arriving; false once a head is parsed and its body is not complete. */
   get awaitingHead(): boolean {
-    return this.state === State.Head;
+    return this.#state === State.Head;
   }
 
   /** Gives back the body's room in the budget; for a connection that closed (or a parser no longer fed). */
@@ -176,21 +176,21 @@ export class HttpParser {
    * error's status and be closed.
    */
   parse(input: RingBuffer, out: HttpRequest[]): HttpError | null {
-    if (this.failure !== null) return this.failure;
+    if (this.#failure !== null) return this.#failure;
     if (input.length === 0) return null;
     const buf = contiguous(input);
-    this.pos = 0;
+    this.#pos = 0;
     let step: Step = true;
     while (step === true) step = this.step(buf, out);
-    input.retrieve(this.pos);
+    input.retrieve(this.#pos);
     if (step === false) return null;
-    this.failure = step;
+    this.#failure = step;
     this.dropBody();
     return step;
   }
 
   private step(buf: Buffer, out: HttpRequest[]): Step {
-    switch (this.state) {
+    switch (this.#state) {
       case State.Head:
         return this.head(buf, out);
       case State.Body:
@@ -207,27 +207,27 @@ export class HttpParser {
   }
 
   private head(buf: Buffer, out: HttpRequest[]): Step {
-    let p = this.pos;
+    let p = this.#pos;
     while (p < buf.length && (buf[p] === CR || buf[p] === LF)) p++;
-    if (p !== this.pos) {
-      this.pos = p;
-      this.headScanned = 0;
+    if (p !== this.#pos) {
+      this.#pos = p;
+      this.#headScanned = 0;
     }
     if (p >= buf.length) return false;
-    const max = this.limits.maxHeadBytes;
+    const max = this.#limits.maxHeadBytes;
     const hay = buf.length - p > max ? buf.subarray(0, p + max) : buf;
-    const end = hay.indexOf(kHeadEnd, p + Math.max(0, this.headScanned - 3));
+    const end = hay.indexOf(kHeadEnd, p + Math.max(0, this.#headScanned - 3));
     if (end < 0) {
-      const bad = badLineEnd(hay, p + Math.max(0, this.headScanned - 1));
+      const bad = badLineEnd(hay, p + Math.max(0, this.#headScanned - 1));
       if (bad !== null) return bad;
       if (buf.length - p >= max) return new HeaderFieldsTooLargeError(max);
-      this.headScanned = hay.length - p;
+      this.#headScanned = hay.length - p;
       return false;
     }
-    this.headScanned = 0;
+    this.#headScanned = 0;
     const request = this.parseHead(buf, p, end);
     if (request instanceof HttpError) return request;
-    this.pos = end + 4;
+    this.#pos = end + 4;
     return this.frame(request, out);
   }
 
@@ -293,12 +293,12 @@ export class HttpParser {
     if (cl !== undefined) {
       const n = contentLength(cl);
       if (Number.isNaN(n)) return new BadRequestError(`invalid Content-Length: ${cl}`);
-      if (n > this.limits.maxBodyBytes) return new ContentTooLargeError(n, this.limits.maxBodyBytes);
+      if (n > this.#limits.maxBodyBytes) return new ContentTooLargeError(n, this.#limits.maxBodyBytes);
       if (n > 0) {
         this.begin(request, State.Body);
         const refused = this.reserve(n);
         if (refused !== null) return refused;
-        this.remaining = n;
+        this.#remaining = n;
         return true;
       }
     }
@@ -307,10 +307,10 @@ export class HttpParser {
   }
 
   private begin(request: HttpRequest, state: State): void {
-    this.current = request;
-    this.state = state;
-    this.body = kNoBody;
-    this.bodyBytes = 0;
+    this.#current = request;
+    this.#state = state;
+    this.#body = kNoBody;
+    this.#bodyBytes = 0;
   }
 
   /**
@@ -318,57 +318,57 @@ export class HttpParser {
    * taking the growth from the budget. Returns the 503 when the budget has no room even for `n`.
    */
   private reserve(n: number): HttpError | null {
-    const needed = this.bodyBytes + n;
-    if (needed <= this.body.length) return null;
-    let size = Math.max(needed, Math.min(2 * this.body.length, this.limits.maxBodyBytes));
-    const budget = this.budget;
+    const needed = this.#bodyBytes + n;
+    if (needed <= this.#body.length) return null;
+    let size = Math.max(needed, Math.min(2 * this.#body.length, this.#limits.maxBodyBytes));
+    const budget = this.#budget;
     if (budget !== null) {
-      if (!budget.take(size - this.held)) {
-        if (size === needed || !budget.take(needed - this.held)) return new BodyBudgetError(n, budget.limitBytes);
+      if (!budget.take(size - this.#held)) {
+        if (size === needed || !budget.take(needed - this.#held)) return new BodyBudgetError(n, budget.limitBytes);
         size = needed;
       }
-      this.held = size;
+      this.#held = size;
     }
     const grown = Buffer.allocUnsafe(size);
-    this.body.copy(grown, 0, 0, this.bodyBytes);
-    this.body = grown;
+    this.#body.copy(grown, 0, 0, this.#bodyBytes);
+    this.#body = grown;
     return null;
   }
 
   /** Lets go of the body buffer and gives its room back to the budget. */
   private dropBody(): void {
-    this.body = kNoBody;
-    if (this.held === 0) return;
-    this.budget!.give(this.held);
-    this.held = 0;
+    this.#body = kNoBody;
+    if (this.#held === 0) return;
+    this.#budget!.give(this.#held);
+    this.#held = 0;
   }
 
   private finish(out: HttpRequest[]): void {
-    const request = this.current!;
-    if (this.bodyBytes > 0) request.body = this.body.length === this.bodyBytes ? this.body : this.body.subarray(0, this.bodyBytes);
+    const request = this.#current!;
+    if (this.#bodyBytes > 0) request.body = this.#body.length === this.#bodyBytes ? this.#body : this.#body.subarray(0, this.#bodyBytes);
     out.push(request);
-    this.current = null;
+    this.#current = null;
     this.dropBody();
-    this.state = State.Head;
+    this.#state = State.Head;
   }
 
   /** Copies up to `remaining` body bytes; on the last one, moves to `next` (Head: the request is done). */
   private copyBody(buf: Buffer, next: State, out: HttpRequest[]): Step {
-    const take = Math.min(buf.length - this.pos, this.remaining);
+    const take = Math.min(buf.length - this.#pos, this.#remaining);
     if (take === 0) return false;
-    buf.copy(this.body, this.bodyBytes, this.pos, this.pos + take);
-    this.pos += take;
-    this.remaining -= take;
-    this.bodyBytes += take;
-    if (this.remaining > 0) return false;
+    buf.copy(this.#body, this.#bodyBytes, this.#pos, this.#pos + take);
+    this.#pos += take;
+    this.#remaining -= take;
+    this.#bodyBytes += take;
+    if (this.#remaining > 0) return false;
     if (next === State.Head) this.finish(out);
-    else this.state = next;
+    else this.#state = next;
     return true;
   }
 
   /** chunk-size [ chunk-ext ] CRLF, where chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ). */
   private chunkSize(buf: Buffer): Step {
-    const start = this.pos;
+    const start = this.#pos;
     const lf = buf.indexOf(LF, start);
     if (lf < 0) return buf.length - start > kMaxChunkLineBytes ? new BadRequestError('chunk-size line too long') : false;
     if (lf - start > kMaxChunkLineBytes) return new BadRequestError('chunk-size line too long');
@@ -386,41 +386,41 @@ export class HttpParser {
     while (p < end && (buf[p] === SP || buf[p] === HTAB)) p++;
     if (p < end && buf[p] !== 0x3b) return new BadRequestError('invalid chunk size');
     for (; p < end; p++) if (!isValueByte(buf[p]!)) return new BadRequestError('invalid byte in a chunk extension');
-    const total = this.bodyBytes + size;
-    if (total > this.limits.maxBodyBytes) return new ContentTooLargeError(total, this.limits.maxBodyBytes);
+    const total = this.#bodyBytes + size;
+    if (total > this.#limits.maxBodyBytes) return new ContentTooLargeError(total, this.#limits.maxBodyBytes);
     if (size === 0) {
-      this.state = State.Trailers;
-      this.trailerBytes = 0;
+      this.#state = State.Trailers;
+      this.#trailerBytes = 0;
     } else {
       const refused = this.reserve(size);
       if (refused !== null) return refused;
-      this.state = State.ChunkData;
-      this.remaining = size;
+      this.#state = State.ChunkData;
+      this.#remaining = size;
     }
-    this.pos = lf + 1;
+    this.#pos = lf + 1;
     return true;
   }
 
   private chunkDataEnd(buf: Buffer): Step {
-    const p = this.pos;
+    const p = this.#pos;
     if (buf.length - p < 2) return buf.length > p && buf[p] !== CR ? new BadRequestError('chunk data not followed by CRLF') : false;
     if (buf[p] !== CR || buf[p + 1] !== LF) return new BadRequestError('chunk data not followed by CRLF');
-    this.pos = p + 2;
-    this.state = State.ChunkSize;
+    this.#pos = p + 2;
+    this.#state = State.ChunkSize;
     return true;
   }
 
   /** trailer-section CRLF: field lines, checked and then dropped, up to maxHeadBytes in all. */
   private trailers(buf: Buffer, out: HttpRequest[]): Step {
-    const max = this.limits.maxHeadBytes;
+    const max = this.#limits.maxHeadBytes;
     for (;;) {
-      const start = this.pos;
+      const start = this.#pos;
       const lf = buf.indexOf(LF, start);
-      if (lf < 0) return this.trailerBytes + (buf.length - start) >= max ? new HeaderFieldsTooLargeError(max) : false;
-      this.trailerBytes += lf + 1 - start;
-      if (this.trailerBytes > max) return new HeaderFieldsTooLargeError(max);
+      if (lf < 0) return this.#trailerBytes + (buf.length - start) >= max ? new HeaderFieldsTooLargeError(max) : false;
+      this.#trailerBytes += lf + 1 - start;
+      if (this.#trailerBytes > max) return new HeaderFieldsTooLargeError(max);
       if (lf === start || buf[lf - 1] !== CR) return new BadRequestError('a line ends in a bare LF');
-      this.pos = lf + 1;
+      this.#pos = lf + 1;
       if (lf - 1 === start) {
         this.finish(out);
         return true;

@@ -44,17 +44,17 @@ export interface ReplySink {
 
 /** The output buffer of one loop; see the file comment. */
 export class ReplyWriter {
-  private kChunk: Buffer = Buffer.allocUnsafeSlow(kChunkBytes);
-  private kStart = 0;
-  private kPos = 0;
+  #chunk: Buffer = Buffer.allocUnsafeSlow(kChunkBytes);
+  #start = 0;
+  #pos = 0;
   /** Size of the next chunk reserve() starts. */
-  private kNextChunkBytes = kChunkBytes;
-  private readonly kPieces: Uint8Array[] = [];
-  private kPiecesBytes = 0;
+  #nextChunkBytes = kChunkBytes;
+  readonly #pieces: Uint8Array[] = [];
+  #piecesBytes = 0;
 
   /** Bytes built since the last writeTo(). */
   get pending(): number {
-    return this.kPiecesBytes + this.kPos - this.kStart;
+    return this.#piecesBytes + this.#pos - this.#start;
   }
 
   /**
@@ -63,7 +63,7 @@ export class ReplyWriter {
    */
   writeTo(sink: ReplySink): boolean {
     this.seal();
-    const pieces = this.kPieces;
+    const pieces = this.#pieces;
     let more = true;
     try {
       for (let i = 0; i < pieces.length; i++) {
@@ -71,13 +71,13 @@ export class ReplyWriter {
       }
     } finally {
       pieces.length = 0;
-      this.kPiecesBytes = 0;
+      this.#piecesBytes = 0;
     }
-    if (this.kChunk.length > kChunkBytes) {
-      this.kChunk = kEmptyChunk;
-      this.kStart = this.kPos = 0;
+    if (this.#chunk.length > kChunkBytes) {
+      this.#chunk = kEmptyChunk;
+      this.#start = this.#pos = 0;
     }
-    this.kNextChunkBytes = kChunkBytes;
+    this.#nextChunkBytes = kChunkBytes;
     return more;
   }
 
@@ -103,10 +103,10 @@ export class ReplyWriter {
   error(text: string): void {
     this.reserve(text.length + 3);
     this.byte(0x2d);
-    const at = this.kPos;
+    const at = this.#pos;
     this.latin1(text);
-    for (let i = at; i < this.kPos; i++) {
-      if (this.kChunk[i] === 0x0d || this.kChunk[i] === 0x0a) this.kChunk[i] = 0x20;
+    for (let i = at; i < this.#pos; i++) {
+      if (this.#chunk[i] === 0x0d || this.#chunk[i] === 0x0a) this.#chunk[i] = 0x20;
     }
     this.crlf();
   }
@@ -159,8 +159,8 @@ export class ReplyWriter {
     this.decimal(n);
     this.crlf();
     this.seal();
-    this.kPieces.push(bytes);
-    this.kPiecesBytes += n;
+    this.#pieces.push(bytes);
+    this.#piecesBytes += n;
     this.reserve(2);
     this.crlf();
   }
@@ -204,54 +204,54 @@ export class ReplyWriter {
    * kChunkMaxBytes, until writeTo()) or `n` when that is larger. Nothing is copied.
    */
   private reserve(n: number): void {
-    if (this.kPos + n <= this.kChunk.length) return;
+    if (this.#pos + n <= this.#chunk.length) return;
     this.seal();
-    const size = Math.max(n, this.kNextChunkBytes);
-    this.kNextChunkBytes = Math.min(this.kNextChunkBytes * 2, kChunkMaxBytes);
-    this.kChunk = Buffer.allocUnsafeSlow(size);
-    this.kStart = this.kPos = 0;
+    const size = Math.max(n, this.#nextChunkBytes);
+    this.#nextChunkBytes = Math.min(this.#nextChunkBytes * 2, kChunkMaxBytes);
+    this.#chunk = Buffer.allocUnsafeSlow(size);
+    this.#start = this.#pos = 0;
   }
 
   /** Turns the open run into a piece. */
   private seal(): void {
-    if (this.kPos === this.kStart) return;
-    this.kPieces.push(this.kChunk.subarray(this.kStart, this.kPos));
-    this.kPiecesBytes += this.kPos - this.kStart;
-    this.kStart = this.kPos;
+    if (this.#pos === this.#start) return;
+    this.#pieces.push(this.#chunk.subarray(this.#start, this.#pos));
+    this.#piecesBytes += this.#pos - this.#start;
+    this.#start = this.#pos;
   }
 
   /** Appends `bytes`; room must be reserved. */
   private copyIn(bytes: Uint8Array): void {
     const n = bytes.length;
-    const chunk = this.kChunk;
+    const chunk = this.#chunk;
     if (n <= 32) {
-      let w = this.kPos;
+      let w = this.#pos;
       for (let i = 0; i < n; i++) chunk[w++] = bytes[i]!;
     } else {
-      chunk.set(bytes, this.kPos);
+      chunk.set(bytes, this.#pos);
     }
-    this.kPos += n;
+    this.#pos += n;
   }
 
   private byte(b: number): void {
-    this.kChunk[this.kPos++] = b;
+    this.#chunk[this.#pos++] = b;
   }
 
   private crlf(): void {
-    this.kChunk[this.kPos++] = 0x0d;
-    this.kChunk[this.kPos++] = 0x0a;
+    this.#chunk[this.#pos++] = 0x0d;
+    this.#chunk[this.#pos++] = 0x0a;
   }
 
   private latin1(text: string): void {
     const n = text.length;
-    const chunk = this.kChunk;
-    let w = this.kPos;
+    const chunk = this.#chunk;
+    let w = this.#pos;
     if (n <= 32) {
       for (let i = 0; i < n; i++) chunk[w++] = text.charCodeAt(i) & 0xff;
     } else {
       w += chunk.write(text, w, n, 'latin1');
     }
-    this.kPos = w;
+    this.#pos = w;
   }
 
   /** Writes `n` in decimal; room for 20 digits and a sign must be reserved. */
@@ -260,15 +260,15 @@ export class ReplyWriter {
       this.latin1(String(n));
       return;
     }
-    const chunk = this.kChunk;
+    const chunk = this.#chunk;
     if (n < 0) {
-      chunk[this.kPos++] = 0x2d;
+      chunk[this.#pos++] = 0x2d;
       n = -n;
     }
     let digits = 1;
     for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
-    let w = this.kPos + digits;
-    this.kPos = w;
+    let w = this.#pos + digits;
+    this.#pos = w;
     do {
       chunk[--w] = 0x30 + (n % 10);
       n = Math.floor(n / 10);

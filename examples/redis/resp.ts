@@ -91,43 +91,43 @@ export class RespParser implements Args {
   /** After kParseNeedMore: bytes from the command's start needed before progress is possible (0 = any more). */
   needBytes = 0;
 
-  private kState = kIdle;
-  private kPos = 0;
-  private kMultibulk = 0;
-  private kBulkLen = -1;
-  private kStarts = new Float64Array(kInitialArgSlots);
-  private kEnds = new Float64Array(kInitialArgSlots);
-  private kSrc: Buffer = kEmpty;
-  private kSrcBase = 0;
-  private kInlineBuf: Buffer = kEmpty;
+  #state = kIdle;
+  #pos = 0;
+  #multibulk = 0;
+  #bulkLen = -1;
+  #starts = new Float64Array(kInitialArgSlots);
+  #ends = new Float64Array(kInitialArgSlots);
+  #src: Buffer = kEmpty;
+  #srcBase = 0;
+  #inlineBuf: Buffer = kEmpty;
   /** Where readLength() found the CR. */
-  private kLineEnd = 0;
+  #lineEnd = 0;
 
   /**
    * Parses one command starting at `buf[base]`: returns its byte length when complete (argc may
    * be 0 for an empty line or `*0`, which Redis skips), kParseNeedMore, or kParseError.
    */
   parse(buf: Buffer, base: number): number {
-    if (this.kState === kIdle) {
+    if (this.#state === kIdle) {
       if (base >= buf.length) return this.needMore(0);
       this.shrink();
-      this.kPos = 0;
-      this.kState = buf[base] === 0x2a ? kMultibulkCount : kInline;
+      this.#pos = 0;
+      this.#state = buf[base] === 0x2a ? kMultibulkCount : kInline;
     }
-    return this.kState === kInline ? this.parseInline(buf, base) : this.parseMultibulk(buf, base);
+    return this.#state === kInline ? this.parseInline(buf, base) : this.parseMultibulk(buf, base);
   }
 
   /** Drops any partial command (after an error, or to reuse the parser). */
   reset(): void {
-    this.kState = kIdle;
+    this.#state = kIdle;
     this.argc = 0;
-    this.kPos = 0;
+    this.#pos = 0;
     this.needBytes = 0;
   }
 
   /** Memory the parser holds for the command in progress: its argument table and inline buffer. */
   get heldBytes(): number {
-    return this.kStarts.byteLength + this.kEnds.byteLength + this.kInlineBuf.length;
+    return this.#starts.byteLength + this.#ends.byteLength + this.#inlineBuf.length;
   }
 
   /**
@@ -137,28 +137,28 @@ export class RespParser implements Args {
    * not keep its memory.
    */
   detach(): void {
-    this.kSrc = kEmpty;
-    if (this.kState === kIdle) this.shrink();
+    this.#src = kEmpty;
+    if (this.#state === kIdle) this.shrink();
   }
 
   // ---- Args ------------------------------------------------------------------------------------
 
   str(i: number): string {
-    const b = this.kSrcBase;
-    return latin1Slice.call(this.kSrc, b + this.kStarts[i]!, b + this.kEnds[i]!);
+    const b = this.#srcBase;
+    return latin1Slice.call(this.#src, b + this.#starts[i]!, b + this.#ends[i]!);
   }
 
   view(i: number): Buffer {
-    const b = this.kSrcBase;
-    return this.kSrc.subarray(b + this.kStarts[i]!, b + this.kEnds[i]!);
+    const b = this.#srcBase;
+    return this.#src.subarray(b + this.#starts[i]!, b + this.#ends[i]!);
   }
 
   copy(i: number): Buffer {
-    const b = this.kSrcBase;
-    const s = b + this.kStarts[i]!;
-    const n = b + this.kEnds[i]! - s;
+    const b = this.#srcBase;
+    const s = b + this.#starts[i]!;
+    const n = b + this.#ends[i]! - s;
     const out = Buffer.allocUnsafe(n);
-    const src = this.kSrc;
+    const src = this.#src;
     if (n <= 32) {
       for (let k = 0; k < n; k++) out[k] = src[s + k]!;
     } else {
@@ -168,19 +168,19 @@ export class RespParser implements Args {
   }
 
   value(i: number, maxStringBytes: number): string | Buffer {
-    return this.kEnds[i]! - this.kStarts[i]! <= maxStringBytes ? this.str(i) : this.copy(i);
+    return this.#ends[i]! - this.#starts[i]! <= maxStringBytes ? this.str(i) : this.copy(i);
   }
 
   len(i: number): number {
-    return this.kEnds[i]! - this.kStarts[i]!;
+    return this.#ends[i]! - this.#starts[i]!;
   }
 
   is(i: number, lower: string): boolean {
-    const b = this.kSrcBase;
-    const s = b + this.kStarts[i]!;
+    const b = this.#srcBase;
+    const s = b + this.#starts[i]!;
     const n = lower.length;
-    if (b + this.kEnds[i]! - s !== n) return false;
-    const src = this.kSrc;
+    if (b + this.#ends[i]! - s !== n) return false;
+    const src = this.#src;
     for (let k = 0; k < n; k++) {
       if ((src[s + k]! | 0x20) !== lower.charCodeAt(k)) return false;
     }
@@ -188,8 +188,8 @@ export class RespParser implements Args {
   }
 
   int(i: number): number | bigint | null {
-    const b = this.kSrcBase;
-    return parseInt64(this.kSrc, b + this.kStarts[i]!, b + this.kEnds[i]!);
+    const b = this.#srcBase;
+    return parseInt64(this.#src, b + this.#starts[i]!, b + this.#ends[i]!);
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -210,18 +210,18 @@ export class RespParser implements Args {
       v = v * 10 + d;
     }
     if (i === p || i + 1 >= len || buf[i] !== CR || (buf[p] === 0x30 && i - p > 1)) return -1;
-    this.kLineEnd = i;
+    this.#lineEnd = i;
     return v;
   }
 
   /** Between commands: forgets the last one's arguments, and drops a table or inline buffer that grew large. */
   private shrink(): void {
     this.argc = 0;
-    if (this.kStarts.length > kKeptArgSlots) {
-      this.kStarts = new Float64Array(kInitialArgSlots);
-      this.kEnds = new Float64Array(kInitialArgSlots);
+    if (this.#starts.length > kKeptArgSlots) {
+      this.#starts = new Float64Array(kInitialArgSlots);
+      this.#ends = new Float64Array(kInitialArgSlots);
     }
-    if (this.kInlineBuf.length > kKeptInlineBytes) this.kInlineBuf = kEmpty;
+    if (this.#inlineBuf.length > kKeptInlineBytes) this.#inlineBuf = kEmpty;
   }
 
   private needMore(needBytes: number): number {
@@ -236,34 +236,34 @@ export class RespParser implements Args {
   }
 
   private complete(src: Buffer, srcBase: number, length: number): number {
-    this.kSrc = src;
-    this.kSrcBase = srcBase;
-    this.kState = kIdle;
+    this.#src = src;
+    this.#srcBase = srcBase;
+    this.#state = kIdle;
     this.needBytes = 0;
     return length;
   }
 
   private pushArg(start: number, end: number): void {
     const n = this.argc;
-    if (n === this.kStarts.length) {
+    if (n === this.#starts.length) {
       const starts = new Float64Array(n * 2);
       const ends = new Float64Array(n * 2);
-      starts.set(this.kStarts);
-      ends.set(this.kEnds);
-      this.kStarts = starts;
-      this.kEnds = ends;
+      starts.set(this.#starts);
+      ends.set(this.#ends);
+      this.#starts = starts;
+      this.#ends = ends;
     }
-    this.kStarts[n] = start;
-    this.kEnds[n] = end;
+    this.#starts[n] = start;
+    this.#ends[n] = end;
     this.argc = n + 1;
   }
 
   private parseMultibulk(buf: Buffer, base: number): number {
     const len = buf.length;
-    let p = base + this.kPos;
-    if (this.kState === kMultibulkCount) {
+    let p = base + this.#pos;
+    if (this.#state === kMultibulkCount) {
       let n: number | bigint | null = this.readLength(buf, p + 1);
-      let cr = this.kLineEnd;
+      let cr = this.#lineEnd;
       if (n < 0) {
         cr = buf.indexOf(CR, p);
         if (cr < 0 || cr + 1 >= len) {
@@ -275,15 +275,15 @@ export class RespParser implements Args {
       if (n === null || n > kMaxMultibulkArgs) return this.fail('invalid multibulk length');
       p = cr + 2;
       if (n <= 0) return this.complete(buf, base, p - base);
-      this.kMultibulk = Number(n);
-      this.kBulkLen = -1;
-      this.kState = kMultibulkArgs;
+      this.#multibulk = Number(n);
+      this.#bulkLen = -1;
+      this.#state = kMultibulkArgs;
     }
-    const want = this.kMultibulk;
+    const want = this.#multibulk;
     while (this.argc < want) {
-      if (this.kBulkLen < 0) {
+      if (this.#bulkLen < 0) {
         let n: number | bigint | null = buf[p] === 0x24 ? this.readLength(buf, p + 1) : -1;
-        let cr = this.kLineEnd;
+        let cr = this.#lineEnd;
         if (n < 0) {
           cr = p < len ? buf.indexOf(CR, p) : -1;
           if (cr < 0 || cr + 1 >= len) {
@@ -294,34 +294,34 @@ export class RespParser implements Args {
           n = parseInt64(buf, p + 1, cr);
         }
         if (n === null || n < 0 || n > kMaxBulkBytes) return this.fail('invalid bulk length');
-        this.kBulkLen = Number(n);
+        this.#bulkLen = Number(n);
         p = cr + 2;
       }
-      const bulk = this.kBulkLen;
+      const bulk = this.#bulkLen;
       if (len - p < bulk + 2) {
-        this.kPos = p - base;
+        this.#pos = p - base;
         return this.needMore(p - base + bulk + 2);
       }
       this.pushArg(p - base, p - base + bulk);
       p += bulk + 2;
-      this.kBulkLen = -1;
+      this.#bulkLen = -1;
     }
-    this.kPos = p - base;
+    this.#pos = p - base;
     if (this.argc < want) return this.needMore(0);
     return this.complete(buf, base, p - base);
   }
 
   private parseInline(buf: Buffer, base: number): number {
-    const nl = buf.indexOf(LF, base + this.kPos);
+    const nl = buf.indexOf(LF, base + this.#pos);
     if (nl < 0) {
       if (buf.length - base > kInlineMaxBytes) return this.fail('too big inline request');
-      this.kPos = buf.length - base;
+      this.#pos = buf.length - base;
       return this.needMore(0);
     }
     let end = nl;
     if (end > base && buf[end - 1] === CR) end--;
     if (!this.splitArgs(buf, base, end)) return this.fail('unbalanced quotes in request');
-    return this.complete(this.kInlineBuf, 0, nl + 1 - base);
+    return this.complete(this.#inlineBuf, 0, nl + 1 - base);
   }
 
   /**
@@ -332,8 +332,8 @@ export class RespParser implements Args {
   private splitArgs(buf: Buffer, start: number, end: number): boolean {
     const nul = buf.indexOf(0, start);
     if (nul >= 0 && nul < end) end = nul;
-    if (this.kInlineBuf.length < end - start) this.kInlineBuf = Buffer.allocUnsafe(Math.max(64, (end - start) * 2));
-    const out = this.kInlineBuf;
+    if (this.#inlineBuf.length < end - start) this.#inlineBuf = Buffer.allocUnsafe(Math.max(64, (end - start) * 2));
+    const out = this.#inlineBuf;
     let w = 0;
     let p = start;
     this.argc = 0;

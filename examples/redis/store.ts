@@ -49,38 +49,38 @@ export interface KeyspaceOptions {
 
 /** A string keyspace with expiry; see the file comment. */
 export class Keyspace {
-  private readonly kValues = new Map<string, Value>();
-  private readonly kExpires = new Map<string, Expiry>();
-  private readonly kWheel: TimingWheel;
-  private readonly kNow: () => number;
-  private readonly kRef: boolean;
+  readonly #values = new Map<string, Value>();
+  readonly #expires = new Map<string, Expiry>();
+  readonly #wheel: TimingWheel;
+  readonly #now: () => number;
+  readonly #ref: boolean;
 
   constructor(options: KeyspaceOptions = {}) {
-    this.kNow = options.now ?? (() => performance.now());
-    this.kRef = options.ref ?? false;
-    this.kWheel = new TimingWheel({ tickMs: kWheelTickMs, wheelSize: kWheelSize, now: this.kNow });
+    this.#now = options.now ?? (() => performance.now());
+    this.#ref = options.ref ?? false;
+    this.#wheel = new TimingWheel({ tickMs: kWheelTickMs, wheelSize: kWheelSize, now: this.#now });
     this.startWheel();
   }
 
   /** The keyspace clock, in ms. */
   now(): number {
-    return this.kNow();
+    return this.#now();
   }
 
   /** Number of keys, including expired ones not yet removed (as Redis's DBSIZE). */
   get size(): number {
-    return this.kValues.size;
+    return this.#values.size;
   }
 
   /** Number of keys with a TTL. */
   get expiresCount(): number {
-    return this.kExpires.size;
+    return this.#expires.size;
   }
 
   /** The value of a live key, or undefined. */
   get(key: string): Value | undefined {
-    const v = this.kValues.get(key);
-    if (v === undefined || this.kExpires.size === 0 || !this.expireIfDue(key)) return v;
+    const v = this.#values.get(key);
+    if (v === undefined || this.#expires.size === 0 || !this.expireIfDue(key)) return v;
     return undefined;
   }
 
@@ -94,9 +94,9 @@ export class Keyspace {
    * any TTL, or `null` to keep the current one (KEEPTTL). The keyspace owns `value` afterwards.
    */
   set(key: string, value: Value, expireAt?: number | null): void {
-    this.kValues.set(key, value);
+    this.#values.set(key, value);
     if (expireAt === null) return;
-    if (this.kExpires.size > 0) this.dropExpiry(key);
+    if (this.#expires.size > 0) this.dropExpiry(key);
     if (expireAt !== undefined) this.setExpireAt(key, expireAt);
   }
 
@@ -110,7 +110,7 @@ export class Keyspace {
   /** The absolute expiry time of a live key, -1 when it has no TTL, -2 when it does not exist. */
   expireAt(key: string): number {
     if (this.get(key) === undefined) return -2;
-    return this.kExpires.get(key)?.at ?? -1;
+    return this.#expires.get(key)?.at ?? -1;
   }
 
   /**
@@ -119,17 +119,17 @@ export class Keyspace {
    */
   setExpireAt(key: string, at: number): boolean {
     if (this.get(key) === undefined) return false;
-    const delay = at - this.kNow();
+    const delay = at - this.#now();
     if (delay <= 0) {
       this.remove(key);
       return true;
     }
-    const old = this.kExpires.get(key);
+    const old = this.#expires.get(key);
     old?.timer?.stop();
     const e: Expiry = old ?? { at, timer: null };
     e.at = at;
-    e.timer = delay <= kMaxTimerDelayMs ? this.kWheel.afterFunc(delay, () => this.onTimer(key, e)) : null;
-    if (old === undefined) this.kExpires.set(key, e);
+    e.timer = delay <= kMaxTimerDelayMs ? this.#wheel.afterFunc(delay, () => this.onTimer(key, e)) : null;
+    if (old === undefined) this.#expires.set(key, e);
     return true;
   }
 
@@ -143,9 +143,9 @@ export class Keyspace {
   keys(pattern: string): string[] {
     const out: string[] = [];
     const all = pattern === '*';
-    const now = this.kNow();
-    for (const key of this.kValues.keys()) {
-      const e = this.kExpires.get(key);
+    const now = this.#now();
+    for (const key of this.#values.keys()) {
+      const e = this.#expires.get(key);
       if (e !== undefined && e.at <= now) continue;
       if (all || globMatch(pattern, key)) out.push(key);
     }
@@ -154,49 +154,49 @@ export class Keyspace {
 
   /** Removes every key and every timer. */
   flush(): void {
-    this.kValues.clear();
-    this.kExpires.clear();
-    this.kWheel.stop();
+    this.#values.clear();
+    this.#expires.clear();
+    this.#wheel.stop();
     this.startWheel();
   }
 
   /** Stops the wheel; the keyspace must not be used afterwards. */
   close(): void {
-    this.kWheel.stop();
+    this.#wheel.stop();
   }
 
   // ---- internals -------------------------------------------------------------------------------
 
   private startWheel(): void {
-    this.kWheel.start();
-    if (!this.kRef) this.kWheel.unref();
+    this.#wheel.start();
+    if (!this.#ref) this.#wheel.unref();
   }
 
   /** Deletes `key` if its time has come; returns whether it did. */
   private expireIfDue(key: string): boolean {
-    const e = this.kExpires.get(key);
-    if (e === undefined || e.at > this.kNow()) return false;
+    const e = this.#expires.get(key);
+    if (e === undefined || e.at > this.#now()) return false;
     this.remove(key);
     return true;
   }
 
   private onTimer(key: string, e: Expiry): void {
     e.timer = null;
-    if (this.kExpires.get(key) !== e) return;
-    if (e.at <= this.kNow()) this.remove(key);
-    else e.timer = this.kWheel.afterFunc(e.at - this.kNow(), () => this.onTimer(key, e));
+    if (this.#expires.get(key) !== e) return;
+    if (e.at <= this.#now()) this.remove(key);
+    else e.timer = this.#wheel.afterFunc(e.at - this.#now(), () => this.onTimer(key, e));
   }
 
   private remove(key: string): void {
-    this.kValues.delete(key);
-    if (this.kExpires.size > 0) this.dropExpiry(key);
+    this.#values.delete(key);
+    if (this.#expires.size > 0) this.dropExpiry(key);
   }
 
   private dropExpiry(key: string): boolean {
-    const e = this.kExpires.get(key);
+    const e = this.#expires.get(key);
     if (e === undefined) return false;
     e.timer?.stop();
-    this.kExpires.delete(key);
+    this.#expires.delete(key);
     return true;
   }
 }

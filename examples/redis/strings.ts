@@ -15,7 +15,7 @@ import { kStringValueMaxBytes } from './store.js';
 const kInt64Max = 9223372036854775807n;
 const kInt64Min = -9223372036854775808n;
 /** LLONG_MAX as a double, for the overflow checks Redis makes on expire times. */
-const kInt64MaxMs = 9223372036854775807;
+const kInt64MaxMs = 2 ** 63;
 
 const kSetNx = 1;
 const kSetXx = 2;

@@ -180,19 +180,25 @@ function decodeAddr(network: Network, src: ArrayLike<number>, at: number, unixPa
  * holds IPv4 and unix peers, which need one address word; NativeAddrPair6 holds IPv6 peers.
  */
 class NativeAddrPair implements AddrPair {
-  private kRemote: Addr | undefined = undefined;
-  private kLocal: Addr | undefined = undefined;
+  #remote: Addr | undefined = undefined;
+  #local: Addr | undefined = undefined;
 
-  constructor(
-    private readonly kBackend: NativeBackend,
-    private readonly kId: number,
-    /** Where the connection came from (see Origins above). */
-    private readonly kOrigin: number,
-    /** The encoded family (u32 0) shifted left 16, plus the port (u32 1). */
-    private readonly kFamilyPort: number,
-    /** Address word 0 (u32 4), as an int32 so that it stays a small integer. */
-    private readonly kWord0: number,
-  ) {}
+  readonly #backend: NativeBackend;
+  readonly #id: number;
+  /** Where the connection came from (see Origins above). */
+  readonly #origin: number;
+  /** The encoded family (u32 0) shifted left 16, plus the port (u32 1). */
+  readonly #familyPort: number;
+  /** Address word 0 (u32 4), as an int32 so that it stays a small integer. */
+  readonly #word0: number;
+
+  constructor(backend: NativeBackend, id: number, origin: number, familyPort: number, word0: number) {
+    this.#backend = backend;
+    this.#id = id;
+    this.#origin = origin;
+    this.#familyPort = familyPort;
+    this.#word0 = word0;
+  }
 
   /** Builds the pair for the OPEN record whose address starts at `at` in `src`. */
   static from(backend: NativeBackend, id: number, origin: number, src: Uint32Array, at: number): NativeAddrPair {
@@ -202,24 +208,24 @@ class NativeAddrPair implements AddrPair {
   }
 
   get remote(): Addr {
-    if (this.kRemote === undefined) {
+    if (this.#remote === undefined) {
       this.encode(kScratch32);
-      this.kRemote = decodeAddr(this.kBackend.networkOf(this.kOrigin), kScratch32, 0, '');
+      this.#remote = decodeAddr(this.#backend.networkOf(this.#origin), kScratch32, 0, '');
     }
-    return this.kRemote;
+    return this.#remote;
   }
 
   get local(): Addr {
-    return (this.kLocal ??= this.kBackend.localAddr(this.kId, this.kOrigin));
+    return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin));
   }
 
   /** Writes the peer back into `out` as an encoded address (8 u32; flowinfo is not kept). */
   protected encode(out: Uint32Array): void {
-    out[0] = this.kFamilyPort >>> 16;
-    out[1] = this.kFamilyPort & 0xffff;
+    out[0] = this.#familyPort >>> 16;
+    out[1] = this.#familyPort & 0xffff;
     out[2] = 0;
     out[3] = 0;
-    out[4] = this.kWord0;
+    out[4] = this.#word0;
     out[5] = 0;
     out[6] = 0;
     out[7] = 0;
@@ -228,31 +234,31 @@ class NativeAddrPair implements AddrPair {
 
 /** A connection's addresses when the peer is IPv6: three more address words and the scope id. */
 class NativeAddrPair6 extends NativeAddrPair {
-  private readonly kWord1: number;
-  private readonly kWord2: number;
-  private readonly kWord3: number;
-  private readonly kScope: number;
+  readonly #word1: number;
+  readonly #word2: number;
+  readonly #word3: number;
+  readonly #scope: number;
 
   constructor(backend: NativeBackend, id: number, origin: number, familyPort: number, src: Uint32Array, at: number) {
     super(backend, id, origin, familyPort, src[at + 4] | 0);
-    this.kWord1 = src[at + 5] | 0;
-    this.kWord2 = src[at + 6] | 0;
-    this.kWord3 = src[at + 7] | 0;
-    this.kScope = src[at + 3] | 0;
+    this.#word1 = src[at + 5] | 0;
+    this.#word2 = src[at + 6] | 0;
+    this.#word3 = src[at + 7] | 0;
+    this.#scope = src[at + 3] | 0;
   }
 
   protected override encode(out: Uint32Array): void {
     super.encode(out);
-    out[3] = this.kScope;
-    out[5] = this.kWord1;
-    out[6] = this.kWord2;
-    out[7] = this.kWord3;
+    out[3] = this.#scope;
+    out[5] = this.#word1;
+    out[6] = this.#word2;
+    out[7] = this.#word3;
   }
 }
 
 /** Where a datagram came from, kept encoded; `addr` is built on first use. */
 class NativePeer implements DatagramPeer {
-  private kAddr: Addr | undefined;
+  #addr: Addr | undefined;
   /** The sender's encoded address (kAddrU32 u32), handed back to C by sendTo. */
   readonly encoded: Uint32Array;
 
@@ -261,28 +267,28 @@ class NativePeer implements DatagramPeer {
   }
 
   get addr(): Addr {
-    return (this.kAddr ??= decodeAddr('udp', this.encoded, 0, ''));
+    return (this.#addr ??= decodeAddr('udp', this.encoded, 0, ''));
   }
 }
 
 /** The Backend over the epoll addon. Construct it on the thread that will run the loop. */
 export class NativeBackend implements Backend {
   readonly name = 'native' as const;
-  private readonly kAddon: NativeAddon;
-  private readonly kLoop: LoopHandle;
-  private readonly kIn32: Uint32Array;
-  private readonly kIn8: Uint8Array;
-  private readonly kOut32: Uint32Array;
-  private readonly kOut8: Uint8Array;
-  private readonly kExt: Uint8Array[] = [];
-  private readonly kListeners: (ListenerInfo | undefined)[] = [];
-  private readonly kStats = new Float64Array(kStatsLen);
-  private kHandler: NativeBackendHandler | null = null;
-  private kInBatch = false;
-  private kStopRequested = false;
-  private kClosed = false;
-  private kStopped: Promise<void> | null = null;
-  private kResolveStop: (() => void) | null = null;
+  readonly #addon: NativeAddon;
+  readonly #loop: LoopHandle;
+  readonly #in32: Uint32Array;
+  readonly #in8: Uint8Array;
+  readonly #out32: Uint32Array;
+  readonly #out8: Uint8Array;
+  readonly #ext: Uint8Array[] = [];
+  readonly #listeners: (ListenerInfo | undefined)[] = [];
+  readonly #stats = new Float64Array(kStatsLen);
+  #handler: NativeBackendHandler | null = null;
+  #inBatch = false;
+  #stopRequested = false;
+  #closed = false;
+  #stopped: Promise<void> | null = null;
+  #resolveStop: (() => void) | null = null;
 
   /** Throws BackendUnavailableError when the addon is missing or the loop cannot be created. */
   constructor(options: NativeBackendOptions) {
@@ -290,70 +296,70 @@ export class NativeBackend implements Backend {
     if (!Number.isInteger(udpSlot) || udpSlot < 1 || udpSlot > kUdpSlotBytes) {
       throw new InvalidArgumentError('udpSlotBytes', udpSlot, `an integer from 1 to ${kUdpSlotBytes}`);
     }
-    this.kAddon = loadAddon();
+    this.#addon = loadAddon();
     const inArena = new ArrayBuffer((kHeaderU32 + kInRecordSlots * kSlotU32) * 4 + kInPayloadBytes);
     const outArena = new ArrayBuffer(kOutArenaBytes);
-    const loop = this.kAddon.loopCreate(inArena, kInRecordSlots, outArena, kOutCommandSlots, options.tcpNoDelay, udpSlot);
+    const loop = this.#addon.loopCreate(inArena, kInRecordSlots, outArena, kOutCommandSlots, options.tcpNoDelay, udpSlot);
     if (typeof loop === 'number') {
       throw new BackendUnavailableError(`cannot create an epoll loop: ${errnoName(loop)} (${errnoMessage(loop)})`);
     }
-    this.kLoop = loop;
-    this.kIn32 = new Uint32Array(inArena);
-    this.kIn8 = new Uint8Array(inArena);
-    this.kOut32 = new Uint32Array(outArena);
-    this.kOut8 = new Uint8Array(outArena);
+    this.#loop = loop;
+    this.#in32 = new Uint32Array(inArena);
+    this.#in8 = new Uint8Array(inArena);
+    this.#out32 = new Uint32Array(outArena);
+    this.#out8 = new Uint8Array(outArena);
   }
 
   start(handler: BackendHandler): void {
-    if (this.kHandler) throw new InvalidArgumentError('start()', 'a second call', 'called once');
-    this.kHandler = handler as NativeBackendHandler;
-    const rc = this.kAddon.loopStart(this.kLoop, this.kOnBatch);
+    if (this.#handler) throw new InvalidArgumentError('start()', 'a second call', 'called once');
+    this.#handler = handler as NativeBackendHandler;
+    const rc = this.#addon.loopStart(this.#loop, this.#onBatch);
     if (rc < 0) throw new BackendUnavailableError(`cannot watch the epoll fd: ${errnoName(rc)}`);
   }
 
   /** Binds `spec`. With `handOff`, accepted fds are reported through onAccepted instead of opened here. */
   async listen(spec: ListenSpec, options?: { readonly handOff?: boolean }): Promise<Addr> {
-    if (this.kStopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
+    if (this.#stopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
     const handOff = options?.handOff === true ? ListenFlag.HandOff : 0;
     let slot: number;
     if (spec.network === 'unix') {
-      slot = this.kAddon.listenUnix(this.kLoop, spec.path, handOff, spec.index);
+      slot = this.#addon.listenUnix(this.#loop, spec.path, handOff, spec.index);
       if (slot < 0) throw this.listenError(spec, slot);
       const addr = new Addr('unix', '', 0, spec.path);
-      this.kListeners[spec.index] = { slot, network: 'unix', addr };
+      this.#listeners[spec.index] = { slot, network: 'unix', addr };
       return addr;
     }
     let host = await resolveHost(spec);
     let family: 0 | 4 | 6 = spec.family;
-    if (this.kStopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
+    if (this.#stopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
     if (host === '::' && family === 0) host = '';
     if (host !== '') family = isIP(host) === 6 ? 6 : 4;
     const flags = handOff | (spec.reusePort ? ListenFlag.ReusePort : 0) | (family === 6 ? ListenFlag.V6Only : 0);
-    const bind = spec.network === 'udp' ? this.kAddon.listenUdp : this.kAddon.listenTcp;
-    slot = bind(this.kLoop, family, host, spec.port, flags, spec.index);
+    const bind = spec.network === 'udp' ? this.#addon.listenUdp : this.#addon.listenTcp;
+    slot = bind(this.#loop, family, host, spec.port, flags, spec.index);
     if (slot < 0) throw this.listenError(spec, slot);
-    const rc = this.kAddon.listenerAddr(this.kLoop, slot, kScratch32);
+    const rc = this.#addon.listenerAddr(this.#loop, slot, kScratch32);
     const addr =
       rc === 0 ? decodeAddr(spec.network, kScratch32.slice(), 0, '') : new Addr(spec.network, host, spec.port);
-    this.kListeners[spec.index] = { slot, network: spec.network, addr };
+    this.#listeners[spec.index] = { slot, network: spec.network, addr };
     return addr;
   }
 
   write(id: number, data: Uint8Array): void {
     const len = data.length;
-    if (len === 0 || this.kClosed) return;
+    if (len === 0 || this.#closed) return;
     if (len > kMaxWriteCommandBytes) {
       for (let at = 0; at < len; at += kMaxWriteCommandBytes) {
         this.write(id, data.subarray(at, Math.min(len, at + kMaxWriteCommandBytes)));
       }
       return;
     }
-    const o32 = this.kOut32;
+    const o32 = this.#out32;
     const cmds = this.reserve(1, len);
     const at = kHeaderU32 + cmds * kSlotU32;
     if (len <= kCopyMaxBytes) {
       const pos = o32[1];
-      const out = this.kOut8;
+      const out = this.#out8;
       if (len <= kByteLoopMaxBytes) for (let k = 0; k < len; k++) out[pos + k] = data[k];
       else out.set(data, pos);
       o32[at] = Op.Write;
@@ -361,7 +367,7 @@ export class NativeBackend implements Backend {
       o32[1] = pos + len;
     } else {
       o32[at] = Op.WriteExt;
-      o32[at + 2] = this.kExt.push(data) - 1;
+      o32[at + 2] = this.#ext.push(data) - 1;
     }
     o32[at + 1] = id;
     o32[at + 3] = len;
@@ -369,7 +375,7 @@ export class NativeBackend implements Backend {
   }
 
   flush(): void {
-    if (this.kInBatch || this.kOut32[0] === 0 || this.kClosed) return;
+    if (this.#inBatch || this.#out32[0] === 0 || this.#closed) return;
     this.nativeFlush();
   }
 
@@ -392,11 +398,11 @@ export class NativeBackend implements Backend {
 
   /** Closes every listener now (TCP, unix and UDP); connections, and their addresses, stay. */
   closeListeners(): Promise<void> {
-    if (this.kClosed) return Promise.resolve();
-    this.kListeners.forEach((info, index) => {
+    if (this.#closed) return Promise.resolve();
+    this.#listeners.forEach((info, index) => {
       if (info === undefined || info.slot < 0) return;
-      this.kAddon.listenerClose(this.kLoop, info.slot);
-      this.kListeners[index] = { slot: -1, network: info.network, addr: info.addr };
+      this.#addon.listenerClose(this.#loop, info.slot);
+      this.#listeners[index] = { slot: -1, network: info.network, addr: info.addr };
     });
     return Promise.resolve();
   }
@@ -409,21 +415,21 @@ export class NativeBackend implements Backend {
     if (!(peer instanceof NativePeer)) {
       throw new InvalidArgumentError('peer', peer, 'a DatagramPeer that came from this backend');
     }
-    const info = this.kListeners[listener];
-    if (info === undefined || info.network !== 'udp' || info.slot < 0 || this.kClosed) return;
-    const o32 = this.kOut32;
+    const info = this.#listeners[listener];
+    if (info === undefined || info.network !== 'udp' || info.slot < 0 || this.#closed) return;
+    const o32 = this.#out32;
     const len = data.length;
     const cmds = this.reserve(1 + kAddrSlots, len);
     const at = kHeaderU32 + cmds * kSlotU32;
     if (len <= kCopyMaxBytes) {
       const pos = o32[1];
-      this.kOut8.set(data, pos);
+      this.#out8.set(data, pos);
       o32[at] = Op.SendTo;
       o32[at + 2] = pos;
       o32[1] = pos + len;
     } else {
       o32[at] = Op.SendToExt;
-      o32[at + 2] = this.kExt.push(data) - 1;
+      o32[at + 2] = this.#ext.push(data) - 1;
     }
     o32[at + 1] = info.slot;
     o32[at + 3] = Math.min(len, kMaxU32);
@@ -432,13 +438,13 @@ export class NativeBackend implements Backend {
   }
 
   stop(): Promise<void> {
-    if (this.kStopped) return this.kStopped;
-    this.kStopped = new Promise<void>((resolve) => {
-      this.kResolveStop = resolve;
+    if (this.#stopped) return this.#stopped;
+    this.#stopped = new Promise<void>((resolve) => {
+      this.#resolveStop = resolve;
     });
-    if (this.kInBatch) this.kStopRequested = true;
+    if (this.#inBatch) this.#stopRequested = true;
     else this.finishStop();
-    return this.kStopped;
+    return this.#stopped;
   }
 
   /**
@@ -447,8 +453,8 @@ export class NativeBackend implements Backend {
    */
   adopt(fd: number, origin: number): number {
     if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError('fd', fd, 'a non-negative integer');
-    if (this.kStopped) return -1;
-    const id = this.kAddon.adopt(this.kLoop, fd, origin);
+    if (this.#stopped) return -1;
+    const id = this.#addon.adopt(this.#loop, fd, origin);
     if (id === -kENOMEM) throw new NoMemoryError('table slot');
     if (id < 0) throw new ConnectionError(errnoName(id), `cannot adopt fd ${fd}`);
     return id;
@@ -460,7 +466,7 @@ export class NativeBackend implements Backend {
    */
   declareListeners(addrs: readonly Addr[]): void {
     addrs.forEach((addr, index) => {
-      if (this.kListeners[index] === undefined) this.kListeners[index] = { slot: -1, network: addr.network, addr };
+      if (this.#listeners[index] === undefined) this.#listeners[index] = { slot: -1, network: addr.network, addr };
     });
   }
 
@@ -470,8 +476,8 @@ export class NativeBackend implements Backend {
   }
 
   stats(): NativeStats {
-    const s = this.kStats;
-    if (!this.kClosed) this.kAddon.stats(this.kLoop, s);
+    const s = this.#stats;
+    if (!this.#closed) this.#addon.stats(this.#loop, s);
     return {
       connections: s[0],
       datagramsTruncated: s[1],
@@ -483,7 +489,7 @@ export class NativeBackend implements Backend {
 
   /** @internal The network of the connections of `origin` (a listener index; a dial is TCP). */
   networkOf(origin: number): Network {
-    return this.kListeners[origin]?.network ?? 'tcp';
+    return this.#listeners[origin]?.network ?? 'tcp';
   }
 
   /**
@@ -491,15 +497,15 @@ export class NativeBackend implements Backend {
    * (a dial has none: an unknown address then).
    */
   localAddr(id: number, origin: number): Addr {
-    const info = this.kListeners[origin];
+    const info = this.#listeners[origin];
     const fallback = info?.addr ?? new Addr('tcp', '', 0);
     if (info === undefined ? origin < kOriginDial : info.network === 'unix') return fallback;
-    if (this.kClosed) return fallback;
-    const rc = this.kAddon.connAddr(this.kLoop, id, kScratch32);
+    if (this.#closed) return fallback;
+    const rc = this.#addon.connAddr(this.#loop, id, kScratch32);
     return rc === 0 ? decodeAddr(info?.network ?? 'tcp', kScratch32, 0, '') : fallback;
   }
 
-  private readonly kOnBatch = (): void => {
+  readonly #onBatch = (): void => {
     this.walk();
   };
 
@@ -508,24 +514,23 @@ export class NativeBackend implements Backend {
    * else passed by reference), flushing first when the arena is full. Returns the first slot.
    */
   private reserve(slots: number, len: number): number {
-    const o32 = this.kOut32;
-    let cmds = o32[0];
+    const o32 = this.#out32;
+    const cmds = o32[0];
     if (cmds !== 0) {
       const full =
         cmds + slots > kOutCommandSlots ||
-        (len <= kCopyMaxBytes ? o32[1] + len > kOutArenaBytes : this.kExt.length >= kMaxExtBuffers);
+        (len <= kCopyMaxBytes ? o32[1] + len > kOutArenaBytes : this.#ext.length >= kMaxExtBuffers);
       if (!full) return cmds;
       this.nativeFlush();
-      cmds = 0;
     }
     o32[1] = kOutBytesStart;
-    this.kExt.length = 0;
+    this.#ext.length = 0;
     return 0;
   }
 
   private command(op: Op, id: number, arg: number): void {
-    if (this.kClosed) return;
-    const o32 = this.kOut32;
+    if (this.#closed) return;
+    const o32 = this.#out32;
     const cmds = this.reserve(1, 0);
     const at = kHeaderU32 + cmds * kSlotU32;
     o32[at] = op;
@@ -536,9 +541,9 @@ export class NativeBackend implements Backend {
   }
 
   private nativeFlush(): void {
-    if (this.kOut32[0] === 0) return;
-    const ext = this.kExt;
-    this.kAddon.flush(this.kLoop, ext.length > 0 ? ext : null, ext.length);
+    if (this.#out32[0] === 0) return;
+    const ext = this.#ext;
+    this.#addon.flush(this.#loop, ext.length > 0 ? ext : null, ext.length);
     ext.length = 0;
   }
 
@@ -552,11 +557,11 @@ export class NativeBackend implements Backend {
 
   /** Walks the records of one batch (or of stopAll), calling the handler for each. */
   private walk(): void {
-    const h = this.kHandler!;
-    const r = this.kIn32;
-    const bytes = this.kIn8;
+    const h = this.#handler!;
+    const r = this.#in32;
+    const bytes = this.#in8;
     const end = kHeaderU32 + r[0] * kSlotU32;
-    this.kInBatch = true;
+    this.#inBatch = true;
     try {
       for (let i = kHeaderU32; i < end; ) {
         const type = r[i];
@@ -583,7 +588,7 @@ export class NativeBackend implements Backend {
           const fd = r[i + 1];
           const origin = r[i + 2];
           if (h.onAccepted) h.onAccepted(fd, origin, decodeAddr(this.networkOf(origin), r, i + kSlotU32, ''));
-          else this.kAddon.closeFd(fd);
+          else this.#addon.closeFd(fd);
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Queued) {
           h.onQueued(r[i + 1], r[i + 2] + r[i + 3] * 0x1_0000_0000);
@@ -597,28 +602,28 @@ export class NativeBackend implements Backend {
       }
       h.onBatchEnd();
     } finally {
-      this.kInBatch = false;
+      this.#inBatch = false;
     }
-    if (this.kExt.length > 0) this.nativeFlush();
-    if (this.kStopRequested) {
-      this.kStopRequested = false;
+    if (this.#ext.length > 0) this.nativeFlush();
+    if (this.#stopRequested) {
+      this.#stopRequested = false;
       this.finishStop();
     }
   }
 
   private finishStop(): void {
-    if (this.kClosed) return;
+    if (this.#closed) return;
     this.nativeFlush();
-    if (this.kHandler) {
-      while (this.kAddon.stopAll(this.kLoop) > 0) this.walk();
+    if (this.#handler) {
+      while (this.#addon.stopAll(this.#loop) > 0) this.walk();
     } else {
-      this.kAddon.stopAll(this.kLoop);
+      this.#addon.stopAll(this.#loop);
     }
-    this.kClosed = true;
-    this.kExt.length = 0;
-    this.kAddon.close(this.kLoop, () => {
-      this.kResolveStop?.();
-      this.kResolveStop = null;
+    this.#closed = true;
+    this.#ext.length = 0;
+    this.#addon.close(this.#loop, () => {
+      this.#resolveStop?.();
+      this.#resolveStop = null;
     });
   }
 }
