@@ -166,7 +166,13 @@ async function runLoadgen(
   );
   if (!held) startCpuWindow();
   let result: LoadgenResult | null = null;
-  let usage: CpuUsage = { serverTicks: Number.NaN, serverPct: Number.NaN, serverSysPct: Number.NaN, serverCorePct: Number.NaN, loadCorePct: Number.NaN };
+  let usage: CpuUsage = {
+    serverTicks: Number.NaN,
+    serverPct: Number.NaN,
+    serverSysPct: Number.NaN,
+    serverCorePct: Number.NaN,
+    loadCorePct: Number.NaN,
+  };
   const lines = createInterface({ input: loadgen.proc.stdout! });
   lines.on('line', (line) => {
     if (!line.startsWith('{')) return;
@@ -345,7 +351,11 @@ async function main(): Promise<number> {
   printMachine(machine);
 
   const catalogue = serverCatalogue(root, binDir, findBun(root));
-  new FlagChecks(kTag).known('server', opts.only, catalogue.map((s) => s.name));
+  new FlagChecks(kTag).known(
+    'server',
+    opts.only,
+    catalogue.map((s) => s.name),
+  );
   const specs = catalogue.filter((s) => opts.only === null || opts.only.includes(s.name));
   const notes: string[] = [];
   const skipped = new Map<string, string>();

@@ -16,7 +16,9 @@ function commonOptions(defaultPort: number) {
   } as const;
 }
 
-type Values<O extends OptionsConfig> = ReturnType<typeof parseArgs<{ options: ReturnType<typeof commonOptions> & O }>>['values'];
+type Values<O extends OptionsConfig> = ReturnType<
+  typeof parseArgs<{ options: ReturnType<typeof commonOptions> & O }>
+>['values'];
 
 /** The flags every example takes, checked, and all flags as parseArgs read them. */
 export interface Flags<O extends OptionsConfig> {
@@ -72,7 +74,12 @@ function valueOptionName(arg: string, options: OptionsConfig): string | null {
  * free one), --loops (default 1), --backend (native, portable or auto; default auto), and the
  * example's `own`. An option's value may be a negative number given as `--opt -N` or `--opt=-N`.
  */
-export function parseFlags<O extends OptionsConfig = Record<never, never>>(example: string, defaultPort: number, own?: O, args: readonly string[] = process.argv.slice(2)): Flags<O> {
+export function parseFlags<O extends OptionsConfig = Record<never, never>>(
+  example: string,
+  defaultPort: number,
+  own?: O,
+  args: readonly string[] = process.argv.slice(2),
+): Flags<O> {
   const options: ReturnType<typeof commonOptions> & O = { ...commonOptions(defaultPort), ...(own as O) };
   let values: Values<O>;
   try {
@@ -82,10 +89,12 @@ export function parseFlags<O extends OptionsConfig = Record<never, never>>(examp
   }
   const common = values as { port: string; loops: string; backend: string };
   const port = Number(common.port);
-  if (!/^\d+$/.test(common.port) || port > 65535) fail(example, `--port must be a number from 0 to 65535, got ${common.port}`);
+  if (!/^\d+$/.test(common.port) || port > 65535)
+    fail(example, `--port must be a number from 0 to 65535, got ${common.port}`);
   if (!/^-?\d+$/.test(common.loops)) fail(example, `--loops must be an integer, got ${common.loops}`);
   const backend = common.backend;
-  if (backend !== 'native' && backend !== 'portable' && backend !== 'auto') fail(example, `--backend must be native, portable or auto, got ${backend}`);
+  if (backend !== 'native' && backend !== 'portable' && backend !== 'auto')
+    fail(example, `--backend must be native, portable or auto, got ${backend}`);
   return { port, loops: common.loops, backend, values };
 }
 

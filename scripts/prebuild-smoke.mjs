@@ -36,4 +36,6 @@ const back = await new Promise((resolve, reject) => {
 });
 await server.shutdown();
 if (!back.equals(payload)) throw new Error('the echo came back changed');
-console.log(`prebuild-smoke: ${process.env.GEVENT_NATIVE_ADDON}: native echo of ${payload.length} bytes byte-exact on node ${process.version} ${process.arch}`);
+console.log(
+  `prebuild-smoke: ${process.env.GEVENT_NATIVE_ADDON}: native echo of ${payload.length} bytes byte-exact on node ${process.version} ${process.arch}`,
+);

@@ -72,7 +72,10 @@ export function parseAddress(text: string, index = 0): ListenSpec {
   }
   const kind = kSchemes[scheme];
   if (!kind) {
-    throw new BadAddressError(text, `unknown scheme ${JSON.stringify(scheme)} (expected one of ${Object.keys(kSchemes).join(', ')})`);
+    throw new BadAddressError(
+      text,
+      `unknown scheme ${JSON.stringify(scheme)} (expected one of ${Object.keys(kSchemes).join(', ')})`,
+    );
   }
   let reusePort = false;
   const q = rest.indexOf('?');
@@ -85,13 +88,17 @@ export function parseAddress(text: string, index = 0): ListenSpec {
     if (rest.includes('\0')) throw new BadAddressError(text, 'a unix path cannot contain NUL');
     const bytes = Buffer.byteLength(rest);
     if (bytes > kMaxUnixPathBytes) {
-      throw new BadAddressError(text, `unix path is ${bytes} bytes, longer than the ${kMaxUnixPathBytes} the system allows`);
+      throw new BadAddressError(
+        text,
+        `unix path is ${bytes} bytes, longer than the ${kMaxUnixPathBytes} the system allows`,
+      );
     }
     return { text, index, network: 'unix', family: 0, host: '', port: 0, path: rest, reusePort };
   }
   if (rest === '') return { text, index, ...kind, host: '', port: 0, path: '', reusePort };
   const colon = rest.lastIndexOf(':');
-  if (colon < 0) throw new BadAddressError(text, 'missing port (write host:port, :port, or an empty address for any port)');
+  if (colon < 0)
+    throw new BadAddressError(text, 'missing port (write host:port, :port, or an empty address for any port)');
   let host = rest.slice(0, colon);
   const portText = rest.slice(colon + 1);
   if (host.startsWith('[')) {
@@ -104,8 +111,10 @@ export function parseAddress(text: string, index = 0): ListenSpec {
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
     throw new BadAddressError(text, `port ${JSON.stringify(portText)} is not a number from 0 to 65535`);
   }
-  if (kind.family === 4 && isIP(host) === 6) throw new BadAddressError(text, `${scheme} cannot bind the IPv6 host ${host}`);
-  if (kind.family === 6 && isIP(host) === 4) throw new BadAddressError(text, `${scheme} cannot bind the IPv4 host ${host}`);
+  if (kind.family === 4 && isIP(host) === 6)
+    throw new BadAddressError(text, `${scheme} cannot bind the IPv6 host ${host}`);
+  if (kind.family === 6 && isIP(host) === 4)
+    throw new BadAddressError(text, `${scheme} cannot bind the IPv4 host ${host}`);
   return { text, index, ...kind, host, port: Number(portText), path: '', reusePort };
 }
 
@@ -121,10 +130,15 @@ function parseOptions(text: string, query: string): boolean {
     } catch {
       throw new BadAddressError(text, `option ${JSON.stringify(pair)} is not valid percent-encoding`);
     }
-    if (key !== 'reuseport') throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the only option is reuseport)`);
+    if (key !== 'reuseport')
+      throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the only option is reuseport)`);
     if (/^(true|yes|t|y|[1-9]\d*)$/i.test(value)) reusePort = true;
     else if (/^(false|no|f|n|0|)$/i.test(value)) reusePort = false;
-    else throw new BadAddressError(text, `reuseport=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`);
+    else
+      throw new BadAddressError(
+        text,
+        `reuseport=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`,
+      );
   }
   return reusePort;
 }

@@ -119,7 +119,8 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? value.slice(0, 61) + '...' : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return `${typeof value} ${String(value)}`;
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Uint8Array) return `a ${value.constructor.name} of ${value.length} bytes`;
@@ -134,7 +135,10 @@ export class InputLimitError extends GeventError {
   readonly limitBytes: number;
   readonly inputBytes: number;
   constructor(limitBytes: number, inputBytes: number) {
-    super('ERR_GEVENT_INPUT_LIMIT', `connection has ${inputBytes} bytes of unconsumed input, over maxInputBytes ${limitBytes}`);
+    super(
+      'ERR_GEVENT_INPUT_LIMIT',
+      `connection has ${inputBytes} bytes of unconsumed input, over maxInputBytes ${limitBytes}`,
+    );
     this.limitBytes = limitBytes;
     this.inputBytes = inputBytes;
   }
@@ -167,7 +171,10 @@ export class OutputLimitError extends GeventError {
   readonly limitBytes: number;
   readonly queuedBytes: number;
   constructor(limitBytes: number, queuedBytes: number) {
-    super('ERR_GEVENT_OUTPUT_LIMIT', `connection has ${queuedBytes} bytes of output queued, over maxOutputBytes ${limitBytes}`);
+    super(
+      'ERR_GEVENT_OUTPUT_LIMIT',
+      `connection has ${queuedBytes} bytes of output queued, over maxOutputBytes ${limitBytes}`,
+    );
     this.limitBytes = limitBytes;
     this.queuedBytes = queuedBytes;
   }
@@ -183,7 +190,10 @@ export class ShutdownError extends GeventError {
   /** Output dropped, as the loop last knew it (the backend's last report of what it held). */
   readonly droppedBytes: number;
   constructor(graceMs: number, droppedBytes: number) {
-    super('ERR_GEVENT_SHUTDOWN', `server shut down ${graceMs > 0 ? `at its ${graceMs} ms grace deadline` : 'without a grace period'} with ${droppedBytes} bytes of output not written`);
+    super(
+      'ERR_GEVENT_SHUTDOWN',
+      `server shut down ${graceMs > 0 ? `at its ${graceMs} ms grace deadline` : 'without a grace period'} with ${droppedBytes} bytes of output not written`,
+    );
     this.graceMs = graceMs;
     this.droppedBytes = droppedBytes;
   }
@@ -196,7 +206,10 @@ export class AcceptError extends GeventError {
   /** How many accept errors this report stands for (reports are limited to one a second). */
   readonly count: number;
   constructor(address: string, errno: string, count: number) {
-    super('ERR_GEVENT_ACCEPT', `accept on ${address} failed: ${errno}${count > 1 ? ` (${count} times since the last report)` : ''}; still listening`);
+    super(
+      'ERR_GEVENT_ACCEPT',
+      `accept on ${address} failed: ${errno}${count > 1 ? ` (${count} times since the last report)` : ''}; still listening`,
+    );
     this.errno = errno;
     this.address = address;
     this.count = count;

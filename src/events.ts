@@ -25,7 +25,6 @@ export enum LoadBalance {
   LeastConnections = 2,
 }
 
-
 /**
  * What an async callback's promise may resolve to: nothing. The loop does not wait for it, so an
  * async callback writes with `c.send()`/`c.write()`; its rejection closes the connection with a

@@ -287,7 +287,11 @@ export class RingBuffer {
     }
     if (firstLen === len) return -1;
     if (m > 1) {
-      const i = this.#searchStraddling(needle as Uint8Array, from > firstLen - m + 1 ? from : firstLen - m + 1, firstLen);
+      const i = this.#searchStraddling(
+        needle as Uint8Array,
+        from > firstLen - m + 1 ? from : firstLen - m + 1,
+        firstLen,
+      );
       if (i >= 0) return i;
     }
     const i = search(this.#buf, from > firstLen ? from - firstLen : 0, len - firstLen, needle);
@@ -446,11 +450,15 @@ export class RingBuffer {
   }
 
   #uint32At(i: number): number {
-    return ((this.#byteAt(i) << 24) | (this.#byteAt(i + 1) << 16) | (this.#byteAt(i + 2) << 8) | this.#byteAt(i + 3)) >>> 0;
+    return (
+      ((this.#byteAt(i) << 24) | (this.#byteAt(i + 1) << 16) | (this.#byteAt(i + 2) << 8) | this.#byteAt(i + 3)) >>> 0
+    );
   }
 
   #uint32LEAt(i: number): number {
-    return (this.#byteAt(i) | (this.#byteAt(i + 1) << 8) | (this.#byteAt(i + 2) << 16) | (this.#byteAt(i + 3) << 24)) >>> 0;
+    return (
+      (this.#byteAt(i) | (this.#byteAt(i + 1) << 8) | (this.#byteAt(i + 2) << 16) | (this.#byteAt(i + 3) << 24)) >>> 0
+    );
   }
 
   /** indexOf() of `needle` starting at offsets from..last, byte by byte, across the wrap. */

@@ -59,13 +59,37 @@ export interface ServeOptions {
 
 /** Every key ServeOptions has: any other is refused, naming it (a misspelt option must not be ignored). */
 const kServeOptionKeys: ReadonlySet<string> = new Set([
-  'waitTimeout', 'backend', 'signal', 'tcpNoDelay', 'onError', 'highWaterMark', 'lowWaterMark', 'maxOutputBytes',
-  'maxInputBytes', 'maxConnections', 'allowHalfOpen', 'grace', 'linger', 'workerData',
+  'waitTimeout',
+  'backend',
+  'signal',
+  'tcpNoDelay',
+  'onError',
+  'highWaterMark',
+  'lowWaterMark',
+  'maxOutputBytes',
+  'maxInputBytes',
+  'maxConnections',
+  'allowHalfOpen',
+  'grace',
+  'linger',
+  'workerData',
 ]);
 
 /** Every member an Events object may have. */
 const kEventKeys: ReadonlySet<string> = new Set([
-  'numLoops', 'loadBalance', 'init', 'serving', 'opened', 'data', 'closed', 'end', 'drained', 'dropped', 'preWrite', 'tick', 'message',
+  'numLoops',
+  'loadBalance',
+  'init',
+  'serving',
+  'opened',
+  'data',
+  'closed',
+  'end',
+  'drained',
+  'dropped',
+  'preWrite',
+  'tick',
+  'message',
 ]);
 
 /**
@@ -83,7 +107,13 @@ const kMaxTimerMs = 2 ** 31 - 1;
 /** Checks an optional numeric option: absent, or a number >= min (Infinity allowed where `infinite`). */
 function numberOption(name: string, value: unknown, min: number, infinite: boolean): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (!infinite && !Number.isFinite(value)) || (Number.isFinite(value) && !Number.isInteger(value))) {
+  if (
+    typeof value !== 'number' ||
+    Number.isNaN(value) ||
+    value < min ||
+    (!infinite && !Number.isFinite(value)) ||
+    (Number.isFinite(value) && !Number.isInteger(value))
+  ) {
     throw new InvalidArgumentError(`options.${name}`, value, `an integer >= ${min}${infinite ? ' or Infinity' : ''}`);
   }
   return value;
@@ -95,7 +125,11 @@ function numberOption(name: string, value: unknown, min: number, infinite: boole
  * rejects when an address is bad or cannot be bound (the error names it), or when `init`,
  * `serving` or `tick` throws.
  */
-export async function serve(events: Events | string | URL, idleTimeout: number | ServeOptions, ...addrs: string[]): Promise<void> {
+export async function serve(
+  events: Events | string | URL,
+  idleTimeout: number | ServeOptions,
+  ...addrs: string[]
+): Promise<void> {
   const server = await listen(events, idleTimeout, ...addrs);
   await server.closed;
 }
@@ -111,17 +145,28 @@ export async function serve(events: Events | string | URL, idleTimeout: number |
  * ms (the seed's waitTimeout), or a ServeOptions object. `addrs` may be empty: the loops then run
  * with no listener (ticks and messages today; outbound connections once they exist).
  */
-export async function listen(events: Events | string | URL, idleTimeout: number | ServeOptions, ...addrs: string[]): Promise<Server> {
+export async function listen(
+  events: Events | string | URL,
+  idleTimeout: number | ServeOptions,
+  ...addrs: string[]
+): Promise<Server> {
   let eventsModule: string | null = null;
   if (typeof events === 'string' || events instanceof URL) {
     eventsModule = moduleHref(events);
     events = await importEvents(eventsModule);
   }
-  if (events === null || typeof events !== 'object') throw new InvalidArgumentError('events', events, 'an Events object, or a module path or URL');
-  const o: ServeOptions = typeof idleTimeout === 'number' ? { waitTimeout: idleTimeout } : idleTimeout ?? {};
-  if (typeof o !== 'object') throw new InvalidArgumentError('waitTimeout', idleTimeout, 'a number of milliseconds or a ServeOptions object');
+  if (events === null || typeof events !== 'object')
+    throw new InvalidArgumentError('events', events, 'an Events object, or a module path or URL');
+  const o: ServeOptions = typeof idleTimeout === 'number' ? { waitTimeout: idleTimeout } : (idleTimeout ?? {});
+  if (typeof o !== 'object')
+    throw new InvalidArgumentError('waitTimeout', idleTimeout, 'a number of milliseconds or a ServeOptions object');
   for (const key of Object.keys(o)) {
-    if (!kServeOptionKeys.has(key)) throw new InvalidArgumentError(`options.${key}`, (o as Record<string, unknown>)[key], `a known option (${[...kServeOptionKeys].join(', ')}); ${JSON.stringify(key)} is none`);
+    if (!kServeOptionKeys.has(key))
+      throw new InvalidArgumentError(
+        `options.${key}`,
+        (o as Record<string, unknown>)[key],
+        `a known option (${[...kServeOptionKeys].join(', ')}); ${JSON.stringify(key)} is none`,
+      );
   }
   checkEventKeys(events);
   let workerData: unknown;
@@ -134,16 +179,22 @@ export async function listen(events: Events | string | URL, idleTimeout: number 
     workerData = o.workerData;
   }
   const idleTimeoutMs = o.waitTimeout;
-  if (idleTimeoutMs !== undefined && (typeof idleTimeoutMs !== 'number' || !Number.isFinite(idleTimeoutMs) || idleTimeoutMs < 0)) {
+  if (
+    idleTimeoutMs !== undefined &&
+    (typeof idleTimeoutMs !== 'number' || !Number.isFinite(idleTimeoutMs) || idleTimeoutMs < 0)
+  ) {
     throw new InvalidArgumentError('waitTimeout', idleTimeoutMs, 'a finite number of milliseconds >= 0');
   }
   const backend = o.backend;
   if (backend !== undefined && backend !== 'native' && backend !== 'portable' && backend !== 'auto') {
     throw new InvalidArgumentError('options.backend', backend, "'native', 'portable' or 'auto'");
   }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', o.signal, 'an AbortSignal');
-  if (o.tcpNoDelay !== undefined && typeof o.tcpNoDelay !== 'boolean') throw new InvalidArgumentError('options.tcpNoDelay', o.tcpNoDelay, 'a boolean');
-  if (o.onError !== undefined && typeof o.onError !== 'function') throw new InvalidArgumentError('options.onError', o.onError, 'a function');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    throw new InvalidArgumentError('options.signal', o.signal, 'an AbortSignal');
+  if (o.tcpNoDelay !== undefined && typeof o.tcpNoDelay !== 'boolean')
+    throw new InvalidArgumentError('options.tcpNoDelay', o.tcpNoDelay, 'a boolean');
+  if (o.onError !== undefined && typeof o.onError !== 'function')
+    throw new InvalidArgumentError('options.onError', o.onError, 'a function');
   const highWaterMark = numberOption('highWaterMark', o.highWaterMark, 1, false);
   const lowWaterMark = numberOption('lowWaterMark', o.lowWaterMark, 0, false);
   const maxOutputBytes = numberOption('maxOutputBytes', o.maxOutputBytes, 1, true);
@@ -151,21 +202,50 @@ export async function listen(events: Events | string | URL, idleTimeout: number 
   const maxConnections = numberOption('maxConnections', o.maxConnections, 1, true);
   const graceMs = numberOption('grace', o.grace, 0, false);
   const lingerMs = numberOption('linger', o.linger, 0, false);
-  if (lingerMs !== undefined && lingerMs > kMaxTimerMs) throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
-  if (o.allowHalfOpen !== undefined && typeof o.allowHalfOpen !== 'boolean') throw new InvalidArgumentError('options.allowHalfOpen', o.allowHalfOpen, 'a boolean');
+  if (lingerMs !== undefined && lingerMs > kMaxTimerMs)
+    throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
+  if (o.allowHalfOpen !== undefined && typeof o.allowHalfOpen !== 'boolean')
+    throw new InvalidArgumentError('options.allowHalfOpen', o.allowHalfOpen, 'a boolean');
   const numLoops = readEvent(events, 'numLoops');
-  if (numLoops !== undefined && !Number.isInteger(numLoops)) throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
+  if (numLoops !== undefined && !Number.isInteger(numLoops))
+    throw new InvalidArgumentError('events.numLoops', numLoops, 'an integer');
   const loopCap = maxLoops();
   if (numLoops !== undefined && numLoops > loopCap) {
-    throw new InvalidArgumentError('events.numLoops', numLoops, `at most ${loopCap} (16 per CPU, 1024 at most), or negative for one loop per CPU`);
+    throw new InvalidArgumentError(
+      'events.numLoops',
+      numLoops,
+      `at most ${loopCap} (16 per CPU, 1024 at most), or negative for one loop per CPU`,
+    );
   }
   const loadBalance = readEvent(events, 'loadBalance');
-  if (loadBalance !== undefined && loadBalance !== LoadBalance.Random && loadBalance !== LoadBalance.RoundRobin && loadBalance !== LoadBalance.LeastConnections) {
-    throw new InvalidArgumentError('events.loadBalance', loadBalance, 'LoadBalance.Random, RoundRobin or LeastConnections');
+  if (
+    loadBalance !== undefined &&
+    loadBalance !== LoadBalance.Random &&
+    loadBalance !== LoadBalance.RoundRobin &&
+    loadBalance !== LoadBalance.LeastConnections
+  ) {
+    throw new InvalidArgumentError(
+      'events.loadBalance',
+      loadBalance,
+      'LoadBalance.Random, RoundRobin or LeastConnections',
+    );
   }
-  for (const name of ['init', 'serving', 'opened', 'closed', 'preWrite', 'data', 'tick', 'end', 'drained', 'dropped', 'message'] as const) {
+  for (const name of [
+    'init',
+    'serving',
+    'opened',
+    'closed',
+    'preWrite',
+    'data',
+    'tick',
+    'end',
+    'drained',
+    'dropped',
+    'message',
+  ] as const) {
     const fn = readEvent(events, name);
-    if (fn !== undefined && typeof fn !== 'function') throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
+    if (fn !== undefined && typeof fn !== 'function')
+      throw new InvalidArgumentError(`events.${name}`, fn, 'a function');
   }
   const opts = resolveOptions({
     idleTimeoutMs,
@@ -188,7 +268,11 @@ export async function listen(events: Events | string | URL, idleTimeout: number 
   });
   const tuning = opts.tuning;
   if (tuning.lowWaterMark > tuning.highWaterMark) {
-    throw new InvalidArgumentError('options.lowWaterMark', tuning.lowWaterMark, `at most highWaterMark (${tuning.highWaterMark})`);
+    throw new InvalidArgumentError(
+      'options.lowWaterMark',
+      tuning.lowWaterMark,
+      `at most highWaterMark (${tuning.highWaterMark})`,
+    );
   }
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
   return startEngine(events, opts, specs);
@@ -199,7 +283,9 @@ function readEvent<K extends keyof Events>(events: Events, name: K): Events[K] {
   try {
     return events[name];
   } catch (err) {
-    throw new InvalidArgumentError(`events.${name}`, err, `a readable property (reading it threw: ${errorText(err)})`, { cause: err });
+    throw new InvalidArgumentError(`events.${name}`, err, `a readable property (reading it threw: ${errorText(err)})`, {
+      cause: err,
+    });
   }
 }
 

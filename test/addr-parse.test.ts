@@ -17,7 +17,8 @@ function assertBad(text: string, also?: string | RegExp): void {
       assert.ok(err.message.startsWith('gevent: '), err.message);
       assert.ok(err.message.includes(text), `${text}: message ${JSON.stringify(err.message)} does not name the input`);
       assert.equal(err.address, text);
-      if (typeof also === 'string') assert.ok(err.message.includes(also), `${text}: message ${err.message} lacks ${also}`);
+      if (typeof also === 'string')
+        assert.ok(err.message.includes(also), `${text}: message ${err.message} lacks ${also}`);
       else if (also) assert.match(err.message, also);
       return true;
     },
@@ -124,14 +125,41 @@ describe('parseAddress: ports', () => {
 
 describe('parseAddress: reuseport', () => {
   test('true, yes, t, y in any case and the digits 1-9 turn it on', () => {
-    const truthy = ['true', 'yes', 't', 'y', 'TRUE', 'Yes', 'T', 'Y', 'tRuE', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+    const truthy = [
+      'true',
+      'yes',
+      't',
+      'y',
+      'TRUE',
+      'Yes',
+      'T',
+      'Y',
+      'tRuE',
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+      '6',
+      '7',
+      '8',
+      '9',
+    ];
     for (const v of truthy) {
       assert.equal(parseAddress(`tcp://:1?reuseport=${v}`).reusePort, true, `reuseport=${v}`);
     }
   });
 
   test('false, no, 0 and empty leave it off', () => {
-    for (const q of ['reuseport=false', 'reuseport=no', 'reuseport=0', 'reuseport=', 'reuseport', 'reuseport=FALSE', 'reuseport=No']) {
+    for (const q of [
+      'reuseport=false',
+      'reuseport=no',
+      'reuseport=0',
+      'reuseport=',
+      'reuseport',
+      'reuseport=FALSE',
+      'reuseport=No',
+    ]) {
       assert.equal(parseAddress(`tcp://:1?${q}`).reusePort, false, q);
     }
   });

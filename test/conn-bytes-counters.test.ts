@@ -13,7 +13,17 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Conn } from '../src/index.js';
 import { Counter } from '../src/loop/counters.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readExactly, sleep, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readExactly,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kMiB = 1024 * 1024;
 
@@ -75,7 +85,7 @@ for (const backend of await backendsUnderTest()) {
       const addr = run.server.addrs[0]!;
       const clients = await Promise.all(['E', 'R', 'L'].map(() => connectTo(addr)));
       try {
-        const [e, r, l] = clients as [typeof clients[0], typeof clients[0], typeof clients[0]];
+        const [e, r, l] = clients as [(typeof clients)[0], (typeof clients)[0], (typeof clients)[0]];
         const echoIn = pattern(kMiB, 1);
         echoIn[0] = 0x45; // 'E'
         const reqR = pattern(kMiB, 2);
@@ -92,7 +102,11 @@ for (const backend of await backendsUnderTest()) {
         assert.ok((await within(readExactly(l, replies.L!.length), 20_000, 'the late-read reply')).equals(replies.L!));
         e.end();
         r.end();
-        await within(waitFor(() => seen.size === 3, 'three closed'), 10_000, 'closed');
+        await within(
+          waitFor(() => seen.size === 3, 'three closed'),
+          10_000,
+          'closed',
+        );
       } finally {
         for (const s of clients) s.destroy();
         await Promise.all(clients.map(socketClosed));
@@ -101,7 +115,7 @@ for (const backend of await backendsUnderTest()) {
       try {
         assert.deepEqual(seen.get('E'), { read: kMiB, written: kMiB, loopIndex: 0 });
         assert.deepEqual(seen.get('R'), { read: kMiB, written: kMiB + 7, loopIndex: 0 });
-        assert.ok(lateQueuedMax > 0, 'the late reader\'s reply was queued');
+        assert.ok(lateQueuedMax > 0, "the late reader's reply was queued");
         assert.deepEqual(seen.get('L'), { read: kMiB, written: 32 * kMiB, loopIndex: 0 });
         assert.equal(c[Counter.BytesRead], 3 * kMiB, 'BytesRead is what the clients sent');
         assert.equal(c[Counter.BytesWritten], kMiB + kMiB + 7 + 32 * kMiB, 'BytesWritten is what the clients received');
@@ -134,17 +148,33 @@ for (const backend of await backendsUnderTest()) {
       const addr = run.server.addrs[0]!;
       const clients = [await connectTo(addr), await connectTo(addr)];
       try {
-        await within(waitFor(() => conns.length === 2, 'two opened'), 5000, 'opened');
+        await within(
+          waitFor(() => conns.length === 2, 'two opened'),
+          5000,
+          'opened',
+        );
         assert.equal(counters![Counter.Connections], 2);
         clients.push(await connectTo(addr));
-        await within(waitFor(() => dropped === 1, 'one dropped'), 5000, 'dropped');
-        await within(waitFor(() => counters![Counter.Closed] === 1, 'the drop closed'), 5000, 'closed');
+        await within(
+          waitFor(() => dropped === 1, 'one dropped'),
+          5000,
+          'dropped',
+        );
+        await within(
+          waitFor(() => counters![Counter.Closed] === 1, 'the drop closed'),
+          5000,
+          'closed',
+        );
         assert.equal(counters![Counter.Dropped], 1);
         assert.equal(counters![Counter.Accepted], 3);
         assert.equal(counters![Counter.Connections], 2);
         conns[0]!.close();
         clients[0]!.end();
-        await within(waitFor(() => counters![Counter.Connections] === 1, 'one left open'), 5000, 'one closed');
+        await within(
+          waitFor(() => counters![Counter.Connections] === 1, 'one left open'),
+          5000,
+          'one closed',
+        );
       } finally {
         for (const s of clients) s.destroy();
         await Promise.all(clients.map(socketClosed));

@@ -10,7 +10,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { InvalidArgumentError, type Conn, type Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kBig = Buffer.alloc(64 * 1024 * 1024, 0x61);
 
@@ -53,7 +64,11 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(end.how, 'eof');
         assert.equal(end.data.toString(), 'queued before close and after');
         s.end();
-        await within(waitFor(() => log.errs.length === 1, 'closed'), 6000, 'closed');
+        await within(
+          waitFor(() => log.errs.length === 1, 'closed'),
+          6000,
+          'closed',
+        );
         assert.deepEqual(log.errs, [null]);
       } finally {
         s.destroy();
@@ -107,9 +122,16 @@ for (const backend of await backendsUnderTest()) {
         assert.deepEqual([endD.how, endD.data.toString()], ['eof', 'later x']);
         a.end();
         d.end();
-        await within(waitFor(() => log.errs.length === 2, 'two closed'), 6000, 'closed');
+        await within(
+          waitFor(() => log.errs.length === 2, 'two closed'),
+          6000,
+          'closed',
+        );
         assert.deepEqual(log.errs, [null, null]);
-        assert.equal(log.conns.some((c) => c === byName.get('a')), true);
+        assert.equal(
+          log.conns.some((c) => c === byName.get('a')),
+          true,
+        );
         assert.equal(byName.get('a')!.open, false);
       } finally {
         for (const s of [a, b, d]) s.destroy();
@@ -145,7 +167,11 @@ for (const backend of await backendsUnderTest()) {
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       try {
-        await within(waitFor(() => log.errs.length === 1, 'closed after destroy', 10_000), 12_000, 'closed');
+        await within(
+          waitFor(() => log.errs.length === 1, 'closed after destroy', 10_000),
+          12_000,
+          'closed',
+        );
         assert.ok(queuedAtDestroy > 0, 'output was still queued when destroy() ran');
         assert.equal(log.errs[0], boom, 'closed gets the error given to destroy()');
         const end = await within(readEnd(s), 10_000, 'the peer to see the close');
@@ -181,7 +207,11 @@ for (const backend of await backendsUnderTest()) {
         s.write('go');
         const end = await within(readEnd(s), 5000, 'the peer to see the close');
         assert.ok(end.how === 'eof' || end.how === 'ECONNRESET', `the peer saw ${end.how}`);
-        await within(waitFor(() => log.errs.length === 1, 'closed'), 6000, 'closed');
+        await within(
+          waitFor(() => log.errs.length === 1, 'closed'),
+          6000,
+          'closed',
+        );
         assert.deepEqual(log.errs, [null]);
       } finally {
         s.destroy();
@@ -222,7 +252,11 @@ for (const backend of await backendsUnderTest()) {
         s.write('hi');
         assert.equal((await readExactly(s, 3)).toString(), 'bye');
         s.end();
-        await within(waitFor(() => log.errs.length === 1, 'closed'), 6000, 'closed');
+        await within(
+          waitFor(() => log.errs.length === 1, 'closed'),
+          6000,
+          'closed',
+        );
         later!.close();
         later!.destroy(new Error('after closed'));
         assert.equal(later!.send('x'), false);

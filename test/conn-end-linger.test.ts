@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kLingerMs = 300;
 
@@ -53,10 +63,17 @@ for (const backend of await backendsUnderTest()) {
           const end = await within(readEnd(s), 5000, 'the reply and EOF');
           endedAt = performance.now();
           assert.deepEqual([end.how, end.data.toString()], ['eof', 'reply']);
-          await within(waitFor(() => errs.length === 1, 'closed after the linger', 10_000), 12_000, 'closed');
+          await within(
+            waitFor(() => errs.length === 1, 'closed after the linger', 10_000),
+            12_000,
+            'closed',
+          );
           assert.deepEqual(errs, [null]);
           // The deadline starts once the FIN is written, a little before the client saw it.
-          assert.ok(closedAt - endedAt >= kLingerMs - 100, `closed ${(closedAt - endedAt).toFixed(0)} ms after the peer saw EOF, linger ${kLingerMs}`);
+          assert.ok(
+            closedAt - endedAt >= kLingerMs - 100,
+            `closed ${(closedAt - endedAt).toFixed(0)} ms after the peer saw EOF, linger ${kLingerMs}`,
+          );
         } finally {
           s.destroy();
           await socketClosed(s);
@@ -92,10 +109,18 @@ for (const backend of await backendsUnderTest()) {
         s.write('one');
         assert.equal((await readExactly(s, 3)).toString(), 'bye');
         s.write('two');
-        await within(waitFor(() => got.join('') === 'onetwo', 'data after end()'), 6000, 'data after end()');
+        await within(
+          waitFor(() => got.join('') === 'onetwo', 'data after end()'),
+          6000,
+          'data after end()',
+        );
         const start = performance.now();
         s.end();
-        await within(waitFor(() => errs.length === 1, 'closed on the peer FIN'), 6000, 'closed');
+        await within(
+          waitFor(() => errs.length === 1, 'closed on the peer FIN'),
+          6000,
+          'closed',
+        );
         assert.ok(performance.now() - start < 2500, 'the peer FIN closed the connection, not the 5 s linger');
         assert.deepEqual(errs, [null]);
       } finally {
@@ -130,7 +155,11 @@ for (const backend of await backendsUnderTest()) {
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       try {
-        await within(waitFor(() => queuedAtEnd >= 0, 'end() with output queued'), 10_000, 'end()');
+        await within(
+          waitFor(() => queuedAtEnd >= 0, 'end() with output queued'),
+          10_000,
+          'end()',
+        );
         assert.ok(queuedAtEnd > 0);
         await new Promise((r) => setTimeout(r, 600));
         assert.equal(errs.length, 0, 'the connection stays open while its output waits, past the linger');
@@ -138,7 +167,11 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(end.how, 'eof');
         assert.equal(end.data.length, big.length);
         s.end();
-        await within(waitFor(() => errs.length === 1, 'closed'), 6000, 'closed');
+        await within(
+          waitFor(() => errs.length === 1, 'closed'),
+          6000,
+          'closed',
+        );
         assert.deepEqual(errs, [null]);
       } finally {
         s.destroy();

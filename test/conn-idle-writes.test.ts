@@ -15,7 +15,16 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { IdleTimeoutError, type Conn, type Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kDownloadBytes = 48 * 1024 * 1024;
 /** The client reads this much, then pauses for this long: 256 KiB per 16 ms is 16 MiB/s at most. */
@@ -55,53 +64,69 @@ function payload(bytes: number): Buffer {
 for (const backend of await backendsUnderTest()) {
   describe(`idle timeout and writes (${backend})`, () => {
     for (const oneWrite of [false, true]) {
-      const todo = oneWrite && backend === 'portable' ? 'portable: a write is seen to progress only once it has completed (net.Socket writableLength), so one 48 MiB write to a 16 MiB/s reader shows no progress for 3 s' : undefined;
-      test(`a 48 MiB download read at about 16 MiB/s is not cut by a 1 s idle timeout; EOF comes only after the last byte (${oneWrite ? 'one write' : 'written with backpressure'})`, { todo }, async () => {
-        const fds = openFdCount();
-        const body = payload(kDownloadBytes);
-        const want = createHash('sha256').update(body).digest('hex');
-        const errs: (Error | null)[] = [];
-        const events: Events = oneWrite ? { opened: () => body, closed: (_c, err) => void errs.push(err) } : streamer(body, errs);
-        const run = await startServer(events, { backend, waitTimeout: 1000 }, 'tcp://127.0.0.1:0');
-        const s = await connectTo(run.server.addrs[0]!);
-        let got = 0;
-        const hash = createHash('sha256');
-        let gotAtEof = -1;
-        try {
-          const how = await within(
-            new Promise<string>((resolve) => {
-              let slice = 0;
-              s.on('data', (d: Buffer) => {
-                hash.update(d);
-                got += d.length;
-                slice += d.length;
-                if (slice >= kSliceBytes) {
-                  slice = 0;
-                  s.pause();
-                  setTimeout(() => s.resume(), kPauseMs);
-                }
-              });
-              s.once('end', () => {
-                gotAtEof = got;
-                resolve('eof');
-              });
-              s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-            }),
-            120_000,
-            'the download and EOF',
-          );
-          assert.equal(how, 'eof');
-          assert.equal(gotAtEof, kDownloadBytes, `EOF came after ${gotAtEof} of ${kDownloadBytes} bytes`);
-          assert.equal(hash.digest('hex'), want, 'every byte arrived, in order');
-          await within(waitFor(() => errs.length === 1, 'closed'), 5000, 'closed');
-          assert.ok(errs[0] instanceof IdleTimeoutError, `closed got ${String(errs[0])}: the idle timeout, once the download was over`);
-        } finally {
-          s.destroy();
-          await socketClosed(s);
-          await run.stop();
-        }
-        assert.equal(openFdCount(), fds);
-      });
+      const todo =
+        oneWrite && backend === 'portable'
+          ? 'portable: a write is seen to progress only once it has completed (net.Socket writableLength), so one 48 MiB write to a 16 MiB/s reader shows no progress for 3 s'
+          : undefined;
+      test(
+        `a 48 MiB download read at about 16 MiB/s is not cut by a 1 s idle timeout; EOF comes only after the last byte (${oneWrite ? 'one write' : 'written with backpressure'})`,
+        { todo },
+        async () => {
+          const fds = openFdCount();
+          const body = payload(kDownloadBytes);
+          const want = createHash('sha256').update(body).digest('hex');
+          const errs: (Error | null)[] = [];
+          const events: Events = oneWrite
+            ? { opened: () => body, closed: (_c, err) => void errs.push(err) }
+            : streamer(body, errs);
+          const run = await startServer(events, { backend, waitTimeout: 1000 }, 'tcp://127.0.0.1:0');
+          const s = await connectTo(run.server.addrs[0]!);
+          let got = 0;
+          const hash = createHash('sha256');
+          let gotAtEof = -1;
+          try {
+            const how = await within(
+              new Promise<string>((resolve) => {
+                let slice = 0;
+                s.on('data', (d: Buffer) => {
+                  hash.update(d);
+                  got += d.length;
+                  slice += d.length;
+                  if (slice >= kSliceBytes) {
+                    slice = 0;
+                    s.pause();
+                    setTimeout(() => s.resume(), kPauseMs);
+                  }
+                });
+                s.once('end', () => {
+                  gotAtEof = got;
+                  resolve('eof');
+                });
+                s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+              }),
+              120_000,
+              'the download and EOF',
+            );
+            assert.equal(how, 'eof');
+            assert.equal(gotAtEof, kDownloadBytes, `EOF came after ${gotAtEof} of ${kDownloadBytes} bytes`);
+            assert.equal(hash.digest('hex'), want, 'every byte arrived, in order');
+            await within(
+              waitFor(() => errs.length === 1, 'closed'),
+              5000,
+              'closed',
+            );
+            assert.ok(
+              errs[0] instanceof IdleTimeoutError,
+              `closed got ${String(errs[0])}: the idle timeout, once the download was over`,
+            );
+          } finally {
+            s.destroy();
+            await socketClosed(s);
+            await run.stop();
+          }
+          assert.equal(openFdCount(), fds);
+        },
+      );
     }
 
     test('a heartbeat every 150 ms to a client that only reads keeps a 500 ms idle timeout from firing', async () => {
@@ -130,7 +155,11 @@ for (const backend of await backendsUnderTest()) {
         const end = await within(readEnd(s), 10_000, 'ten beats then EOF');
         assert.equal(end.how, 'eof');
         assert.equal(end.data.toString(), 'beat\n'.repeat(10), 'every beat arrived before EOF');
-        await within(waitFor(() => errs.length === 1, 'closed'), 5000, 'closed');
+        await within(
+          waitFor(() => errs.length === 1, 'closed'),
+          5000,
+          'closed',
+        );
         assert.deepEqual(errs, [null], 'the server closed it, not the idle timeout');
       } finally {
         s.destroy();
@@ -159,7 +188,11 @@ for (const backend of await backendsUnderTest()) {
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       try {
-        await within(waitFor(() => errs.length === 1, 'the idle close', 20_000), 25_000, 'the idle close');
+        await within(
+          waitFor(() => errs.length === 1, 'the idle close', 20_000),
+          25_000,
+          'the idle close',
+        );
         assert.ok(errs[0] instanceof IdleTimeoutError, `closed got ${String(errs[0])}`);
         assert.ok(queuedAtClose > 0, 'output was still queued');
       } finally {

@@ -10,7 +10,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ShutdownError, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readExactly, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readExactly,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kBig = Buffer.alloc(64 * 1024 * 1024, 0x64);
 
@@ -50,7 +59,15 @@ for (const backend of await backendsUnderTest()) {
           reader.write('reader');
           idle.write('idle');
           assert.equal((await readExactly(reader, 11)).toString(), 'small reply');
-          await within(waitFor(() => conns.size === 3 && conns.get('stuck')!.queuedBytes > 0, 'output queued for the stuck peer', 10_000), 12_000, 'queued');
+          await within(
+            waitFor(
+              () => conns.size === 3 && conns.get('stuck')!.queuedBytes > 0,
+              'output queued for the stuck peer',
+              10_000,
+            ),
+            12_000,
+            'queued',
+          );
           const before = performance.now();
           await within(run.stop(), 10_000 + graceMs, 'the shutdown');
           if (graceMs > 0) assert.ok(performance.now() - before >= graceMs - 20, 'the shutdown waited out the grace');

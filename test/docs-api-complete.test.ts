@@ -43,7 +43,10 @@ for (const [dts, kind, name, heading] of cases) {
 }
 
 test('docs/api.md lists every exported error class and its code in the error table', () => {
-  const classes = Object.entries(gevent).filter(([, v]) => typeof v === 'function' && v.prototype instanceof gevent.GeventError);
+  const classes = Object.entries(gevent).filter(
+    ([, v]) => typeof v === 'function' && v.prototype instanceof gevent.GeventError,
+  );
   assert.ok(classes.length >= 10);
-  for (const [name] of classes) assert.match(doc, new RegExp(`\\| \`${name}\` \\| \`ERR_GEVENT_`), `${name} in the error table`);
+  for (const [name] of classes)
+    assert.match(doc, new RegExp(`\\| \`${name}\` \\| \`ERR_GEVENT_`), `${name} in the error table`);
 });

@@ -39,13 +39,23 @@ describe('examples/cli.ts: negative option values', () => {
     assert.deepEqual(joinNegativeValues(['--trace', '-1'], kOptions), ['--trace', '-1'], 'a boolean takes no value');
     assert.deepEqual(joinNegativeValues(['--unknown', '-1'], kOptions), ['--unknown', '-1']);
     assert.deepEqual(joinNegativeValues(['--loops', '-x'], kOptions), ['--loops', '-x'], 'only numbers');
-    assert.deepEqual(joinNegativeValues(['--', '--loops', '-1'], kOptions), ['--', '--loops', '-1'], 'positionals after --');
+    assert.deepEqual(
+      joinNegativeValues(['--', '--loops', '-1'], kOptions),
+      ['--', '--loops', '-1'],
+      'positionals after --',
+    );
   });
 
   test('parseFlags reads --loops -1 and --loops=-1 alike', () => {
     assert.equal(parseFlags('echo', 5007, {}, ['--loops', '-1']).loops, '-1');
     assert.equal(parseFlags('echo', 5007, {}, ['--loops=-1']).loops, '-1');
-    const flags = parseFlags('echo', 5007, { trace: { type: 'boolean', default: false } }, ['--port', '0', '--loops', '-1', '--trace']);
+    const flags = parseFlags('echo', 5007, { trace: { type: 'boolean', default: false } }, [
+      '--port',
+      '0',
+      '--loops',
+      '-1',
+      '--trace',
+    ]);
     assert.deepEqual([flags.port, flags.loops, flags.values.trace], [0, '-1', true]);
   });
 
@@ -57,8 +67,11 @@ describe('examples/cli.ts: negative option values', () => {
 
   test('the echo example runs with --loops -1 --port 0, prints the port it bound, and echoes on it', async (t) => {
     const native = (await backendsUnderTest()).includes('native');
-    if (!native && availableParallelism() > 1) return t.skip('one loop per CPU needs the native backend on this machine');
-    const child = spawn(process.execPath, [kEchoMain, '--loops', '-1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    if (!native && availableParallelism() > 1)
+      return t.skip('one loop per CPU needs the native backend on this machine');
+    const child = spawn(process.execPath, [kEchoMain, '--loops', '-1', '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const exited = once(child, 'exit');
     try {
       const lines = createInterface({ input: child.stdout });

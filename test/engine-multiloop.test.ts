@@ -40,7 +40,11 @@ interface Started {
   stop(): Promise<void>;
 }
 
-async function startWith(query: Record<string, string>, extra: { onError?: (err: Error) => void }, ...addrs: string[]): Promise<Started> {
+async function startWith(
+  query: Record<string, string>,
+  extra: { onError?: (err: Error) => void },
+  ...addrs: string[]
+): Promise<Started> {
   const name = `gevent-ml-${process.pid}-${runs++}`;
   const url = new URL(fixture);
   for (const [k, v] of Object.entries({ ...query, channel: name })) url.searchParams.set(k, v);
@@ -74,7 +78,10 @@ async function startWith(query: Record<string, string>, extra: { onError?: (err:
 }
 
 /** Connects n clients to `addr` one after another, reading each greeting (the loop's tag). */
-async function connectTagged(addr: { network: string; port: number; path: string }, n: number): Promise<{ socks: Socket[]; loops: string[] }> {
+async function connectTagged(
+  addr: { network: string; port: number; path: string },
+  n: number,
+): Promise<{ socks: Socket[]; loops: string[] }> {
   const socks: Socket[] = [];
   const loops: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -92,13 +99,24 @@ function tally(loops: string[]): number[] {
 }
 
 async function closeAll(socks: Socket[]): Promise<void> {
-  await Promise.all(socks.map((s) => new Promise((r) => { s.once('close', r); s.destroy(); })));
+  await Promise.all(
+    socks.map(
+      (s) =>
+        new Promise((r) => {
+          s.once('close', r);
+          s.destroy();
+        }),
+    ),
+  );
 }
 
 describe('several loops (native)', { skip: native ? false : 'the native addon is not built' }, () => {
   for (const loops of [2, 4]) {
     test(`RoundRobin over ${loops} loops spreads 400 connections within one of even`, async () => {
-      const srv = await start({ loops: String(loops), lb: String(LoadBalance.RoundRobin), tag: '1' }, 'tcp://127.0.0.1:0');
+      const srv = await start(
+        { loops: String(loops), lb: String(LoadBalance.RoundRobin), tag: '1' },
+        'tcp://127.0.0.1:0',
+      );
       const { socks, loops: seen } = await connectTagged(srv.serving.addrs![0]!, 400);
       const t = tally(seen);
       assert.equal(t.length, loops, `connections reached ${t.length} loops`);
@@ -109,7 +127,10 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
     });
 
     test(`LeastConnections over ${loops} loops keeps them within one of each other, refilling the emptiest`, async () => {
-      const srv = await start({ loops: String(loops), lb: String(LoadBalance.LeastConnections), tag: '1' }, 'tcp://127.0.0.1:0');
+      const srv = await start(
+        { loops: String(loops), lb: String(LoadBalance.LeastConnections), tag: '1' },
+        'tcp://127.0.0.1:0',
+      );
       const addr = srv.serving.addrs![0]!;
       const first = await connectTagged(addr, 200);
       let t = tally(first.loops);
@@ -121,7 +142,10 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
       await closeAll(drop);
       await waitUntil(() => srv.count('closed') === drop.length);
       const second = await connectTagged(addr, drop.length);
-      assert.ok(second.loops.every((l) => l === victim), 'new connections all go to the emptied loop');
+      assert.ok(
+        second.loops.every((l) => l === victim),
+        'new connections all go to the emptied loop',
+      );
       t = tally([...first.loops.filter((l) => l !== victim), ...second.loops]);
       assert.ok(Math.max(...t) - Math.min(...t) <= 1, `spread ${t.join(', ')}`);
       await closeAll([...keep, ...second.socks]);
@@ -142,10 +166,20 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
 
   test('Shutdown from any loop stops every loop and fires closed for every connection', async () => {
     const fds = openFdCount();
-    const srv = await start({ loops: '3', lb: String(LoadBalance.RoundRobin), tag: '1', shutdownOn: 'stop!' }, 'tcp://127.0.0.1:0');
+    const srv = await start(
+      { loops: '3', lb: String(LoadBalance.RoundRobin), tag: '1', shutdownOn: 'stop!' },
+      'tcp://127.0.0.1:0',
+    );
     const { socks, loops } = await connectTagged(srv.serving.addrs![0]!, 9);
     assert.equal(new Set(loops).size, 3);
-    const ends = socks.map((s) => new Promise<void>((r) => { s.on('error', () => r()); s.on('close', () => r()); s.resume(); }));
+    const ends = socks.map(
+      (s) =>
+        new Promise<void>((r) => {
+          s.on('error', () => r());
+          s.on('close', () => r());
+          s.resume();
+        }),
+    );
     socks[4]!.write('stop!');
     await srv.done;
     await Promise.all(ends);
@@ -156,9 +190,19 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
 
   test('an uncaught exception in a loop thread is reported: serve() rejects with it, and every loop stops', async () => {
     const fds = openFdCount();
-    const srv = await start({ loops: '2', lb: String(LoadBalance.RoundRobin), tag: '1', crashOn: 'crash!' }, 'tcp://127.0.0.1:0');
+    const srv = await start(
+      { loops: '2', lb: String(LoadBalance.RoundRobin), tag: '1', crashOn: 'crash!' },
+      'tcp://127.0.0.1:0',
+    );
     const { socks } = await connectTagged(srv.serving.addrs![0]!, 4);
-    const ends = socks.map((s) => new Promise<void>((r) => { s.on('error', () => r()); s.on('close', () => r()); s.resume(); }));
+    const ends = socks.map(
+      (s) =>
+        new Promise<void>((r) => {
+          s.on('error', () => r());
+          s.on('close', () => r());
+          s.resume();
+        }),
+    );
     socks[1]!.write('crash!');
     await assert.rejects(srv.done, (err: Error & { code?: string }) => {
       assert.equal(err.code, 'ERR_GEVENT_WORKER');
@@ -172,7 +216,11 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
 
   test('a throwing closed in a loop thread reaches options.onError on the calling thread, and serving goes on', async () => {
     const errors: Error[] = [];
-    const srv = await startWith({ loops: '2', lb: String(LoadBalance.RoundRobin), tag: '1', closedThrows: '1' }, { onError: (e) => errors.push(e) }, 'tcp://127.0.0.1:0');
+    const srv = await startWith(
+      { loops: '2', lb: String(LoadBalance.RoundRobin), tag: '1', closedThrows: '1' },
+      { onError: (e) => errors.push(e) },
+      'tcp://127.0.0.1:0',
+    );
     const addr = srv.serving.addrs![0]!;
     const first = await connectTagged(addr, 2);
     await closeAll(first.socks);

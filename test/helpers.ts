@@ -49,7 +49,10 @@ export async function startServer(events: Events, opts: ServeOptions, ...addrs: 
     },
   });
   const done = serve(wrapped, { ...opts, signal: opts.signal ?? ac.signal }, ...addrs);
-  const server = await Promise.race([serving, done.then(() => Promise.reject(new Error('serve() ended before serving')))]);
+  const server = await Promise.race([
+    serving,
+    done.then(() => Promise.reject(new Error('serve() ended before serving'))),
+  ]);
   return {
     server,
     done,
@@ -247,7 +250,12 @@ export function cpuTicks(pid: number): number {
  * Connects `n` clients to 127.0.0.1:port, at most `batch` connects in flight at a time; `onEach`
  * runs for each client as soon as it has connected.
  */
-export async function connectMany(port: number, n: number, batch = 100, onEach?: (s: Socket) => void): Promise<Socket[]> {
+export async function connectMany(
+  port: number,
+  n: number,
+  batch = 100,
+  onEach?: (s: Socket) => void,
+): Promise<Socket[]> {
   const out: Socket[] = [];
   for (let i = 0; i < n; i += batch) {
     const part = await Promise.all(
@@ -293,7 +301,9 @@ export function spawnChildServer(cmd: string, args: readonly string[], ms = 15_0
   const lines: { at: number; msg: Record<string, unknown> }[] = [];
   let err = '';
   let pending = '';
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)),
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -337,7 +347,12 @@ export function spawnChildServer(cmd: string, args: readonly string[], ms = 15_0
         lines.push({ at: performance.now(), msg });
         if (msg['ev'] === 'serving') {
           clearTimeout(timer);
-          resolve(Object.assign(server, { port: msg['port'] as number, pid: (msg['pid'] as number | undefined) ?? server.pid }));
+          resolve(
+            Object.assign(server, {
+              port: msg['port'] as number,
+              pid: (msg['pid'] as number | undefined) ?? server.pid,
+            }),
+          );
         }
       }
     });
@@ -382,7 +397,17 @@ export function netHidesAcceptErrors(): string | false {
   try {
     const out = execFileSync(
       'strace',
-      ['-f', '-qq', '-e', 'trace=none', '-e', 'inject=accept4:error=ENOBUFS:when=1', process.execPath, '-e', kNetAcceptProbe],
+      [
+        '-f',
+        '-qq',
+        '-e',
+        'trace=none',
+        '-e',
+        'inject=accept4:error=ENOBUFS:when=1',
+        process.execPath,
+        '-e',
+        kNetAcceptProbe,
+      ],
       { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] },
     );
     return out === 'ENOBUFS'
@@ -393,7 +418,20 @@ export function netHidesAcceptErrors(): string | false {
   }
 }
 
-const kTcpStates = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
+const kTcpStates = [
+  '',
+  'ESTABLISHED',
+  'SYN_SENT',
+  'SYN_RECV',
+  'FIN_WAIT1',
+  'FIN_WAIT2',
+  'TIME_WAIT',
+  'CLOSE',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'LISTEN',
+  'CLOSING',
+];
 
 /** A TCP socket's state and kernel queues, from /proc/net/tcp (or tcp6). */
 export interface TcpQueues {
@@ -424,7 +462,12 @@ export function tcpQueues(localPort: number, remotePort: number): TcpQueues | un
     }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length < 5 || parseInt(f[1]!.split(':')[1]!, 16) !== localPort || parseInt(f[2]!.split(':')[1]!, 16) !== remotePort) continue;
+      if (
+        f.length < 5 ||
+        parseInt(f[1]!.split(':')[1]!, 16) !== localPort ||
+        parseInt(f[2]!.split(':')[1]!, 16) !== remotePort
+      )
+        continue;
       const [tx, rx] = f[4]!.split(':').map((h) => parseInt(h, 16));
       const q = { state: kTcpStates[parseInt(f[3]!, 16)] ?? f[3]!, txBytes: tx!, rxBytes: rx! };
       if (q.state === 'ESTABLISHED') return q;
@@ -446,7 +489,13 @@ export function tcpQueues(localPort: number, remotePort: number): TcpQueues | un
  * write stays high while the kernel is still taking it. Resolves with the bytes sent; rejects once
  * it has sent `maxBytes` or the connection closes.
  */
-export async function sendUntilQueued(c: Conn, minQueuedBytes: number, chunk: (offset: number) => Uint8Array, maxBytes = 2 ** 30, steadyMs = 200): Promise<number> {
+export async function sendUntilQueued(
+  c: Conn,
+  minQueuedBytes: number,
+  chunk: (offset: number) => Uint8Array,
+  maxBytes = 2 ** 30,
+  steadyMs = 200,
+): Promise<number> {
   let sent = 0;
   let last = -1;
   let since = performance.now();
@@ -458,9 +507,13 @@ export async function sendUntilQueued(c: Conn, minQueuedBytes: number, chunk: (o
       since = performance.now();
     }
     if (queued >= minQueuedBytes && performance.now() - since >= steadyMs) return sent;
-    if (!c.open) throw new Error(`the connection closed after ${sent} bytes were sent, before ${minQueuedBytes} stayed queued`);
+    if (!c.open)
+      throw new Error(`the connection closed after ${sent} bytes were sent, before ${minQueuedBytes} stayed queued`);
     if (queued >= minQueuedBytes) continue;
-    if (sent >= maxBytes) throw new Error(`${sent} bytes sent and only ${queued} queued: the peer is reading, or the kernel takes more than ${maxBytes} bytes`);
+    if (sent >= maxBytes)
+      throw new Error(
+        `${sent} bytes sent and only ${queued} queued: the peer is reading, or the kernel takes more than ${maxBytes} bytes`,
+      );
     const b = chunk(sent);
     c.send(b);
     sent += b.length;

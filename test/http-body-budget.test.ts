@@ -46,7 +46,9 @@ describe('http parser: body budget', () => {
   test('a chunked body takes its buffer as it grows, exactly when doubling would not fit, and gives it back on an error', () => {
     const budget = new BodyBudget(70);
     const p = new HttpParser({}, budget);
-    const input = RingBuffer.withData(Buffer.from('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n28\r\n' + 'y'.repeat(40) + '\r\n'));
+    const input = RingBuffer.withData(
+      Buffer.from('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n28\r\n' + 'y'.repeat(40) + '\r\n'),
+    );
     const out: HttpRequest[] = [];
     assert.equal(p.parse(input, out), null);
     assert.equal(budget.usedBytes, 40);
@@ -60,8 +62,14 @@ describe('http parser: body budget', () => {
 
   test('a body over maxBodyBytes is a 413 whatever the budget; the 503 is only for bodies that could fit', () => {
     const budget = new BodyBudget(10);
-    assert.equal(new HttpParser({ maxBodyBytes: 5 }, budget).parse(RingBuffer.withData(Buffer.from(post(6))), [])?.status, 413);
-    assert.equal(new HttpParser({ maxBodyBytes: 50 }, budget).parse(RingBuffer.withData(Buffer.from(post(11))), [])?.status, 503);
+    assert.equal(
+      new HttpParser({ maxBodyBytes: 5 }, budget).parse(RingBuffer.withData(Buffer.from(post(6))), [])?.status,
+      413,
+    );
+    assert.equal(
+      new HttpParser({ maxBodyBytes: 50 }, budget).parse(RingBuffer.withData(Buffer.from(post(11))), [])?.status,
+      503,
+    );
     assert.equal(budget.usedBytes, 0);
   });
 });
@@ -95,31 +103,46 @@ async function holdBody(port: number, length: number): Promise<Socket> {
 for (const backend of await backendsUnderTest()) {
   describe(`http body budget (${backend})`, () => {
     test('bodies past the budget get 503 and a close; the room comes back when a body completes or its client leaves', async () => {
-      await withServer(backend, { bodyBudgetBytes: 256 * kKiB, limits: { maxBodyBytes: 200 * kKiB } }, async (port, tally) => {
-        const a = await holdBody(port, 100 * kKiB);
-        const b = await holdBody(port, 100 * kKiB);
+      await withServer(
+        backend,
+        { bodyBudgetBytes: 256 * kKiB, limits: { maxBodyBytes: 200 * kKiB } },
+        async (port, tally) => {
+          const a = await holdBody(port, 100 * kKiB);
+          const b = await holdBody(port, 100 * kKiB);
 
-        const refused = await rawExchange(port, post(100 * kKiB));
-        assert.deepEqual(refused.responses.map((r) => [r.status, r.headers.get('connection')]), [[503, 'close']]);
-        assert.equal(refused.how, 'eof');
-        const small = await rawExchange(port, post(10, 'Connection: close\r\n') + '0123456789');
-        assert.deepEqual(small.responses.map((r) => [r.status, r.body]), [[200, '0123456789']], 'a body that fits the rest is served');
+          const refused = await rawExchange(port, post(100 * kKiB));
+          assert.deepEqual(
+            refused.responses.map((r) => [r.status, r.headers.get('connection')]),
+            [[503, 'close']],
+          );
+          assert.equal(refused.how, 'eof');
+          const small = await rawExchange(port, post(10, 'Connection: close\r\n') + '0123456789');
+          assert.deepEqual(
+            small.responses.map((r) => [r.status, r.body]),
+            [[200, '0123456789']],
+            'a body that fits the rest is served',
+          );
 
-        const [echoed] = await rawRequests(a, 'a', 1);
-        assert.equal(echoed!.status, 200);
-        assert.equal(echoed!.body.length, 100 * kKiB);
-        const c = await holdBody(port, 100 * kKiB);
-        assert.deepEqual((await rawExchange(port, post(100 * kKiB))).responses.map((r) => r.status), [503], 'b and c hold 200 KiB of 256');
+          const [echoed] = await rawRequests(a, 'a', 1);
+          assert.equal(echoed!.status, 200);
+          assert.equal(echoed!.body.length, 100 * kKiB);
+          const c = await holdBody(port, 100 * kKiB);
+          assert.deepEqual(
+            (await rawExchange(port, post(100 * kKiB))).responses.map((r) => r.status),
+            [503],
+            'b and c hold 200 KiB of 256',
+          );
 
-        b.destroy();
-        await closed(b);
-        await waitFor(() => tally.opened - tally.closed === 2, 'the server to close every connection but a and c');
-        const d = await holdBody(port, 100 * kKiB);
-        for (const s of [a, c, d]) {
-          s.destroy();
-          await closed(s);
-        }
-      });
+          b.destroy();
+          await closed(b);
+          await waitFor(() => tally.opened - tally.closed === 2, 'the server to close every connection but a and c');
+          const d = await holdBody(port, 100 * kKiB);
+          for (const s of [a, c, d]) {
+            s.destroy();
+            await closed(s);
+          }
+        },
+      );
     });
 
     test('300 clients each announcing a 1 MiB body: 64 fit in the default 64 MiB budget, the rest get 503 at once', async () => {
@@ -131,7 +154,10 @@ for (const backend of await backendsUnderTest()) {
           clients.push(s);
           statuses.set(status, (statuses.get(status) ?? 0) + 1);
         }
-        assert.deepEqual([...statuses].sort(), [[100, 64], [503, 236]]);
+        assert.deepEqual([...statuses].sort(), [
+          [100, 64],
+          [503, 236],
+        ]);
         for (const s of clients) s.destroy();
       });
     });

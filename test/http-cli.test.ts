@@ -26,7 +26,20 @@ async function runToExit(args: string[]): Promise<{ code: number | null; stderr:
 
 describe('http CLI (main.ts)', () => {
   test('--max-connections, --body-budget and --keep-alive-timeout reach the server', async () => {
-    const args = ['--port', '0', '--backend', 'portable', '--max-connections', '1', '--body-budget', '10', '--max-body', '100', '--keep-alive-timeout', '300'];
+    const args = [
+      '--port',
+      '0',
+      '--backend',
+      'portable',
+      '--max-connections',
+      '1',
+      '--body-budget',
+      '10',
+      '--max-body',
+      '100',
+      '--keep-alive-timeout',
+      '300',
+    ];
     const child = spawn(process.execPath, [kMain, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = once(child, 'exit');
     try {
@@ -47,7 +60,11 @@ describe('http CLI (main.ts)', () => {
       a.write('POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n');
       const refused = await aEnded;
       a.destroy();
-      assert.deepEqual(parseResponses(refused.data).responses.map((r) => r.status), [503], 'a 20-byte body is over --body-budget 10');
+      assert.deepEqual(
+        parseResponses(refused.data).responses.map((r) => r.status),
+        [503],
+        'a 20-byte body is over --body-budget 10',
+      );
 
       let idle = null;
       for (let i = 0; i < 100 && idle === null; i++) {
@@ -60,7 +77,11 @@ describe('http CLI (main.ts)', () => {
         if (statuses.length > 0) idle = { how, statuses };
         else await sleep(20);
       }
-      assert.deepEqual(idle, { how: 'eof', statuses: [200] }, 'once a has gone, a new client is served, then closed when idle past --keep-alive-timeout');
+      assert.deepEqual(
+        idle,
+        { how: 'eof', statuses: [200] },
+        'once a has gone, a new client is served, then closed when idle past --keep-alive-timeout',
+      );
     } finally {
       child.kill('SIGTERM');
       const [code] = (await exited) as [number | null];
@@ -72,7 +93,10 @@ describe('http CLI (main.ts)', () => {
     const cases: [string[], string][] = [
       [['--headers-timeout', '-5'], 'http: --headers-timeout must be an integer from 0 to 2147483647, got -5'],
       [['--request-timeout', '1.5'], 'http: --request-timeout must be an integer from 0 to 2147483647, got 1.5'],
-      [['--keep-alive-timeout', '4294967296'], 'http: --keep-alive-timeout must be an integer from 0 to 2147483647, got 4294967296'],
+      [
+        ['--keep-alive-timeout', '4294967296'],
+        'http: --keep-alive-timeout must be an integer from 0 to 2147483647, got 4294967296',
+      ],
       [['--max-connections', '0'], 'http: --max-connections must be an integer from 1 to 9007199254740991, got 0'],
       [['--body-budget', 'lots'], 'http: --body-budget must be an integer from 0 to 9007199254740991, got lots'],
     ];

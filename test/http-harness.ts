@@ -72,7 +72,10 @@ export async function withServer(
     await running.stop();
   }
   assert.equal(tally.closed, tally.opened);
-  assert.deepEqual(tally.errors.map((e) => e.name), expected);
+  assert.deepEqual(
+    tally.errors.map((e) => e.name),
+    expected,
+  );
   await waitFor(() => openFdCount() === fds, `fds back to ${fds} (now ${openFdCount()})`);
 }
 
@@ -82,7 +85,14 @@ export function request(port: number, opts: http.RequestOptions, chunks: (string
     const req = http.request({ host: '127.0.0.1', port, agent: false, ...opts }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
-      res.once('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), reusedSocket: req.reusedSocket }));
+      res.once('end', () =>
+        resolve({
+          status: res.statusCode!,
+          headers: res.headers,
+          body: Buffer.concat(parts),
+          reusedSocket: req.reusedSocket,
+        }),
+      );
       res.once('error', reject);
     });
     req.once('error', reject);
@@ -106,17 +116,28 @@ export function parseResponses(data: Buffer): { responses: RawResponse[]; rest: 
     const end = data.indexOf('\r\n\r\n', p);
     if (end < 0) break;
     const [statusLine, ...lines] = data.toString('latin1', p, end).split('\r\n');
-    const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
+    const headers = new Map(
+      lines.map(
+        (l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string],
+      ),
+    );
     const length = Number(headers.get('content-length') ?? 0);
     if (data.length < end + 4 + length) break;
-    responses.push({ status: Number(statusLine!.split(' ')[1]), headers, body: data.toString('latin1', end + 4, end + 4 + length) });
+    responses.push({
+      status: Number(statusLine!.split(' ')[1]),
+      headers,
+      body: data.toString('latin1', end + 4, end + 4 + length),
+    });
     p = end + 4 + length;
   }
   return { responses, rest: data.subarray(p) };
 }
 
 /** Writes `text` on a raw connection and reads until the server closes it. */
-export async function rawExchange(port: number, text: string | Buffer): Promise<{ how: string; responses: RawResponse[] }> {
+export async function rawExchange(
+  port: number,
+  text: string | Buffer,
+): Promise<{ how: string; responses: RawResponse[] }> {
   const s = await connectTo({ network: 'tcp', port, path: '' });
   const ended = readEnd(s);
   s.write(text);

@@ -134,7 +134,9 @@ describe('http parser: requests', () => {
 
   test('20,000 one-byte chunks make one 20,000-byte body', () => {
     const body = Buffer.alloc(20_000, 0x61);
-    const r = one(`POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${'1\r\na\r\n'.repeat(body.length)}0\r\n\r\n`);
+    const r = one(
+      `POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${'1\r\na\r\n'.repeat(body.length)}0\r\n\r\n`,
+    );
     assert.ok(Buffer.from(r.body).equals(body));
   });
 
@@ -150,7 +152,10 @@ describe('http parser: requests', () => {
     );
     const out: HttpRequest[] = [];
     assert.equal(parser.parse(input, out), null);
-    assert.deepEqual(out.map((r) => r.target), ['/1', '/2', '/3']);
+    assert.deepEqual(
+      out.map((r) => r.target),
+      ['/1', '/2', '/3'],
+    );
     assert.equal(parser.pending?.target, '/4');
     assert.equal(parser.pending?.expectContinue, true);
   });
@@ -164,7 +169,13 @@ describe('http parser: requests', () => {
     input.write(Buffer.from('TP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody'));
     assert.ok(input.peekAll()[1].length > 0, 'the test input wraps');
     assert.equal(parser.parse(input, out), null);
-    assert.deepEqual(out.map((r) => [r.target, Buffer.from(r.body).toString()]), [['/a', ''], ['/b', 'body']]);
+    assert.deepEqual(
+      out.map((r) => [r.target, Buffer.from(r.body).toString()]),
+      [
+        ['/a', ''],
+        ['/b', 'body'],
+      ],
+    );
     assert.equal(input.length, 0);
   });
 
@@ -199,13 +210,21 @@ describe('http parser: refusals', () => {
     ['negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 400],
     ['Content-Length list', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n', 400],
     ['conflicting Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400],
-    ['chunked plus Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n', 400],
+    [
+      'chunked plus Content-Length',
+      'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n',
+      400,
+    ],
     ['gzip transfer coding', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 400],
     ['Transfer-Encoding in HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', 400],
     ['bad chunk size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400],
     ['empty chunk size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\n', 400],
     ['chunk data without CRLF', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n', 400],
-    ['malformed trailer', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n', 400],
+    [
+      'malformed trailer',
+      'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n',
+      400,
+    ],
   ];
   for (const [name, text, status] of cases) {
     test(`${name} -> ${status}`, () => void refused(text, status));
@@ -258,23 +277,34 @@ describe('http parser: refusals', () => {
   });
 
   test('chunks adding up to more than maxBodyBytes -> 413; a huge chunk size -> 413', () => {
-    refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\n', 413, { maxBodyBytes: 3 });
+    refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\n', 413, {
+      maxBodyBytes: 3,
+    });
     refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n', 413);
   });
 
   test('trailers over maxHeadBytes -> 431', () => {
-    refused(['POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n', `X: ${'t'.repeat(80)}\r\n`], 431, { maxHeadBytes: 64 });
+    refused(
+      ['POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n', `X: ${'t'.repeat(80)}\r\n`],
+      431,
+      { maxHeadBytes: 64 },
+    );
   });
 
   test('requests before the error are returned, and the error is sticky', () => {
     const parser = new HttpParser();
-    const input = RingBuffer.withData(Buffer.from('GET /a HTTP/1.1\r\nHost: a\r\n\r\nBAD\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n'));
+    const input = RingBuffer.withData(
+      Buffer.from('GET /a HTTP/1.1\r\nHost: a\r\n\r\nBAD\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n'),
+    );
     const out: HttpRequest[] = [];
     const err = parser.parse(input, out);
     assert.equal(err?.status, 400);
     assert.equal(err?.code, 'ERR_HTTP_BAD_REQUEST');
     assert.ok(err instanceof HttpError);
-    assert.deepEqual(out.map((r) => r.target), ['/a']);
+    assert.deepEqual(
+      out.map((r) => r.target),
+      ['/a'],
+    );
     input.write(Buffer.from('GET /c HTTP/1.1\r\nHost: a\r\n\r\n'));
     assert.equal(parser.parse(input, out), err);
     assert.equal(out.length, 1);
@@ -297,17 +327,21 @@ interface Spec {
 const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
 const fieldValue = fc.stringMatching(/^[!-~]([ -~]{0,20}[!-~])?$/);
 const reserved = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'expect']);
-const spec: fc.Arbitrary<Spec> = fc.record({
-  method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'X-CUSTOM'),
-  target: fc.stringMatching(/^\/[!-~]{0,30}$/),
-  headers: fc.array(fc.tuple(token, fieldValue), { maxLength: 6 }).map((hs) => hs.filter(([n]) => !reserved.has(n.toLowerCase()))),
-  body: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-  framing: fc.constantFrom('none', 'length', 'chunked'),
-  chunks: fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 8 }),
-  ext: fc.boolean(),
-  trailers: fc.array(fc.tuple(token, fieldValue), { maxLength: 2 }),
-  http10: fc.boolean(),
-}).map((s) => (s.http10 && s.framing === 'chunked' ? { ...s, http10: false } : s));
+const spec: fc.Arbitrary<Spec> = fc
+  .record({
+    method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'X-CUSTOM'),
+    target: fc.stringMatching(/^\/[!-~]{0,30}$/),
+    headers: fc
+      .array(fc.tuple(token, fieldValue), { maxLength: 6 })
+      .map((hs) => hs.filter(([n]) => !reserved.has(n.toLowerCase()))),
+    body: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+    framing: fc.constantFrom('none', 'length', 'chunked'),
+    chunks: fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 8 }),
+    ext: fc.boolean(),
+    trailers: fc.array(fc.tuple(token, fieldValue), { maxLength: 2 }),
+    http10: fc.boolean(),
+  })
+  .map((s) => (s.http10 && s.framing === 'chunked' ? { ...s, http10: false } : s));
 
 function serialize(s: Spec): Buffer {
   const lines = [`${s.method} ${s.target} HTTP/1.${s.http10 ? 0 : 1}`, 'Host: example'];
@@ -322,7 +356,11 @@ function serialize(s: Spec): Buffer {
   let i = 0;
   while (off < body.length) {
     const n = Math.min(s.chunks[i++ % Math.max(1, s.chunks.length)] ?? 16, body.length - off);
-    parts.push(Buffer.from(`${n.toString(16)}${s.ext ? ';e=1' : ''}\r\n`), body.subarray(off, off + n), Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(`${n.toString(16)}${s.ext ? ';e=1' : ''}\r\n`),
+      body.subarray(off, off + n),
+      Buffer.from('\r\n'),
+    );
     off += n;
   }
   parts.push(Buffer.from(`0\r\n${s.trailers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1'));
@@ -330,36 +368,48 @@ function serialize(s: Spec): Buffer {
 }
 
 function summary(r: HttpRequest): unknown {
-  return { method: r.method, target: r.target, minor: r.minorVersion, headers: r.headers, keepAlive: r.keepAlive, body: Buffer.from(r.body).toString('hex') };
+  return {
+    method: r.method,
+    target: r.target,
+    minor: r.minorVersion,
+    headers: r.headers,
+    keepAlive: r.keepAlive,
+    body: Buffer.from(r.body).toString('hex'),
+  };
 }
 
 describe('http parser: property', () => {
   test('any valid requests, pipelined and split at random points, parse as they do whole', () => {
     fc.assert(
-      fc.property(fc.array(spec, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(), { maxLength: 24 }), fc.nat({ max: 1024 }), (specs, cuts, capacity) => {
-        const wire = Buffer.concat(specs.map(serialize));
-        const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
-        const pieces: Buffer[] = [];
-        let prev = 0;
-        for (const p of [...points, wire.length]) {
-          pieces.push(wire.subarray(prev, p));
-          prev = p;
-        }
-        const whole = feed([wire]);
-        const split = feed(pieces, {}, new RingBuffer(capacity));
-        assert.equal(whole.error, null, whole.error?.message);
-        assert.equal(split.error, null, split.error?.message);
-        assert.equal(whole.requests.length, specs.length);
-        assert.deepEqual(split.requests.map(summary), whole.requests.map(summary));
-        assert.equal(split.left, 0);
-        specs.forEach((s, i) => {
-          const r = whole.requests[i]!;
-          assert.equal(r.method, s.method);
-          assert.equal(r.target, s.target);
-          assert.equal(Buffer.from(r.body).toString('hex'), s.framing === 'none' ? '' : s.body.toString('hex'));
-          for (const [n, v] of s.headers) assert.ok(r.header(n)?.includes(v));
-        });
-      }),
+      fc.property(
+        fc.array(spec, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat(), { maxLength: 24 }),
+        fc.nat({ max: 1024 }),
+        (specs, cuts, capacity) => {
+          const wire = Buffer.concat(specs.map(serialize));
+          const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
+          const pieces: Buffer[] = [];
+          let prev = 0;
+          for (const p of [...points, wire.length]) {
+            pieces.push(wire.subarray(prev, p));
+            prev = p;
+          }
+          const whole = feed([wire]);
+          const split = feed(pieces, {}, new RingBuffer(capacity));
+          assert.equal(whole.error, null, whole.error?.message);
+          assert.equal(split.error, null, split.error?.message);
+          assert.equal(whole.requests.length, specs.length);
+          assert.deepEqual(split.requests.map(summary), whole.requests.map(summary));
+          assert.equal(split.left, 0);
+          specs.forEach((s, i) => {
+            const r = whole.requests[i]!;
+            assert.equal(r.method, s.method);
+            assert.equal(r.target, s.target);
+            assert.equal(Buffer.from(r.body).toString('hex'), s.framing === 'none' ? '' : s.body.toString('hex'));
+            for (const [n, v] of s.headers) assert.ok(r.header(n)?.includes(v));
+          });
+        },
+      ),
       { numRuns: 300 },
     );
     assert.ok(wrappedParses > 0, 'some runs parsed wrapped input');

@@ -10,11 +10,23 @@ import http from 'node:http';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { serve } from '../src/index.js';
-import { backendsUnderTest, connectOutcome, connectTo, freePort, openFdCount, readEnd, sleep, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  connectOutcome,
+  connectTo,
+  freePort,
+  openFdCount,
+  readEnd,
+  sleep,
+  waitFor,
+} from './helpers.js';
 import { parseResponses, rawExchange, rawRequests, request, withServer, type Reply } from './http-harness.js';
 
 function checkDate(value: string | undefined): void {
-  assert.match(value ?? '', /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/);
+  assert.match(
+    value ?? '',
+    /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/,
+  );
   assert.ok(Math.abs(Date.parse(value!) - Date.now()) < 3000, `Date ${value} is current`);
 }
 
@@ -61,7 +73,15 @@ for (const backend of await backendsUnderTest()) {
     test('POST /echo with Content-Length and with a chunked body returns the body', async () => {
       await withServer(backend, {}, async (port) => {
         const payload = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
-        const sized = await request(port, { path: '/echo', method: 'POST', headers: { 'content-length': payload.length, 'content-type': 'application/x-test' } }, [payload]);
+        const sized = await request(
+          port,
+          {
+            path: '/echo',
+            method: 'POST',
+            headers: { 'content-length': payload.length, 'content-type': 'application/x-test' },
+          },
+          [payload],
+        );
         assert.equal(sized.status, 200);
         assert.equal(sized.headers['content-type'], 'application/x-test');
         assert.ok(sized.body.equals(payload));
@@ -78,9 +98,13 @@ for (const backend of await backendsUnderTest()) {
         const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
         try {
           const replies: Reply[] = [];
-          for (let i = 0; i < 10; i++) replies.push(await request(port, { path: i % 2 ? '/json' : '/plaintext', agent }));
+          for (let i = 0; i < 10; i++)
+            replies.push(await request(port, { path: i % 2 ? '/json' : '/plaintext', agent }));
           assert.ok(replies.every((r) => r.status === 200 && r.headers.connection !== 'close'));
-          assert.deepEqual(replies.map((r) => r.reusedSocket), [false, ...Array(9).fill(true)]);
+          assert.deepEqual(
+            replies.map((r) => r.reusedSocket),
+            [false, ...Array(9).fill(true)],
+          );
           assert.equal(tally.opened, 1);
         } finally {
           agent.destroy();
@@ -120,7 +144,13 @@ for (const backend of await backendsUnderTest()) {
           'GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\nGET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n',
         );
         assert.equal(how, 'eof');
-        assert.deepEqual(responses.map((r) => [r.status, r.headers.get('connection')]), [[200, undefined], [200, 'close']]);
+        assert.deepEqual(
+          responses.map((r) => [r.status, r.headers.get('connection')]),
+          [
+            [200, undefined],
+            [200, 'close'],
+          ],
+        );
         const old = await rawExchange(port, 'GET /plaintext HTTP/1.0\r\n\r\n');
         assert.equal(old.how, 'eof');
         assert.equal(old.responses[0]!.headers.get('connection'), 'close');
@@ -143,7 +173,11 @@ for (const backend of await backendsUnderTest()) {
       await withServer(backend, {}, async (port, tally) => {
         const other = await connectTo({ network: 'tcp', port, path: '' });
         assert.equal((await rawRequests(other, 'GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n', 1))[0]!.status, 200);
-        for (const bad of ['GARBAGE\r\n\r\n', 'GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n', 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']) {
+        for (const bad of [
+          'GARBAGE\r\n\r\n',
+          'GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n',
+          'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+        ]) {
           const { how, responses } = await rawExchange(port, bad);
           assert.equal(how, 'eof');
           assert.equal(responses.length, 1);
@@ -151,7 +185,11 @@ for (const backend of await backendsUnderTest()) {
           assert.equal(responses[0]!.headers.get('connection'), 'close');
         }
         const before = await rawExchange(port, 'GET /json HTTP/1.1\r\nHost: t\r\n\r\nBAD REQUEST\r\n\r\n');
-        assert.deepEqual(before.responses.map((r) => r.status), [200, 400], 'the good request before the bad one is answered first');
+        assert.deepEqual(
+          before.responses.map((r) => r.status),
+          [200, 400],
+          'the good request before the bad one is answered first',
+        );
         assert.equal((await rawRequests(other, 'GET /json HTTP/1.1\r\nHost: t\r\n\r\n', 1))[0]!.status, 200);
         assert.equal((await request(port, { path: '/plaintext' })).status, 200);
         other.end();
@@ -163,10 +201,19 @@ for (const backend of await backendsUnderTest()) {
     test('a head with a bare LF gets 400 at once, before it is complete (it used to wait for 8 KiB, as node:http does not)', async () => {
       // A short headers timeout, so that a parser still waiting for the head's end fails with a 408.
       await withServer(backend, { timeouts: { headersMs: 3000 } }, async (port) => {
-        for (const bad of ['GET / HTTP/1.1\r\nHost: a\n\r\n', 'GET / HTTP/1.1\r\nHost: a\nX: b\r\n', 'GET / HTTP/1.1\n', 'GET / HTTP/1.1\r\nHost: a\rX']) {
+        for (const bad of [
+          'GET / HTTP/1.1\r\nHost: a\n\r\n',
+          'GET / HTTP/1.1\r\nHost: a\nX: b\r\n',
+          'GET / HTTP/1.1\n',
+          'GET / HTTP/1.1\r\nHost: a\rX',
+        ]) {
           const { how, responses } = await rawExchange(port, bad);
           assert.equal(how, 'eof');
-          assert.deepEqual(responses.map((r) => r.status), [400], JSON.stringify(bad));
+          assert.deepEqual(
+            responses.map((r) => r.status),
+            [400],
+            JSON.stringify(bad),
+          );
           assert.match(responses[0]!.body, /bare LF|CR not followed by LF/);
         }
       });
@@ -174,10 +221,22 @@ for (const backend of await backendsUnderTest()) {
 
     test('Content-Length: 000000000000000000005 is 5 (it used to be a 413; node:http answers 200)', async () => {
       await withServer(backend, {}, async (port) => {
-        const { responses } = await rawExchange(port, 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 000000000000000000005\r\nConnection: close\r\n\r\nhello');
-        assert.deepEqual(responses.map((r) => [r.status, r.body]), [[200, 'hello']]);
-        const huge = await rawExchange(port, `POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0${'9'.repeat(20)}\r\n\r\n`);
-        assert.deepEqual(huge.responses.map((r) => r.status), [413]);
+        const { responses } = await rawExchange(
+          port,
+          'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 000000000000000000005\r\nConnection: close\r\n\r\nhello',
+        );
+        assert.deepEqual(
+          responses.map((r) => [r.status, r.body]),
+          [[200, 'hello']],
+        );
+        const huge = await rawExchange(
+          port,
+          `POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0${'9'.repeat(20)}\r\n\r\n`,
+        );
+        assert.deepEqual(
+          huge.responses.map((r) => r.status),
+          [413],
+        );
       });
     });
 
@@ -197,12 +256,23 @@ for (const backend of await backendsUnderTest()) {
     test('an oversized body gets 413, by Content-Length and by chunks (the limit is an option)', async () => {
       await withServer(backend, { limits: { maxBodyBytes: 64 * 1024 } }, async (port) => {
         const fits = Buffer.alloc(64 * 1024, 1);
-        assert.equal((await request(port, { path: '/echo', method: 'POST', headers: { 'content-length': fits.length } }, [fits])).body.length, fits.length);
+        assert.equal(
+          (await request(port, { path: '/echo', method: 'POST', headers: { 'content-length': fits.length } }, [fits]))
+            .body.length,
+          fits.length,
+        );
         const big = Buffer.alloc(512 * 1024, 2);
-        const sized = await request(port, { path: '/echo', method: 'POST', headers: { 'content-length': big.length } }, [big]);
+        const sized = await request(
+          port,
+          { path: '/echo', method: 'POST', headers: { 'content-length': big.length } },
+          [big],
+        );
         assert.equal(sized.status, 413);
         assert.equal(sized.headers.connection, 'close');
-        const chunked = await request(port, { path: '/echo', method: 'POST' }, [big.subarray(0, 40_000), big.subarray(0, 40_000)]);
+        const chunked = await request(port, { path: '/echo', method: 'POST' }, [
+          big.subarray(0, 40_000),
+          big.subarray(0, 40_000),
+        ]);
         assert.equal(chunked.status, 413);
         assert.equal((await request(port, { path: '/plaintext' })).status, 200);
       });
@@ -248,7 +318,14 @@ for (const backend of await backendsUnderTest()) {
       await withServer(backend, {}, async (port) => {
         const reply = await new Promise<{ continued: boolean; body: string }>((resolve, reject) => {
           let continued = false;
-          const req = http.request({ host: '127.0.0.1', port, agent: false, path: '/echo', method: 'POST', headers: { expect: '100-continue', 'content-length': 5 } });
+          const req = http.request({
+            host: '127.0.0.1',
+            port,
+            agent: false,
+            path: '/echo',
+            method: 'POST',
+            headers: { expect: '100-continue', 'content-length': 5 },
+          });
           req.once('continue', () => {
             continued = true;
             req.end('hello');
@@ -280,7 +357,9 @@ if ((await backendsUnderTest()).includes('native')) {
         assert.ok(Date.now() - started < 5000, 'the server listens within 5 s');
         await sleep(10);
       }
-      const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => request(port, { path: i % 2 ? '/json' : '/plaintext' })));
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => request(port, { path: i % 2 ? '/json' : '/plaintext' })),
+      );
       for (const r of replies) {
         assert.equal(r.status, 200);
         checkDate(r.headers.date);

@@ -68,7 +68,10 @@ for (const backend of await backendsUnderTest()) {
         slow.destroy();
         const responses = parseResponses(data).responses;
         assert.equal(how, 'eof');
-        assert.deepEqual(responses.map((r) => [r.status, r.headers.get('connection')]), [[408, 'close']]);
+        assert.deepEqual(
+          responses.map((r) => [r.status, r.headers.get('connection')]),
+          [[408, 'close']],
+        );
         assert.match(responses[0]!.body, /head not received within 400 ms/);
         assert.ok(sendingAt408, 'the 408 came while the client was still sending: bytes do not reset the deadline');
         assert.ok(served > 0);
@@ -88,7 +91,10 @@ for (const backend of await backendsUnderTest()) {
         for (const s of [half, silent]) {
           const { how, responses } = await untilClosed(s);
           assert.equal(how, 'eof');
-          assert.deepEqual(responses.map((r) => r.status), [408]);
+          assert.deepEqual(
+            responses.map((r) => r.status),
+            [408],
+          );
         }
       });
     });
@@ -102,7 +108,10 @@ for (const backend of await backendsUnderTest()) {
         const { how, responses } = await ended;
         sender.stop();
         assert.equal(how, 'eof');
-        assert.deepEqual(responses.map((r) => r.status), [408]);
+        assert.deepEqual(
+          responses.map((r) => r.status),
+          [408],
+        );
         assert.match(responses[0]!.body, /request not received within 600 ms/);
       });
     });
@@ -115,7 +124,11 @@ for (const backend of await backendsUnderTest()) {
         s.write('GET /plaintext HTTP/1.1\r\n');
         await sleep(900);
         const [r] = await rawRequests(s, 'Host: t\r\n\r\n', 1);
-        assert.equal(r!.status, 200, 'the second head took 900 ms of its own 1500, though 1800 ms passed since the open');
+        assert.equal(
+          r!.status,
+          200,
+          'the second head took 900 ms of its own 1500, though 1800 ms passed since the open',
+        );
         s.end();
         await readEnd(s);
         assert.equal(tally.opened, 1);
@@ -136,8 +149,16 @@ for (const backend of await backendsUnderTest()) {
         const { how, data } = await idleEnded;
         idle.destroy();
         assert.equal(how, 'eof');
-        assert.deepEqual(parseResponses(data).responses.map((r) => r.status), [200], 'its one response, then the close: no 408');
-        assert.equal((await rawRequests(busy, kGet, 1))[0]!.status, 200, 'the busy connection outlived several keep-alive timeouts');
+        assert.deepEqual(
+          parseResponses(data).responses.map((r) => r.status),
+          [200],
+          'its one response, then the close: no 408',
+        );
+        assert.equal(
+          (await rawRequests(busy, kGet, 1))[0]!.status,
+          200,
+          'the busy connection outlived several keep-alive timeouts',
+        );
         busy.end();
         await readEnd(busy);
         assert.equal(tally.opened, 2);

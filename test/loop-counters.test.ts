@@ -45,7 +45,13 @@ class RecordingBackend implements Backend {
 
 const addrs = { local: new Addr('tcp', '127.0.0.1', 1), remote: new Addr('tcp', '127.0.0.1', 2) };
 
-function setup(maxConnections = Infinity): { loop: Loop; counters: Float64Array; conns: Map<number, Conn>; backend: RecordingBackend; errors: Error[] } {
+function setup(maxConnections = Infinity): {
+  loop: Loop;
+  counters: Float64Array;
+  conns: Map<number, Conn>;
+  backend: RecordingBackend;
+  errors: Error[];
+} {
   const backend = new RecordingBackend();
   const counters = newCounters(false);
   const conns = new Map<number, Conn>();
@@ -56,7 +62,13 @@ function setup(maxConnections = Infinity): { loop: Loop; counters: Float64Array;
       opened: (c) => void conns.set(idOf(c), c),
       data: (_c, input) => void input.retrieveAll(),
     },
-    { ...loopTuning({ maxConnections }), loopIndex: 3, counters, onError: (e) => errors.push(e), requestShutdown: () => assert.fail('no shutdown') },
+    {
+      ...loopTuning({ maxConnections }),
+      loopIndex: 3,
+      counters,
+      onError: (e) => errors.push(e),
+      requestShutdown: () => assert.fail('no shutdown'),
+    },
   );
   loop.start();
   return { loop, counters, conns, backend, errors };
@@ -131,5 +143,9 @@ test('Accepted, Closed, Dropped, Connections and AcceptErrors count what they na
   assert.equal(counters[Counter.Connections], 0);
   assert.equal(counters[Counter.Closed], 2);
   void loop.stop();
-  assert.equal(errors.length, 1, 'the first accept error is reported at once, the second held back and dropped at stop');
+  assert.equal(
+    errors.length,
+    1,
+    'the first accept error is reported at once, the second held back and dropped at stop',
+  );
 });

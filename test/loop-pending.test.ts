@@ -120,7 +120,12 @@ test('an end in the same batch as data whose handler paused is held until resume
       },
       end: (c) => void seen.push(`end ${idOf(c)}`),
     },
-    { ...loopTuning({}), allowHalfOpen: true, onError: (e) => assert.fail(e), requestShutdown: () => assert.fail('no shutdown') },
+    {
+      ...loopTuning({}),
+      allowHalfOpen: true,
+      onError: (e) => assert.fail(e),
+      requestShutdown: () => assert.fail('no shutdown'),
+    },
   );
   loop.start();
   loop.onOpen(3, 0, addrs);

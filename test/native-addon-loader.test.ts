@@ -27,7 +27,9 @@ const kPrebuild = kPrebuilds.find((f) => f.split('.').includes('glibc')) ?? kPre
  */
 function prebuildSkip(): string | false {
   if (kPrebuild === undefined) return `no prebuild in ${kPrebuildDir}`;
-  const hash = spawnSync('sh', [join(kRoot, 'scripts', 'prebuild-check.sh'), '--print-hash'], { encoding: 'utf8' }).stdout.trim();
+  const hash = spawnSync('sh', [join(kRoot, 'scripts', 'prebuild-check.sh'), '--print-hash'], {
+    encoding: 'utf8',
+  }).stdout.trim();
   let built = '';
   try {
     const manifest = JSON.parse(readFileSync(join(kRoot, 'prebuilds', 'manifest.json'), 'utf8')) as {
@@ -37,12 +39,26 @@ function prebuildSkip(): string | false {
   } catch {
     built = '';
   }
-  return built === hash ? false : `prebuilds/${process.platform}-${arch()}/${kPrebuild} is stale (run npm run build:prebuild)`;
+  return built === hash
+    ? false
+    : `prebuilds/${process.platform}-${arch()}/${kPrebuild} is stale (run npm run build:prebuild)`;
 }
 
 const kSurface = [
-  'loopCreate', 'loopStart', 'listenTcp', 'listenUdp', 'listenUnix', 'listenerAddr', 'listenerClose', 'connAddr',
-  'flush', 'adopt', 'stopAll', 'close', 'closeFd', 'stats',
+  'loopCreate',
+  'loopStart',
+  'listenTcp',
+  'listenUdp',
+  'listenUnix',
+  'listenerAddr',
+  'listenerClose',
+  'connAddr',
+  'flush',
+  'adopt',
+  'stopAll',
+  'close',
+  'closeFd',
+  'stats',
 ];
 /** What the addon exports besides functions. */
 const kData = ['constants'];
@@ -77,7 +93,10 @@ describe('native addon loader', () => {
       mkdirSync(dir, { recursive: true });
       for (const f of ['x.musl.node', 'x.glibc.node', 'x.node', 'notes.txt']) writeFileSync(join(dir, f), '');
       // This machine's Node is a glibc build (the CI image is Debian).
-      assert.deepEqual(addonCandidates(root).slice(skipped), ['x.glibc.node', 'x.node', 'x.musl.node'].map((f) => join(dir, f)));
+      assert.deepEqual(
+        addonCandidates(root).slice(skipped),
+        ['x.glibc.node', 'x.node', 'x.musl.node'].map((f) => join(dir, f)),
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -104,13 +123,17 @@ describe('native addon loader', () => {
     }
   });
 
-  it('loads the built addon with every function the typed surface declares', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
-    const addon = loadAddon();
-    assert.equal(loadAddon(), addon, 'cached per thread');
-    for (const n of kSurface) assert.equal(typeof (addon as unknown as Record<string, unknown>)[n], 'function', n);
-    assert.equal(typeof addon.constants, 'object');
-    assert.deepEqual(Object.keys(addon).sort(), [...kSurface, ...kData].sort());
-  });
+  it(
+    'loads the built addon with every function the typed surface declares',
+    { skip: nativeAvailable() ? false : 'native addon not built' },
+    () => {
+      const addon = loadAddon();
+      assert.equal(loadAddon(), addon, 'cached per thread');
+      for (const n of kSurface) assert.equal(typeof (addon as unknown as Record<string, unknown>)[n], 'function', n);
+      assert.equal(typeof addon.constants, 'object');
+      assert.deepEqual(Object.keys(addon).sort(), [...kSurface, ...kData].sort());
+    },
+  );
 
   it('loads the committed prebuild on this Node version, with the same surface', { skip: prebuildSkip() }, () => {
     const addon = createRequire(import.meta.url)(join(kPrebuildDir, kPrebuild!)) as Record<string, unknown>;

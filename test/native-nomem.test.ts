@@ -168,11 +168,16 @@ if (process.env['GEVENT_NOMEM_CHILD'] === '1') {
       const logDir = mkdtempSync(join(tmpdir(), 'gevent-nomem-asan-'));
       const env: NodeJS.ProcessEnv = { ...process.env, GEVENT_NOMEM_CHILD: '1' };
       if (asan) {
-        const opts = (process.env['ASAN_OPTIONS'] ?? '').split(':').filter((o) => o !== '' && !o.startsWith('log_path='));
+        const opts = (process.env['ASAN_OPTIONS'] ?? '')
+          .split(':')
+          .filter((o) => o !== '' && !o.startsWith('log_path='));
         env['ASAN_OPTIONS'] = [...opts, 'allocator_may_return_null=1', `log_path=${join(logDir, 'asan')}`].join(':');
       }
       try {
-        const proc = spawn(process.execPath, [fileURLToPath(import.meta.url)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const proc = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let out = '';
         let err = '';
         proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));

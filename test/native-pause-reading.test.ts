@@ -87,10 +87,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * takes depends on the machine's tuning (tcp_wmem, tcp_rmem) and grows for a while as the peer's
  * window opens, so the test fills until output is queued instead of assuming a size.
  */
-async function writeUntilQueued(b: NativeBackend, id: number, latest: () => number, minBytes: number, sent: Buffer[]): Promise<void> {
+async function writeUntilQueued(
+  b: NativeBackend,
+  id: number,
+  latest: () => number,
+  minBytes: number,
+  sent: Buffer[],
+): Promise<void> {
   let last = -1;
   let since = Date.now();
-  for (let total = 0; ; ) {
+  for (let total = 0; ;) {
     await sleep(5);
     const q = latest();
     if (q !== last) {

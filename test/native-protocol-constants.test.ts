@@ -100,7 +100,7 @@ const kGroups: Record<string, readonly (readonly [string, number])[]> = {
 const skip = nativeAvailable() ? false : 'native addon not built';
 
 describe('native protocol constants', () => {
-  it('every TypeScript mirror equals the addon\'s exported value', { skip }, () => {
+  it("every TypeScript mirror equals the addon's exported value", { skip }, () => {
     const exported = loadAddon().constants;
     for (const [group, pairs] of Object.entries(kGroups)) {
       for (const [name, value] of pairs) {

@@ -96,10 +96,16 @@ function connect(port: number): Promise<net.Socket> {
  * window opens, so the test fills until output is queued instead of assuming a size. Each piece
  * goes out in a flush of its own, so the queue grows by at most 1 MiB between two reports.
  */
-async function writeUntilQueued(b: NativeBackend, id: number, latest: () => number, minBytes: number, sent: Buffer[]): Promise<void> {
+async function writeUntilQueued(
+  b: NativeBackend,
+  id: number,
+  latest: () => number,
+  minBytes: number,
+  sent: Buffer[],
+): Promise<void> {
   let last = -1;
   let since = Date.now();
-  for (let total = 0; ; ) {
+  for (let total = 0; ;) {
     await new Promise((r) => setTimeout(r, 5));
     const q = latest();
     if (q !== last) {
@@ -183,7 +189,11 @@ describe('native backend: onQueued', { skip }, () => {
     b.flush();
     assert.equal(h.queuedCalls, calls, 'onQueued is never called from inside flush()');
     const sent = [burst];
-    await within(writeUntilQueued(b, id, () => h.reports.get(id)?.at(-1) ?? 0, 4 * 1024 * 1024, sent), 30_000, 'a report above 4 MiB');
+    await within(
+      writeUntilQueued(b, id, () => h.reports.get(id)?.at(-1) ?? 0, 4 * 1024 * 1024, sent),
+      30_000,
+      'a report above 4 MiB',
+    );
     const payload = Buffer.concat(sent);
     const reply = readExactly(c, payload.length);
     const peak = Math.max(...h.reports.get(id)!);
@@ -247,7 +257,11 @@ describe('native backend: onQueued', { skip }, () => {
     c.pause();
     await until(() => h.opened.length === 1, 'open');
     const id = h.opened[0]!;
-    await within(writeUntilQueued(b, id, () => h.reports.get(id)?.at(-1) ?? 0, 0, []), 30_000, 'a report');
+    await within(
+      writeUntilQueued(b, id, () => h.reports.get(id)?.at(-1) ?? 0, 0, []),
+      30_000,
+      'a report',
+    );
     b.close(id, false);
     b.flush();
     await until(() => h.closed.has(id), 'close');

@@ -85,7 +85,10 @@ describe('native backend: UDP', { skip }, () => {
       for (let j = i; j < i + kBurst; j++) sock.send(`dgram-${j}`, addr.port, '127.0.0.1');
       await until(() => got.length === i + kBurst, `the replies to datagrams ${i}-${i + kBurst - 1}`);
     }
-    assert.deepEqual(new Set(got.map((m) => m.toString())), new Set(Array.from({ length: 200 }, (_, i) => `dgram-${i}`)));
+    assert.deepEqual(
+      new Set(got.map((m) => m.toString())),
+      new Set(Array.from({ length: 200 }, (_, i) => `dgram-${i}`)),
+    );
     assert.equal(h.sizes.length, 200);
     const peer = h.peers[0]!.addr;
     assert.equal(peer.host, '127.0.0.1');

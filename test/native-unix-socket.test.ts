@@ -135,7 +135,7 @@ describe('native backend: unix sockets', { skip }, () => {
     });
     assert.ok(existsSync(file), 'a regular file is left alone');
     await two.b.stop();
-    assert.ok(existsSync(path), 'the failed backend does not unlink the live server\'s file');
+    assert.ok(existsSync(path), "the failed backend does not unlink the live server's file");
     await until(() => one.h.closed === one.h.opened, 'probe connection closed');
     await one.b.stop();
     assert.ok(!existsSync(path));

@@ -24,8 +24,21 @@ const kBytes = kBigBytes + kTailBytes;
 
 /** Offsets that get a byte of their own: both sides of every 2^31 boundary, the ends, and some between. */
 const kMarks = [
-  0, 1, 4095, 4096, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 3 * 2 ** 30 + 12345, 2 ** 32 - 2, 2 ** 32 - 1, 2 ** 32,
-  2 ** 32 + 1, 2 ** 32 + 2, 2 ** 32 + 3, 2 ** 32 + 4,
+  0,
+  1,
+  4095,
+  4096,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 31 + 1,
+  3 * 2 ** 30 + 12345,
+  2 ** 32 - 2,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 32 + 1,
+  2 ** 32 + 2,
+  2 ** 32 + 3,
+  2 ** 32 + 4,
 ];
 
 /** The byte expected at a marked offset: never 0, so an untouched (zero) page cannot pass for it. */
@@ -53,7 +66,9 @@ function tailBuffer(): Buffer {
  * A client that reads into one reused 1 MiB buffer (net's `onread`, so 4 GiB cost no allocation),
  * counts bytes until EOF and checks each marked offset as it streams past.
  */
-function countingClient(port: number): Promise<{ socket: Socket; result: Promise<{ bytes: number; wrongMarks: string[] }> }> {
+function countingClient(
+  port: number,
+): Promise<{ socket: Socket; result: Promise<{ bytes: number; wrongMarks: string[] }> }> {
   let bytes = 0;
   let next = 0;
   const wrongMarks: string[] = [];
@@ -108,7 +123,11 @@ for (const backend of await backendsUnderTest()) {
       } finally {
         s.destroy();
         await socketClosed(s);
-        await within(waitFor(() => closedErrs.length === 1, 'closed'), 5000, 'closed').catch(() => undefined);
+        await within(
+          waitFor(() => closedErrs.length === 1, 'closed'),
+          5000,
+          'closed',
+        ).catch(() => undefined);
         await within(run.stop(), 5000, 'serve() to settle');
       }
       assert.deepEqual(closedErrs, [null]);
@@ -116,39 +135,40 @@ for (const backend of await backendsUnderTest()) {
   });
 }
 
-for (const backend of await backendsUnderTest()) describe(`a 4 GiB datagram (${backend})`, () => {
-  test('is dropped, never sent as an empty datagram; the next reply arrives first', async () => {
-    const data = bigBuffer();
-    const run = await startServer(
-      {
-        data(_c, input) {
-          const text = Buffer.from(input.bytes()).toString();
-          input.retrieveAll();
-          return text === 'big' ? data : 'ok';
+for (const backend of await backendsUnderTest())
+  describe(`a 4 GiB datagram (${backend})`, () => {
+    test('is dropped, never sent as an empty datagram; the next reply arrives first', async () => {
+      const data = bigBuffer();
+      const run = await startServer(
+        {
+          data(_c, input) {
+            const text = Buffer.from(input.bytes()).toString();
+            input.retrieveAll();
+            return text === 'big' ? data : 'ok';
+          },
         },
-      },
-      { backend },
-      'udp://127.0.0.1:0',
-    );
-    const client = createSocket('udp4');
-    const lengths: number[] = [];
-    try {
-      const gotOk = new Promise<void>((resolve) => {
-        client.on('message', (m) => {
-          lengths.push(m.length);
-          if (m.toString() === 'ok') resolve();
+        { backend },
+        'udp://127.0.0.1:0',
+      );
+      const client = createSocket('udp4');
+      const lengths: number[] = [];
+      try {
+        const gotOk = new Promise<void>((resolve) => {
+          client.on('message', (m) => {
+            lengths.push(m.length);
+            if (m.toString() === 'ok') resolve();
+          });
         });
-      });
-      await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', () => resolve()));
-      const port = run.server.addrs[0]!.port;
-      client.send('big', port, '127.0.0.1');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      client.send('small', port, '127.0.0.1');
-      await within(gotOk, 5000, 'the reply to the second datagram');
-      assert.deepEqual(lengths, [2], 'the client got only the second reply');
-    } finally {
-      await new Promise<void>((resolve) => client.close(() => resolve()));
-      await within(run.stop(), 5000, 'serve() to settle');
-    }
+        await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', () => resolve()));
+        const port = run.server.addrs[0]!.port;
+        client.send('big', port, '127.0.0.1');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        client.send('small', port, '127.0.0.1');
+        await within(gotOk, 5000, 'the reply to the second datagram');
+        assert.deepEqual(lengths, [2], 'the client got only the second reply');
+      } finally {
+        await new Promise<void>((resolve) => client.close(() => resolve()));
+        await within(run.stop(), 5000, 'serve() to settle');
+      }
+    });
   });
-});

@@ -39,7 +39,11 @@ const skip =
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^npm_/i.test(k) || ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'GEVENT_NATIVE_ADDON', 'NODE_OPTIONS', 'INIT_CWD'].includes(k)) continue;
+    if (
+      /^npm_/i.test(k) ||
+      ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'GEVENT_NATIVE_ADDON', 'NODE_OPTIONS', 'INIT_CWD'].includes(k)
+    )
+      continue;
     env[k] = v;
   }
   env['PATH'] = `${join(process.execPath, '..')}:${env['PATH'] ?? ''}`;
@@ -107,7 +111,9 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
     app = join(dir, 'app');
     // dist/ is already built (npm test compiles first), so skip `prepare`.
     const out = await npm(kRoot, ['pack', '--ignore-scripts', '--json', '--pack-destination', dir]);
-    const [info] = JSON.parse(out.slice(out.indexOf('['), out.lastIndexOf(']') + 1)) as [{ filename: string; files: { path: string }[] }];
+    const [info] = JSON.parse(out.slice(out.indexOf('['), out.lastIndexOf(']') + 1)) as [
+      { filename: string; files: { path: string }[] },
+    ];
     tarball = join(dir, info.filename);
     files = info.files.map((f) => f.path);
   });
@@ -118,17 +124,46 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
 
   test('the tarball is node-gevent with LICENSE, linked docs, sources for the maps and the prebuild; no tests', () => {
     assert.match(tarball, /node-gevent-\d+\.\d+\.\d+\.tgz$/);
-    for (const f of ['LICENSE', 'README.md', 'scripts/install-fallback.cjs', 'package.json', 'binding.gyp', 'docs/api.md', 'docs/architecture.md', 'docs/benchmarks.md', 'src/index.ts', 'dist/src/index.js', 'dist/src/index.js.map', 'native/addon.c']) {
+    for (const f of [
+      'LICENSE',
+      'README.md',
+      'scripts/install-fallback.cjs',
+      'package.json',
+      'binding.gyp',
+      'docs/api.md',
+      'docs/architecture.md',
+      'docs/benchmarks.md',
+      'src/index.ts',
+      'dist/src/index.js',
+      'dist/src/index.js.map',
+      'native/addon.c',
+    ]) {
       assert.ok(files.includes(f), `${f} in the tarball`);
     }
-    assert.ok(files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f)), 'a linux-x64 prebuild');
-    assert.ok(files.some((f) => /^prebuilds\/linux-arm64\/.*\.node$/.test(f)), 'a linux-arm64 prebuild');
-    assert.deepEqual(files.filter((f) => /^(test|dist\/test|bench|dist\/bench|examples|build)\//.test(f) || (f.startsWith('scripts/') && f !== 'scripts/install-fallback.cjs')), []);
+    assert.ok(
+      files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f)),
+      'a linux-x64 prebuild',
+    );
+    assert.ok(
+      files.some((f) => /^prebuilds\/linux-arm64\/.*\.node$/.test(f)),
+      'a linux-arm64 prebuild',
+    );
+    assert.deepEqual(
+      files.filter(
+        (f) =>
+          /^(test|dist\/test|bench|dist\/bench|examples|build)\//.test(f) ||
+          (f.startsWith('scripts/') && f !== 'scripts/install-fallback.cjs'),
+      ),
+      [],
+    );
   });
 
   test('with CC=/bin/false the install compiles nothing and the app gets the native backend from the prebuild', async () => {
     mkdirApp(app);
-    const out = await npm(app, ['install', '--foreground-scripts', '--prefer-offline', tarball], { CC: '/bin/false', CXX: '/bin/false' });
+    const out = await npm(app, ['install', '--foreground-scripts', '--prefer-offline', tarball], {
+      CC: '/bin/false',
+      CXX: '/bin/false',
+    });
     assert.doesNotMatch(out, /^node-gevent: /m, out);
     const pkg = join(app, 'node_modules', kName);
     assert.ok(!existsSync(join(pkg, 'build')), 'nothing was built');
@@ -136,13 +171,24 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
   });
 
   test('require() of the package gives the same API (require of an ES module)', async () => {
-    const out = await node(app, 'req.cjs', `const m = require('${kName}'); console.log(typeof m.listen, typeof m.serve, m.Action !== undefined);`);
+    const out = await node(
+      app,
+      'req.cjs',
+      `const m = require('${kName}'); console.log(typeof m.listen, typeof m.serve, m.Action !== undefined);`,
+    );
     assert.equal(out.split('\n').pop(), 'function function true');
   });
 
   test('a source build that fails (--build-from-source, CC=/bin/false) warns and succeeds, naming npm rebuild node-gevent', async () => {
-    const out = await npm(app, ['rebuild', kName, '--build-from-source', '--foreground-scripts'], { CC: '/bin/false', CXX: '/bin/false' });
-    assert.match(out, /^node-gevent: .*portable backend will be used.*npm rebuild node-gevent --build-from-source$/m, out);
+    const out = await npm(app, ['rebuild', kName, '--build-from-source', '--foreground-scripts'], {
+      CC: '/bin/false',
+      CXX: '/bin/false',
+    });
+    assert.match(
+      out,
+      /^node-gevent: .*portable backend will be used.*npm rebuild node-gevent --build-from-source$/m,
+      out,
+    );
   });
 
   test('npm rebuild node-gevent --build-from-source builds build/Release from native/, which the loader then takes', async () => {
@@ -150,7 +196,11 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
     const built = join(app, 'node_modules', kName, 'build', 'Release', 'gevent.node');
     assert.ok(existsSync(built), 'built from source');
     const loader = pathToFileURL(join(app, 'node_modules', kName, 'dist', 'src', 'backend', 'addon.js')).href;
-    const first = await node(app, 'first.mjs', `import { existsSync } from 'node:fs'; import { addonCandidates } from '${loader}'; console.log(addonCandidates().find((p) => existsSync(p)));`);
+    const first = await node(
+      app,
+      'first.mjs',
+      `import { existsSync } from 'node:fs'; import { addonCandidates } from '${loader}'; console.log(addonCandidates().find((p) => existsSync(p)));`,
+    );
     assert.equal(first, built);
     assert.equal(await echoBackend(app), 'native');
   });
@@ -160,5 +210,8 @@ describe('package: npm pack, then npm install in a fresh app', { skip }, () => {
 function mkdirApp(app: string): void {
   rmSync(app, { recursive: true, force: true });
   mkdirSync(app, { recursive: true });
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }),
+  );
 }

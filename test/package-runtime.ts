@@ -105,7 +105,11 @@ export function runtimeSuite(rt: Runtime): void {
         const code = await stop(c);
         rmSync(dir, { recursive: true, force: true });
         assert.doesNotMatch(c.stderr(), /panic|uv_poll/, 'no native crash');
-        assert.doesNotMatch(c.stderr(), /native backend is unavailable/, `no fallback warning: portable is expected under ${rt.name}`);
+        assert.doesNotMatch(
+          c.stderr(),
+          /native backend is unavailable/,
+          `no fallback warning: portable is expected under ${rt.name}`,
+        );
         assert.equal(code, 0, c.stderr());
       }
     });

@@ -117,7 +117,10 @@ describe('PROXY protocol headers from HAProxy', { skip: haproxySkip }, () => {
         source: { host: '127.0.0.1', port: clientPort },
         destination: { host: '127.0.0.1', port: frontendPort },
       };
-      assert.ok(typeof ts === 'object' && 'length' in ts, `TypeScript parser: ${JSON.stringify(ts)} ${haproxy.output()}`);
+      assert.ok(
+        typeof ts === 'object' && 'length' in ts,
+        `TypeScript parser: ${JSON.stringify(ts)} ${haproxy.output()}`,
+      );
       assert.equal(ts.version, want.version);
       assert.equal(ts.command, 'proxy');
       assert.deepEqual(ts.source, want.source);

@@ -16,7 +16,9 @@ const kToolTimeoutMs = 10_000;
 
 function toolMissing(tool: string): string | false {
   const r = spawnSync(tool, ['--version'], { encoding: 'utf8' });
-  return r.error === undefined && r.status === 0 ? false : `${tool} not found: install Debian's redis-tools to run this test`;
+  return r.error === undefined && r.status === 0
+    ? false
+    : `${tool} not found: install Debian's redis-tools to run this test`;
 }
 
 const cliMissing = toolMissing('redis-cli');
@@ -64,32 +66,62 @@ async function withServer(backend: 'native' | 'portable', body: (port: number) =
 
 for (const backend of await backendsUnderTest()) {
   describe(`redis tools against the redis example (${backend})`, () => {
-    test('redis-cli: commands as arguments, inline commands on stdin, --pipe, COMMAND DOCS', { skip: cliMissing }, async () => {
-      await withServer(backend, async (port) => {
-        const cli = (args: string[], stdin?: string): Promise<string> => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], stdin);
-        assert.equal(await cli(['PING']), 'PONG\n');
-        assert.equal(await cli(['SET', 'greeting', 'hello world']), 'OK\n');
-        assert.equal(await cli(['GET', 'greeting']), 'hello world\n');
-        assert.equal(await cli(['--raw', 'INCRBY', 'counter', '5']), '5\n');
-        assert.equal(await cli([], 'SET a 1\nINCR a\nGET a\nECHO "two words"\n'), 'OK\n2\n2\ntwo words\n');
-        assert.equal(await cli(['FOO']), "ERR unknown command 'FOO', with args beginning with: \n\n");
-        const resp = Array.from({ length: 100 }, (_, i) => `*3\r\n$3\r\nSET\r\n$${`k${i}`.length}\r\nk${i}\r\n$1\r\nv\r\n`).join('');
-        const piped = await cli(['--pipe'], resp);
-        assert.match(piped, /errors: 0, replies: 100/);
-        assert.equal(await cli(['DBSIZE']), '103\n');
-        assert.equal(await cli(['COMMAND', 'DOCS']), "ERR unknown subcommand 'DOCS'. Try COMMAND HELP.\n\n", 'so that redis-cli uses its built-in help');
-        assert.match(await cli(['COMMAND', 'INFO', 'get']), /^get\n2\nreadonly\nfast\n1\n1\n1\n/);
-        assert.equal(await cli(['SELECT', '0']), 'OK\n');
-        assert.equal(await cli(['QUIT']), 'OK\n');
-      });
-    });
+    test(
+      'redis-cli: commands as arguments, inline commands on stdin, --pipe, COMMAND DOCS',
+      { skip: cliMissing },
+      async () => {
+        await withServer(backend, async (port) => {
+          const cli = (args: string[], stdin?: string): Promise<string> =>
+            run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], stdin);
+          assert.equal(await cli(['PING']), 'PONG\n');
+          assert.equal(await cli(['SET', 'greeting', 'hello world']), 'OK\n');
+          assert.equal(await cli(['GET', 'greeting']), 'hello world\n');
+          assert.equal(await cli(['--raw', 'INCRBY', 'counter', '5']), '5\n');
+          assert.equal(await cli([], 'SET a 1\nINCR a\nGET a\nECHO "two words"\n'), 'OK\n2\n2\ntwo words\n');
+          assert.equal(await cli(['FOO']), "ERR unknown command 'FOO', with args beginning with: \n\n");
+          const resp = Array.from(
+            { length: 100 },
+            (_, i) => `*3\r\n$3\r\nSET\r\n$${`k${i}`.length}\r\nk${i}\r\n$1\r\nv\r\n`,
+          ).join('');
+          const piped = await cli(['--pipe'], resp);
+          assert.match(piped, /errors: 0, replies: 100/);
+          assert.equal(await cli(['DBSIZE']), '103\n');
+          assert.equal(
+            await cli(['COMMAND', 'DOCS']),
+            "ERR unknown subcommand 'DOCS'. Try COMMAND HELP.\n\n",
+            'so that redis-cli uses its built-in help',
+          );
+          assert.match(await cli(['COMMAND', 'INFO', 'get']), /^get\n2\nreadonly\nfast\n1\n1\n1\n/);
+          assert.equal(await cli(['SELECT', '0']), 'OK\n');
+          assert.equal(await cli(['QUIT']), 'OK\n');
+        });
+      },
+    );
 
-    test('redis-benchmark: a short SET/GET run completes with every request answered', { skip: benchmarkMissing }, async () => {
-      await withServer(backend, async (port) => {
-        const out = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-t', 'set,get', '-n', '2000', '-c', '4', '-P', '4', '--csv']);
-        assert.match(out, /"SET","\d+(\.\d+)?"/);
-        assert.match(out, /"GET","\d+(\.\d+)?"/);
-      });
-    });
+    test(
+      'redis-benchmark: a short SET/GET run completes with every request answered',
+      { skip: benchmarkMissing },
+      async () => {
+        await withServer(backend, async (port) => {
+          const out = await run('redis-benchmark', [
+            '-h',
+            '127.0.0.1',
+            '-p',
+            String(port),
+            '-t',
+            'set,get',
+            '-n',
+            '2000',
+            '-c',
+            '4',
+            '-P',
+            '4',
+            '--csv',
+          ]);
+          assert.match(out, /"SET","\d+(\.\d+)?"/);
+          assert.match(out, /"GET","\d+(\.\d+)?"/);
+        });
+      },
+    );
   });
 }

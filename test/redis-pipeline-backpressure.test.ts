@@ -13,7 +13,16 @@ import type { Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import type { Conn, Events, ServeOptions } from '../src/index.js';
 import { createRedisServer } from '../examples/redis/server.js';
-import { backendsUnderTest, closed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  sleep,
+  startServer,
+} from './helpers.js';
 
 const kValueBytes = 1024 * 1024;
 const kGets = 300;
@@ -63,7 +72,14 @@ function expectBulkReplies(s: Socket, value: Buffer, count: number, progress: { 
       const n = Math.min(d.length, total - progress.bytes);
       for (let i = 0; i < n; i++) {
         const o = (progress.bytes + i) % unit;
-        const want = o < header.length ? header[o]! : o < header.length + value.length ? value[o - header.length]! : o === unit - 2 ? 0x0d : 0x0a;
+        const want =
+          o < header.length
+            ? header[o]!
+            : o < header.length + value.length
+              ? value[o - header.length]!
+              : o === unit - 2
+                ? 0x0d
+                : 0x0a;
         if (d[i] !== want) {
           finish(new Error(`byte ${progress.bytes + i} of ${total}: got ${d[i]}, expected ${want}`));
           return;
@@ -133,7 +149,9 @@ async function start(t: TestContext, options: ServeOptions): Promise<Harness> {
 
 /** SET big <value> on `s`. */
 async function setBig(s: Socket, value: Buffer): Promise<void> {
-  s.write(Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${value.length}\r\n`), value, Buffer.from('\r\n')]));
+  s.write(
+    Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${value.length}\r\n`), value, Buffer.from('\r\n')]),
+  );
   assert.equal((await readExactly(s, 5)).toString(), '+OK\r\n');
 }
 
@@ -177,7 +195,10 @@ for (const backend of await backendsUnderTest()) {
         }
         t.diagnostic(`${ran} GETs ran and ${server.queuedBytes} bytes were queued while the client read nothing`);
         assert.ok(ran > 0, 'the first GETs ran');
-        assert.ok(server.queuedBytes <= kQueueBoundBytes, `${server.queuedBytes} bytes queued for a client that reads nothing`);
+        assert.ok(
+          server.queuedBytes <= kQueueBoundBytes,
+          `${server.queuedBytes} bytes queued for a client that reads nothing`,
+        );
 
         // Now it reads: every reply arrives, in order and byte-exact, and PINGs on the other
         // connection are answered while the transfer is still going on.
@@ -203,19 +224,27 @@ for (const backend of await backendsUnderTest()) {
       },
     );
 
-    test('a client that pipelines GETs of 1 MiB and half-closes gets every reply, then EOF (allowHalfOpen)', { timeout: 120_000 }, async (t) => {
-      const h = await start(t, { backend, allowHalfOpen: true });
-      const value = pattern(kValueBytes);
-      const setup = await h.open();
-      await setBig(setup, value);
-      const big = await h.open();
-      const n = 50;
-      big.end(kGetBig.repeat(n) + 'PING\r\n');
-      const progress = { bytes: 0 };
-      await expectBulkReplies(big, value, n, progress);
-      const rest = await readEnd(big);
-      assert.deepEqual([rest.how, rest.data.toString()], ['eof', '+PONG\r\n'], 'the command after the GETs ran too, then our side ended');
-      await h.end();
-    });
+    test(
+      'a client that pipelines GETs of 1 MiB and half-closes gets every reply, then EOF (allowHalfOpen)',
+      { timeout: 120_000 },
+      async (t) => {
+        const h = await start(t, { backend, allowHalfOpen: true });
+        const value = pattern(kValueBytes);
+        const setup = await h.open();
+        await setBig(setup, value);
+        const big = await h.open();
+        const n = 50;
+        big.end(kGetBig.repeat(n) + 'PING\r\n');
+        const progress = { bytes: 0 };
+        await expectBulkReplies(big, value, n, progress);
+        const rest = await readEnd(big);
+        assert.deepEqual(
+          [rest.how, rest.data.toString()],
+          ['eof', '+PONG\r\n'],
+          'the command after the GETs ran too, then our side ended',
+        );
+        await h.end();
+      },
+    );
   });
 }

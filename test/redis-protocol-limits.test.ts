@@ -12,7 +12,16 @@ import type { Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import type { Events } from '../src/index.js';
 import { createRedisServer, kMaxQueryBytes, type RedisServerOptions } from '../examples/redis/server.js';
-import { backendsUnderTest, closed, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 interface Harness {
   open(): Promise<Socket>;
@@ -22,7 +31,11 @@ interface Harness {
 }
 
 /** Starts the example on port 0 with `options`; end() closes everything and checks callbacks and fds. */
-async function start(t: TestContext, backend: 'native' | 'portable', options: RedisServerOptions = {}): Promise<Harness> {
+async function start(
+  t: TestContext,
+  backend: 'native' | 'portable',
+  options: RedisServerOptions = {},
+): Promise<Harness> {
   const fds = openFdCount();
   const log: string[] = [];
   const redis = createRedisServer({ log: (line) => log.push(line), ...options });
@@ -138,7 +151,11 @@ for (const backend of await backendsUnderTest()) {
       const h = await start(t, backend, { maxQueryBytes: limit });
       const other = await h.open();
       const value = 'v'.repeat(limit - 64 * 1024);
-      assert.equal(await reply(other, multibulk('SET', 'near', value), '+OK\r\n'), '+OK\r\n', 'a command under the limit runs');
+      assert.equal(
+        await reply(other, multibulk('SET', 'near', value), '+OK\r\n'),
+        '+OK\r\n',
+        'a command under the limit runs',
+      );
 
       const s = await h.open();
       const ended = readEnd(s);

@@ -11,7 +11,14 @@ import fc from 'fast-check';
 import { RingBuffer } from '../src/index.js';
 import { globMatch } from '../examples/redis/glob.js';
 import { ReplyWriter } from '../examples/redis/reply.js';
-import { kMaxBulkBytes, parseInt64, readCommands, RespParser, type Args, type ReadResult } from '../examples/redis/resp.js';
+import {
+  kMaxBulkBytes,
+  parseInt64,
+  readCommands,
+  RespParser,
+  type Args,
+  type ReadResult,
+} from '../examples/redis/resp.js';
 
 /** Feeds `chunks` one by one, as a connection's reads, and collects every command and the final result. */
 function feed(chunks: (string | Buffer)[], capacity = 0): { commands: string[][]; result: ReadResult; error: string } {
@@ -52,7 +59,11 @@ describe('redis RESP parser', () => {
   });
 
   test('inline commands: blanks split, quotes group, escapes decode, empty lines and *0 / *-1 are skipped', () => {
-    const r = feed(['PING\r\n\r\n\n  SET  a  "hello world"\r\n', "ECHO 'it\\'s' \"\\x41\\n\\t\\q\"\n", '*0\r\n*-1\r\nECHO \'\' ""\r\n']);
+    const r = feed([
+      'PING\r\n\r\n\n  SET  a  "hello world"\r\n',
+      "ECHO 'it\\'s' \"\\x41\\n\\t\\q\"\n",
+      '*0\r\n*-1\r\nECHO \'\' ""\r\n',
+    ]);
     assert.equal(r.result, 'drained');
     assert.deepEqual(r.commands, [['PING'], ['SET', 'a', 'hello world'], ['ECHO', "it's", 'A\n\tq'], ['ECHO', '', '']]);
   });
@@ -93,8 +104,16 @@ describe('redis RESP parser', () => {
   test('limits that are not exceeded wait for more input instead of failing', () => {
     assert.deepEqual(feed([`*1\r\n$${kMaxBulkBytes}\r\n`]), { commands: [], result: 'drained', error: '' });
     assert.deepEqual(feed([`*${1024 * 1024}\r\n`]), { commands: [], result: 'drained', error: '' });
-    assert.deepEqual(feed([`*${1024 * 1024 + 1}\r\n`]), { commands: [], result: 'drained', error: '' }, 'Redis 7 without requirepass takes it');
-    assert.deepEqual(feed(['*2147483647\r\n$4\r\nPING\r\n']), { commands: [], result: 'drained', error: '' }, 'INT_MAX, as Redis 7');
+    assert.deepEqual(
+      feed([`*${1024 * 1024 + 1}\r\n`]),
+      { commands: [], result: 'drained', error: '' },
+      'Redis 7 without requirepass takes it',
+    );
+    assert.deepEqual(
+      feed(['*2147483647\r\n$4\r\nPING\r\n']),
+      { commands: [], result: 'drained', error: '' },
+      'INT_MAX, as Redis 7',
+    );
     assert.equal(feed(['x'.repeat(64 * 1024)]).result, 'drained');
     assert.equal(feed(['*1\r\nPING']).result, 'drained', "no '$' error before the line end arrives, as in Redis");
   });
@@ -109,14 +128,23 @@ describe('redis RESP parser', () => {
     const header = '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n';
     let visits = 0;
     input.write(Buffer.from(header + 'x'.repeat(1000)));
-    assert.equal(readCommands(input, parser, () => ++visits > 0), 'drained');
+    assert.equal(
+      readCommands(input, parser, () => ++visits > 0),
+      'drained',
+    );
     assert.equal(parser.needBytes, header.length + 100_000 + 2);
     assert.equal(input.length, header.length + 1000, 'the partial command stays in the input');
     input.write(Buffer.from('x'.repeat(99_000)));
-    assert.equal(readCommands(input, parser, () => ++visits > 0), 'drained');
+    assert.equal(
+      readCommands(input, parser, () => ++visits > 0),
+      'drained',
+    );
     assert.equal(visits, 0);
     input.write(Buffer.from('\r\n'));
-    assert.equal(readCommands(input, parser, (args) => args.len(2) === 100_000 && ++visits > 0), 'drained');
+    assert.equal(
+      readCommands(input, parser, (args) => args.len(2) === 100_000 && ++visits > 0),
+      'drained',
+    );
     assert.equal(visits, 1);
     assert.equal(input.length, 0);
   });
@@ -126,10 +154,16 @@ describe('redis RESP parser', () => {
     const input = RingBuffer.withData(Buffer.from(multibulk(['QUIT']) + rest));
     const parser = new RespParser();
     const seen: string[] = [];
-    assert.equal(readCommands(input, parser, (args) => (seen.push(args.str(0)), false)), 'stopped');
+    assert.equal(
+      readCommands(input, parser, (args) => (seen.push(args.str(0)), false)),
+      'stopped',
+    );
     assert.deepEqual(seen, ['QUIT']);
     assert.equal(Buffer.from(input.bytes()).toString(), rest);
-    assert.equal(readCommands(input, parser, (args) => (seen.push(args.str(0)), true)), 'drained');
+    assert.equal(
+      readCommands(input, parser, (args) => (seen.push(args.str(0)), true)),
+      'drained',
+    );
     assert.deepEqual(seen, ['QUIT', 'PING']);
     assert.equal(Buffer.from(input.bytes()).toString(), '*2\r\n$3\r\nGET', 'the partial command is kept');
   });
@@ -144,7 +178,11 @@ describe('redis RESP parser', () => {
       seen.push(cmd);
       return true;
     };
-    const wire = multibulk(['GET', 'k1']) + multibulk(['SET', 'k2', 'v2']) + multibulk(['SET', 'k3', 'value-3']) + multibulk(['PING']);
+    const wire =
+      multibulk(['GET', 'k1']) +
+      multibulk(['SET', 'k2', 'v2']) +
+      multibulk(['SET', 'k3', 'value-3']) +
+      multibulk(['PING']);
     input.write(Buffer.from(wire.slice(0, 40)));
     assert.equal(readCommands(input, parser, visit), 'drained');
     input.write(Buffer.from(wire.slice(40, 80)));
@@ -163,10 +201,20 @@ describe('redis RESP parser', () => {
     const parser = new RespParser();
     const seen: number[] = [];
     input.write(Buffer.from(`${'PING\r\n'.repeat(10_000)}ECHO ${'a'.repeat(10_000)}`));
-    assert.equal(readCommands(input, parser, () => true), 'drained');
+    assert.equal(
+      readCommands(input, parser, () => true),
+      'drained',
+    );
     input.write(Buffer.from(`${'a'.repeat(70_000)}\r\n`));
-    assert.ok(input.peekAll()[0].length > 64 * 1024 && input.peekAll()[1].length > 0, 'over 64 KB before the end, the line end after it');
-    assert.equal(readCommands(input, parser, (args) => (seen.push(args.len(1)), true)), 'drained', 'no "too big inline request": its end has arrived');
+    assert.ok(
+      input.peekAll()[0].length > 64 * 1024 && input.peekAll()[1].length > 0,
+      'over 64 KB before the end, the line end after it',
+    );
+    assert.equal(
+      readCommands(input, parser, (args) => (seen.push(args.len(1)), true)),
+      'drained',
+      'no "too big inline request": its end has arrived',
+    );
     assert.deepEqual(seen, [80_000]);
     assert.equal(input.length, 0);
   });
@@ -178,7 +226,10 @@ describe('redis RESP parser', () => {
     const args = Array.from({ length: 100_000 }, (_, i) => `a${i}`);
     input.write(Buffer.from(multibulk(['DEL', ...args]) + '*3\r\n$3\r\nSET\r\n'));
     let argc = 0;
-    assert.equal(readCommands(input, parser, (a) => ((argc = a.argc), true)), 'drained');
+    assert.equal(
+      readCommands(input, parser, (a) => ((argc = a.argc), true)),
+      'drained',
+    );
     assert.equal(argc, 100_001);
     assert.equal(parser.heldBytes, idle, 'the table grown for 100001 arguments was dropped');
     assert.equal(parser.view(0).length, 0, 'the parser no longer points into the input');
@@ -186,7 +237,10 @@ describe('redis RESP parser', () => {
     input.retrieveAll();
     parser.reset();
     input.write(Buffer.from(`*100000\r\n${partial}`));
-    assert.equal(readCommands(input, parser, () => true), 'drained');
+    assert.equal(
+      readCommands(input, parser, () => true),
+      'drained',
+    );
     assert.ok(parser.heldBytes >= 5000 * 16, 'a partial command keeps its table, and heldBytes counts it');
   });
 
@@ -211,7 +265,19 @@ describe('redis RESP parser', () => {
     assert.equal(p('9007199254740993'), 9007199254740993n);
     assert.equal(p('9223372036854775807'), 9223372036854775807n);
     assert.equal(p('-9223372036854775808'), -9223372036854775808n);
-    for (const bad of ['', '-', '-0', '01', '+1', ' 1', '1 ', '1.5', '9223372036854775808', '-9223372036854775809', '1'.repeat(21)]) {
+    for (const bad of [
+      '',
+      '-',
+      '-0',
+      '01',
+      '+1',
+      ' 1',
+      '1 ',
+      '1.5',
+      '9223372036854775808',
+      '-9223372036854775809',
+      '1'.repeat(21),
+    ]) {
       assert.equal(p(bad), null, JSON.stringify(bad));
     }
   });
@@ -226,23 +292,32 @@ describe('redis RESP parser', () => {
       inline: fc.boolean(),
     });
     fc.assert(
-      fc.property(fc.array(command, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (cmds, cuts) => {
-        const wire = cmds.map(({ args, inline }) => (inline ? `${args.map(inlineArg).join(' ')}\r\n` : multibulk(args))).join('');
-        const bytes = Buffer.from(wire, 'latin1');
-        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-        const chunks: Buffer[] = [];
-        let from = 0;
-        for (const at of [...points, bytes.length]) {
-          chunks.push(bytes.subarray(from, at));
-          from = at;
-        }
-        const whole = feed([bytes]);
-        const split = feed(chunks);
-        assert.equal(whole.result, 'drained');
-        assert.deepEqual(whole.commands, cmds.map((c) => c.args));
-        assert.deepEqual(split, whole);
-        assert.deepEqual(feed(chunks, 64), whole, 'in a small ring, where commands wrap around its end');
-      }),
+      fc.property(
+        fc.array(command, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (cmds, cuts) => {
+          const wire = cmds
+            .map(({ args, inline }) => (inline ? `${args.map(inlineArg).join(' ')}\r\n` : multibulk(args)))
+            .join('');
+          const bytes = Buffer.from(wire, 'latin1');
+          const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const chunks: Buffer[] = [];
+          let from = 0;
+          for (const at of [...points, bytes.length]) {
+            chunks.push(bytes.subarray(from, at));
+            from = at;
+          }
+          const whole = feed([bytes]);
+          const split = feed(chunks);
+          assert.equal(whole.result, 'drained');
+          assert.deepEqual(
+            whole.commands,
+            cmds.map((c) => c.args),
+          );
+          assert.deepEqual(split, whole);
+          assert.deepEqual(feed(chunks, 64), whole, 'in a small ring, where commands wrap around its end');
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -310,7 +385,10 @@ describe('redis reply encoders', () => {
     assert.equal(w.pending, 5 + 2 * (value.length + 12) + 11 + 9);
     const out = pieces(w);
     assert.equal(out.filter((p) => p === value).length, 2, 'the value itself, not a copy, is handed out twice');
-    assert.ok(out.every((p) => p === value || p.length < 64), 'nothing else holds a copy of it');
+    assert.ok(
+      out.every((p) => p === value || p.length < 64),
+      'nothing else holds a copy of it',
+    );
     const wire = Buffer.concat(out).toString('latin1');
     const bulk = `$${value.length}\r\n${'b'.repeat(value.length)}\r\n`;
     assert.equal(wire, `+OK\r\n${bulk}${bulk}$5\r\nsmall\r\n$3\r\nstr\r\n`);
@@ -323,7 +401,10 @@ describe('redis reply encoders', () => {
     const out = pieces(w);
     const total = out.reduce((sum, p) => sum + p.length, 0);
     assert.equal(total, n * 23);
-    assert.ok(out.length <= 10, `${out.length} pieces for ${total} bytes (chunks of 64 KiB, 64 KiB, 128 KiB, ... 4 MiB, 4 MiB)`);
+    assert.ok(
+      out.length <= 10,
+      `${out.length} pieces for ${total} bytes (chunks of 64 KiB, 64 KiB, 128 KiB, ... 4 MiB, 4 MiB)`,
+    );
     const buffers = new Set(out.map((p) => p.buffer));
     assert.equal(buffers.size, out.length, 'each piece is its own chunk: none was moved into a bigger one');
     assert.ok(Buffer.concat(out).toString('latin1').startsWith('$16\r\n0123456789abcdef\r\n$16\r\n'));
@@ -362,7 +443,11 @@ describe('redis KEYS glob', () => {
       ['*l*o', ['hello', 'hallo', 'hxllo', 'hllo', 'heeeello']],
     ];
     for (const [pattern, want] of expected) {
-      assert.deepEqual(keys.filter((k) => globMatch(pattern, k)), want, pattern);
+      assert.deepEqual(
+        keys.filter((k) => globMatch(pattern, k)),
+        want,
+        pattern,
+      );
     }
   });
 });

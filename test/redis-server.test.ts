@@ -14,7 +14,17 @@ import { fileURLToPath } from 'node:url';
 import { createClient, ErrorReply, RESP_TYPES } from 'redis';
 import type { Conn, Events } from '../src/index.js';
 import { bannerLine, createRedisServer, type RedisServer } from '../examples/redis/server.js';
-import { backendsUnderTest, closed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer, type Running } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  sleep,
+  startServer,
+  type Running,
+} from './helpers.js';
 
 /** An npm `redis` client speaking RESP2 (the protocol this server speaks), with no reconnection. */
 function newClient(port: number) {
@@ -159,7 +169,11 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(await r.get('short'), null);
       assert.equal(await r.ttl('short'), -2);
       await sleep(150);
-      assert.equal(await r.dbSize(), 1, 'DBSIZE counts keys not yet removed, so only the wheel can have removed "unread"');
+      assert.equal(
+        await r.dbSize(),
+        1,
+        'DBSIZE counts keys not yet removed, so only the wheel can have removed "unread"',
+      );
       assert.equal(await r.get('kept'), 'v');
       await h.end();
     });
@@ -241,7 +255,11 @@ for (const backend of await backendsUnderTest()) {
       const value = Buffer.alloc(4 * 1024 * 1024);
       for (let i = 0; i < value.length; i++) value[i] = (i * 31) & 0xff;
       const s = await connectTo({ network: 'tcp', port: h.port, path: '' });
-      const wire = Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${value.length}\r\n`), value, Buffer.from('\r\n')]);
+      const wire = Buffer.concat([
+        Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${value.length}\r\n`),
+        value,
+        Buffer.from('\r\n'),
+      ]);
       for (let at = 0; at < wire.length; at += 1024) {
         if (!s.write(wire.subarray(at, at + 1024))) await once(s, 'drain');
       }
@@ -260,34 +278,40 @@ for (const backend of await backendsUnderTest()) {
 
 describe('redis CLI (main.ts)', async () => {
   const native = (await backendsUnderTest()).includes('native');
-  test('--loops 2 prints the banner, and each loop has its own keyspace', { skip: native ? false : 'needs the native backend' }, async () => {
-    const main = fileURLToPath(new URL('../examples/redis/main.js', import.meta.url));
-    const child = spawn(process.execPath, [main, '--port', '0', '--loops', '2', '--backend', 'native'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = once(child, 'exit');
-    try {
-      const lines = createInterface({ input: child.stdout });
-      const [banner] = (await once(lines, 'line')) as [string];
-      const port = Number(/port (\d+)/.exec(banner)?.[1]);
-      assert.equal(banner, bannerLine(port, 2));
-      assert.match(banner, /\(loops: 2, one keyspace per loop\)$/);
-      const clients = [];
-      for (let i = 0; i < 2; i++) {
-        const c = newClient(port);
-        await c.connect();
-        clients.push(c);
+  test(
+    '--loops 2 prints the banner, and each loop has its own keyspace',
+    { skip: native ? false : 'needs the native backend' },
+    async () => {
+      const main = fileURLToPath(new URL('../examples/redis/main.js', import.meta.url));
+      const child = spawn(process.execPath, [main, '--port', '0', '--loops', '2', '--backend', 'native'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = once(child, 'exit');
+      try {
+        const lines = createInterface({ input: child.stdout });
+        const [banner] = (await once(lines, 'line')) as [string];
+        const port = Number(/port (\d+)/.exec(banner)?.[1]);
+        assert.equal(banner, bannerLine(port, 2));
+        assert.match(banner, /\(loops: 2, one keyspace per loop\)$/);
+        const clients = [];
+        for (let i = 0; i < 2; i++) {
+          const c = newClient(port);
+          await c.connect();
+          clients.push(c);
+        }
+        const [a, b] = clients as [Client, Client];
+        await a.set('where', 'a');
+        assert.equal(await b.get('where'), null, 'the second connection went to the other loop, with its own keyspace');
+        await b.set('where', 'b');
+        assert.equal(await a.get('where'), 'a');
+        assert.match(await a.info('server'), /gevent_loops:2/);
+        for (const c of clients) await c.close();
+        lines.close();
+      } finally {
+        child.kill('SIGTERM');
+        const [code] = (await exited) as [number | null];
+        assert.equal(code, 0);
       }
-      const [a, b] = clients as [Client, Client];
-      await a.set('where', 'a');
-      assert.equal(await b.get('where'), null, 'the second connection went to the other loop, with its own keyspace');
-      await b.set('where', 'b');
-      assert.equal(await a.get('where'), 'a');
-      assert.match(await a.info('server'), /gevent_loops:2/);
-      for (const c of clients) await c.close();
-      lines.close();
-    } finally {
-      child.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
-      assert.equal(code, 0);
-    }
-  });
+    },
+  );
 });

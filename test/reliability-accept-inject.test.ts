@@ -30,7 +30,9 @@ async function pollUntil(pred: () => boolean): Promise<void> {
 /** Why strace cannot be used here, or false when it can (installed, and allowed to trace). */
 function straceSkip(): string | false {
   try {
-    execFileSync('strace', ['-f', '-qq', '-e', 'trace=accept4', '-e', 'inject=accept4:error=EINTR:when=1', 'true'], { stdio: 'ignore' });
+    execFileSync('strace', ['-f', '-qq', '-e', 'trace=accept4', '-e', 'inject=accept4:error=EINTR:when=1', 'true'], {
+      stdio: 'ignore',
+    });
     return false;
   } catch (err) {
     return `strace is not usable here (${(err as Error).message.split('\n')[0]})`;
@@ -67,8 +69,15 @@ interface Outcome {
 /** Runs the server under strace with `errno` injected into its first accept4 calls, and two clients. */
 async function scenario(backend: string, errno: string): Promise<Outcome> {
   const server = await spawnChildServer('strace', [
-    '-f', '-qq', '-e', 'trace=accept4', '-e', `inject=accept4:error=${errno}:when=1..${kInjected}`,
-    process.execPath, kServer, backend,
+    '-f',
+    '-qq',
+    '-e',
+    'trace=accept4',
+    '-e',
+    `inject=accept4:error=${errno}:when=1..${kInjected}`,
+    process.execPath,
+    kServer,
+    backend,
   ]);
   let traced = '';
   let stillFor = 0;
@@ -79,7 +88,13 @@ async function scenario(backend: string, errno: string): Promise<Outcome> {
     traced = trace;
     return trace.split('(INJECTED)').length - 1 >= kInjected && stillFor * kPollMs >= 300;
   };
-  const o: Outcome = { first: { how: '', data: '' }, second: { how: '', data: '' }, exit: -1, stderr: '', lines: server.lines };
+  const o: Outcome = {
+    first: { how: '', data: '' },
+    second: { how: '', data: '' },
+    exit: -1,
+    stderr: '',
+    lines: server.lines,
+  };
   try {
     o.first = await echoOf(server.port, 'first', 5000);
     await within(pollUntil(recovered), 5000, `${kInjected} injected failures, then an idle listener`);
@@ -118,7 +133,11 @@ for (const backend of await backendsUnderTest()) {
       test('the listener still accepts and echoes, the client that met them is not left hanging, and the server exits cleanly', () => {
         assert.equal(o.exit, 0, `the server exited with ${o.exit}; stderr: ${o.stderr.slice(-1500)}`);
         assert.notEqual(o.first.how, 'no answer', 'the client that met the failures was left hanging');
-        assert.deepEqual(o.second, { how: 'echo', data: 'second' }, `after the failures (the first client: ${o.first.how})`);
+        assert.deepEqual(
+          o.second,
+          { how: 'echo', data: 'second' },
+          `after the failures (the first client: ${o.first.how})`,
+        );
         for (const l of o.lines.filter((x) => x.msg['ev'] === 'error')) {
           assert.equal(l.msg['code'], 'ERR_GEVENT_ACCEPT', `onError got ${JSON.stringify(l.msg)}`);
         }

@@ -17,7 +17,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Action, GeventError, serve, type Conn, type Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, sized, startServer, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  sized,
+  startServer,
+  within,
+} from './helpers.js';
 
 const kConnRuns = sized(2000, 10_000);
 const kServeRuns = sized(2000, 10_000);
@@ -80,7 +88,17 @@ function detached(): Uint8Array {
 const odd = fc.integer({ min: 0, max: kOdd.length - 1 });
 
 type Op = 'write' | 'send' | 'setIdleTimeout' | 'pause' | 'resume' | 'end' | 'wake' | 'returnClose' | 'returnOdd';
-const kOps: readonly Op[] = ['write', 'send', 'setIdleTimeout', 'pause', 'resume', 'end', 'wake', 'returnClose', 'returnOdd'];
+const kOps: readonly Op[] = [
+  'write',
+  'send',
+  'setIdleTimeout',
+  'pause',
+  'resume',
+  'end',
+  'wake',
+  'returnClose',
+  'returnOdd',
+];
 
 interface Cmd {
   op: Op;
@@ -167,7 +185,21 @@ function apply(c: Conn, cmd: Cmd, violations: string[]): unknown {
 }
 
 /** Odd values for each serve() option, plus valid ones. */
-const kOptionNames = ['waitTimeout', 'backend', 'signal', 'tcpNoDelay', 'onError', 'highWaterMark', 'lowWaterMark', 'maxOutputBytes', 'maxConnections', 'allowHalfOpen', 'grace', 'linger', 'bogus'] as const;
+const kOptionNames = [
+  'waitTimeout',
+  'backend',
+  'signal',
+  'tcpNoDelay',
+  'onError',
+  'highWaterMark',
+  'lowWaterMark',
+  'maxOutputBytes',
+  'maxConnections',
+  'allowHalfOpen',
+  'grace',
+  'linger',
+  'bogus',
+] as const;
 /** A valid value for each option (backend is the one under test). */
 const kValidOption = {
   waitTimeout: 60_000,
@@ -219,14 +251,28 @@ const kLoadBalance: readonly unknown[] = [undefined, 0, 1, 2, 3, -1, 'RoundRobin
 const kCallbacks: readonly unknown[] = [undefined, () => undefined, 1, 'data', null, {}];
 
 const serveArb = fc.record({
-  options: fc.dictionary(fc.constantFrom(...kOptionNames), fc.oneof({ arbitrary: odd, weight: 1 }, { arbitrary: fc.constantFrom(-1, -2), weight: 3 }), { maxKeys: 6 }),
+  options: fc.dictionary(
+    fc.constantFrom(...kOptionNames),
+    fc.oneof({ arbitrary: odd, weight: 1 }, { arbitrary: fc.constantFrom(-1, -2), weight: 3 }),
+    { maxKeys: 6 },
+  ),
   backendValue: fc.integer({ min: 0, max: kBackends.length - 1 }),
   second: fc.constantFrom('options', 'options', 'odd'),
   oddSecond: odd,
-  addrs: fc.array(fc.oneof({ arbitrary: fc.integer({ min: 0, max: kAddrs.length - 1 }), weight: 1 }, { arbitrary: fc.integer({ min: 0, max: kValidAddrs - 1 }), weight: 3 }), { maxLength: 3 }),
+  addrs: fc.array(
+    fc.oneof(
+      { arbitrary: fc.integer({ min: 0, max: kAddrs.length - 1 }), weight: 1 },
+      { arbitrary: fc.integer({ min: 0, max: kValidAddrs - 1 }), weight: 3 },
+    ),
+    { maxLength: 3 },
+  ),
   numLoops: fc.oneof(fc.integer({ min: 0, max: kNumLoops.length - 1 }), fc.constant(0)),
   loadBalance: fc.oneof(fc.integer({ min: 0, max: kLoadBalance.length - 1 }), fc.constant(0)),
-  callbacks: fc.dictionary(fc.constantFrom('opened', 'data', 'closed', 'end', 'drained', 'dropped', 'tick'), fc.oneof(fc.integer({ min: 0, max: kCallbacks.length - 1 }), fc.constant(1)), { maxKeys: 3 }),
+  callbacks: fc.dictionary(
+    fc.constantFrom('opened', 'data', 'closed', 'end', 'drained', 'dropped', 'tick'),
+    fc.oneof(fc.integer({ min: 0, max: kCallbacks.length - 1 }), fc.constant(1)),
+    { maxKeys: 3 },
+  ),
   eventsKind: fc.constantFrom('object', 'object', 'object', 'null', 'number', 'missing-module'),
 });
 
@@ -309,7 +355,10 @@ for (const backend of await backendsUnderTest()) {
       }
       assert.deepEqual(violations, []);
       assert.equal(opened, closes.size);
-      assert.ok([...closes.values()].every((n) => n === 1), 'one closed per connection');
+      assert.ok(
+        [...closes.values()].every((n) => n === 1),
+        'one closed per connection',
+      );
       assert.equal(openFdCount(), fds);
     });
 
@@ -324,13 +373,30 @@ for (const backend of await backendsUnderTest()) {
           else opts[k] = v === -1 ? undefined : v === -2 ? kValidOption[k as keyof typeof kValidOption] : kOdd[v]!();
         }
         if (opts['signal'] === undefined) opts['signal'] = aborted;
-        const events: Record<string, unknown> = { numLoops: kNumLoops[a.numLoops], loadBalance: kLoadBalance[a.loadBalance] };
+        const events: Record<string, unknown> = {
+          numLoops: kNumLoops[a.numLoops],
+          loadBalance: kLoadBalance[a.loadBalance],
+        };
         for (const [k, v] of Object.entries(a.callbacks)) events[k] = kCallbacks[v];
-        const ev: unknown = a.eventsKind === 'object' ? events : a.eventsKind === 'null' ? null : a.eventsKind === 'number' ? 42 : '/nonexistent/gevent-events.js';
+        const ev: unknown =
+          a.eventsKind === 'object'
+            ? events
+            : a.eventsKind === 'null'
+              ? null
+              : a.eventsKind === 'number'
+                ? 42
+                : '/nonexistent/gevent-events.js';
         const second: unknown = a.second === 'options' ? opts : kOdd[a.oddSecond]!();
         // An odd second argument that is valid (a timeout, or an object read as options) would
         // serve forever without a signal: only the invalid ones are tried.
-        if (a.second === 'odd' && (second === null || second === undefined || typeof second === 'object' || (typeof second === 'number' && second >= 0 && Number.isFinite(second)))) return;
+        if (
+          a.second === 'odd' &&
+          (second === null ||
+            second === undefined ||
+            typeof second === 'object' ||
+            (typeof second === 'number' && second >= 0 && Number.isFinite(second)))
+        )
+          return;
         const addrs = a.addrs.map((i) => kAddrs[i]) as string[];
         let p: Promise<void>;
         try {
@@ -342,15 +408,21 @@ for (const backend of await backendsUnderTest()) {
           await within(p, 10_000, 'serve() to settle');
           outcomes.set('settled', (outcomes.get('settled') ?? 0) + 1);
         } catch (err) {
-          assert.ok(documented(err), `serve() rejected with ${String(err)} (${(err as Error)?.stack?.split('\n')[1]?.trim() ?? ''})`);
+          assert.ok(
+            documented(err),
+            `serve() rejected with ${String(err)} (${(err as Error)?.stack?.split('\n')[1]?.trim() ?? ''})`,
+          );
           const code = (err as GeventError).code;
           outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
         }
+      });
+      assert.ok(
+        (outcomes.get('settled') ?? 0) > 0,
+        `no valid combination ran: ${JSON.stringify(Object.fromEntries(outcomes))}`,
+      );
+      assert.ok((outcomes.get('ERR_GEVENT_INVALID_ARGUMENT') ?? 0) > 0);
+      assert.ok((outcomes.get('ERR_GEVENT_BAD_ADDRESS') ?? 0) > 0);
+      assert.equal(openFdCount(), fds);
     });
-    assert.ok((outcomes.get('settled') ?? 0) > 0, `no valid combination ran: ${JSON.stringify(Object.fromEntries(outcomes))}`);
-    assert.ok((outcomes.get('ERR_GEVENT_INVALID_ARGUMENT') ?? 0) > 0);
-    assert.ok((outcomes.get('ERR_GEVENT_BAD_ADDRESS') ?? 0) > 0);
-    assert.equal(openFdCount(), fds);
   });
-});
 }

@@ -25,7 +25,8 @@ function cycle(port: number, i: number): Promise<void> {
     let echoed = false;
     s.once('connect', () => s.write(byte));
     s.on('data', (d: Buffer) => {
-      if (echoed || d.toString() !== byte) return reject(new Error(`cycle ${i}: unexpected ${JSON.stringify(d.toString())}`));
+      if (echoed || d.toString() !== byte)
+        return reject(new Error(`cycle ${i}: unexpected ${JSON.stringify(d.toString())}`));
       echoed = true;
       if (byte === 'c') s.end();
     });
@@ -78,7 +79,11 @@ for (const backend of await backendsUnderTest()) {
       };
       try {
         await within(Promise.all(Array.from({ length: kInFlight }, worker)), 60_000, `${kCycles} cycles`);
-        await within(waitFor(() => closedCount === kCycles, 'every closed', 60_000), 60_000, 'every closed');
+        await within(
+          waitFor(() => closedCount === kCycles, 'every closed', 60_000),
+          60_000,
+          'every closed',
+        );
       } finally {
         await within(run.stop(), 5000, 'serve() to settle');
       }

@@ -9,7 +9,18 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { backendsUnderTest, closed as socketClosed, connectMany, connectTo, openFdCount, socketDir, socketInodes, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectMany,
+  connectTo,
+  openFdCount,
+  socketDir,
+  socketInodes,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const run = promisify(execFile);
 const kConns = 20;
@@ -35,7 +46,11 @@ for (const backend of await backendsUnderTest()) {
       let childSockets = 0;
       let serverSockets = 0;
       try {
-        await within(waitFor(() => opened === kConns + 1, 'every connection opened'), 5000, 'opened');
+        await within(
+          waitFor(() => opened === kConns + 1, 'every connection opened'),
+          5000,
+          'opened',
+        );
         const ours = socketInodes('self');
         for (const inode of before) ours.delete(inode);
         serverSockets = ours.size;
@@ -54,7 +69,11 @@ for (const backend of await backendsUnderTest()) {
         rmSync(dir, { recursive: true, force: true });
       }
       assert.ok(serverSockets >= 2 * (kConns + 1) + 2, `only ${serverSockets} new sockets seen in this process`);
-      assert.deepEqual(leaked, [], `the child inherited ${leaked.length} of this process's sockets (of ${childSockets} sockets it holds)`);
+      assert.deepEqual(
+        leaked,
+        [],
+        `the child inherited ${leaked.length} of this process's sockets (of ${childSockets} sockets it holds)`,
+      );
       assert.equal(openFdCount(), fds);
     });
   });

@@ -133,7 +133,11 @@ for (const backend of await backendsUnderTest()) {
       };
       try {
         await within(Promise.all(Array.from({ length: kInFlight }, worker)), 60_000, `${kRounds} rounds`);
-        await within(waitFor(() => tracks.every((x) => x.closes > 0), 'every closed', 10_000), 10_000, 'every closed');
+        await within(
+          waitFor(() => tracks.every((x) => x.closes > 0), 'every closed', 10_000),
+          10_000,
+          'every closed',
+        );
         await new Promise((r) => setTimeout(r, 20));
       } finally {
         await within(run.stop(), 5000, 'serve() to settle');

@@ -7,7 +7,17 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { backendsUnderTest, needFds, closed as socketClosed, connectMany, openFdCount, readEnd, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  needFds,
+  closed as socketClosed,
+  connectMany,
+  openFdCount,
+  readEnd,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kCap = 200;
 const kClients = 1000;
@@ -55,12 +65,24 @@ for (const backend of await backendsUnderTest()) {
             if (!outcome.has(s)) outcome.set(s, r.how);
           });
         });
-        await within(waitFor(() => outcome.size === kClients, 'every client to be served or dropped', 10_000), 10_000, 'every outcome');
+        await within(
+          waitFor(() => outcome.size === kClients, 'every client to be served or dropped', 10_000),
+          10_000,
+          'every outcome',
+        );
         assert.equal(live, kCap);
         for (const s of clients) if (outcome.get(s) === 'served') s.end();
-        await within(waitFor(() => live === 0, 'the served clients to leave'), 5000, 'the served clients to leave');
+        await within(
+          waitFor(() => live === 0, 'the served clients to leave'),
+          5000,
+          'the served clients to leave',
+        );
         const again = await connectMany(port, 1, 1, (s) => clients.push(s));
-        const greeting = await within(new Promise<string>((r) => again[0]!.once('data', (d: Buffer) => r(d.toString()))), 5000, 'a greeting after the others left');
+        const greeting = await within(
+          new Promise<string>((r) => again[0]!.once('data', (d: Buffer) => r(d.toString()))),
+          5000,
+          'a greeting after the others left',
+        );
         assert.equal(greeting, kGreeting, 'a client arriving after the others left is served');
       } finally {
         for (const s of clients) s.destroy();
@@ -70,7 +92,8 @@ for (const backend of await backendsUnderTest()) {
       const counts = new Map<string, number>();
       for (const how of outcome.values()) counts.set(how, (counts.get(how) ?? 0) + 1);
       assert.equal(counts.get('served'), kCap, `outcomes: ${JSON.stringify(Object.fromEntries(counts))}`);
-      for (const how of counts.keys()) assert.ok(['served', 'eof', 'ECONNRESET'].includes(how), `a dropped client saw ${how}`);
+      for (const how of counts.keys())
+        assert.ok(['served', 'eof', 'ECONNRESET'].includes(how), `a dropped client saw ${how}`);
       assert.ok(maxLive <= kCap, `${maxLive} connections were live at once`);
       assert.equal(opened, kCap + 1);
       assert.equal(closedCount, kCap + 1);

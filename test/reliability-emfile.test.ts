@@ -10,7 +10,16 @@ import { execFileSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { before, describe, test } from 'node:test';
-import { backendsUnderTest, closed as socketClosed, cpuTicks, readExactly, sleep, spawnChildServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  cpuTicks,
+  readExactly,
+  sleep,
+  spawnChildServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kServer = fileURLToPath(new URL('./fixtures/reliability-emfile-server.js', import.meta.url));
 const kLimit = 128;
@@ -38,7 +47,9 @@ const kClockTicks = ((): number => {
 
 function fdCountOf(pid: number): number {
   try {
-    return execFileSync('ls', [`/proc/${pid}/fd`], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    return execFileSync('ls', [`/proc/${pid}/fd`], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean).length;
   } catch {
     return -1;
   }
@@ -55,7 +66,12 @@ interface Outcome {
 
 /** Runs the whole scenario once: limit, 400 holding clients, CPU sample, clients leave, probe. */
 async function scenario(backend: string): Promise<Outcome> {
-  const server = await spawnChildServer('prlimit', [`--nofile=${kLimit}:${kLimit}`, process.execPath, kServer, backend]);
+  const server = await spawnChildServer('prlimit', [
+    `--nofile=${kLimit}:${kLimit}`,
+    process.execPath,
+    kServer,
+    backend,
+  ]);
   const pid = server.pid;
   const clients: Socket[] = [];
   const o: Outcome = { fdsAtLimit: 0, cpuShare: 0, echoed: '', exit: -1, stderr: '', lines: server.lines };
@@ -66,7 +82,11 @@ async function scenario(backend: string): Promise<Outcome> {
       s.resume();
       clients.push(s);
     }
-    await within(waitFor(() => fdCountOf(pid) >= kLimit - 8, 'the server to reach its fd limit', 10_000), 10_000, 'the fd limit').catch(() => undefined);
+    await within(
+      waitFor(() => fdCountOf(pid) >= kLimit - 8, 'the server to reach its fd limit', 10_000),
+      10_000,
+      'the fd limit',
+    ).catch(() => undefined);
     o.fdsAtLimit = fdCountOf(pid);
     await sleep(500);
     const t0 = cpuTicks(pid);
@@ -76,7 +96,11 @@ async function scenario(backend: string): Promise<Outcome> {
     await sleep(1500);
     for (const s of clients) s.destroy();
     await Promise.all(clients.map(socketClosed));
-    await within(waitFor(() => fdCountOf(pid) < kLimit / 2, 'the server to release the clients', 10_000), 10_000, 'fds released');
+    await within(
+      waitFor(() => fdCountOf(pid) < kLimit / 2, 'the server to release the clients', 10_000),
+      10_000,
+      'fds released',
+    );
     const probe = await within(
       new Promise<Socket>((resolve, reject) => {
         const s = connect(server.port, '127.0.0.1', () => resolve(s));
@@ -112,37 +136,51 @@ function acceptSkip(backend: string): string | false {
 const kSkip = have('prlimit') ? false : 'prlimit is not installed';
 
 for (const backend of await backendsUnderTest()) {
-  describe(`fd exhaustion under prlimit --nofile=${kLimit} with ${kClients} holding clients (${backend})`, { skip: kSkip }, () => {
-    let o: Outcome;
-    before(async () => {
-      o = await scenario(backend);
-    });
+  describe(
+    `fd exhaustion under prlimit --nofile=${kLimit} with ${kClients} holding clients (${backend})`,
+    { skip: kSkip },
+    () => {
+      let o: Outcome;
+      before(async () => {
+        o = await scenario(backend);
+      });
 
-    test('the server reaches its fd limit, stays up, serves a new client once the others leave, and exits cleanly', () => {
-      assert.ok(o.fdsAtLimit >= kLimit - 8, `the server only reached ${o.fdsAtLimit} fds: the test did not exhaust them`);
-      assert.equal(o.echoed, 'ping', 'a client after the others left is served');
-      assert.equal(o.exit, 0, `the server exited with ${o.exit}; stderr: ${o.stderr.slice(-2000)}`);
-      assert.deepEqual(o.lines.at(-1)?.msg, { ev: 'done' });
-    });
+      test('the server reaches its fd limit, stays up, serves a new client once the others leave, and exits cleanly', () => {
+        assert.ok(
+          o.fdsAtLimit >= kLimit - 8,
+          `the server only reached ${o.fdsAtLimit} fds: the test did not exhaust them`,
+        );
+        assert.equal(o.echoed, 'ping', 'a client after the others left is served');
+        assert.equal(o.exit, 0, `the server exited with ${o.exit}; stderr: ${o.stderr.slice(-2000)}`);
+        assert.deepEqual(o.lines.at(-1)?.msg, { ev: 'done' });
+      });
 
-    test('it does not spin at the limit: under 20% of a core over one second', () => {
-      assert.ok(o.cpuShare < kMaxCpuShare, `the server used ${(o.cpuShare * 100).toFixed(0)}% of a core at its fd limit`);
-    });
+      test('it does not spin at the limit: under 20% of a core over one second', () => {
+        assert.ok(
+          o.cpuShare < kMaxCpuShare,
+          `the server used ${(o.cpuShare * 100).toFixed(0)}% of a core at its fd limit`,
+        );
+      });
 
-    test('accept errors are reported at most once a second, as AcceptError', () => {
-      const reports = o.lines.filter((l) => l.msg['ev'] === 'error');
-      for (const r of reports) assert.equal(r.msg['code'], 'ERR_GEVENT_ACCEPT', `onError got ${JSON.stringify(r.msg)}`);
-      const times = reports.map((r) => r.msg['t'] as number);
-      for (let i = 1; i < times.length; i++) {
-        assert.ok(times[i]! - times[i - 1]! >= kMinReportGapMs, `accept errors reported ${(times[i]! - times[i - 1]!).toFixed(0)} ms apart`);
-      }
-    });
+      test('accept errors are reported at most once a second, as AcceptError', () => {
+        const reports = o.lines.filter((l) => l.msg['ev'] === 'error');
+        for (const r of reports)
+          assert.equal(r.msg['code'], 'ERR_GEVENT_ACCEPT', `onError got ${JSON.stringify(r.msg)}`);
+        const times = reports.map((r) => r.msg['t'] as number);
+        for (let i = 1; i < times.length; i++) {
+          assert.ok(
+            times[i]! - times[i - 1]! >= kMinReportGapMs,
+            `accept errors reported ${(times[i]! - times[i - 1]!).toFixed(0)} ms apart`,
+          );
+        }
+      });
 
-    test('accept failures at the limit reach onError (EMFILE, with a count)', { skip: acceptSkip(backend) }, () => {
-      const reports = o.lines.filter((l) => l.msg['ev'] === 'error' && l.msg['code'] === 'ERR_GEVENT_ACCEPT');
-      assert.ok(reports.length >= 1, 'no accept failure was reported');
-      assert.equal(reports[0]!.msg['errno'], 'EMFILE');
-      assert.ok((reports[0]!.msg['count'] as number) >= 1);
-    });
-  });
+      test('accept failures at the limit reach onError (EMFILE, with a count)', { skip: acceptSkip(backend) }, () => {
+        const reports = o.lines.filter((l) => l.msg['ev'] === 'error' && l.msg['code'] === 'ERR_GEVENT_ACCEPT');
+        assert.ok(reports.length >= 1, 'no accept failure was reported');
+        assert.equal(reports[0]!.msg['errno'], 'EMFILE');
+        assert.ok((reports[0]!.msg['count'] as number) >= 1);
+      });
+    },
+  );
 }

@@ -86,12 +86,18 @@ for (const backend of await backendsUnderTest()) {
         { backend, onError: (err) => errors.push(err) },
         'tcp://127.0.0.1:0',
       );
-      const child = spawn(process.execPath, [kClient, String(run.server.addrs[0]!.port), String(kRounds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [kClient, String(run.server.addrs[0]!.port), String(kRounds)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let out = '';
       child.stdout.setEncoding('utf8');
       child.stdout.on('data', (d: string) => (out += d));
       try {
-        const code = await within(new Promise<number | null>((r) => child.once('exit', r)), 60_000, 'the client process');
+        const code = await within(
+          new Promise<number | null>((r) => child.once('exit', r)),
+          60_000,
+          'the client process',
+        );
         assert.equal(code, 0, 'the client process failed');
       } finally {
         child.kill();
@@ -103,7 +109,10 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(lateAccepted, 0, 'send()/write() on a closed connection returned true');
       assert.deepEqual(errors, []);
       assert.equal(closedCount, 2 * kRounds + 1);
-      assert.ok(reused >= kRounds / 2, `B reused A's fd in only ${reused} of ${kRounds} rounds: the test did not exercise fd reuse`);
+      assert.ok(
+        reused >= kRounds / 2,
+        `B reused A's fd in only ${reused} of ${kRounds} rounds: the test did not exercise fd reuse`,
+      );
       assert.equal(openFdCount(), fds);
     });
   });

@@ -21,7 +21,17 @@ import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { serve, type Conn, type Server } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectOutcome, openFdCount, sendUntilQueued, sized, sleep, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectOutcome,
+  openFdCount,
+  sendUntilQueued,
+  sized,
+  sleep,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kReaders = sized(100, 500);
 const kReplyBytes = 4 * 1024 * 1024;
@@ -87,9 +97,9 @@ function reader(port: number): Reader {
           setTimeout(() => s.resume(), 5);
         }
       });
-      s.once('end', () => resolve({ how: 'eof', hash: h.digest('hex')}));
-      s.once('error', (err: NodeJS.ErrnoException) => resolve({ how: err.code ?? err.message, hash: ''}));
-      s.once('close', () => resolve({ how: `closed after ${r.bytes} bytes`, hash: ''}));
+      s.once('end', () => resolve({ how: 'eof', hash: h.digest('hex') }));
+      s.once('error', (err: NodeJS.ErrnoException) => resolve({ how: err.code ?? err.message, hash: '' }));
+      s.once('close', () => resolve({ how: `closed after ${r.bytes} bytes`, hash: '' }));
     }),
     go() {
       released = true;
@@ -163,7 +173,11 @@ for (const backend of await backendsUnderTest()) {
           await within(Promise.all(readers.map((r) => r.midway)), kMidwayMs, 'every reader midway');
           if (withStuck) {
             await waitFor(() => stuckConn !== null, 'the stuck peer to ask');
-            await within(sendUntilQueued(stuckConn!, kStuckQueuedBytes, () => kStuckPiece), 30_000, 'the stuck peer\'s kernel buffers to fill');
+            await within(
+              sendUntilQueued(stuckConn!, kStuckQueuedBytes, () => kStuckPiece),
+              30_000,
+              "the stuck peer's kernel buffers to fill",
+            );
           }
           abortedAt = performance.now();
           ac.abort();
@@ -180,7 +194,11 @@ for (const backend of await backendsUnderTest()) {
         }
         const results = await Promise.all(readers.map((r) => r.finished));
         const bad = results.filter((r) => r.how !== 'eof' || r.hash !== kReplyHash);
-        assert.deepEqual(bad.slice(0, 5).map((r) => r.how), [], `${bad.length} of ${kReaders} readers did not get their whole reply then EOF`);
+        assert.deepEqual(
+          bad.slice(0, 5).map((r) => r.how),
+          [],
+          `${bad.length} of ${kReaders} readers did not get their whole reply then EOF`,
+        );
         assert.equal(refusedDuringGrace, 'ECONNREFUSED', 'a connect during the grace period is refused');
         const settledAfter = settledAt - abortedAt;
         for (const [key, closes] of log.closed) {
@@ -191,10 +209,19 @@ for (const backend of await backendsUnderTest()) {
         if (withStuck) {
           const [stuckKey] = [...log.closed.keys()].filter((k) => k.startsWith('N'));
           const stuckClosedAfter = log.closed.get(stuckKey!)![0]!.at - abortedAt;
-          assert.ok(stuckClosedAfter >= kGraceMs - kEarlyMs, `the stuck peer was closed ${stuckClosedAfter.toFixed(0)} ms after the abort, before the grace deadline`);
-          assert.ok(settledAfter >= kGraceMs - kEarlyMs && settledAfter <= kGraceMs + kLateMs, `serve() settled ${settledAfter.toFixed(0)} ms after the abort (grace ${kGraceMs} ms)`);
+          assert.ok(
+            stuckClosedAfter >= kGraceMs - kEarlyMs,
+            `the stuck peer was closed ${stuckClosedAfter.toFixed(0)} ms after the abort, before the grace deadline`,
+          );
+          assert.ok(
+            settledAfter >= kGraceMs - kEarlyMs && settledAfter <= kGraceMs + kLateMs,
+            `serve() settled ${settledAfter.toFixed(0)} ms after the abort (grace ${kGraceMs} ms)`,
+          );
         } else {
-          assert.ok(settledAfter < grace, `serve() settled ${settledAfter.toFixed(0)} ms after the abort, waiting out the grace with nothing left to write`);
+          assert.ok(
+            settledAfter < grace,
+            `serve() settled ${settledAfter.toFixed(0)} ms after the abort, waiting out the grace with nothing left to write`,
+          );
         }
         assert.equal(openFdCount(), fds);
       });
@@ -224,7 +251,10 @@ for (const backend of await backendsUnderTest()) {
         'tcp://127.0.0.1:0',
       );
       let settled = false;
-      void done.then(() => (settled = true), () => (settled = true));
+      void done.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
       const s = connect((await serving).addrs[0]!.port, '127.0.0.1', () => s.write('N'));
       s.pause();
       s.on('error', () => undefined);
@@ -232,7 +262,11 @@ for (const backend of await backendsUnderTest()) {
       let settledDuringGrace = true;
       try {
         await waitFor(() => stuckConn !== null, 'the request');
-        await within(sendUntilQueued(stuckConn!, kStuckQueuedBytes, () => kStuckPiece), 30_000, 'the peer\'s kernel buffers to fill');
+        await within(
+          sendUntilQueued(stuckConn!, kStuckQueuedBytes, () => kStuckPiece),
+          30_000,
+          "the peer's kernel buffers to fill",
+        );
         ac.abort();
         await sleep(500);
         closedDuringGrace = closedErrs.length;

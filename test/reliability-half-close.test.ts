@@ -11,7 +11,16 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { Action, type Conn, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, openFdCount, readEnd, startServer, waitFor, within, type Running } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  openFdCount,
+  readEnd,
+  startServer,
+  waitFor,
+  within,
+  type Running,
+} from './helpers.js';
 
 const kMiB = 1024 * 1024;
 const kClients = 20;
@@ -50,7 +59,11 @@ async function withClients<T>(run: Running, n: number, body: (s: Socket, i: numb
 }
 
 async function stopped(run: Running, closedCount: () => number, n: number): Promise<void> {
-  await within(waitFor(() => closedCount() === n, `${n} closed`, 5000), 5000, `${n} closed`).catch(() => undefined);
+  await within(
+    waitFor(() => closedCount() === n, `${n} closed`, 5000),
+    5000,
+    `${n} closed`,
+  ).catch(() => undefined);
   await within(run.stop(), 5000, 'serve() to settle');
 }
 
@@ -98,7 +111,10 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(r.got.how, 'eof');
         assert.equal(r.got.data.length, kMiB, 'the whole 1 MiB reply arrived before EOF');
         for (let i = 0; i < kMiB; i += 32) {
-          if (!r.got.data.subarray(i, i + 32).equals(r.sentHash)) assert.fail(`the reply differs at byte ${i}: the server's end fired before all 1 MiB arrived, or lost some`);
+          if (!r.got.data.subarray(i, i + 32).equals(r.sentHash))
+            assert.fail(
+              `the reply differs at byte ${i}: the server's end fired before all 1 MiB arrived, or lost some`,
+            );
         }
       }
       assert.deepEqual(closedErrs, Array(kClients).fill(null));

@@ -15,7 +15,18 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { IdleTimeoutError, type Conn } from '../src/index.js';
-import { backendsUnderTest, needFds, closed as socketClosed, connectMany, openFdCount, sized, sleep, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  needFds,
+  closed as socketClosed,
+  connectMany,
+  openFdCount,
+  sized,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kTimeoutMs = 500;
 /** The idle wheel's tick: waitTimeout / 10, clamped to [10, 1000] ms. */
@@ -83,7 +94,15 @@ for (const backend of await backendsUnderTest()) {
         await open(1, 'z');
         for (const s of await open(kActive, 'a')) timers.push(setInterval(() => s.write('a'), 100));
         await open(kIdle, 'i');
-        await within(waitFor(() => tracks.filter((t) => t.role === 'i' && t.closes > 0).length === kIdle, 'every idle connection closed', 10_000), 10_000, 'idle closes');
+        await within(
+          waitFor(
+            () => tracks.filter((t) => t.role === 'i' && t.closes > 0).length === kIdle,
+            'every idle connection closed',
+            10_000,
+          ),
+          10_000,
+          'idle closes',
+        );
         await sleep(kTimeoutMs + kLateMs);
       } finally {
         for (const t of timers) clearInterval(t);
@@ -95,20 +114,34 @@ for (const backend of await backendsUnderTest()) {
       const wrong: string[] = [];
       for (const t of byRole('i')) {
         const idleFor = t.closedAt - t.lastData;
-        if (!(t.err instanceof IdleTimeoutError) || t.err.timeoutMs !== kTimeoutMs) wrong.push(`idle connection closed with ${String(t.err)}`);
-        else if (idleFor < kTimeoutMs - kEarlyMs || idleFor > kTimeoutMs + kLateMs) wrong.push(`idle connection closed after ${idleFor.toFixed(0)} ms idle`);
+        if (!(t.err instanceof IdleTimeoutError) || t.err.timeoutMs !== kTimeoutMs)
+          wrong.push(`idle connection closed with ${String(t.err)}`);
+        else if (idleFor < kTimeoutMs - kEarlyMs || idleFor > kTimeoutMs + kLateMs)
+          wrong.push(`idle connection closed after ${idleFor.toFixed(0)} ms idle`);
       }
       assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} of ${kIdle} idle connections closed wrongly`);
       assert.equal(byRole('i').length, kIdle);
       for (const t of byRole('a')) assert.equal(t.err, null, `an active connection closed with ${String(t.err)}`);
       const [fastT] = byRole('f');
       const [zeroT] = byRole('z');
-      assert.ok(fastT!.err instanceof IdleTimeoutError && fastT!.err.timeoutMs === 200, `setIdleTimeout(200): closed with ${String(fastT!.err)}`);
+      assert.ok(
+        fastT!.err instanceof IdleTimeoutError && fastT!.err.timeoutMs === 200,
+        `setIdleTimeout(200): closed with ${String(fastT!.err)}`,
+      );
       const fastIdle = fastT!.closedAt - fastT!.lastData;
-      assert.ok(fastIdle >= 200 - kEarlyMs && fastIdle <= 200 + kLateMs, `setIdleTimeout(200) closed after ${fastIdle.toFixed(0)} ms idle`);
-      assert.ok(byRole('i').every((t) => t.closedAt > fastT!.closedAt), 'the 200 ms connection closed before every 500 ms one');
+      assert.ok(
+        fastIdle >= 200 - kEarlyMs && fastIdle <= 200 + kLateMs,
+        `setIdleTimeout(200) closed after ${fastIdle.toFixed(0)} ms idle`,
+      );
+      assert.ok(
+        byRole('i').every((t) => t.closedAt > fastT!.closedAt),
+        'the 200 ms connection closed before every 500 ms one',
+      );
       assert.equal(zeroT!.err, null, `setIdleTimeout(0) closed with ${String(zeroT!.err)} instead of staying open`);
-      assert.ok(tracks.every((t) => t.closes === 1), 'one closed per connection');
+      assert.ok(
+        tracks.every((t) => t.closes === 1),
+        'one closed per connection',
+      );
       assert.equal(openFdCount(), fds);
     });
 
@@ -120,7 +153,11 @@ for (const backend of await backendsUnderTest()) {
       const onWarning = (w: Error): void => void (w.name === 'TimeoutOverflowWarning' && overflows++);
       process.on('warning', onWarning);
       const closedErrs: (Error | null)[] = [];
-      const run = await startServer({ closed: (_c, err) => void closedErrs.push(err) }, { backend, waitTimeout: 2 ** 32 }, 'tcp://127.0.0.1:0');
+      const run = await startServer(
+        { closed: (_c, err) => void closedErrs.push(err) },
+        { backend, waitTimeout: 2 ** 32 },
+        'tcp://127.0.0.1:0',
+      );
       const s = await connectMany(run.server.addrs[0]!.port, 1, 1, (c) => c.write('x'));
       let cpuMs = 0;
       try {
@@ -136,7 +173,11 @@ for (const backend of await backendsUnderTest()) {
         for (const l of printers) process.on('warning', l);
       }
       assert.deepEqual(closedErrs, [null], 'the connection stayed open until the client left');
-      assert.equal(overflows, 0, `${overflows} TimeoutOverflowWarnings in 500 ms (${cpuMs.toFixed(0)} ms of CPU while idle)`);
+      assert.equal(
+        overflows,
+        0,
+        `${overflows} TimeoutOverflowWarnings in 500 ms (${cpuMs.toFixed(0)} ms of CPU while idle)`,
+      );
       assert.equal(openFdCount(), fds);
     });
   });

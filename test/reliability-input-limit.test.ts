@@ -7,7 +7,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { InputLimitError, InvalidArgumentError, serve, type Conn, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 const kLimit = 1024 * 1024;
 

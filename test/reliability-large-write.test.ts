@@ -8,7 +8,15 @@ import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { Action } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kBytes = 64 * 1024 * 1024;
 const kReadBytes = 4096;
@@ -71,7 +79,11 @@ for (const backend of await backendsUnderTest()) {
       } finally {
         s.destroy();
         await socketClosed(s);
-        await within(waitFor(() => closedErrs.length === 1, 'closed'), 5000, 'closed').catch(() => undefined);
+        await within(
+          waitFor(() => closedErrs.length === 1, 'closed'),
+          5000,
+          'closed',
+        ).catch(() => undefined);
         await within(run.stop(), 5000, 'serve() to settle');
       }
       assert.equal(wrote, false, 'write() of 64 MiB reports the queue over the high-water mark');

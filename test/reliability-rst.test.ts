@@ -9,7 +9,15 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { ConnectionError, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, openFdCount, sleep, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  openFdCount,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kResetters = 20;
 const kSteady = 10;
@@ -98,7 +106,8 @@ for (const backend of await backendsUnderTest()) {
           let got = 0;
           s.on('data', (d: Buffer) => {
             for (let i = 0; i < d.length; i++) {
-              if (d[i] !== (((got + i) * 7) & 0xff)) return reject(new Error(`steady stream broken at byte ${got + i}`));
+              if (d[i] !== (((got + i) * 7) & 0xff))
+                return reject(new Error(`steady stream broken at byte ${got + i}`));
             }
             got += d.length;
           });
@@ -129,7 +138,11 @@ for (const backend of await backendsUnderTest()) {
         await within(Promise.all(Array.from({ length: kResetters }, resetter)), 15_000, 'every resetter to reset');
         const steadyBytes = await within(steadyDone, 15_000, 'every steady stream');
         assert.deepEqual(steadyBytes, Array(kSteady).fill(kSteadyBytes));
-        await within(waitFor(() => logs.every((l) => l.closed.length > 0), 'every closed', 10_000), 10_000, 'every closed');
+        await within(
+          waitFor(() => logs.every((l) => l.closed.length > 0), 'every closed', 10_000),
+          10_000,
+          'every closed',
+        );
         await sleep(50);
       } finally {
         for (const s of clients) s.destroy();
@@ -144,8 +157,13 @@ for (const backend of await backendsUnderTest()) {
         if (l.writeAfterClose.some((ok) => ok)) wrong.push(`#${i} (${l.role}): write/send after closed returned true`);
         const err = l.closed[0];
         if (l.role === 'N' && err !== null) wrong.push(`#${i} (steady): closed with ${String(err)}`);
-        if (l.role === 'R' && !(err instanceof ConnectionError && (err.errno === 'ECONNRESET' || err.errno === 'EPIPE'))) {
-          wrong.push(`#${i} (resetter): closed with ${String(err)} (errno ${(err as { errno?: string } | null)?.errno})`);
+        if (
+          l.role === 'R' &&
+          !(err instanceof ConnectionError && (err.errno === 'ECONNRESET' || err.errno === 'EPIPE'))
+        ) {
+          wrong.push(
+            `#${i} (resetter): closed with ${String(err)} (errno ${(err as { errno?: string } | null)?.errno})`,
+          );
         }
       }
       assert.deepEqual(wrong, []);

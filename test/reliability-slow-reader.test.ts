@@ -17,7 +17,19 @@ import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { OutputLimitError, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectMany, connectTo, openFdCount, rssBytes, sized, sleep, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectMany,
+  connectTo,
+  openFdCount,
+  rssBytes,
+  sized,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kHighWater = 64 * 1024;
 const kLowWater = 16 * 1024;
@@ -108,20 +120,25 @@ for (const backend of await backendsUnderTest()) {
       } finally {
         s.destroy();
         await socketClosed(s);
-        await within(waitFor(() => closedErrs.length === 1, 'closed'), 5000, 'closed').catch(() => undefined);
+        await within(
+          waitFor(() => closedErrs.length === 1, 'closed'),
+          5000,
+          'closed',
+        ).catch(() => undefined);
         await within(run.stop(), 5000, 'serve() to settle');
       }
       assert.equal(got.bytes, kPumpBytes);
       assert.equal(got.hash, want.digest('hex'));
       assert.ok(falseAt.length >= 1, 'write() returned false');
-      for (const q of falseAt) assert.ok(q > kHighWater && q <= kHighWater + kChunk, `write() returned false with ${q} bytes queued`);
+      for (const q of falseAt)
+        assert.ok(q > kHighWater && q <= kHighWater + kChunk, `write() returned false with ${q} bytes queued`);
       assert.equal(drainedAt.length, falseAt.length, 'one drained per false write()');
       for (const q of drainedAt) assert.ok(q <= kLowWater, `drained fired with ${q} bytes queued`);
       assert.deepEqual(closedErrs, [null]);
       assert.equal(openFdCount(), fds);
     });
 
-    test('an echo server whose peer keeps sending and never reads stops reading from it (the peer\'s writes block): server memory grows by less than 16 MiB', async () => {
+    test("an echo server whose peer keeps sending and never reads stops reading from it (the peer's writes block): server memory grows by less than 16 MiB", async () => {
       const fds = openFdCount();
       let received = 0;
       let maxQueued = 0;
@@ -177,11 +194,21 @@ for (const backend of await backendsUnderTest()) {
         s.destroy();
         await socketClosed(s);
         await within(sending, 5000, 'the sender to stop').catch(() => undefined);
-        await within(waitFor(() => closedErrs.length === 1, 'closed'), 5000, 'closed').catch(() => undefined);
+        await within(
+          waitFor(() => closedErrs.length === 1, 'closed'),
+          5000,
+          'closed',
+        ).catch(() => undefined);
         await within(run.stop(), 5000, 'serve() to settle');
       }
-      assert.ok(blockedAtEnd && received < sent, `the server read ${received} of the ${sent} bytes sent and the client's writes were ${blockedAtEnd ? '' : 'not '}blocked: it did not stop reading`);
-      assert.ok(growth < kMaxRssGrowthBytes, `RSS grew ${(growth / 1048576).toFixed(1)} MiB while the server read ${(received / 1048576).toFixed(1)} MiB (most queued output ${maxQueued} bytes)`);
+      assert.ok(
+        blockedAtEnd && received < sent,
+        `the server read ${received} of the ${sent} bytes sent and the client's writes were ${blockedAtEnd ? '' : 'not '}blocked: it did not stop reading`,
+      );
+      assert.ok(
+        growth < kMaxRssGrowthBytes,
+        `RSS grew ${(growth / 1048576).toFixed(1)} MiB while the server read ${(received / 1048576).toFixed(1)} MiB (most queued output ${maxQueued} bytes)`,
+      );
       assert.equal(closedErrs.length, 1);
       assert.equal(openFdCount(), fds);
     });
@@ -228,7 +255,15 @@ for (const backend of await backendsUnderTest()) {
       }
       let allClosed = false;
       try {
-        await within(waitFor(() => [...closedErrs.values()].filter((e) => e.length > 0).length === kPeers, `${kPeers} closed`, 20_000), 20_000, `${kPeers} closed`);
+        await within(
+          waitFor(
+            () => [...closedErrs.values()].filter((e) => e.length > 0).length === kPeers,
+            `${kPeers} closed`,
+            20_000,
+          ),
+          20_000,
+          `${kPeers} closed`,
+        );
         allClosed = true;
       } finally {
         for (const t of timers) clearInterval(t);
@@ -242,7 +277,12 @@ for (const backend of await backendsUnderTest()) {
       for (const [i, errs] of closedErrs) {
         const e = errs[0];
         if (errs.length !== 1) wrong.push(`connection ${i}: closed fired ${errs.length} times`);
-        else if (!(e instanceof OutputLimitError) || e.code !== 'ERR_GEVENT_OUTPUT_LIMIT' || e.limitBytes !== kMaxOutput || !(e.queuedBytes > kMaxOutput)) {
+        else if (
+          !(e instanceof OutputLimitError) ||
+          e.code !== 'ERR_GEVENT_OUTPUT_LIMIT' ||
+          e.limitBytes !== kMaxOutput ||
+          !(e.queuedBytes > kMaxOutput)
+        ) {
           wrong.push(`connection ${i}: closed with ${String(e)}`);
         }
       }

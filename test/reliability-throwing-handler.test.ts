@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { HandlerError, type Conn, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectMany, connectTo, openFdCount, readExactly, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectMany,
+  connectTo,
+  openFdCount,
+  readExactly,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const kConns = 100;
 const kRounds = 50;
@@ -42,7 +52,8 @@ async function converse(s: Socket, conn: number): Promise<number> {
       const back = await readExactly(s, kMsgBytes);
       if (!back.equals(message(conn, r))) throw new Error(`connection ${conn} round ${r}: wrong echo`);
     } catch (err) {
-      if ((err as Error).message.startsWith('stream ended') || (err as NodeJS.ErrnoException).code === 'ECONNRESET') return r;
+      if ((err as Error).message.startsWith('stream ended') || (err as NodeJS.ErrnoException).code === 'ECONNRESET')
+        return r;
       throw err;
     }
   }
@@ -93,7 +104,11 @@ for (const backend of await backendsUnderTest()) {
         endedAt = await within(Promise.all(clients.map((s, i) => converse(s, i))), 20_000, 'every conversation');
         for (const s of clients) s.end();
         await Promise.all(clients.map(socketClosed));
-        await within(waitFor(() => closedBy.size === kConns, 'every closed'), 5000, 'every closed');
+        await within(
+          waitFor(() => closedBy.size === kConns, 'every closed'),
+          5000,
+          'every closed',
+        );
         const s = await connectTo(run.server.addrs[0]!);
         s.write(message(kConns, lateRound));
         late = (await within(readExactly(s, kMsgBytes), 5000, 'a late client')).toString('latin1');

@@ -9,7 +9,18 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, sized, sleep, startServer, waitFor, within, type Running } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  sized,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+  type Running,
+} from './helpers.js';
 
 const kFrames = sized(100_000, 1_000_000);
 /** Frame: u32 sequence number, u8 payload length, then `len` bytes of (seq + i) & 0xff. */
@@ -18,7 +29,7 @@ const kHeader = 5;
 const kStallMs = 3000;
 
 function frame(seq: number): Buffer {
-  const len = 11 + ((seq * 2654435761) >>> 0) % 240;
+  const len = 11 + (((seq * 2654435761) >>> 0) % 240);
   const b = Buffer.allocUnsafe(kHeader + len);
   b.writeUInt32BE(seq, 0);
   b[4] = len;
@@ -50,7 +61,8 @@ function slowReader(s: Socket): Promise<Check> {
       while (pending.length - at >= kHeader && pending.length - at >= kHeader + pending[at + 4]!) {
         const seq = pending.readUInt32BE(at);
         const len = pending[at + 4]!;
-        if (seq !== check.next && check.errors.length < 10) check.errors.push(`expected frame ${check.next}, got ${seq}`);
+        if (seq !== check.next && check.errors.length < 10)
+          check.errors.push(`expected frame ${check.next}, got ${seq}`);
         for (let i = 0; i < len; i++) {
           if (pending[at + kHeader + i] !== ((seq + i) & 0xff)) {
             if (check.errors.length < 10) check.errors.push(`frame ${seq} payload byte ${i} is wrong`);
@@ -91,7 +103,11 @@ async function readAllFrames(run: Running, closedErrs: (Error | null)[]): Promis
   } finally {
     s.destroy();
     await socketClosed(s);
-    await within(waitFor(() => closedErrs.length === 1, 'closed'), 5000, 'closed').catch(() => undefined);
+    await within(
+      waitFor(() => closedErrs.length === 1, 'closed'),
+      5000,
+      'closed',
+    ).catch(() => undefined);
     await within(run.stop(), 5000, 'serve() to settle');
   }
 }

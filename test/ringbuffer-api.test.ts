@@ -68,7 +68,10 @@ test('writeString encodes UTF-8, including characters outside the BMP', () => {
 
 test('readByte on an empty buffer throws BufferEmptyError', () => {
   const rb = new RingBuffer(8);
-  assert.throws(() => rb.readByte(), (err: unknown) => err instanceof BufferEmptyError && err.code === 'ERR_GEVENT_BUFFER_EMPTY');
+  assert.throws(
+    () => rb.readByte(),
+    (err: unknown) => err instanceof BufferEmptyError && err.code === 'ERR_GEVENT_BUFFER_EMPTY',
+  );
   rb.writeByte(7);
   rb.readByte();
   assert.throws(() => rb.readByte(), BufferEmptyError);
@@ -152,18 +155,27 @@ test('every consuming operation moves the virtual position back to the read posi
 test('arguments of the wrong type or range throw InvalidArgumentError naming the value', () => {
   const rb = new RingBuffer();
   const loose = rb as unknown as Record<string, (arg: unknown) => unknown>;
-  assert.throws(() => loose['write']!('abc'), isInvalidArgument('RingBuffer.write() data must be a Uint8Array, got "abc"'));
+  assert.throws(
+    () => loose['write']!('abc'),
+    isInvalidArgument('RingBuffer.write() data must be a Uint8Array, got "abc"'),
+  );
   assert.throws(() => loose['read']!(null), isInvalidArgument('got null'));
   assert.throws(() => loose['virtualRead']!([1]), isInvalidArgument('got an array'));
   assert.throws(() => loose['writeString']!(5), isInvalidArgument('got number 5'));
   assert.throws(() => loose['writeByte']!(1.5), isInvalidArgument('got number 1.5'));
-  assert.throws(() => rb.peek(-1), isInvalidArgument('RingBuffer.peek() count must be a non-negative integer, got number -1'));
+  assert.throws(
+    () => rb.peek(-1),
+    isInvalidArgument('RingBuffer.peek() count must be a non-negative integer, got number -1'),
+  );
   assert.throws(() => rb.peek(Number.NaN), isInvalidArgument('got number NaN'));
   assert.throws(() => rb.retrieve(-3), isInvalidArgument('got number -3'));
   assert.throws(() => rb.retrieve(Number.NaN), isInvalidArgument('NaN'));
   assert.throws(() => new RingBuffer(-1), isInvalidArgument('RingBuffer size'));
   assert.throws(() => RingBuffer.withData('x' as unknown as Uint8Array), isInvalidArgument('"x"'));
-  assert.deepEqual(rb.peek(Number.POSITIVE_INFINITY).map((v) => v.length), [0, 0]);
+  assert.deepEqual(
+    rb.peek(Number.POSITIVE_INFINITY).map((v) => v.length),
+    [0, 0],
+  );
 });
 
 test('borrow exposes the view without copying and never writes into it', () => {

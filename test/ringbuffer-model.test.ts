@@ -142,7 +142,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('writeByte' as const), b: fc.nat(255) }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('writeString' as const), s: fc.string({ unit: 'binary', maxLength: 24 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant('writeString' as const), s: fc.string({ unit: 'binary', maxLength: 24 }) }),
+  },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('read' as const), size }) },
   { weight: 2, arbitrary: fc.constant({ k: 'readByte' as const }) },
   {
@@ -173,9 +176,15 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
  */
 const chunk = fc.integer({ min: 1, max: 24 });
 const streamOpArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ k: fc.constant('write' as const), n: chunk, seed: fc.nat(255), off: fc.nat(3) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ k: fc.constant('write' as const), n: chunk, seed: fc.nat(255), off: fc.nat(3) }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('writeByte' as const), b: fc.nat(255) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('writeString' as const), s: fc.string({ unit: 'binary', maxLength: 8 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant('writeString' as const), s: fc.string({ unit: 'binary', maxLength: 8 }) }),
+  },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('read' as const), size: chunk }) },
   { weight: 1, arbitrary: fc.constant({ k: 'readByte' as const }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('retrieve' as const), n: chunk }) },
@@ -253,7 +262,10 @@ function runSequence(init: Init, ops: Op[]): void {
       }
       case 'readByte':
         if (m.content.length === 0) {
-          assert.throws(() => rb.readByte(), (err: unknown) => err instanceof BufferEmptyError && err.code === 'ERR_GEVENT_BUFFER_EMPTY');
+          assert.throws(
+            () => rb.readByte(),
+            (err: unknown) => err instanceof BufferEmptyError && err.code === 'ERR_GEVENT_BUFFER_EMPTY',
+          );
         } else {
           assert.equal(rb.readByte(), m.content[0]);
           m.consume(1);
@@ -368,7 +380,7 @@ function runSequence(init: Init, ops: Op[]): void {
           m.borrowed = false;
         }
         if (rb.peekAll()[1].length > 0) wrapped = true;
-    if (lent !== undefined) {
+        if (lent !== undefined) {
           assertBytes(lent.view, lent.snapshot, 'borrowed memory was written');
           lent.view.fill(0x5a);
           lent = undefined;
@@ -400,9 +412,15 @@ test('ring buffer matches a plain array model over random operation sequences', 
   assert.ok(seen.growthAcrossWrap > kNumRuns / 10, `too few growths across the wrap: ${seen.growthAcrossWrap}`);
   assert.ok(seen.wrappedVirtualReads > kNumRuns / 50, `too few wrapped virtual reads: ${seen.wrappedVirtualReads}`);
   assert.ok(seen.wrappedUintPeeks > kNumRuns / 200, `too few integer peeks across the wrap: ${seen.wrappedUintPeeks}`);
-  assert.ok(seen.shortUintPeeks > kNumRuns / 50, `too few integer peeks past the readable bytes: ${seen.shortUintPeeks}`);
+  assert.ok(
+    seen.shortUintPeeks > kNumRuns / 50,
+    `too few integer peeks past the readable bytes: ${seen.shortUintPeeks}`,
+  );
   assert.ok(seen.wrappedSearches > kNumRuns / 10, `too few searches of wrapped content: ${seen.wrappedSearches}`);
-  assert.ok(seen.matchesPastTheWrap > kNumRuns / 50, `too few matches ending past the wrap: ${seen.matchesPastTheWrap}`);
+  assert.ok(
+    seen.matchesPastTheWrap > kNumRuns / 50,
+    `too few matches ending past the wrap: ${seen.matchesPastTheWrap}`,
+  );
   assert.ok(seen.borrowedWrites > kNumRuns / 50, `too few writes while borrowing: ${seen.borrowedWrites}`);
   assert.ok(seen.releasesWithBytes > kNumRuns / 200, `too few releases with bytes left: ${seen.releasesWithBytes}`);
 });

@@ -52,7 +52,11 @@ test('the offset defaults to 0 and high bits come out unsigned', () => {
 });
 
 test('a peek past the readable bytes returns 0, never the stale bytes behind them', () => {
-  type Peek = [width: number, peek: (rb: RingBuffer, offset: number) => number | bigint, read: (b: Buffer, offset: number) => number | bigint];
+  type Peek = [
+    width: number,
+    peek: (rb: RingBuffer, offset: number) => number | bigint,
+    read: (b: Buffer, offset: number) => number | bigint,
+  ];
   const peeks: Peek[] = [
     [1, (rb, o) => rb.peekUint8(o), (b, o) => b.readUInt8(o)],
     [2, (rb, o) => rb.peekUint16(o), (b, o) => b.readUInt16BE(o)],
@@ -116,7 +120,15 @@ test('a length-prefixed frame decoder built on the documented length check', () 
 test('an offset that is not a non-negative integer throws InvalidArgumentError naming the method', () => {
   const rb = RingBuffer.withData(new Uint8Array(16));
   const loose = rb as unknown as Record<string, (offset: unknown) => unknown>;
-  const methods = ['peekUint8', 'peekUint16', 'peekUint16LE', 'peekUint32', 'peekUint32LE', 'peekUint64', 'peekUint64LE'];
+  const methods = [
+    'peekUint8',
+    'peekUint16',
+    'peekUint16LE',
+    'peekUint32',
+    'peekUint32LE',
+    'peekUint64',
+    'peekUint64LE',
+  ];
   for (const name of methods) {
     for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '1', null]) {
       assert.throws(

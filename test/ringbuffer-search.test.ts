@@ -88,7 +88,13 @@ const needleArb: fc.Arbitrary<NeedleSpec> = fc.oneof(
       n: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 30, max: 80 })),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('random' as const), bytes: fc.uint8Array({ min: 0, max: 4, maxLength: 5 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('random' as const),
+      bytes: fc.uint8Array({ min: 0, max: 4, maxLength: 5 }),
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -119,7 +125,8 @@ test('indexOf matches a naive search and Buffer.indexOf over wrapped and borrowe
       let needle: Uint8Array;
       if (c.needle.kind === 'byte') needle = Uint8Array.of(c.needle.b);
       else if (c.needle.kind === 'random') needle = c.needle.bytes;
-      else if (c.needle.kind === 'overhang') needle = Uint8Array.of(...c.content.subarray(Math.max(len - c.needle.n, 0)), c.needle.extra);
+      else if (c.needle.kind === 'overhang')
+        needle = Uint8Array.of(...c.content.subarray(Math.max(len - c.needle.n, 0)), c.needle.extra);
       else {
         const n = Math.min(c.needle.n, len);
         const at = c.needle.at % (len - n + 1);
@@ -133,7 +140,11 @@ test('indexOf matches a naive search and Buffer.indexOf over wrapped and borrowe
       const want = modelIndexOf(c.content, needle, c.from);
       assert.equal(want, Buffer.from(c.content).indexOf(needle, c.from), 'the model agrees with Buffer.indexOf');
       const got = c.needle.kind === 'byte' ? rb.indexOf(c.needle.b, c.from) : rb.indexOf(needle, c.from);
-      assert.equal(got, want, `indexOf([${Array.from(needle)}], ${c.from}) in ${len} bytes, ${firstLen} before the wrap`);
+      assert.equal(
+        got,
+        want,
+        `indexOf([${Array.from(needle)}], ${c.from}) in ${len} bytes, ${firstLen} before the wrap`,
+      );
       if (c.from === 0) assert.equal(rb.indexOf(needle), want, 'fromIndex defaults to 0');
       assert.equal(rb.length, len, 'indexOf consumes nothing');
 
@@ -157,9 +168,18 @@ test('indexOf matches a naive search and Buffer.indexOf over wrapped and borrowe
   );
   assert.ok(seen.wrapped > kNumRuns / 5, `too few wrapped buffers: ${seen.wrapped}`);
   assert.ok(seen.nativeWrapped > kNumRuns / 10, `too few wrapped searches on the native path: ${seen.nativeWrapped}`);
-  assert.ok(seen.straddlingNative > kNumRuns / 100, `too few native-path matches straddling the wrap: ${seen.straddlingNative}`);
-  assert.ok(seen.straddlingLongNeedle > kNumRuns / 100, `too few long needles straddling the wrap: ${seen.straddlingLongNeedle}`);
-  assert.ok(seen.foundAfterWrapNative > kNumRuns / 250, `too few native-path matches after the wrap: ${seen.foundAfterWrapNative}`);
+  assert.ok(
+    seen.straddlingNative > kNumRuns / 100,
+    `too few native-path matches straddling the wrap: ${seen.straddlingNative}`,
+  );
+  assert.ok(
+    seen.straddlingLongNeedle > kNumRuns / 100,
+    `too few long needles straddling the wrap: ${seen.straddlingLongNeedle}`,
+  );
+  assert.ok(
+    seen.foundAfterWrapNative > kNumRuns / 250,
+    `too few native-path matches after the wrap: ${seen.foundAfterWrapNative}`,
+  );
   assert.ok(seen.absent > kNumRuns / 5, `too few absent needles: ${seen.absent}`);
   assert.ok(seen.negativeFrom > kNumRuns / 10, `too few negative fromIndex values: ${seen.negativeFrom}`);
   assert.ok(seen.borrowedFound > kNumRuns / 40, `too few matches in borrowed memory: ${seen.borrowedFound}`);
@@ -168,7 +188,10 @@ test('indexOf matches a naive search and Buffer.indexOf over wrapped and borrowe
 /** "ab\r" before the wrap, "\ncd\r\n" after it, in 8 bytes of storage. */
 function crlfAcrossTheWrap(): RingBuffer {
   const rb = wrappedBuffer(Buffer.from('ab\r\ncd\r\n'), 8, 5, 0x0a);
-  assert.deepEqual(rb.peekAll().map((v) => Buffer.from(v).toString('latin1')), ['ab\r', '\ncd\r\n']);
+  assert.deepEqual(
+    rb.peekAll().map((v) => Buffer.from(v).toString('latin1')),
+    ['ab\r', '\ncd\r\n'],
+  );
   return rb;
 }
 
@@ -199,7 +222,11 @@ test('the bytes before the read position and the free space are never matched', 
   const endsOneByteAfterTheWrap = wrappedBuffer(content, 64, 24, 0x0a);
   assert.equal(endsOneByteAfterTheWrap.peekAll()[1].length, 1);
   assert.equal(endsOneByteAfterTheWrap.indexOf(Buffer.from('\rB\n')), -1, 'a match would run into the free space');
-  assert.equal(endsOneByteAfterTheWrap.indexOf(Buffer.from('A'.repeat(33) + '\rB\n')), -1, 'the same with a long needle');
+  assert.equal(
+    endsOneByteAfterTheWrap.indexOf(Buffer.from('A'.repeat(33) + '\rB\n')),
+    -1,
+    'the same with a long needle',
+  );
   assert.equal(endsOneByteAfterTheWrap.indexOf(Buffer.from('A'.repeat(33) + '\rB')), 6);
 });
 
@@ -260,12 +287,18 @@ test('indexOf refuses values that are not a byte or bytes, and a fromIndex that 
   const loose = rb as unknown as { indexOf(value: unknown, fromIndex?: unknown): number };
   const refused = (fragment: string) => (err: unknown) =>
     err instanceof InvalidArgumentError && err.code === 'ERR_GEVENT_INVALID_ARGUMENT' && err.message.includes(fragment);
-  assert.throws(() => loose.indexOf(256), refused('RingBuffer.indexOf() value must be an integer from 0 to 255 or a Uint8Array, got number 256'));
+  assert.throws(
+    () => loose.indexOf(256),
+    refused('RingBuffer.indexOf() value must be an integer from 0 to 255 or a Uint8Array, got number 256'),
+  );
   assert.throws(() => loose.indexOf(-1), refused('got number -1'));
   assert.throws(() => loose.indexOf(10.5), refused('got number 10.5'));
   assert.throws(() => loose.indexOf('\n'), refused('got "\\n"'));
   assert.throws(() => loose.indexOf([13, 10]), refused('got an array'));
-  assert.throws(() => loose.indexOf(10, 1.5), refused('RingBuffer.indexOf() fromIndex must be an integer, got number 1.5'));
+  assert.throws(
+    () => loose.indexOf(10, 1.5),
+    refused('RingBuffer.indexOf() fromIndex must be an integer, got number 1.5'),
+  );
   assert.throws(() => loose.indexOf(10, Number.NaN), refused('got number NaN'));
   assert.throws(() => loose.indexOf(10, '1'), refused('got "1"'));
 });

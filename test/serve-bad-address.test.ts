@@ -7,7 +7,15 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { BadAddressError, ListenError, serve, type Events } from '../src/index.js';
-import { backendsUnderTest, connectOutcome, freePort, holdPort, openFdCount, socketDir, startServer } from './helpers.js';
+import {
+  backendsUnderTest,
+  connectOutcome,
+  freePort,
+  holdPort,
+  openFdCount,
+  socketDir,
+  startServer,
+} from './helpers.js';
 
 /** Socket directories made by this file; removed after its tests, even when one fails. */
 const dirs: string[] = [];

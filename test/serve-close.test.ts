@@ -7,7 +7,16 @@ import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { Action, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, sleep, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  sleep,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 const kBig = 8 * 1024 * 1024;
 
@@ -203,7 +212,11 @@ for (const backend of await backendsUnderTest()) {
       const fds = openFdCount();
       const log = closeLog();
       let opened = 0;
-      const run = await startServer({ opened: () => void opened++, closed: log.closed }, { backend }, 'tcp://127.0.0.1:0');
+      const run = await startServer(
+        { opened: () => void opened++, closed: log.closed },
+        { backend },
+        'tcp://127.0.0.1:0',
+      );
       const s = await connectTo(run.server.addrs[0]!);
       await waitFor(() => opened === 1, 'opened');
       s.resetAndDestroy();

@@ -9,7 +9,16 @@ import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Addr, Conn, Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readExactly, socketDir, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readExactly,
+  socketDir,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 /** Socket directories made by this file; removed after its tests, even when one fails. */
 const dirs: string[] = [];
@@ -89,28 +98,32 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(openFdCount(), fds);
     });
 
-    test('tcp6 on [::1]: both addresses are IPv6 and print in brackets', { skip: !hasIPv6Loopback && 'no IPv6 loopback here' }, async () => {
-      const fds = openFdCount();
-      const r = recorder();
-      const run = await startServer(r.events, { backend }, 'tcp6://[::1]:0');
-      const a = run.server.addrs[0]!;
-      assert.equal(a.host, '::1');
-      assert.equal(a.family, 'IPv6');
-      assert.equal(a.toString(), `tcp://[::1]:${a.port}`);
-      const s = await connect6(a.port);
-      assert.equal((await readExactly(s, 2)).toString(), 'ok');
-      const x = r.opened[0]!;
-      assert.equal(x.local.host, '::1');
-      assert.equal(x.local.port, a.port);
-      assert.equal(x.remote.host, '::1');
-      assert.equal(x.remote.port, s.localPort);
-      assert.equal(x.remote.family, 'IPv6');
-      s.end();
-      await socketClosed(s);
-      await waitFor(() => r.closed.length === 1, 'closed');
-      await run.stop();
-      assert.equal(openFdCount(), fds);
-    });
+    test(
+      'tcp6 on [::1]: both addresses are IPv6 and print in brackets',
+      { skip: !hasIPv6Loopback && 'no IPv6 loopback here' },
+      async () => {
+        const fds = openFdCount();
+        const r = recorder();
+        const run = await startServer(r.events, { backend }, 'tcp6://[::1]:0');
+        const a = run.server.addrs[0]!;
+        assert.equal(a.host, '::1');
+        assert.equal(a.family, 'IPv6');
+        assert.equal(a.toString(), `tcp://[::1]:${a.port}`);
+        const s = await connect6(a.port);
+        assert.equal((await readExactly(s, 2)).toString(), 'ok');
+        const x = r.opened[0]!;
+        assert.equal(x.local.host, '::1');
+        assert.equal(x.local.port, a.port);
+        assert.equal(x.remote.host, '::1');
+        assert.equal(x.remote.port, s.localPort);
+        assert.equal(x.remote.family, 'IPv6');
+        s.end();
+        await socketClosed(s);
+        await waitFor(() => r.closed.length === 1, 'closed');
+        await run.stop();
+        assert.equal(openFdCount(), fds);
+      },
+    );
 
     test('unix: localAddr.path is the socket path, network and family are unix', async () => {
       const dir = tempDir('addrs');
@@ -142,7 +155,14 @@ for (const backend of await backendsUnderTest()) {
       const path = join(dir, 'b.sock');
       const fds = openFdCount();
       const r = recorder();
-      const run = await startServer(r.events, { backend }, 'tcp://127.0.0.1:0', `unix://${path}`, 'udp://127.0.0.1:0', 'tcp4://127.0.0.1:0');
+      const run = await startServer(
+        r.events,
+        { backend },
+        'tcp://127.0.0.1:0',
+        `unix://${path}`,
+        'udp://127.0.0.1:0',
+        'tcp4://127.0.0.1:0',
+      );
       const addrs = run.server.addrs;
       assert.deepEqual(
         addrs.map((a) => a.network),

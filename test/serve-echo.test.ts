@@ -24,7 +24,12 @@ interface Tally {
   byIndex: number[];
 }
 
-async function echoRun(backend: 'native' | 'portable', addrs: string[], clients: number, rounds: number): Promise<Tally> {
+async function echoRun(
+  backend: 'native' | 'portable',
+  addrs: string[],
+  clients: number,
+  rounds: number,
+): Promise<Tally> {
   const tally: Tally = { opened: 0, closed: 0, closeErrors: [], contextOk: 0, byIndex: addrs.map(() => 0) };
   let server!: Server;
   let onServing!: () => void;
@@ -83,7 +88,7 @@ for (const backend of await backendsUnderTest()) {
       const t = await echoRun(backend, ['tcp://127.0.0.1:0'], kClients, 4);
       assert.equal(t.opened, kClients);
       assert.equal(t.closed, kClients);
-      assert.deepEqual(t.closeErrors, [], "every connection closed cleanly");
+      assert.deepEqual(t.closeErrors, [], 'every connection closed cleanly');
       assert.equal(t.contextOk, kClients);
       assert.equal(openFdCount(), fds);
     });
@@ -93,7 +98,7 @@ for (const backend of await backendsUnderTest()) {
       const fds = openFdCount();
       const t = await echoRun(backend, ['tcp://127.0.0.1:0', `unix://${path}`], kClients, 2);
       assert.equal(t.closed, kClients);
-      assert.deepEqual(t.closeErrors, [], "every connection closed cleanly");
+      assert.deepEqual(t.closeErrors, [], 'every connection closed cleanly');
       assert.equal(t.contextOk, kClients);
       assert.deepEqual(t.byIndex, [kClients / 2, kClients / 2]);
       assert.equal(existsSync(path), false, 'the unix socket file is removed on shutdown');

@@ -7,8 +7,25 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { GeventError, HandlerError, InvalidArgumentError, serve, type Conn, type Events, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  GeventError,
+  HandlerError,
+  InvalidArgumentError,
+  serve,
+  type Conn,
+  type Events,
+  type RingBuffer,
+} from '../src/index.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 function echoBytes(input: RingBuffer): Uint8Array {
   const out = input.bytes();
@@ -181,7 +198,8 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(openFdCount(), fds);
         const err = [...log.errs.values()][0];
         assert.ok(err instanceof GeventError, String(err));
-        const inner = err instanceof HandlerError ? `${err.code} wrapping ${String((err.cause as GeventError)?.code)}` : err.code;
+        const inner =
+          err instanceof HandlerError ? `${err.code} wrapping ${String((err.cause as GeventError)?.code)}` : err.code;
         assert.ok(err instanceof InvalidArgumentError, `closed got ${inner}: ${err.message}`);
         assert.equal(err.code, 'ERR_GEVENT_INVALID_ARGUMENT');
       });

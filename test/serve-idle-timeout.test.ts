@@ -8,7 +8,16 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { IdleTimeoutError, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, sleep, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  sleep,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 const kTimeoutMs = 200;
 /** Timer clocks have whole-millisecond granularity; allow that much on the lower bound. */
@@ -135,7 +144,10 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(got.data.toString(), 'tick'.repeat(sent), 'every tick arrived before the close');
       await waitFor(() => log.errs.length === 1, 'closed');
       assertIdleError(log.errs[0]!);
-      assert.ok(log.closedAt[0]! - lastSend >= kTimeoutMs - kSlackMs, `closed ${(log.closedAt[0]! - lastSend).toFixed(1)} ms after the last output`);
+      assert.ok(
+        log.closedAt[0]! - lastSend >= kTimeoutMs - kSlackMs,
+        `closed ${(log.closedAt[0]! - lastSend).toFixed(1)} ms after the last output`,
+      );
       await socketClosed(s);
       await run.stop();
       assert.equal(openFdCount(), fds);

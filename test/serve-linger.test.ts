@@ -17,7 +17,17 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { Action, HandlerError, IdleTimeoutError, InvalidArgumentError, serve, type Conn, type Events, type Reply, type ServeOptions } from '../src/index.js';
+import {
+  Action,
+  HandlerError,
+  IdleTimeoutError,
+  InvalidArgumentError,
+  serve,
+  type Conn,
+  type Events,
+  type Reply,
+  type ServeOptions,
+} from '../src/index.js';
 import {
   backendsUnderTest,
   closed as socketClosed,
@@ -66,7 +76,14 @@ function isBigPattern(data: Buffer): boolean {
  * Counts `data` calls and the input each saw, keeps closed's errors, how long after the Close
  * `closed` came, and the connection (for the cases that hold it open before closing it).
  */
-function tally(): { data: number; inputs: number[]; errs: (Error | null)[]; closeAt: number; closedAfterMs: number; conn: Conn | null } {
+function tally(): {
+  data: number;
+  inputs: number[];
+  errs: (Error | null)[];
+  closeAt: number;
+  closedAfterMs: number;
+  conn: Conn | null;
+} {
   return { data: 0, inputs: [], errs: [], closeAt: 0, closedAfterMs: -1, conn: null };
 }
 
@@ -77,7 +94,10 @@ function tally(): { data: number; inputs: number[]; errs: (Error | null)[]; clos
  * the error code that ended it (ECONNRESET, EPIPE); `tcpState` is the kernel's state of the
  * client's socket right then: CLOSE_WAIT when the server's FIN came, 'reset' when its socket is gone.
  */
-async function uploadThenRead(s: Socket, total: number): Promise<{ how: string; data: Buffer; wrote: number; tcpState: string }> {
+async function uploadThenRead(
+  s: Socket,
+  total: number,
+): Promise<{ how: string; data: Buffer; wrote: number; tcpState: string }> {
   s.pause();
   const ports = [s.localPort!, s.remotePort!] as const;
   let error: string | null = null;
@@ -178,7 +198,11 @@ const closeWithReply = (): Reply => ({ out: kReply, action: Action.Close });
  */
 async function inputUnreadAtClose(backend: BackendName, opts: ServeOptions, close: (c: Conn) => Reply) {
   const t = tally();
-  const run = await startServer(holdThenClose(t, (c) => c.pause(), close), { backend, ...opts }, 'tcp://127.0.0.1:0');
+  const run = await startServer(
+    holdThenClose(t, (c) => c.pause(), close),
+    { backend, ...opts },
+    'tcp://127.0.0.1:0',
+  );
   const port = run.server.addrs[0]!.port;
   const s = await connectHalfOpen(port);
   s.pause();
@@ -186,7 +210,10 @@ async function inputUnreadAtClose(backend: BackendName, opts: ServeOptions, clos
   await waitFor(() => t.conn !== null, 'the server to pause');
   s.write(Buffer.alloc(kUnreadBytes, 0x55));
   if (backend === 'native') {
-    await waitFor(() => (tcpQueues(port, s.localPort!)?.rxBytes ?? 0) >= kUnreadBytes, 'the input to sit unread in the server\'s receive queue');
+    await waitFor(
+      () => (tcpQueues(port, s.localPort!)?.rxBytes ?? 0) >= kUnreadBytes,
+      "the input to sit unread in the server's receive queue",
+    );
   }
   return { t, run, s };
 }
@@ -238,7 +265,10 @@ for (const backend of await backendsUnderTest()) {
       if (backend === 'native') {
         await waitFor(() => tcpQueues(...ports)?.state !== 'ESTABLISHED', 'the close to reach the client');
         const state = tcpQueues(...ports)?.state ?? 'reset';
-        assert.ok(state === 'reset' || state === 'CLOSE', `expected a RST, the client's socket is ${state} (CLOSE_WAIT: the server sent FIN)`);
+        assert.ok(
+          state === 'reset' || state === 'CLOSE',
+          `expected a RST, the client's socket is ${state} (CLOSE_WAIT: the server sent FIN)`,
+        );
       }
       // The portable backend's own close (node:net's end(), then a 1 s wait for the peer's FIN)
       // keeps reading meanwhile, so the reset it would cause is not reliably seen here.
@@ -299,12 +329,24 @@ for (const backend of await backendsUnderTest()) {
     test('the linger deadline does not cut a reply short: a peer that reads its reply (2 MiB more than the kernel takes) only after 4 lingers gets all of it, then EOF', async () => {
       const fds = openFdCount();
       const t = tally();
-      const run = await startServer(holdThenClose(t, () => undefined, () => Action.Close), { backend, linger: 250 }, 'tcp://127.0.0.1:0');
+      const run = await startServer(
+        holdThenClose(
+          t,
+          () => undefined,
+          () => Action.Close,
+        ),
+        { backend, linger: 250 },
+        'tcp://127.0.0.1:0',
+      );
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       s.write('go');
       await waitFor(() => t.conn !== null, 'the first data call');
-      const sent = await within(sendUntilQueued(t.conn!, kQueuedBytes, () => kBigPiece), 20_000, 'the kernel to stop taking the reply');
+      const sent = await within(
+        sendUntilQueued(t.conn!, kQueuedBytes, () => kBigPiece),
+        20_000,
+        'the kernel to stop taking the reply',
+      );
       t.conn!.wake();
       await waitFor(() => t.data === 2, 'the Close');
       await sleep(1000);
@@ -330,18 +372,29 @@ for (const backend of await backendsUnderTest()) {
         c.setIdleTimeout(300);
         return Action.Close;
       };
-      const run = await startServer(holdThenClose(t, () => undefined, close), { backend, linger: 5000, highWaterMark: 2 ** 31 - 1 }, 'tcp://127.0.0.1:0');
+      const run = await startServer(
+        holdThenClose(t, () => undefined, close),
+        { backend, linger: 5000, highWaterMark: 2 ** 31 - 1 },
+        'tcp://127.0.0.1:0',
+      );
       const s = await connectTo(run.server.addrs[0]!);
       s.pause();
       s.on('error', () => undefined);
       s.write('go');
       await waitFor(() => t.conn !== null, 'the first data call');
-      await within(sendUntilQueued(t.conn!, kQueuedBytes, () => kBigPiece), 20_000, 'the kernel to stop taking the reply');
+      await within(
+        sendUntilQueued(t.conn!, kQueuedBytes, () => kBigPiece),
+        20_000,
+        'the kernel to stop taking the reply',
+      );
       s.write('x');
       await waitFor(() => t.errs.length === 1, 'closed by the idle timeout', 10_000);
       assert.equal(t.data, 2);
       assert.ok(t.errs[0] instanceof IdleTimeoutError, `closed got ${String(t.errs[0])}`);
-      assert.ok(t.closedAfterMs >= 290 && t.closedAfterMs < 5000, `closed ${t.closedAfterMs.toFixed(0)} ms after Close`);
+      assert.ok(
+        t.closedAfterMs >= 290 && t.closedAfterMs < 5000,
+        `closed ${t.closedAfterMs.toFixed(0)} ms after Close`,
+      );
       s.destroy();
       await socketClosed(s);
       await run.stop();

@@ -55,7 +55,11 @@ for (const backend of backends) {
       test('Action.Shutdown from tick settles serve() with no addresses', async () => {
         const fds = openFdCount();
         const counts = new Int32Array(new SharedArrayBuffer(4 * (1 + loops)));
-        await within(serve(eventsUrl(loops, 5), { backend, workerData: { counts: counts.buffer } }), 10_000, 'serve() to settle');
+        await within(
+          serve(eventsUrl(loops, 5), { backend, workerData: { counts: counts.buffer } }),
+          10_000,
+          'serve() to settle',
+        );
         assert.equal(Atomics.load(counts, 0), 5);
         assert.equal(openFdCount(), fds);
       });

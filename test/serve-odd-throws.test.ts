@@ -8,8 +8,25 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { describe, test } from 'node:test';
-import { HandlerError, InvalidArgumentError, serve, type Conn, type Events, type RingBuffer, type Server } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  HandlerError,
+  InvalidArgumentError,
+  serve,
+  type Conn,
+  type Events,
+  type RingBuffer,
+  type Server,
+} from '../src/index.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 /** The odd values, made fresh for each use (a revoked Proxy cannot be un-revoked). */
 const oddValues: Record<string, () => unknown> = {

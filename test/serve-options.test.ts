@@ -5,8 +5,24 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Action, BackendUnavailableError, IdleTimeoutError, InvalidArgumentError, serve, type Events, type ServeOptions } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectOutcome, connectTo, freePort, openFdCount, startServer } from './helpers.js';
+import {
+  Action,
+  BackendUnavailableError,
+  IdleTimeoutError,
+  InvalidArgumentError,
+  serve,
+  type Events,
+  type ServeOptions,
+} from '../src/index.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectOutcome,
+  connectTo,
+  freePort,
+  openFdCount,
+  startServer,
+} from './helpers.js';
 
 type Call = [label: string, events: unknown, opts: unknown, mentions: string];
 
@@ -52,7 +68,10 @@ for (const backend of await backendsUnderTest()) {
         const port = await freePort();
         // A signal, where the options can carry one, so a value that is wrongly accepted ends the
         // server (and fails the test) instead of serving forever.
-        const o = opts !== null && typeof opts === 'object' && !('signal' in opts) ? { ...opts, signal: AbortSignal.timeout(2000) } : opts;
+        const o =
+          opts !== null && typeof opts === 'object' && !('signal' in opts)
+            ? { ...opts, signal: AbortSignal.timeout(2000) }
+            : opts;
         await assert.rejects(serve(events as Events, o as ServeOptions, `tcp://127.0.0.1:${port}`), invalid(mentions));
         assert.equal(await connectOutcome(port), 'ECONNREFUSED');
         assert.equal(openFdCount(), fds);
@@ -75,12 +94,15 @@ for (const backend of await backendsUnderTest()) {
       test('numLoops 2 with the portable backend rejects with ERR_GEVENT_BACKEND_UNAVAILABLE', async () => {
         const fds = openFdCount();
         let serving = 0;
-        await assert.rejects(serve({ numLoops: 2, serving: () => void serving++ }, { backend }, 'tcp://127.0.0.1:0'), (err: unknown) => {
-          assert.ok(err instanceof BackendUnavailableError, String(err));
-          assert.equal(err.code, 'ERR_GEVENT_BACKEND_UNAVAILABLE');
-          assert.ok(err.message.includes('2'), err.message);
-          return true;
-        });
+        await assert.rejects(
+          serve({ numLoops: 2, serving: () => void serving++ }, { backend }, 'tcp://127.0.0.1:0'),
+          (err: unknown) => {
+            assert.ok(err instanceof BackendUnavailableError, String(err));
+            assert.equal(err.code, 'ERR_GEVENT_BACKEND_UNAVAILABLE');
+            assert.ok(err.message.includes('2'), err.message);
+            return true;
+          },
+        );
         assert.equal(serving, 0);
         assert.equal(openFdCount(), fds);
       });

@@ -6,7 +6,17 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { describe, test } from 'node:test';
 import { Action, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  sleep,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 for (const backend of await backendsUnderTest()) {
   describe(`preWrite (${backend})`, () => {
@@ -70,37 +80,35 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(openFdCount(), fds);
     });
 
-    test('a close with nothing queued (the client ends, or Close with no output) fires no preWrite',
-      async () => {
-        const fds = openFdCount();
-        let preWrites = 0;
-        let closed = 0;
-        const run = await startServer(
-          {
-            preWrite: () => void preWrites++,
-            closed: () => void closed++,
-            data(_c, input) {
-              input.retrieveAll();
-              return Action.Close;
-            },
+    test('a close with nothing queued (the client ends, or Close with no output) fires no preWrite', async () => {
+      const fds = openFdCount();
+      let preWrites = 0;
+      let closed = 0;
+      const run = await startServer(
+        {
+          preWrite: () => void preWrites++,
+          closed: () => void closed++,
+          data(_c, input) {
+            input.retrieveAll();
+            return Action.Close;
           },
-          { backend },
-          'tcp://127.0.0.1:0',
-        );
-        const ender = await connectTo(run.server.addrs[0]!);
-        ender.end();
-        await socketClosed(ender);
-        const closer = await connectTo(run.server.addrs[0]!);
-        const end = readEnd(closer);
-        closer.write('close me');
-        assert.equal((await end).data.length, 0);
-        await socketClosed(closer);
-        await waitFor(() => closed === 2, 'both closed');
-        await run.stop();
-        assert.equal(openFdCount(), fds);
-        assert.equal(preWrites, 0);
-      },
-    );
+        },
+        { backend },
+        'tcp://127.0.0.1:0',
+      );
+      const ender = await connectTo(run.server.addrs[0]!);
+      ender.end();
+      await socketClosed(ender);
+      const closer = await connectTo(run.server.addrs[0]!);
+      const end = readEnd(closer);
+      closer.write('close me');
+      assert.equal((await end).data.length, 0);
+      await socketClosed(closer);
+      await waitFor(() => closed === 2, 'both closed');
+      await run.stop();
+      assert.equal(openFdCount(), fds);
+      assert.equal(preWrites, 0);
+    });
 
     test('send and a returned reply in one data call share one preWrite', async () => {
       const fds = openFdCount();

@@ -8,7 +8,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { HandlerError, InvalidArgumentError, type Conn, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 /** A server whose data handler answers `reply(text)` for each message `text`. */
 async function replying(backend: string, reply: (text: string, c: Conn) => unknown) {

@@ -6,7 +6,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ListenError, serve, type Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectOutcome, connectTo, freePort, openFdCount, readExactly, startServer, type Running } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectOutcome,
+  connectTo,
+  freePort,
+  openFdCount,
+  readExactly,
+  startServer,
+  type Running,
+} from './helpers.js';
 
 /** An echo server that counts its connections in `tally[i]`. */
 function echo(tally: number[], i: number): Events {
@@ -43,7 +53,7 @@ function isAddrInUse(err: unknown): boolean {
 
 for (const backend of await backendsUnderTest()) {
   describe(`reuseport (${backend})`, () => {
-    test('the seed\'s test: 5 servers on one fixed port with ?reuseport=true / =1 all start and serve', async () => {
+    test("the seed's test: 5 servers on one fixed port with ?reuseport=true / =1 all start and serve", async () => {
       const fds = openFdCount();
       const port = await freePort();
       const tally = [0, 0, 0, 0, 0];
@@ -54,7 +64,11 @@ for (const backend of await backendsUnderTest()) {
       }
       for (const r of runs) assert.equal(r.server.addrs[0]!.port, port);
       await echoClients(port, 20);
-      assert.equal(tally.reduce((a, b) => a + b, 0), 20, `connections per server: ${tally.join(', ')}`);
+      assert.equal(
+        tally.reduce((a, b) => a + b, 0),
+        20,
+        `connections per server: ${tally.join(', ')}`,
+      );
       for (const r of runs) await r.stop();
       assert.equal(await connectOutcome(port), 'ECONNREFUSED');
       assert.equal(openFdCount(), fds);
@@ -72,7 +86,11 @@ for (const backend of await backendsUnderTest()) {
         }
         for (const r of runs) assert.equal(r.server.addrs[0]!.port, port);
         await echoClients(port, 20);
-        assert.equal(tally.reduce((a, b) => a + b, 0), 20, `connections per server: ${tally.join(', ')}`);
+        assert.equal(
+          tally.reduce((a, b) => a + b, 0),
+          20,
+          `connections per server: ${tally.join(', ')}`,
+        );
       } finally {
         for (const r of runs) await r.stop();
       }
@@ -104,8 +122,14 @@ for (const backend of await backendsUnderTest()) {
       const first = await startServer({}, { backend }, 'tcp://127.0.0.1:0');
       const port = first.server.addrs[0]!.port;
       let serving = 0;
-      await assert.rejects(serve({ serving: () => void serving++ }, { backend }, `tcp://127.0.0.1:${port}`), isAddrInUse);
-      await assert.rejects(serve({ serving: () => void serving++ }, { backend }, `tcp://127.0.0.1:${port}?reuseport=true`), isAddrInUse);
+      await assert.rejects(
+        serve({ serving: () => void serving++ }, { backend }, `tcp://127.0.0.1:${port}`),
+        isAddrInUse,
+      );
+      await assert.rejects(
+        serve({ serving: () => void serving++ }, { backend }, `tcp://127.0.0.1:${port}?reuseport=true`),
+        isAddrInUse,
+      );
       assert.equal(serving, 0);
       assert.equal(await connectOutcome(port), 'connected', 'the first server still listens');
       await first.stop();

@@ -7,7 +7,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { Action, InvalidArgumentError, type Conn } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 const sleep1 = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
 
@@ -47,7 +56,11 @@ for (const backend of await backendsUnderTest()) {
             s.write(chunk);
           }
           const back = await readExactly(s, total);
-          assert.equal(createHash('sha256').update(back).digest('hex'), sent.digest('hex'), `${total} bytes came back changed or reordered`);
+          assert.equal(
+            createHash('sha256').update(back).digest('hex'),
+            sent.digest('hex'),
+            `${total} bytes came back changed or reordered`,
+          );
           s.end();
           await socketClosed(s);
         }),

@@ -8,7 +8,17 @@ import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { Action, serve, type Conn, type Server } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectOutcome, connectTo, openFdCount, readEnd, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectOutcome,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 function assertReadEnded(how: string): void {
   assert.ok(how === 'eof' || how === 'ECONNRESET', `client read ended with ${how}`);
@@ -111,7 +121,11 @@ for (const backend of await backendsUnderTest()) {
     test('a signal aborted before serve() resolves it without leaving anything bound', async () => {
       const fds = openFdCount();
       let port = 0;
-      await serve({ serving: (s) => void (port = s.addrs[0]!.port) }, { backend, signal: AbortSignal.abort() }, 'tcp://127.0.0.1:0');
+      await serve(
+        { serving: (s) => void (port = s.addrs[0]!.port) },
+        { backend, signal: AbortSignal.abort() },
+        'tcp://127.0.0.1:0',
+      );
       if (port !== 0) assert.equal(await connectOutcome(port), 'ECONNREFUSED');
       assert.equal(openFdCount(), fds);
     });

@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { describe, test } from 'node:test';
 import { type Conn, type Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readExactly, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readExactly,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 interface Seen {
   bytes: Buffer;
@@ -148,7 +156,7 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(openFdCount(), fds);
     });
 
-    test('c.send from a later turn replies to that datagram\'s sender', async () => {
+    test("c.send from a later turn replies to that datagram's sender", async () => {
       const fds = openFdCount();
       const run = await startServer(
         {

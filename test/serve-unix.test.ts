@@ -10,7 +10,16 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ListenError, serve, type Events } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readExactly, socketDir, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readExactly,
+  socketDir,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 /** Socket directories made by this file; removed after its tests, even when one fails. */
 const dirs: string[] = [];
@@ -148,7 +157,12 @@ for (const backend of await backendsUnderTest()) {
       const p1 = join(dir, 'b.sock');
       const byIndex = [0, 0];
       const fds = openFdCount();
-      const run = await startServer({ ...echo, opened: (c) => void byIndex[c.addrIndex]!++ }, { backend }, `unix://${p0}`, `unix://${p1}`);
+      const run = await startServer(
+        { ...echo, opened: (c) => void byIndex[c.addrIndex]!++ },
+        { backend },
+        `unix://${p0}`,
+        `unix://${p1}`,
+      );
       await echoOnce(p0, 'to a');
       await echoOnce(p1, 'to b');
       await echoOnce(p1, 'to b again');

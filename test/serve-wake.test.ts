@@ -6,7 +6,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Action, type Conn, type Events, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, closed as socketClosed, connectTo, openFdCount, readEnd, readExactly, sleep, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  closed as socketClosed,
+  connectTo,
+  openFdCount,
+  readEnd,
+  readExactly,
+  sleep,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 function frame(body: string): Buffer {
   const b = Buffer.from(body);

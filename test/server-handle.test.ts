@@ -48,7 +48,10 @@ for (const backend of backends) {
       const payload = Buffer.alloc(256 * 1024, 9);
       for (const s of socks) s.write(payload);
       for (const s of socks) assert.equal((await readExactly(s, payload.length)).length, payload.length);
-      await waitFor(() => server.stats().bytesWritten === 5 * payload.length, 'bytesWritten to reach what the clients read');
+      await waitFor(
+        () => server.stats().bytesWritten === 5 * payload.length,
+        'bytesWritten to reach what the clients read',
+      );
       let st = server.stats();
       assert.equal(st.connections, 5);
       assert.equal(st.accepted, 5);
@@ -125,9 +128,42 @@ for (const backend of backends) {
     test('listen() rejects like serve(): a bad address, serving throwing, init throwing', async () => {
       await assert.rejects(listen({}, { backend }, 'tcp://127.0.0.1:99999'), { code: 'ERR_GEVENT_BAD_ADDRESS' });
       const boom = new Error('serving');
-      await assert.rejects(listen({ serving() { throw boom; } }, { backend }, 'tcp://127.0.0.1:0'), (e: unknown) => e instanceof HandlerError && e.cause === boom);
-      await assert.rejects(listen({ init() { throw boom; } }, { backend }, 'tcp://127.0.0.1:0'), (e: unknown) => e instanceof HandlerError && e.handler === 'init');
-      await assert.rejects(listen({ async init() { throw boom; } }, { backend }, 'tcp://127.0.0.1:0'), (e: unknown) => e instanceof HandlerError && e.cause === boom);
+      await assert.rejects(
+        listen(
+          {
+            serving() {
+              throw boom;
+            },
+          },
+          { backend },
+          'tcp://127.0.0.1:0',
+        ),
+        (e: unknown) => e instanceof HandlerError && e.cause === boom,
+      );
+      await assert.rejects(
+        listen(
+          {
+            init() {
+              throw boom;
+            },
+          },
+          { backend },
+          'tcp://127.0.0.1:0',
+        ),
+        (e: unknown) => e instanceof HandlerError && e.handler === 'init',
+      );
+      await assert.rejects(
+        listen(
+          {
+            async init() {
+              throw boom;
+            },
+          },
+          { backend },
+          'tcp://127.0.0.1:0',
+        ),
+        (e: unknown) => e instanceof HandlerError && e.cause === boom,
+      );
     });
 
     test('an unknown option or events member is refused, naming it', async () => {
@@ -153,7 +189,11 @@ if (backends.includes('native')) {
     test('connections and stats() across 2 loops; broadcast reaches connections on both', async () => {
       const fds = openFdCount();
       const counts = new SharedArrayBuffer(8);
-      const server = await listen(new URL(`${fixture.href}?loops=2&t=count`), { workerData: { counts } }, 'tcp://127.0.0.1:0');
+      const server = await listen(
+        new URL(`${fixture.href}?loops=2&t=count`),
+        { workerData: { counts } },
+        'tcp://127.0.0.1:0',
+      );
       assert.equal(server.numLoops, 2);
       const socks: Socket[] = [];
       const greetings: string[] = [];
@@ -182,7 +222,11 @@ if (backends.includes('native')) {
 
     test("the seed's test across loops: shut down when as many connections have closed as opened", async () => {
       const counts = new SharedArrayBuffer(8);
-      const server = await listen(new URL(`${fixture.href}?loops=2&shutdownWhenIdle=1&t=seed`), { workerData: { counts } }, 'tcp://127.0.0.1:0');
+      const server = await listen(
+        new URL(`${fixture.href}?loops=2&shutdownWhenIdle=1&t=seed`),
+        { workerData: { counts } },
+        'tcp://127.0.0.1:0',
+      );
       const socks: Socket[] = [];
       for (let i = 0; i < 6; i++) socks.push(await connectTo(server.addrs[0]!));
       for (const s of socks) await readExactly(s, 12);
@@ -194,4 +238,3 @@ if (backends.includes('native')) {
     });
   });
 }
-

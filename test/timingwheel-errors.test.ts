@@ -30,7 +30,10 @@ test('a throwing callback does not stop the others; advance rethrows the first e
   });
   w.wheel.afterFunc(70, () => order.push('e'));
   w.wheel.afterFunc(200, () => order.push('f'));
-  assert.throws(() => w.advanceTo(100), (err) => err === first);
+  assert.throws(
+    () => w.advanceTo(100),
+    (err) => err === first,
+  );
   assert.deepEqual(order, ['a', 'b', 'c', 'd', 'e']);
   assert.equal(w.wheel.size, 1);
   // The wheel still works, and the dropped second error is not rethrown later.

@@ -32,54 +32,59 @@ interface Model {
 
 test('random adds, stops and advances, also from inside callbacks, agree with a plain model', () => {
   fc.assert(
-    fc.property(fc.constantFrom(1, 5), fc.constantFrom(2, 4, 60), fc.array(op, { maxLength: 80 }), (tickMs, wheelSize, ops) => {
-      const clock = { now: 0 };
-      const wheel = new TimingWheel({ tickMs, wheelSize, now: () => clock.now });
-      const timers: Model[] = [];
-      const stopAt = (pick: number) => {
-        const m = timers[pick % timers.length];
-        if (m === undefined) return;
-        const wasPending = m.state === 'pending';
-        assert.equal(m.timer.stop(), wasPending, `stop() of a ${m.state} timer`);
-        if (wasPending) m.state = 'stopped';
-      };
-      const add = (delay: number, onFire: Op & { kind: 'add' }) => {
-        const m: Model = { timer: null as unknown as Timer, expiration: clock.now + delay, state: 'pending' };
-        m.timer = wheel.afterFunc(delay, () => {
-          assert.equal(m.state, 'pending', 'a timer fired twice or after stop()');
-          assert.ok(clock.now >= m.expiration, `fired at ${clock.now}, before ${m.expiration}`);
-          m.state = 'fired';
-          if (onFire.onFire === 'add') add(onFire.arg % 50, { ...onFire, onFire: 'nothing' });
-          else if (onFire.onFire === 'stop') stopAt(onFire.arg);
-          else if (onFire.onFire === 'stopSelf') assert.equal(m.timer.stop(), false);
-        });
-        timers.push(m);
-      };
-      const check = () => {
-        const pending = timers.filter((m) => m.state === 'pending');
-        assert.equal(wheel.size, pending.length);
-        const earliest = Math.min(...pending.map((m) => m.expiration));
-        if (pending.length === 0) assert.equal(wheel.nextExpiration(), Infinity);
-        else assert.ok(wheel.nextExpiration() <= Math.ceil(earliest / tickMs) * tickMs);
-      };
-      for (const o of ops) {
-        if (o.kind === 'add') add(o.delay, o);
-        else if (o.kind === 'stop') stopAt(o.pick);
-        else {
-          clock.now += o.ms;
+    fc.property(
+      fc.constantFrom(1, 5),
+      fc.constantFrom(2, 4, 60),
+      fc.array(op, { maxLength: 80 }),
+      (tickMs, wheelSize, ops) => {
+        const clock = { now: 0 };
+        const wheel = new TimingWheel({ tickMs, wheelSize, now: () => clock.now });
+        const timers: Model[] = [];
+        const stopAt = (pick: number) => {
+          const m = timers[pick % timers.length];
+          if (m === undefined) return;
+          const wasPending = m.state === 'pending';
+          assert.equal(m.timer.stop(), wasPending, `stop() of a ${m.state} timer`);
+          if (wasPending) m.state = 'stopped';
+        };
+        const add = (delay: number, onFire: Op & { kind: 'add' }) => {
+          const m: Model = { timer: null as unknown as Timer, expiration: clock.now + delay, state: 'pending' };
+          m.timer = wheel.afterFunc(delay, () => {
+            assert.equal(m.state, 'pending', 'a timer fired twice or after stop()');
+            assert.ok(clock.now >= m.expiration, `fired at ${clock.now}, before ${m.expiration}`);
+            m.state = 'fired';
+            if (onFire.onFire === 'add') add(onFire.arg % 50, { ...onFire, onFire: 'nothing' });
+            else if (onFire.onFire === 'stop') stopAt(onFire.arg);
+            else if (onFire.onFire === 'stopSelf') assert.equal(m.timer.stop(), false);
+          });
+          timers.push(m);
+        };
+        const check = () => {
+          const pending = timers.filter((m) => m.state === 'pending');
+          assert.equal(wheel.size, pending.length);
+          const earliest = Math.min(...pending.map((m) => m.expiration));
+          if (pending.length === 0) assert.equal(wheel.nextExpiration(), Infinity);
+          else assert.ok(wheel.nextExpiration() <= Math.ceil(earliest / tickMs) * tickMs);
+        };
+        for (const o of ops) {
+          if (o.kind === 'add') add(o.delay, o);
+          else if (o.kind === 'stop') stopAt(o.pick);
+          else {
+            clock.now += o.ms;
+            wheel.advance(clock.now);
+          }
+          check();
+        }
+        // Drain: timers added by callbacks may need a few more advances.
+        for (let i = 0; i < 10 && wheel.size > 0; i++) {
+          clock.now += 6_000;
           wheel.advance(clock.now);
         }
         check();
-      }
-      // Drain: timers added by callbacks may need a few more advances.
-      for (let i = 0; i < 10 && wheel.size > 0; i++) {
-        clock.now += 6_000;
-        wheel.advance(clock.now);
-      }
-      check();
-      assert.equal(wheel.size, 0);
-      assert.ok(timers.every((m) => m.state !== 'pending'));
-    }),
+        assert.equal(wheel.size, 0);
+        assert.ok(timers.every((m) => m.state !== 'pending'));
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -50,7 +50,8 @@ test('random delays fire in expiration order, never early, all by advance(max ro
         for (const step of steps) {
           now += step;
           w.advanceTo(now);
-          for (const f of w.fired) assert.ok(f.at >= f.expiration, `timer ${f.id} fired at ${f.at}, before ${f.expiration}`);
+          for (const f of w.fired)
+            assert.ok(f.at >= f.expiration, `timer ${f.id} fired at ${f.at}, before ${f.expiration}`);
         }
         // Deadlines round up to the tick, so with tickMs 1 this is exactly advance(max).
         const last = Math.ceil(Math.max(...delays) / tickMs) * tickMs;
@@ -73,30 +74,39 @@ test('adds interleaved with 1 ms steps fire no earlier than their delay and at m
     fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 300 }) }),
   );
   fc.assert(
-    fc.property(fc.constantFrom(1, 4, 10), fc.constantFrom(2, 8, 60), fc.integer({ min: 0, max: 10_000 }), fc.array(op, { maxLength: 60 }), (tickMs, wheelSize, start, ops) => {
-      const w = virtualWheel(tickMs, wheelSize, start);
-      let id = 0;
-      let now = start;
-      let last = start;
-      const step = (to: number) => {
-        while (now < to) w.advanceTo(++now);
-      };
-      for (const o of ops) {
-        if (o.kind === 'add') {
-          w.add(id++, o.delay);
-          last = Math.max(last, now + o.delay);
-        } else {
-          step(now + o.ms);
+    fc.property(
+      fc.constantFrom(1, 4, 10),
+      fc.constantFrom(2, 8, 60),
+      fc.integer({ min: 0, max: 10_000 }),
+      fc.array(op, { maxLength: 60 }),
+      (tickMs, wheelSize, start, ops) => {
+        const w = virtualWheel(tickMs, wheelSize, start);
+        let id = 0;
+        let now = start;
+        let last = start;
+        const step = (to: number) => {
+          while (now < to) w.advanceTo(++now);
+        };
+        for (const o of ops) {
+          if (o.kind === 'add') {
+            w.add(id++, o.delay);
+            last = Math.max(last, now + o.delay);
+          } else {
+            step(now + o.ms);
+          }
         }
-      }
-      step(last + tickMs);
-      assert.equal(w.fired.length, id);
-      for (const f of w.fired) {
-        assert.ok(f.at >= f.expiration, `timer ${f.id} fired at ${f.at}, before ${f.expiration}`);
-        assert.ok(f.at <= f.expiration + tickMs, `timer ${f.id} fired at ${f.at}, more than a tick after ${f.expiration}`);
-      }
-      assertOrdered(w.fired);
-    }),
+        step(last + tickMs);
+        assert.equal(w.fired.length, id);
+        for (const f of w.fired) {
+          assert.ok(f.at >= f.expiration, `timer ${f.id} fired at ${f.at}, before ${f.expiration}`);
+          assert.ok(
+            f.at <= f.expiration + tickMs,
+            `timer ${f.id} fired at ${f.at}, more than a tick after ${f.expiration}`,
+          );
+        }
+        assertOrdered(w.fired);
+      },
+    ),
     { numRuns: 150 },
   );
 });

@@ -110,7 +110,10 @@ test('a Scheduler whose next() throws ends its schedule after that run; advance 
     () => runs++,
   );
   for (let t = 1; t < 20; t++) w.advanceTo(t);
-  assert.throws(() => w.advanceTo(20), (err) => err === boom);
+  assert.throws(
+    () => w.advanceTo(20),
+    (err) => err === boom,
+  );
   assert.equal(runs, 2);
   assert.equal(w.wheel.size, 0);
   assert.equal(w.advanceTo(100), 0);

@@ -19,7 +19,9 @@ const kCommonOptions = {
   help: { type: 'boolean', default: false },
 } as const;
 
-type Values<O extends OptionsConfig> = ReturnType<typeof parseArgs<{ args: string[]; options: typeof kCommonOptions & O }>>['values'];
+type Values<O extends OptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: typeof kCommonOptions & O }>
+>['values'];
 
 /**
  * Reads `argv` with the flags every benchmark takes (--only, --no-write-docs, --quiet-wait,
@@ -58,14 +60,20 @@ export class FlagChecks {
   /** Every name given must be one of `known`; `kind` names them in the message (`server`). */
   known(kind: string, given: readonly string[] | null, known: readonly string[]): void {
     for (const n of given ?? []) {
-      if (!known.includes(n)) throw new Error(`${this.tag}: unknown ${kind} ${n}; the ${kind}s are ${known.join(', ')}`);
+      if (!known.includes(n))
+        throw new Error(`${this.tag}: unknown ${kind} ${n}; the ${kind}s are ${known.join(', ')}`);
     }
   }
 }
 
 /** A comma-separated flag value as a list of names, or null when the flag was not given. */
 export function nameList(raw: string | undefined): string[] | null {
-  return raw === undefined ? null : raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  return raw === undefined
+    ? null
+    : raw
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
 }
 
 /** The project root: the first folder up from this file that holds package.json and `marker`. */

@@ -9,18 +9,35 @@ import type { Machine } from './machine.js';
 
 /** `n` with thousands separators and `digits` decimals; `?` when it is not a finite number. */
 export function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '?';
+  return Number.isFinite(n)
+    ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : '?';
 }
 
 /** A fixed-width table for the terminal, columns two spaces apart. */
-export function alignedTable(header: readonly string[], rows: readonly string[][], numeric: ReadonlySet<number>): string {
+export function alignedTable(
+  header: readonly string[],
+  rows: readonly string[][],
+  numeric: ReadonlySet<number>,
+): string {
   const cells = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...cells.map((c) => (c[i] ?? '').length)));
-  return cells.map((c) => c.map((x, i) => (numeric.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((c) =>
+      c
+        .map((x, i) => (numeric.has(i) ? x.padStart(widths[i]!) : x.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** A markdown table, as lines. */
-export function markdownTable(header: readonly string[], rows: readonly string[][], numeric: ReadonlySet<number>): string[] {
+export function markdownTable(
+  header: readonly string[],
+  rows: readonly string[][],
+  numeric: ReadonlySet<number>,
+): string[] {
   return [
     `| ${header.join(' | ')} |`,
     `|${header.map((_, i) => (numeric.has(i) ? '---:' : '---')).join('|')}|`,
@@ -33,8 +50,26 @@ export function markdownTable(header: readonly string[], rows: readonly string[]
  * Node.js, then `more`) and the command that produced the figures.
  */
 export function machineSection(m: Machine, more: readonly [string, string][], command: string): string[] {
-  const rows: [string, string][] = [['CPU', m.cpuModel], ['cores', String(m.cores)], ['kernel', m.kernel], ['Node.js', m.node], ...more];
-  return ['## Machine', '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`), '', 'Command:', '', '```sh', command, '```'];
+  const rows: [string, string][] = [
+    ['CPU', m.cpuModel],
+    ['cores', String(m.cores)],
+    ['kernel', m.kernel],
+    ['Node.js', m.node],
+    ...more,
+  ];
+  return [
+    '## Machine',
+    '',
+    '| | |',
+    '|---|---|',
+    ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+    'Command:',
+    '',
+    '```sh',
+    command,
+    '```',
+  ];
 }
 
 /** Writes each file into `root`/docs and says so on the console, naming them in the order given. */
@@ -42,5 +77,9 @@ export function writeDocs(root: string, files: Record<string, string>): void {
   const docs = join(root, 'docs');
   mkdirSync(docs, { recursive: true });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(docs, name), text);
-  console.log(`wrote ${Object.keys(files).map((name) => `docs/${name}`).join(' and ')}`);
+  console.log(
+    `wrote ${Object.keys(files)
+      .map((name) => `docs/${name}`)
+      .join(' and ')}`,
+  );
 }

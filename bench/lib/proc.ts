@@ -45,7 +45,9 @@ class OutputLog {
   }
 
   text(): string {
-    return this.#omitted === 0 ? this.#head + this.#tail : `${this.#head}\n[${this.#omitted} characters left out]\n${this.#tail}`;
+    return this.#omitted === 0
+      ? this.#head + this.#tail
+      : `${this.#head}\n[${this.#omitted} characters left out]\n${this.#tail}`;
   }
 }
 

@@ -199,7 +199,9 @@ export function barChartSvg(results: Result[], title: string): string {
       `<text x="${gx + (servers.length * barW) / 2}" y="${top + plotH + 20}" text-anchor="middle">${xml(w)}</text>`,
     );
   });
-  out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + workloads.length * groupW}" y2="${top + plotH}" stroke="#333333"/>`);
+  out.push(
+    `<line x1="${left}" y1="${top + plotH}" x2="${left + workloads.length * groupW}" y2="${top + plotH}" stroke="#333333"/>`,
+  );
   const lx = left + workloads.length * groupW + 16;
   servers.forEach((s, i) => {
     const ly = top + 10 + i * 20;
@@ -265,7 +267,7 @@ export function markdownReport(results: Result[], info: RunInfo, svgName: string
     'over the counted interval: well under 100% means the load generator was not the limit.',
     '"server CPU" is the same for the server process. "other load" is CPU that other processes used',
     'on either core during the counted interval; figures with it are less reliable.',
-    'RSS counts the server process\'s memory only: socket buffers live in the kernel, which is why',
+    "RSS counts the server process's memory only: socket buffers live in the kernel, which is why",
     'the C server shows about 0 KiB per connection.',
     '',
     'Servers:',

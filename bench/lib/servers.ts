@@ -49,10 +49,29 @@ export interface ProtocolServer {
 export function exampleServers(root: string, example: string): ProtocolServer[] {
   const main = join(root, 'dist', 'examples', example, 'main.js');
   const built = existsSync(main) ? null : 'dist/ is not built (npm run build)';
-  const gevent = (backend: string) => (port: number) => [process.execPath, main, '--port', String(port), '--loops', '1', '--backend', backend];
+  const gevent = (backend: string) => (port: number) => [
+    process.execPath,
+    main,
+    '--port',
+    String(port),
+    '--loops',
+    '1',
+    '--backend',
+    backend,
+  ];
   return [
-    { name: 'gevent-native', label: `examples/${example}, native backend, 1 loop`, argv: gevent('native'), unavailable: built },
-    { name: 'gevent-portable', label: `examples/${example}, portable backend (node:net), 1 loop`, argv: gevent('portable'), unavailable: built },
+    {
+      name: 'gevent-native',
+      label: `examples/${example}, native backend, 1 loop`,
+      argv: gevent('native'),
+      unavailable: built,
+    },
+    {
+      name: 'gevent-portable',
+      label: `examples/${example}, portable backend (node:net), 1 loop`,
+      argv: gevent('portable'),
+      unavailable: built,
+    },
   ];
 }
 
@@ -104,7 +123,9 @@ export function serverCatalogue(root: string, binDir: string, bun: string | null
       name: 'bun',
       label: (udp) => (udp ? 'Bun.udpSocket echo' : 'Bun.listen echo'),
       command: (port, udp) =>
-        bun === null ? null : [bun, join(root, 'bench', 'servers', 'bun-echo.ts'), String(port), ...(udp ? ['--udp'] : [])],
+        bun === null
+          ? null
+          : [bun, join(root, 'bench', 'servers', 'bun-echo.ts'), String(port), ...(udp ? ['--udp'] : [])],
       unavailable: bun === null ? 'Bun is not installed (npm install -D @oven/bun-linux-x64)' : null,
       reference: false,
     },

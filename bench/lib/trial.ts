@@ -101,7 +101,8 @@ export async function runLoadTool(root: string, args: string[], limitMs: number)
   await within(streamsClosed, kStreamsCloseMs);
   const output = child.output();
   if (code === 'timeout') throw new Error(`${args[0]} did not finish within ${limitMs / 1000} s`);
-  if (code !== 0) throw new Error(`${args[0]} exited with code ${code}: ${output.trim().split('\n').slice(-3).join(' / ')}`);
+  if (code !== 0)
+    throw new Error(`${args[0]} exited with code ${code}: ${output.trim().split('\n').slice(-3).join(' / ')}`);
   return { stdout, output, cpuPct: (100 * childCpuSeconds(stdout)) / wallS };
 }
 

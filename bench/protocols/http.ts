@@ -135,7 +135,9 @@ function runWrk(root: string, url: string, seconds: number, conns: number): Prom
   return runLoadTool(root, ['wrk', '-t1', `-c${conns}`, `-d${seconds}s`, url], seconds * 1000 + kWrkSlackMs);
 }
 
-function parseWrk(output: string): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 'serverSysPct' | 'otherLoadPct' | 'quiet'> {
+function parseWrk(
+  output: string,
+): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 'serverSysPct' | 'otherLoadPct' | 'quiet'> {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
   if (!rps) throw new Error(`no Requests/sec in wrk's output: ${output.trim().split('\n').slice(-4).join(' / ')}`);
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
@@ -202,14 +204,25 @@ function rowCells(r: Row): string[] {
   ];
 }
 
-const kHeader = ['path', 'server', 'requests/s', 'ratio to node:http', 'requests per CPU-second', 'avg latency', 'server CPU', 'wrk CPU', 'notes'];
+const kHeader = [
+  'path',
+  'server',
+  'requests/s',
+  'ratio to node:http',
+  'requests per CPU-second',
+  'avg latency',
+  'server CPU',
+  'wrk CPU',
+  'notes',
+];
 /** Columns right-aligned in the tables (the numeric ones). */
 const kNumeric = new Set([2, 3, 4, 5, 6, 7]);
 
 function targetNotes(rows: Row[], paths: string[]): string[] {
   return paths.map((path) => {
     const native = rows.find((r) => r.path === path && r.server === 'gevent-native');
-    if (native?.ratio === null || native?.ratio === undefined) return `${path}: no ratio for gevent-native (it or node:http did not run).`;
+    if (native?.ratio === null || native?.ratio === undefined)
+      return `${path}: no ratio for gevent-native (it or node:http did not run).`;
     const met = native.ratio >= kTargetRatio;
     const ref = rows.find((r) => r.path === path && r.server === kReference)!.trial!;
     const perCpu = (t: Trial): number => t.rps / (t.serverCpuPct / 100);
@@ -224,7 +237,10 @@ function targetNotes(rows: Row[], paths: string[]): string[] {
 /** Caveats that the figures themselves show: a saturated wrk, other load, a busy machine. */
 function caveats(rows: Row[]): string[] {
   const cells = (pred: (t: Trial) => boolean): string =>
-    rows.filter((r) => r.trial !== null && pred(r.trial)).map((r) => `${r.server} ${r.path}`).join(', ');
+    rows
+      .filter((r) => r.trial !== null && pred(r.trial))
+      .map((r) => `${r.server} ${r.path}`)
+      .join(', ');
   const notes: string[] = [];
   const saturated = cells((t) => t.wrkCpuPct >= 90);
   if (saturated !== '') {
@@ -235,20 +251,42 @@ function caveats(rows: Row[]): string[] {
     );
   }
   const busy = cells((t) => t.otherLoadPct >= 10 || !t.quiet);
-  if (busy !== '') notes.push(`Other processes used 10% or more of a core, or the machine was busy at the start, in: ${busy}. Those figures are less reliable.`);
+  if (busy !== '')
+    notes.push(
+      `Other processes used 10% or more of a core, or the machine was busy at the start, in: ${busy}. Those figures are less reliable.`,
+    );
   return notes;
 }
 
-function markdown(rows: Row[], servers: ProtocolServer[], m: Machine, opts: Options, command: string, wrk: string): string {
+function markdown(
+  rows: Row[],
+  servers: ProtocolServer[],
+  m: Machine,
+  opts: Options,
+  command: string,
+  wrk: string,
+): string {
   const header = [...kHeader, 'all trials (requests/s)'];
-  const table = markdownTable(header, rows.map((r) => [...rowCells(r), r.all.map((x) => fmt(x)).join(' / ')]), kNumeric);
+  const table = markdownTable(
+    header,
+    rows.map((r) => [...rowCells(r), r.all.map((x) => fmt(x)).join(' / ')]),
+    kNumeric,
+  );
   return `# HTTP benchmarks
 
 Written by \`npm run bench:http\` (\`bench/protocols/http.ts\`); rerun it rather than editing this
 file. The figures come from one run on one machine: compare them with each other, not with
 figures from another machine.
 
-${machineSection(m, [['Bun', m.bun ?? '(not installed)'], ['load generator', wrk], ['date', new Date().toISOString()]], command).join('\n')}
+${machineSection(
+  m,
+  [
+    ['Bun', m.bun ?? '(not installed)'],
+    ['load generator', wrk],
+    ['date', new Date().toISOString()],
+  ],
+  command,
+).join('\n')}
 
 ## Method
 
@@ -289,8 +327,16 @@ ${table.join('\n')}
 
 One loop on one core, HTTP at least ${kTargetRatio}x node:http:
 
-${targetNotes(rows, opts.paths).map((n) => `- ${n}`).join('\n')}
-${caveats(rows).length > 0 ? `\n## Notes\n\n${caveats(rows).map((n) => `- ${n}`).join('\n')}\n` : ''}`;
+${targetNotes(rows, opts.paths)
+  .map((n) => `- ${n}`)
+  .join('\n')}
+${
+  caveats(rows).length > 0
+    ? `\n## Notes\n\n${caveats(rows)
+        .map((n) => `- ${n}`)
+        .join('\n')}\n`
+    : ''
+}`;
 }
 
 /** `wrk <version>` from `wrk -v` (which exits 1 after printing it); null when wrk is missing. */
@@ -308,11 +354,17 @@ async function main(): Promise<number> {
   if (!hasCommand('taskset', ['-V'])) throw new Error(`${kTag}: taskset is not installed (Debian: util-linux)`);
   const root = findRoot(kTag, 'examples/');
   const machine = describeMachine(root);
-  console.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}; node ${machine.node}, bun ${machine.bun ?? '(not installed)'}`);
+  console.log(
+    `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}; node ${machine.node}, bun ${machine.bun ?? '(not installed)'}`,
+  );
   if (machine.cores < 2) console.log('note: fewer than 2 cores, so the server and wrk share one');
 
   const all = catalogue(root, findBun(root));
-  new FlagChecks(kTag).known('server', opts.only, all.map((s) => s.name));
+  new FlagChecks(kTag).known(
+    'server',
+    opts.only,
+    all.map((s) => s.name),
+  );
   const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
   const skipped = new Map<string, string>();
   for (const s of servers) if (s.unavailable !== null) skipped.set(s.name, s.unavailable);
@@ -346,11 +398,27 @@ async function main(): Promise<number> {
       const skip = skipped.get(server.name);
       const fail = failed.get(server.name);
       if (ts.length === 0 || fail !== undefined) {
-        rows.push({ path, server: server.name, status: skip !== undefined ? 'skipped' : 'failed', note: skip ?? fail ?? '', trial: null, ratio: null, all: [] });
+        rows.push({
+          path,
+          server: server.name,
+          status: skip !== undefined ? 'skipped' : 'failed',
+          note: skip ?? fail ?? '',
+          trial: null,
+          ratio: null,
+          all: [],
+        });
         continue;
       }
       const t = medianTrial(ts);
-      rows.push({ path, server: server.name, status: 'ok', note: '', trial: t, ratio: refRps === null ? null : t.rps / refRps, all: ts.map((x) => x.rps) });
+      rows.push({
+        path,
+        server: server.name,
+        status: 'ok',
+        note: '',
+        trial: t,
+        ratio: refRps === null ? null : t.rps / refRps,
+        all: ts.map((x) => x.rps),
+      });
     }
   }
 
@@ -362,7 +430,9 @@ async function main(): Promise<number> {
     const command = commandLine('bench:http', 'dist/bench/protocols/http.js', argv);
     writeDocs(root, { 'benchmarks-http.md': markdown(rows, servers, machine, opts, command, wrk) });
   }
-  const bad = rows.filter((r) => r.status === 'failed' || (r.trial !== null && r.trial.non2xx + r.trial.socketErrors > 0));
+  const bad = rows.filter(
+    (r) => r.status === 'failed' || (r.trial !== null && r.trial.non2xx + r.trial.socketErrors > 0),
+  );
   return bad.length > 0 ? 1 : 0;
 }
 

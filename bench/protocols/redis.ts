@@ -128,8 +128,21 @@ function catalogue(root: string): ProtocolServer[] {
     {
       name: kReference,
       label: "redis-server --save '' --appendonly no (Debian's build, io-threads 1)",
-      argv: (port) => ['redis-server', '--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-      unavailable: toolVersion('redis-server') === null ? "redis-server is not installed (Debian: apt-get install -y redis-server)" : null,
+      argv: (port) => [
+        'redis-server',
+        '--port',
+        String(port),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--bind',
+        '127.0.0.1',
+      ],
+      unavailable:
+        toolVersion('redis-server') === null
+          ? 'redis-server is not installed (Debian: apt-get install -y redis-server)'
+          : null,
     },
   ];
 }
@@ -157,7 +170,19 @@ function checkPing(port: number): Promise<void> {
 
 /** The redis-benchmark command line for a pipeline depth (without the port's value). */
 function benchmarkArgs(port: number | string, requests: number, clients: number, pipeline: number): string[] {
-  return ['redis-benchmark', '-p', String(port), '-t', 'set,get', '-n', String(requests), '-c', String(clients), '-q', ...(pipeline > 1 ? ['-P', String(pipeline)] : [])];
+  return [
+    'redis-benchmark',
+    '-p',
+    String(port),
+    '-t',
+    'set,get',
+    '-n',
+    String(requests),
+    '-c',
+    String(clients),
+    '-q',
+    ...(pipeline > 1 ? ['-P', String(pipeline)] : []),
+  ];
 }
 
 /** Runs redis-benchmark from the load core; returns SET and GET requests/s and its own CPU in % of one core. */
@@ -221,7 +246,11 @@ async function bigClient(port: number): Promise<void> {
 async function runBigTrial(port: number, pid: number): Promise<BigTrial> {
   const setup = await connectLocal(port);
   const value = Buffer.alloc(kBigValueBytes, 0x78);
-  await exchange(setup, Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${kBigValueBytes}\r\n`), value, Buffer.from('\r\n')]), 5);
+  await exchange(
+    setup,
+    Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${kBigValueBytes}\r\n`), value, Buffer.from('\r\n')]),
+    5,
+  );
   setup.destroy();
   const pinger = await connectLocal(port);
   let peakRss = readRssBytes(pid);
@@ -294,7 +323,17 @@ async function runTrial(root: string, server: ProtocolServer, opts: Options): Pr
 }
 
 function emptyRow(server: string, status: Row['status'], note: string): Row {
-  return { pipeline: 0, server, status, note, trial: null, setRatio: null, getRatio: null, medianSet: Number.NaN, medianGet: Number.NaN };
+  return {
+    pipeline: 0,
+    server,
+    status,
+    note,
+    trial: null,
+    setRatio: null,
+    getRatio: null,
+    medianSet: Number.NaN,
+    medianGet: Number.NaN,
+  };
 }
 
 /** Whether other work used a tenth of a core or more during the trial, or before it. */
@@ -312,7 +351,18 @@ function best(trials: Trial[]): Trial {
   return (clean.length > 0 ? clean : trials).reduce((a, b) => (b.set + b.get > a.set + a.get ? b : a));
 }
 
-const kHeader = ['pipeline', 'server', 'SET req/s', 'SET ratio', 'GET req/s', 'GET ratio', 'server CPU', 'server µs/req', 'redis-benchmark CPU', 'notes'];
+const kHeader = [
+  'pipeline',
+  'server',
+  'SET req/s',
+  'SET ratio',
+  'GET req/s',
+  'GET ratio',
+  'server CPU',
+  'server µs/req',
+  'redis-benchmark CPU',
+  'notes',
+];
 const kNumeric = new Set([2, 3, 4, 5, 6, 7, 8]);
 
 function rowCells(r: Row): string[] {
@@ -343,7 +393,8 @@ function targetNotes(rows: Row[]): string[] {
   return kPipelines.map((pipeline) => {
     const depth = pipeline === 1 ? 'unpipelined' : `pipelined (-P ${pipeline})`;
     const native = rows.find((r) => r.pipeline === pipeline && r.server === 'gevent-native');
-    if (native?.setRatio == null || native.getRatio == null) return `${depth}: no ratio for gevent-native (it or ${kReference} did not run).`;
+    if (native?.setRatio == null || native.getRatio == null)
+      return `${depth}: no ratio for gevent-native (it or ${kReference} did not run).`;
     const target = kTargets[pipeline]!;
     const met = native.setRatio >= target && native.getRatio >= target;
     return `${depth}: gevent-native is ${fmt(native.setRatio, 2)}x (SET) and ${fmt(native.getRatio, 2)}x (GET) ${kReference}; the target of ${target}x is ${met ? 'met' : 'MISSED'}.`;
@@ -353,7 +404,10 @@ function targetNotes(rows: Row[]): string[] {
 /** Caveats that the figures themselves show: a saturated load generator, other load, a busy machine. */
 function caveats(rows: Row[]): string[] {
   const cells = (pred: (t: Trial) => boolean): string =>
-    rows.filter((r) => r.trial !== null && pred(r.trial)).map((r) => `${r.server} ${r.pipeline === 1 ? 'unpipelined' : `-P ${r.pipeline}`}`).join(', ');
+    rows
+      .filter((r) => r.trial !== null && pred(r.trial))
+      .map((r) => `${r.server} ${r.pipeline === 1 ? 'unpipelined' : `-P ${r.pipeline}`}`)
+      .join(', ');
   const notes: string[] = [];
   const saturated = cells((t) => t.benchCpuPct >= 90);
   if (saturated !== '') {
@@ -364,7 +418,10 @@ function caveats(rows: Row[]): string[] {
     );
   }
   const busy = cells((t) => t.otherLoadPct >= 10 || !t.quiet);
-  if (busy !== '') notes.push(`Other processes used 10% or more of a core, or the machine was busy at the start, in: ${busy}. Those figures are less reliable.`);
+  if (busy !== '')
+    notes.push(
+      `Other processes used 10% or more of a core, or the machine was busy at the start, in: ${busy}. Those figures are less reliable.`,
+    );
   return notes;
 }
 
@@ -417,7 +474,15 @@ Written by \`npm run bench:redis\` (\`bench/protocols/redis.ts\`); rerun it rath
 file. The figures come from one run on one machine: compare them with each other, not with
 figures from another machine.
 
-${machineSection(m, [['redis-server', versions.server], ['load generator', versions.benchmark], ['date', new Date().toISOString()]], command).join('\n')}
+${machineSection(
+  m,
+  [
+    ['redis-server', versions.server],
+    ['load generator', versions.benchmark],
+    ['date', new Date().toISOString()],
+  ],
+  command,
+).join('\n')}
 
 ## Method
 
@@ -471,7 +536,9 @@ ${markdownTable(kBigHeader, bigRows.map(bigRowCells), kBigNumeric).join('\n')}
 
 One loop on one core: pipelined at least ${kTargets[16]}x redis-server, unpipelined at least ${kTargets[1]}x.
 
-${targetNotes(rows).map((n) => `- ${n}`).join('\n')}
+${targetNotes(rows)
+  .map((n) => `- ${n}`)
+  .join('\n')}
 ${notes.length > 0 ? `\n## Notes\n\n${notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`;
 }
 
@@ -479,7 +546,8 @@ async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const opts = parseOptions(argv);
   const benchmark = toolVersion('redis-benchmark');
-  if (benchmark === null) throw new Error(`${kTag}: redis-benchmark is not installed (Debian: apt-get install -y redis-tools)`);
+  if (benchmark === null)
+    throw new Error(`${kTag}: redis-benchmark is not installed (Debian: apt-get install -y redis-tools)`);
   if (!hasCommand('taskset', ['-V'])) throw new Error(`${kTag}: taskset is not installed (Debian: util-linux)`);
   const root = findRoot(kTag, 'examples/');
   const machine = describeMachine(root);
@@ -487,12 +555,18 @@ async function main(): Promise<number> {
   if (machine.cores < 2) console.log('note: fewer than 2 cores, so the server and redis-benchmark share one');
 
   const all = catalogue(root);
-  new FlagChecks(kTag).known('server', opts.only, all.map((s) => s.name));
+  new FlagChecks(kTag).known(
+    'server',
+    opts.only,
+    all.map((s) => s.name),
+  );
   const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
   const ended = new Map<string, Row>();
   for (const s of servers) if (s.unavailable !== null) ended.set(s.name, emptyRow(s.name, 'skipped', s.unavailable));
 
-  const trials = new Map<string, Map<number, Trial[]>>(servers.map((s) => [s.name, new Map(kPipelines.map((p) => [p, []]))]));
+  const trials = new Map<string, Map<number, Trial[]>>(
+    servers.map((s) => [s.name, new Map(kPipelines.map((p) => [p, []]))]),
+  );
   const bigTrials = new Map<string, BigTrial[]>(servers.map((s) => [s.name, []]));
   const record = (server: ProtocolServer, got: ServerTrial): void => {
     for (const [pipeline, t] of got.depths) trials.get(server.name)!.get(pipeline)!.push(t);

@@ -50,6 +50,10 @@ export class HeaderFieldsTooLargeError extends HttpError {
 /** A body that does not fit in what is left of the server's body budget: 503 Service Unavailable. */
 export class BodyBudgetError extends HttpError {
   constructor(size: number, budget: number) {
-    super(503, 'ERR_HTTP_BODY_BUDGET', `no room for ${size} more body bytes: the server's bodies already hold most of its ${budget}-byte budget`);
+    super(
+      503,
+      'ERR_HTTP_BODY_BUDGET',
+      `no room for ${size} more body bytes: the server's bodies already hold most of its ${budget}-byte budget`,
+    );
   }
 }

@@ -39,12 +39,16 @@ export function settingsFromQuery(params: URLSearchParams): HttpSettings {
     const raw = params.get(key);
     if (raw === null) return fallback;
     const n = Number(raw);
-    if (!/^-?\d+$/.test(raw) || n < min || !Number.isSafeInteger(n)) throw new RangeError(`http: ?${key} must be an integer >= ${min}, got ${raw}`);
+    if (!/^-?\d+$/.test(raw) || n < min || !Number.isSafeInteger(n))
+      throw new RangeError(`http: ?${key} must be an integer >= ${min}, got ${raw}`);
     return n;
   };
   return {
     loops: int('loops', 1, -1),
-    limits: { maxHeadBytes: int('maxHead', kDefaultLimits.maxHeadBytes, 1), maxBodyBytes: int('maxBody', kDefaultLimits.maxBodyBytes, 0) },
+    limits: {
+      maxHeadBytes: int('maxHead', kDefaultLimits.maxHeadBytes, 1),
+      maxBodyBytes: int('maxBody', kDefaultLimits.maxBodyBytes, 0),
+    },
     timeouts: {
       headersMs: int('headersTimeout', kDefaultTimeouts.headersMs, 0),
       requestMs: int('requestTimeout', kDefaultTimeouts.requestMs, 0),

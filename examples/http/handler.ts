@@ -86,7 +86,10 @@ let jsonHead = '';
 function refreshCache(): void {
   const date = dateLine();
   if (cacheGeneration === dateGeneration()) return;
-  plaintextBytes = Buffer.from(`HTTP/1.1 200 OK\r\n${kServerLine}${kTextPlain}${date}Content-Length: ${kHelloBody.length}\r\n\r\n${kHelloBody}`, 'latin1');
+  plaintextBytes = Buffer.from(
+    `HTTP/1.1 200 OK\r\n${kServerLine}${kTextPlain}${date}Content-Length: ${kHelloBody.length}\r\n\r\n${kHelloBody}`,
+    'latin1',
+  );
   jsonHead = `HTTP/1.1 200 OK\r\n${kServerLine}${kJsonType}${date}Content-Length: `;
   cacheGeneration = dateGeneration();
 }
@@ -105,8 +108,20 @@ function jsonResponse(): string {
 }
 
 /** Appends one response; `req` null means an error response, which always closes. */
-function write(out: ResponseBuffer, req: HttpRequest | null, status: string, fields: string, body: Uint8Array | string, omitBody: boolean): void {
-  const connection = req === null || !req.keepAlive ? 'Connection: close\r\n' : req.minorVersion === 0 ? 'Connection: keep-alive\r\n' : '';
+function write(
+  out: ResponseBuffer,
+  req: HttpRequest | null,
+  status: string,
+  fields: string,
+  body: Uint8Array | string,
+  omitBody: boolean,
+): void {
+  const connection =
+    req === null || !req.keepAlive
+      ? 'Connection: close\r\n'
+      : req.minorVersion === 0
+        ? 'Connection: keep-alive\r\n'
+        : '';
   const head = `HTTP/1.1 ${status}\r\n${kServerLine}${fields}${dateLine()}Content-Length: ${body.length}\r\n${connection}\r\n`;
   if (omitBody || body.length === 0) out.push(head);
   else if (typeof body === 'string') out.push(head + body);
@@ -117,7 +132,14 @@ function write(out: ResponseBuffer, req: HttpRequest | null, status: string, fie
 }
 
 function methodNotAllowed(out: ResponseBuffer, req: HttpRequest, allow: string): void {
-  write(out, req, '405 Method Not Allowed', `${kTextPlain}Allow: ${allow}\r\n`, 'Method Not Allowed\n', req.method === 'HEAD');
+  write(
+    out,
+    req,
+    '405 Method Not Allowed',
+    `${kTextPlain}Allow: ${allow}\r\n`,
+    'Method Not Allowed\n',
+    req.method === 'HEAD',
+  );
 }
 
 /** Appends the response to one request. */
@@ -135,7 +157,14 @@ export function respond(out: ResponseBuffer, req: HttpRequest): void {
       return write(out, req, '200 OK', kJsonType, JSON.stringify({ message: 'Hello, World!' }), isHead);
     case '/echo':
       if (method !== 'POST') return methodNotAllowed(out, req, 'POST');
-      return write(out, req, '200 OK', `Content-Type: ${req.header('content-type') ?? 'application/octet-stream'}\r\n`, req.body, false);
+      return write(
+        out,
+        req,
+        '200 OK',
+        `Content-Type: ${req.header('content-type') ?? 'application/octet-stream'}\r\n`,
+        req.body,
+        false,
+      );
     default:
       return write(out, req, '404 Not Found', kTextPlain, 'Not Found\n', isHead);
   }
@@ -143,5 +172,12 @@ export function respond(out: ResponseBuffer, req: HttpRequest): void {
 
 /** Appends the response to a refused request: its status, the reason as text, `Connection: close`. */
 export function respondError(out: ResponseBuffer, err: HttpError): void {
-  write(out, null, kStatusText[err.status], kTextPlain, `${kStatusText[err.status]}: ${err.message.replace(/^http: /, '')}\n`, false);
+  write(
+    out,
+    null,
+    kStatusText[err.status],
+    kTextPlain,
+    `${kStatusText[err.status]}: ${err.message.replace(/^http: /, '')}\n`,
+    false,
+  );
 }

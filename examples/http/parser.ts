@@ -33,7 +33,13 @@
  */
 import type { RingBuffer } from '../../src/index.js';
 import type { BodyBudget } from './budget.js';
-import { BadRequestError, BodyBudgetError, ContentTooLargeError, HeaderFieldsTooLargeError, HttpError } from './errors.js';
+import {
+  BadRequestError,
+  BodyBudgetError,
+  ContentTooLargeError,
+  HeaderFieldsTooLargeError,
+  HttpError,
+} from './errors.js';
 
 /** Size limits; going over one ends the connection with 431 (head) or 413 (body). */
 export interface HttpLimits {
@@ -44,7 +50,10 @@ export interface HttpLimits {
 }
 
 /** 8 KiB of head, 1 MiB of body. */
-export const kDefaultLimits: Readonly<HttpLimits> = Object.freeze({ maxHeadBytes: 8 * 1024, maxBodyBytes: 1024 * 1024 });
+export const kDefaultLimits: Readonly<HttpLimits> = Object.freeze({
+  maxHeadBytes: 8 * 1024,
+  maxBodyBytes: 1024 * 1024,
+});
 
 /** A chunk-size line (size, extensions, CRLF) longer than this is a 400. */
 const kMaxChunkLineBytes = 4096;
@@ -90,7 +99,8 @@ export class HttpRequest {
     const want = name.toLowerCase();
     let found: string | undefined;
     for (let i = 0; i < this.headers.length; i += 2) {
-      if (this.headers[i] === want) found = found === undefined ? this.headers[i + 1] : `${found}, ${this.headers[i + 1]}`;
+      if (this.headers[i] === want)
+        found = found === undefined ? this.headers[i + 1] : `${found}, ${this.headers[i + 1]}`;
     }
     return found;
   }
@@ -113,7 +123,8 @@ const kHeadEnd = Buffer.from('\r\n\r\n', 'latin1');
 
 /** tchar (RFC 9110 §5.6.2): the bytes allowed in a method and a field name. */
 const kTchar = new Uint8Array(256);
-for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") kTchar[ch.charCodeAt(0)] = 1;
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+  kTchar[ch.charCodeAt(0)] = 1;
 
 /** Field-value bytes: HTAB, visible ASCII, space and obs-text; no other control byte, no DEL. */
 function isValueByte(b: number): boolean {
@@ -248,12 +259,15 @@ export class HttpParser {
       const name = fieldLine(buf, p, lineEnd, headers);
       if (name instanceof HttpError) return name;
       if (name === 'host') host++;
-      else if (name === 'connection') connection = connection === undefined ? headers[headers.length - 1] : `${connection}, ${headers[headers.length - 1]}`;
+      else if (name === 'connection')
+        connection =
+          connection === undefined ? headers[headers.length - 1] : `${connection}, ${headers[headers.length - 1]}`;
       else if (name === 'expect') expect = headers[headers.length - 1];
       p = lineEnd + 2;
     }
     const minor = line.minor;
-    if (minor === 1 && host !== 1) return new BadRequestError(host === 0 ? 'HTTP/1.1 request without Host' : 'more than one Host field');
+    if (minor === 1 && host !== 1)
+      return new BadRequestError(host === 0 ? 'HTTP/1.1 request without Host' : 'more than one Host field');
     let keepAlive = minor === 1;
     if (connection !== undefined) {
       for (const token of connection.toLowerCase().split(',')) {
@@ -345,7 +359,8 @@ export class HttpParser {
 
   private finish(out: HttpRequest[]): void {
     const request = this.#current!;
-    if (this.#bodyBytes > 0) request.body = this.#body.length === this.#bodyBytes ? this.#body : this.#body.subarray(0, this.#bodyBytes);
+    if (this.#bodyBytes > 0)
+      request.body = this.#body.length === this.#bodyBytes ? this.#body : this.#body.subarray(0, this.#bodyBytes);
     out.push(request);
     this.#current = null;
     this.dropBody();
@@ -370,7 +385,8 @@ export class HttpParser {
   private chunkSize(buf: Buffer): Step {
     const start = this.#pos;
     const lf = buf.indexOf(LF, start);
-    if (lf < 0) return buf.length - start > kMaxChunkLineBytes ? new BadRequestError('chunk-size line too long') : false;
+    if (lf < 0)
+      return buf.length - start > kMaxChunkLineBytes ? new BadRequestError('chunk-size line too long') : false;
     if (lf - start > kMaxChunkLineBytes) return new BadRequestError('chunk-size line too long');
     if (lf === start || buf[lf - 1] !== CR) return new BadRequestError('a line ends in a bare LF');
     const end = lf - 1;
@@ -403,7 +419,8 @@ export class HttpParser {
 
   private chunkDataEnd(buf: Buffer): Step {
     const p = this.#pos;
-    if (buf.length - p < 2) return buf.length > p && buf[p] !== CR ? new BadRequestError('chunk data not followed by CRLF') : false;
+    if (buf.length - p < 2)
+      return buf.length > p && buf[p] !== CR ? new BadRequestError('chunk data not followed by CRLF') : false;
     if (buf[p] !== CR || buf[p + 1] !== LF) return new BadRequestError('chunk data not followed by CRLF');
     this.#pos = p + 2;
     this.#state = State.ChunkSize;
@@ -470,7 +487,11 @@ function lineEndAt(buf: Buffer, start: number): number {
 }
 
 /** method SP request-target SP HTTP-version, in buf[start, end). */
-function requestLine(buf: Buffer, start: number, end: number): { method: string; target: string; minor: 0 | 1 } | HttpError {
+function requestLine(
+  buf: Buffer,
+  start: number,
+  end: number,
+): { method: string; target: string; minor: 0 | 1 } | HttpError {
   let p = start;
   while (p < end && kTchar[buf[p]!] === 1) p++;
   if (p === start || p >= end || buf[p] !== SP) return new BadRequestError('malformed request line');
@@ -482,8 +503,13 @@ function requestLine(buf: Buffer, start: number, end: number): { method: string;
   p++;
   if (
     end - p !== 8 ||
-    buf[p] !== 0x48 || buf[p + 1] !== 0x54 || buf[p + 2] !== 0x54 || buf[p + 3] !== 0x50 ||
-    buf[p + 4] !== 0x2f || buf[p + 5] !== 0x31 || buf[p + 6] !== 0x2e ||
+    buf[p] !== 0x48 ||
+    buf[p + 1] !== 0x54 ||
+    buf[p + 2] !== 0x54 ||
+    buf[p + 3] !== 0x50 ||
+    buf[p + 4] !== 0x2f ||
+    buf[p + 5] !== 0x31 ||
+    buf[p + 6] !== 0x2e ||
     (buf[p + 7] !== 0x30 && buf[p + 7] !== 0x31)
   ) {
     return new BadRequestError('unsupported or malformed HTTP version');
@@ -506,14 +532,24 @@ function fieldLine(buf: Buffer, start: number, end: number, headers: string[]): 
   let e = end;
   while (v < e && (buf[v] === SP || buf[v] === HTAB)) v++;
   while (e > v && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
-  for (let i = v; i < e; i++) if (!isValueByte(buf[i]!)) return new BadRequestError(`invalid byte in the ${name} field`);
+  for (let i = v; i < e; i++)
+    if (!isValueByte(buf[i]!)) return new BadRequestError(`invalid byte in the ${name} field`);
   headers.push(name, buf.toString('latin1', v, e));
   return name;
 }
 
 /** Common methods and field names, so that parsing them allocates no string. */
 const kMethods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'];
-const kFieldNames = ['host', 'connection', 'content-length', 'content-type', 'transfer-encoding', 'accept', 'user-agent', 'expect'];
+const kFieldNames = [
+  'host',
+  'connection',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'accept',
+  'user-agent',
+  'expect',
+];
 
 /**
  * The string of `list` equal to buf[start, end), or undefined. With `fold` 0x20, letters in buf

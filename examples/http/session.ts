@@ -138,7 +138,10 @@ export class HttpSession {
     const headLate = headersMs > 0 && this.#parser.awaitingHead && now >= this.#startMs + headersMs;
     const out = kOut;
     out.clear();
-    respondError(out, headLate ? new RequestTimeoutError('head', headersMs) : new RequestTimeoutError('request', requestMs));
+    respondError(
+      out,
+      headLate ? new RequestTimeoutError('head', headersMs) : new RequestTimeoutError('request', requestMs),
+    );
     input.retrieveAll();
     this.dispose();
     return { out: out.take(), action: Action.Close };

@@ -26,7 +26,11 @@ export interface HttpTimeouts {
 }
 
 /** node:http's defaults: headersTimeout 60 s, requestTimeout 300 s, keepAliveTimeout 5 s. */
-export const kDefaultTimeouts: Readonly<HttpTimeouts> = Object.freeze({ headersMs: 60_000, requestMs: 300_000, keepAliveMs: 5_000 });
+export const kDefaultTimeouts: Readonly<HttpTimeouts> = Object.freeze({
+  headersMs: 60_000,
+  requestMs: 300_000,
+  keepAliveMs: 5_000,
+});
 
 /**
  * One loop's wheel for its connections' deadlines. The wheel is made on first use, its tick a
@@ -38,7 +42,10 @@ export class DeadlineWheel {
   #wheel: TimingWheel | null = null;
 
   constructor(timeouts: HttpTimeouts) {
-    const shortest = Math.min(...[timeouts.headersMs, timeouts.requestMs, timeouts.keepAliveMs].filter((ms) => ms > 0), 10_000);
+    const shortest = Math.min(
+      ...[timeouts.headersMs, timeouts.requestMs, timeouts.keepAliveMs].filter((ms) => ms > 0),
+      10_000,
+    );
     this.#tickMs = Math.min(1000, Math.max(10, Math.floor(shortest / 10)));
   }
 

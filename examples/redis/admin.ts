@@ -31,7 +31,8 @@ function ping({ args, out }: CommandContext): void {
 function select({ args, out }: CommandContext): void {
   const id = args.int(1);
   if (id === null) out.error(Err.notInteger);
-  else if (id > 2147483647 || id < -2147483648) out.error('ERR value is out of range, value must between -2147483648 and 2147483647');
+  else if (id > 2147483647 || id < -2147483648)
+    out.error('ERR value is out of range, value must between -2147483648 and 2147483647');
   else if (id !== 0) out.error(Err.dbIndex);
   else out.ok();
 }
@@ -188,8 +189,16 @@ export const adminCommands: readonly CommandSpec[] = [
   container(
     'config',
     -2,
-    [spec('config|get', -3, ['loading', 'stale'], configGet), spec('config|resetstat', 2, ['loading', 'stale'], ({ out }) => out.ok())],
-    ['GET <pattern>', '    Return parameters matching the glob-like <pattern> and their values.', 'RESETSTAT', '    Reset statistics.'],
+    [
+      spec('config|get', -3, ['loading', 'stale'], configGet),
+      spec('config|resetstat', 2, ['loading', 'stale'], ({ out }) => out.ok()),
+    ],
+    [
+      'GET <pattern>',
+      '    Return parameters matching the glob-like <pattern> and their values.',
+      'RESETSTAT',
+      '    Reset statistics.',
+    ],
   ),
   container(
     'client',

@@ -57,7 +57,9 @@ export function execute(ctx: CommandContext): void {
     const subName = args.str(1);
     const sub = spec.subcommands.get(subName.toLowerCase());
     if (sub === undefined) {
-      ctx.out.error(`ERR unknown subcommand '${subName.slice(0, kQuoteMaxChars)}'. Try ${spec.name.toUpperCase()} HELP.`);
+      ctx.out.error(
+        `ERR unknown subcommand '${subName.slice(0, kQuoteMaxChars)}'. Try ${spec.name.toUpperCase()} HELP.`,
+      );
       return;
     }
     spec = sub;

@@ -16,4 +16,7 @@ const { port, loops, backend } = parseFlags('redis', 6380);
 const events = new URL('./events.js', import.meta.url);
 events.searchParams.set('loops', loops);
 
-await serveUntilSignal('redis', events, backend, `tcp://:${port}`, { maxInputBytes: kMaxQueryBytes, allowHalfOpen: true });
+await serveUntilSignal('redis', events, backend, `tcp://:${port}`, {
+  maxInputBytes: kMaxQueryBytes,
+  allowHalfOpen: true,
+});

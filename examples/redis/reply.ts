@@ -275,4 +275,3 @@ export class ReplyWriter {
     } while (n > 0);
   }
 }
-

@@ -66,7 +66,12 @@ export const Err = {
 
 /** Builds the HELP subcommand of a container: a list of lines, as simple strings. */
 export function helpSubcommand(container: string, lines: readonly string[]): CommandSpec {
-  const text = [`${container.toUpperCase()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:`, ...lines, 'HELP', '    Print this help.'];
+  const text = [
+    `${container.toUpperCase()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:`,
+    ...lines,
+    'HELP',
+    '    Print this help.',
+  ];
   return {
     name: `${container}|help`,
     arity: 2,
@@ -78,4 +83,3 @@ export function helpSubcommand(container: string, lines: readonly string[]): Com
     },
   };
 }
-

@@ -27,7 +27,13 @@ const kSetExAt = 64;
 const kSetPxAt = 128;
 const kSetAnyExpire = kSetEx | kSetPx | kSetExAt | kSetPxAt;
 
-function spec(name: string, arity: number, flags: string[], keys: [number, number, number], run: (ctx: CommandContext) => void): CommandSpec {
+function spec(
+  name: string,
+  arity: number,
+  flags: string[],
+  keys: [number, number, number],
+  run: (ctx: CommandContext) => void,
+): CommandSpec {
   return { name, arity, flags, keys, run };
 }
 
@@ -268,12 +274,16 @@ export const stringCommands: readonly CommandSpec[] = [
   spec('decrby', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], (ctx) => incrByArg(ctx, true)),
   spec('del', -2, ['write'], [1, -1, 1], (ctx) => countKeys(ctx, true)),
   spec('exists', -2, ['readonly', 'fast'], [1, -1, 1], (ctx) => countKeys(ctx, false)),
-  spec('type', 2, ['readonly', 'fast'], [1, 1, 1], ({ args, out, loop }) => out.simple(loop.keyspace.has(args.str(1)) ? 'string' : 'none')),
+  spec('type', 2, ['readonly', 'fast'], [1, 1, 1], ({ args, out, loop }) =>
+    out.simple(loop.keyspace.has(args.str(1)) ? 'string' : 'none'),
+  ),
   spec('expire', -3, ['write', 'fast'], [1, 1, 1], (ctx) => expire(ctx, 1000, 'expire')),
   spec('pexpire', -3, ['write', 'fast'], [1, 1, 1], (ctx) => expire(ctx, 1, 'pexpire')),
   spec('ttl', 2, ['readonly', 'fast'], [1, 1, 1], (ctx) => ttl(ctx, 1000)),
   spec('pttl', 2, ['readonly', 'fast'], [1, 1, 1], (ctx) => ttl(ctx, 1)),
-  spec('persist', 2, ['write', 'fast'], [1, 1, 1], ({ args, out, loop }) => out.integer(loop.keyspace.persist(args.str(1)) ? 1 : 0)),
+  spec('persist', 2, ['write', 'fast'], [1, 1, 1], ({ args, out, loop }) =>
+    out.integer(loop.keyspace.persist(args.str(1)) ? 1 : 0),
+  ),
   spec('keys', 2, ['readonly'], [0, 0, 0], keys),
   spec('dbsize', 1, ['readonly', 'fast'], [0, 0, 0], ({ out, loop }) => out.integer(loop.keyspace.size)),
   spec('flushall', -1, ['write'], [0, 0, 0], flush),

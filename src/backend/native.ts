@@ -23,7 +23,13 @@ import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { Addr, type ListenSpec, type Network } from '../addr.js';
-import { BackendUnavailableError, ConnectionError, InvalidArgumentError, ListenError, NoMemoryError } from '../errors.js';
+import {
+  BackendUnavailableError,
+  ConnectionError,
+  InvalidArgumentError,
+  ListenError,
+  NoMemoryError,
+} from '../errors.js';
 import { loadAddon } from './addon.js';
 import { resolveHost } from './resolve.js';
 import {
@@ -141,7 +147,7 @@ function formatIPv6(b: Uint8Array): string {
   for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
   let bestAt = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -154,7 +160,11 @@ function formatIPv6(b: Uint8Array): string {
     }
     i = j;
   }
-  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  const hex = (from: number, to: number): string =>
+    g
+      .slice(from, to)
+      .map((x) => x.toString(16))
+      .join(':');
   if (bestAt < 0) return hex(0, 8);
   return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
 }
@@ -165,7 +175,8 @@ function decodeAddr(network: Network, src: ArrayLike<number>, at: number, unixPa
   if (family === AddrFamily.Unix || network === 'unix') return new Addr('unix', '', 0, unixPath);
   for (let k = 0; k < kAddrU32; k++) kScratch32[k] = src[at + k];
   const port = src[at + 1];
-  if (family === AddrFamily.Inet4) return new Addr(network, `${kScratch8[0]}.${kScratch8[1]}.${kScratch8[2]}.${kScratch8[3]}`, port);
+  if (family === AddrFamily.Inet4)
+    return new Addr(network, `${kScratch8[0]}.${kScratch8[1]}.${kScratch8[2]}.${kScratch8[3]}`, port);
   if (family === AddrFamily.Inet6) {
     const scope = src[at + 3];
     return new Addr(network, formatIPv6(kScratch8) + (scope !== 0 ? `%${scope}` : ''), port);
@@ -299,7 +310,14 @@ export class NativeBackend implements Backend {
     this.#addon = loadAddon();
     const inArena = new ArrayBuffer((kHeaderU32 + kInRecordSlots * kSlotU32) * 4 + kInPayloadBytes);
     const outArena = new ArrayBuffer(kOutArenaBytes);
-    const loop = this.#addon.loopCreate(inArena, kInRecordSlots, outArena, kOutCommandSlots, options.tcpNoDelay, udpSlot);
+    const loop = this.#addon.loopCreate(
+      inArena,
+      kInRecordSlots,
+      outArena,
+      kOutCommandSlots,
+      options.tcpNoDelay,
+      udpSlot,
+    );
     if (typeof loop === 'number') {
       throw new BackendUnavailableError(`cannot create an epoll loop: ${errnoName(loop)} (${errnoMessage(loop)})`);
     }
@@ -563,7 +581,7 @@ export class NativeBackend implements Backend {
     const end = kHeaderU32 + r[0] * kSlotU32;
     this.#inBatch = true;
     try {
-      for (let i = kHeaderU32; i < end; ) {
+      for (let i = kHeaderU32; i < end;) {
         const type = r[i];
         if (type === Rec.Data) {
           const off = r[i + 2];

@@ -127,7 +127,9 @@ export class PortableBackend implements Backend {
       return boundAddr(spec, existing.server);
     }
     const server = createServer({ allowHalfOpen: true, noDelay: this.#opts.tcpNoDelay });
-    const shared: Shared | null = spec.reusePort ? { server, members: [{ backend: this, index: spec.index }], next: 0, key } : null;
+    const shared: Shared | null = spec.reusePort
+      ? { server, members: [{ backend: this, index: spec.index }], next: 0, key }
+      : null;
     if (shared) {
       server.on('connection', (sock: Socket) => {
         const m = shared.members[shared.next++ % shared.members.length]!;
@@ -137,7 +139,9 @@ export class PortableBackend implements Backend {
       server.on('connection', (sock: Socket) => this.#accept(sock, spec.index));
     }
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(spec.text, err.code ?? 'EIO', err.message, err)));
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new ListenError(spec.text, err.code ?? 'EIO', err.message, err)),
+      );
       if (spec.network === 'unix') server.listen({ path: spec.path }, resolve);
       else server.listen(listenOptions(spec, host), resolve);
     });
@@ -189,7 +193,8 @@ export class PortableBackend implements Backend {
   async closeListeners(): Promise<void> {
     for (const entry of this.#servers.splice(0)) this.#serverClosing.push(this.#closeServer(entry));
     // UDP sockets are listeners too: they stop receiving, as on the native backend.
-    for (const sock of this.#dgrams.values()) this.#serverClosing.push(new Promise<void>((resolve) => sock.close(() => resolve())));
+    for (const sock of this.#dgrams.values())
+      this.#serverClosing.push(new Promise<void>((resolve) => sock.close(() => resolve())));
     this.#dgrams.clear();
     // A reply queued just before its socket closed is dropped, as UDP may.
     this.#ops = this.#ops.filter((op) => op.kind !== kSendTo);
@@ -301,7 +306,18 @@ export class PortableBackend implements Backend {
       return;
     }
     const id = this.#nextId++;
-    const s: Stream = { id, sock, err: null, closing: false, reported: 0, watch: false, dirty: false, paused: false, awaiting: false, endHeld: false };
+    const s: Stream = {
+      id,
+      sock,
+      err: null,
+      closing: false,
+      reported: 0,
+      watch: false,
+      dirty: false,
+      paused: false,
+      awaiting: false,
+      endHeld: false,
+    };
     this.#streams.set(id, s);
     const addrs = streamAddrs(sock, this.#unixPaths.get(listenerIndex));
     sock.on('data', (chunk: Buffer) => {
@@ -372,7 +388,9 @@ export class PortableBackend implements Backend {
         sock.close();
         reject(new ListenError(spec.text, err.code ?? 'EIO', err.message, err));
       });
-      sock.bind({ port: spec.port, address: host || (type === 'udp4' ? '0.0.0.0' : '::'), exclusive: true }, () => resolve());
+      sock.bind({ port: spec.port, address: host || (type === 'udp4' ? '0.0.0.0' : '::'), exclusive: true }, () =>
+        resolve(),
+      );
     });
     sock.on('error', () => undefined);
     const h = this.#handler!;
@@ -386,7 +404,10 @@ export class PortableBackend implements Backend {
   }
 }
 
-function listenOptions(spec: ListenSpec, host: string): { host?: string; port: number; ipv6Only?: boolean; reusePort?: boolean } {
+function listenOptions(
+  spec: ListenSpec,
+  host: string,
+): { host?: string; port: number; ipv6Only?: boolean; reusePort?: boolean } {
   const o: { host?: string; port: number; ipv6Only?: boolean; reusePort?: boolean } = { port: spec.port };
   if (host !== '') o.host = host;
   else if (spec.family === 4) o.host = '0.0.0.0';

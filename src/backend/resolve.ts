@@ -13,6 +13,11 @@ export async function resolveHost(spec: ListenSpec): Promise<string> {
     const r = await lookup(spec.host, { family: spec.family === 0 ? 0 : spec.family });
     return r.address;
   } catch (err) {
-    throw new ListenError(spec.text, (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND', `cannot resolve host ${spec.host}`, err);
+    throw new ListenError(
+      spec.text,
+      (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND',
+      `cannot resolve host ${spec.host}`,
+      err,
+    );
   }
 }

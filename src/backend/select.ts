@@ -25,7 +25,9 @@ export function resolveBackendKind(kind: BackendKind): 'native' | 'portable' {
     } catch (err) {
       why = `: ${(err as Error).message}`;
     }
-    process.emitWarning(`gevent: the native backend is unavailable, using the portable backend${why}`, { code: 'GEVENT_PORTABLE_FALLBACK' });
+    process.emitWarning(`gevent: the native backend is unavailable, using the portable backend${why}`, {
+      code: 'GEVENT_PORTABLE_FALLBACK',
+    });
   }
   return 'portable';
 }

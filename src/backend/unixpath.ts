@@ -26,7 +26,8 @@ export async function removeStaleSocket(address: string, path: string): Promise<
   });
   if (live) throw new ListenError(address, 'EADDRINUSE', 'a server is listening on that socket');
   await fs.unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw new ListenError(address, err.code ?? 'EIO', 'cannot remove the stale socket file', err);
+    if (err.code !== 'ENOENT')
+      throw new ListenError(address, err.code ?? 'EIO', 'cannot remove the stale socket file', err);
   });
 }
 

@@ -20,7 +20,11 @@ import { shutdownLatch } from './shutdown.js';
  * with its handle. Rejects when an address cannot be bound or `init`/`serving` fails; a `serving`
  * that returns Shutdown resolves with a handle whose server has already stopped.
  */
-export async function startEngine(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<ServerHandle> {
+export async function startEngine(
+  events: Events,
+  opts: EngineOptions,
+  specs: readonly ListenSpec[],
+): Promise<ServerHandle> {
   if (opts.numLoops > 1) return startMultiLoop(events, opts, specs);
   const backend = await createBackend(opts.backend, { tcpNoDelay: opts.tcpNoDelay });
   const latch = shutdownLatch(opts.signal);
@@ -36,14 +40,19 @@ export async function startEngine(events: Events, opts: EngineOptions, specs: re
   const stop = async (): Promise<void> => {
     const { err, graceMs } = await latch.requested;
     latch.dispose();
-    await host.stop(err ? 0 : graceMs ?? opts.graceMs);
+    await host.stop(err ? 0 : (graceMs ?? opts.graceMs));
     channel.close();
     if (err) throw err;
   };
   let addrs: Addr[];
   try {
     addrs = await host.listenAll(specs);
-    await host.init({ loopIndex: 0, numLoops: 1, workerData: cloneWorkerData(opts.workerData), broadcast: (v) => channel.send(v) });
+    await host.init({
+      loopIndex: 0,
+      numLoops: 1,
+      workerData: cloneWorkerData(opts.workerData),
+      broadcast: (v) => channel.send(v),
+    });
   } catch (err) {
     latch.request(err as Error);
     await stop().catch(() => {});

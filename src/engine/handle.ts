@@ -75,7 +75,8 @@ export class ServerHandle implements Server {
   }
 
   shutdown(opts?: { grace?: number }): Promise<void> {
-    if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw new InvalidArgumentError('shutdown() options', opts, 'an object such as { grace }');
+    if (opts !== undefined && (opts === null || typeof opts !== 'object'))
+      throw new InvalidArgumentError('shutdown() options', opts, 'an object such as { grace }');
     const grace = opts?.grace;
     if (grace !== undefined && (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0)) {
       throw new InvalidArgumentError('shutdown() grace', grace, 'an integer number of milliseconds >= 0');

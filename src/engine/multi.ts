@@ -22,7 +22,15 @@ import { LoopChannel } from './broadcast.js';
 import type { EngineOptions } from './options.js';
 import { shutdownLatch } from './shutdown.js';
 import { ServerHandle } from './handle.js';
-import { fromWireAddr, fromWireError, toWireAddr, type FromWorker, type ToWorker, type WireAddr, type WorkerConfig } from './wire.js';
+import {
+  fromWireAddr,
+  fromWireError,
+  toWireAddr,
+  type FromWorker,
+  type ToWorker,
+  type WireAddr,
+  type WorkerConfig,
+} from './wire.js';
 
 const kWorkerUrl = new URL('./worker.js', import.meta.url);
 
@@ -141,7 +149,11 @@ class LoopWorker {
 }
 
 /** startEngine() for several loops: one worker thread per loop, and this thread's acceptor. */
-export async function startMultiLoop(events: Events, opts: EngineOptions, specs: readonly ListenSpec[]): Promise<ServerHandle> {
+export async function startMultiLoop(
+  events: Events,
+  opts: EngineOptions,
+  specs: readonly ListenSpec[],
+): Promise<ServerHandle> {
   const n = opts.numLoops;
   if (resolveBackendKind(opts.backend) !== 'native') {
     throw new BackendUnavailableError(
@@ -237,7 +249,7 @@ export async function startMultiLoop(events: Events, opts: EngineOptions, specs:
   const closed = (async (): Promise<void> => {
     const { err, graceMs } = await latch.requested;
     latch.dispose();
-    await stopAll(err ? 0 : graceMs ?? opts.graceMs);
+    await stopAll(err ? 0 : (graceMs ?? opts.graceMs));
     channel.close();
     if (err) throw err;
   })();

@@ -75,14 +75,22 @@ export function toWireError(err: unknown, depth = 0): WireError {
   for (const [k, v] of Object.entries(e)) {
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') fields[k] = v;
   }
-  const w: WireError = { name: e.name, code: (e as { code?: string }).code, message: e.message, stack: e.stack, fields };
+  const w: WireError = {
+    name: e.name,
+    code: (e as { code?: string }).code,
+    message: e.message,
+    stack: e.stack,
+    fields,
+  };
   if (e.cause !== undefined && depth < 4) w.cause = toWireError(e.cause, depth + 1);
   return w;
 }
 
 /** The library's error classes by name, so an error that crossed a thread keeps its class. */
 const kErrorClasses: Record<string, { prototype: Error }> = Object.fromEntries(
-  Object.entries(errors).filter(([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof Error),
+  Object.entries(errors).filter(
+    ([, v]) => typeof v === 'function' && (v as { prototype?: unknown }).prototype instanceof Error,
+  ),
 ) as Record<string, { prototype: Error }>;
 
 /** Rebuilds an error that crossed a thread: same class (for the library's own), name, message, fields, stack and cause. */

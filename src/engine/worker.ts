@@ -62,10 +62,17 @@ port.on('message', (m: ToWorker) => {
       const addrs = m.addrs.map(fromWireAddr);
       host.loop.setListenerAddrs(addrs);
       backend.declareListeners(addrs);
-      host.init({ loopIndex: config.index, numLoops: m.numLoops, workerData: config.workerData, broadcast: (v) => channel.send(v) }).then(
-        () => post({ t: 'begun', ok: config.index === 0 ? host.begin(serverHandle(addrs)) : true }),
-        (err: unknown) => post({ t: 'begun', ok: false, error: toWireError(err) }),
-      );
+      host
+        .init({
+          loopIndex: config.index,
+          numLoops: m.numLoops,
+          workerData: config.workerData,
+          broadcast: (v) => channel.send(v),
+        })
+        .then(
+          () => post({ t: 'begun', ok: config.index === 0 ? host.begin(serverHandle(addrs)) : true }),
+          (err: unknown) => post({ t: 'begun', ok: false, error: toWireError(err) }),
+        );
       break;
     }
     case 'serve':

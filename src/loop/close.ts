@@ -34,7 +34,13 @@ export class ConnCloser {
   /** Resolves stop()'s grace wait once every connection has closed or is lingering with its output written. */
   #onSettled: (() => void) | null = null;
 
-  constructor(backend: Backend, conns: ReadonlyMap<number, StreamConn>, timers: LoopTimers, lingerMs: number, scheduleFlush: () => void) {
+  constructor(
+    backend: Backend,
+    conns: ReadonlyMap<number, StreamConn>,
+    timers: LoopTimers,
+    lingerMs: number,
+    scheduleFlush: () => void,
+  ) {
     this.#backend = backend;
     this.#conns = conns;
     this.#timers = timers;

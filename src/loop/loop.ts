@@ -22,7 +22,15 @@
  */
 import type { Addr } from '../addr.js';
 import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
-import { HandlerError, IdleTimeoutError, InputLimitError, InvalidArgumentError, NoMemoryError, OutputLimitError, ShutdownError } from '../errors.js';
+import {
+  HandlerError,
+  IdleTimeoutError,
+  InputLimitError,
+  InvalidArgumentError,
+  NoMemoryError,
+  OutputLimitError,
+  ShutdownError,
+} from '../errors.js';
 import type { Conn } from '../conn-types.js';
 import { Action, type ConnOptions, type Events, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
@@ -369,7 +377,8 @@ export class Loop implements BackendHandler {
 
   /** Conn.destroy: close at once, output dropped; `closed` gets `err` (or null). */
   destroyConn(c: StreamConn, err: Error | null | undefined): void {
-    if (err !== undefined && err !== null && !isError(err)) throw new InvalidArgumentError('destroy err', err, 'an Error, null or undefined');
+    if (err !== undefined && err !== null && !isError(err))
+      throw new InvalidArgumentError('destroy err', err, 'an Error, null or undefined');
     if (c.state === ConnState.Closed || c.state === ConnState.Pending || c.destroyed) return;
     c.destroyed = true;
     if (c.state === ConnState.Open) c.closeError = err ?? null;
@@ -459,7 +468,11 @@ export class Loop implements BackendHandler {
     try {
       const dropped = this.events.dropped;
       if (!dropped) return;
-      const r: unknown = dropped.call(this.events, { addrIndex: c.addrIndex, localAddr: c.localAddr, remoteAddr: c.remoteAddr });
+      const r: unknown = dropped.call(this.events, {
+        addrIndex: c.addrIndex,
+        localAddr: c.localAddr,
+        remoteAddr: c.remoteAddr,
+      });
       if (isThenable(r)) this.#settleDetached('dropped', r);
     } catch (err) {
       this.#opts.onError(asHandlerError('dropped', err));
@@ -524,7 +537,8 @@ export class Loop implements BackendHandler {
   #applyOpts(c: StreamConn, handler: ConnHandler, opts: ConnOptions): void {
     if (handler !== 'opened' || opts.tcpKeepAlive === undefined) return;
     const ms = opts.tcpKeepAlive;
-    if (typeof ms !== 'number' || !(ms >= 0)) throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
+    if (typeof ms !== 'number' || !(ms >= 0))
+      throw new InvalidArgumentError('opts.tcpKeepAlive', ms, 'a number of milliseconds >= 0');
     this.backend.setKeepAlive(c.id, ms);
   }
 

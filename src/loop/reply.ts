@@ -18,7 +18,8 @@ export function toBytes(what: string, out: unknown): Uint8Array {
   if (out instanceof Uint8Array) return out;
   if (typeof out === 'string') return Buffer.from(out, 'utf8');
   if (ArrayBuffer.isView(out)) return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-  if (out instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && out instanceof SharedArrayBuffer)) return new Uint8Array(out);
+  if (out instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && out instanceof SharedArrayBuffer))
+    return new Uint8Array(out);
   throw new InvalidArgumentError(what, out, kBytesExpected);
 }
 
@@ -35,7 +36,11 @@ const kNone: ParsedReply = Object.freeze({ out: null, action: Action.None, opts:
 export function checkAction(handler: string, action: unknown): Action {
   if (action === undefined || action === null) return Action.None;
   if (action === Action.None || action === Action.Close || action === Action.Shutdown) return action;
-  throw new InvalidArgumentError(`the action returned by ${handler}`, action, 'Action.None, Action.Close or Action.Shutdown');
+  throw new InvalidArgumentError(
+    `the action returned by ${handler}`,
+    action,
+    'Action.None, Action.Close or Action.Shutdown',
+  );
 }
 
 /** True for a Promise or any other thenable: what an `async` handler returns. */
@@ -70,7 +75,11 @@ export function parseReply(handler: string, r: unknown): ParsedReply {
       'nothing, bytes, a string, an Action or { out, action }; a Promise is not awaited for its value: an async handler must write with c.send() or c.write()',
     );
   }
-  throw new InvalidArgumentError(`the value returned by ${handler}`, r, 'nothing, bytes, a string, an Action or { out, action }');
+  throw new InvalidArgumentError(
+    `the value returned by ${handler}`,
+    r,
+    'nothing, bytes, a string, an Action or { out, action }',
+  );
 }
 
 /**

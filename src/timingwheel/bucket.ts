@@ -13,7 +13,6 @@ export interface EntryOwner {
   cancel(entry: TimerEntry): boolean;
 }
 
-
 /** One timer. Lives in one bucket's list at a time; the wheel owns it, the user holds it as a Timer. */
 export class TimerEntry implements Timer {
   expiration: number;

@@ -13,9 +13,6 @@ export type { Scheduler, Timer, TimingWheelOptions } from './types.js';
 /** The longest delay setTimeout honours (2^31 - 1 ms); longer waits are taken in steps. */
 const kMaxTimeoutMs = 2 ** 31 - 1;
 
-
-
-
 /** Slot count of every level unless told otherwise. */
 const kDefaultWheelSize = 60;
 /** Level-0 tick unless told otherwise. */
@@ -39,7 +36,11 @@ function checkDelay(what: string, delayMs: unknown, min: 'zero' | 'positive'): v
     !(min === 'zero' ? delayMs >= 0 : delayMs > 0) ||
     !(delayMs <= Number.MAX_SAFE_INTEGER)
   ) {
-    throw new InvalidArgumentError(what, delayMs, `a finite number ${min === 'zero' ? '>= 0' : '> 0'} (at most 2^53-1)`);
+    throw new InvalidArgumentError(
+      what,
+      delayMs,
+      `a finite number ${min === 'zero' ? '>= 0' : '> 0'} (at most 2^53-1)`,
+    );
   }
 }
 

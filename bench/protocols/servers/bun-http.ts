@@ -18,7 +18,9 @@ Bun.serve({
       return new Response('Hello, World!', { headers: { Server: 'bun', 'Content-Type': 'text/plain' } });
     }
     if (path === '/json') {
-      return new Response(JSON.stringify({ message: 'Hello, World!' }), { headers: { Server: 'bun', 'Content-Type': 'application/json' } });
+      return new Response(JSON.stringify({ message: 'Hello, World!' }), {
+        headers: { Server: 'bun', 'Content-Type': 'application/json' },
+      });
     }
     return new Response('Not Found\n', { status: 404 });
   },

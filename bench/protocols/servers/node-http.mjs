@@ -10,7 +10,11 @@ const server = http.createServer((req, res) => {
     res.end('Hello, World!');
   } else if (req.url === '/json') {
     const body = JSON.stringify({ message: 'Hello, World!' });
-    res.writeHead(200, { Server: 'node', 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+    res.writeHead(200, {
+      Server: 'node',
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
+    });
     res.end(body);
   } else {
     res.writeHead(404, { 'Content-Type': 'text/plain', 'Content-Length': 10 });
