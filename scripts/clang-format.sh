@@ -7,9 +7,12 @@ bin=node_modules/.bin/clang-format
 files=$(ls native/*.c native/*.h test/c/*.c test/c/*.h bench/c/*.c bench/c/*.h 2>/dev/null)
 if [ "${1:-}" = "--check" ]; then
   bad=0
+  out=$(mktemp)
   for f in $files; do
-    if ! "$bin" --style=file "$f" | cmp -s - "$f"; then echo "clang-format: $f is not formatted (npm run format)"; bad=1; fi
+    "$bin" --style=file "$f" >"$out"
+    if ! cmp -s "$out" "$f"; then echo "clang-format: $f is not formatted (npm run format)"; bad=1; fi
   done
+  rm -f "$out"
   exit $bad
 fi
 "$bin" --style=file -i $files

@@ -6,6 +6,7 @@
  * on the first failure. `proxyproto --parse` instead parses its standard input once and prints the
  * result as one line of JSON (for tests that capture headers from real senders).
  */
+#include "harness.h"
 #include "proxyproto.h"
 
 #include <arpa/inet.h>
@@ -14,16 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 #define MAX_V2 4096u
 
