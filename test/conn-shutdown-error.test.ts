@@ -19,6 +19,7 @@ import {
   startServer,
   waitFor,
   within,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kBig = Buffer.alloc(64 * 1024 * 1024, 0x64);
@@ -84,7 +85,7 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(errs.get('reader'), null, 'a peer whose reply was all written gets null');
         assert.equal(errs.get('idle'), null, 'an idle peer gets null');
         assert.equal(errs.size, 3);
-        assert.equal(openFdCount(), fds);
+        assertNoFdLeak(fds);
       });
     }
   });

@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { LoadBalance, serve } from '../src/index.js';
-import { backendsUnderTest, connectTo, openFdCount, readExactly } from './helpers.js';
+import { backendsUnderTest, connectTo, openFdCount, readExactly, assertNoFdLeak } from './helpers.js';
 
 const native = (await backendsUnderTest()).includes('native');
 const fixture = new URL('./fixtures/echo-events.js', import.meta.url);
@@ -185,7 +185,7 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
     await Promise.all(ends);
     assert.equal(srv.count('closed'), 9);
     await srv.stop();
-    assert.equal(openFdCount(), fds);
+    assertNoFdLeak(fds);
   });
 
   test('an uncaught exception in a loop thread is reported: serve() rejects with it, and every loop stops', async () => {
@@ -211,7 +211,7 @@ describe('several loops (native)', { skip: native ? false : 'the native addon is
     });
     await Promise.all(ends);
     await srv.stop().catch(() => undefined);
-    assert.equal(openFdCount(), fds);
+    assertNoFdLeak(fds);
   });
 
   test('a throwing closed in a loop thread reaches options.onError on the calling thread, and serving goes on', async () => {

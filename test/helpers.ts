@@ -2,6 +2,7 @@
  * Shared test plumbing: the backends under test, a server started on port 0 that a test can stop,
  * plain node:net clients, and fd accounting.
  */
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
@@ -518,4 +519,13 @@ export async function sendUntilQueued(
     c.send(b);
     sent += b.length;
   }
+}
+
+/**
+ * Fails when this process has more fds open than `before`: what a test opened must be closed. Fewer
+ * is fine (an fd the runtime held when the count was taken may have closed since).
+ */
+export function assertNoFdLeak(before: number): void {
+  const now = openFdCount();
+  assert.ok(now <= before, `${now - before} fd(s) left open (${now} now, ${before} before)`);
 }

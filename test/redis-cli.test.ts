@@ -10,7 +10,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import type { Conn, Events } from '../src/index.js';
 import { createRedisServer } from '../examples/redis/server.js';
-import { backendsUnderTest, openFdCount, startServer } from './helpers.js';
+import { backendsUnderTest, openFdCount, startServer, assertNoFdLeak } from './helpers.js';
 
 const kToolTimeoutMs = 10_000;
 
@@ -61,7 +61,7 @@ async function withServer(backend: 'native' | 'portable', body: (port: number) =
   }
   assert.ok(counts.opened > 0);
   assert.equal(counts.closed, counts.opened);
-  assert.equal(openFdCount(), fds);
+  assertNoFdLeak(fds);
 }
 
 for (const backend of await backendsUnderTest()) {

@@ -22,6 +22,7 @@ import {
   readExactly,
   sleep,
   startServer,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kValueBytes = 1024 * 1024;
@@ -142,7 +143,7 @@ async function start(t: TestContext, options: ServeOptions): Promise<Harness> {
     async end() {
       await shutdown();
       assert.equal(counts.closed, counts.opened, 'every opened connection got closed');
-      assert.equal(openFdCount(), fds, 'no fd left open');
+      assertNoFdLeak(fds);
     },
   };
 }

@@ -21,6 +21,7 @@ import {
   readExactly,
   startServer,
   waitFor,
+  assertNoFdLeak,
 } from './helpers.js';
 
 interface Harness {
@@ -75,7 +76,7 @@ async function start(
       await shutdown();
       assert.equal(counts.closed, counts.opened, 'every opened connection got closed');
       assert.equal(counts.contextsLeft, 0, 'closed() dropped every connection state');
-      assert.equal(openFdCount(), fds, 'no fd left open');
+      assertNoFdLeak(fds);
     },
   };
 }

@@ -24,6 +24,7 @@ import {
   sleep,
   startServer,
   type Running,
+  assertNoFdLeak,
 } from './helpers.js';
 
 /** An npm `redis` client speaking RESP2 (the protocol this server speaks), with no reconnection. */
@@ -79,7 +80,7 @@ async function start(t: TestContext, backend: 'native' | 'portable'): Promise<Ha
     async end() {
       await shutdown();
       assert.equal(counts.closed, counts.opened, 'every opened connection got closed');
-      assert.equal(openFdCount(), fds, 'no fd left open');
+      assertNoFdLeak(fds);
     },
   };
   const shutdown = async (): Promise<void> => {

@@ -11,7 +11,16 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { Action, type Conn, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, openFdCount, rssBytes, sized, startServer, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  openFdCount,
+  rssBytes,
+  sized,
+  startServer,
+  waitFor,
+  within,
+  assertNoFdLeak,
+} from './helpers.js';
 
 const kCycles = sized(5000, 20_000);
 const kInFlight = 200;
@@ -92,7 +101,7 @@ for (const backend of await backendsUnderTest()) {
       assert.deepEqual(errors, []);
       assert.equal(opened, kCycles);
       assert.equal(closedCount, kCycles);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
       assert.ok(growth < kMaxRssGrowthBytes, `RSS grew ${(growth / 1048576).toFixed(1)} MiB over the second half`);
     });
   });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { Action, type Conn } from '../src/index.js';
-import { backendsUnderTest, openFdCount, sized, startServer, waitFor, within } from './helpers.js';
+import { backendsUnderTest, openFdCount, sized, startServer, waitFor, within, assertNoFdLeak } from './helpers.js';
 
 const kRounds = sized(2000, 10_000);
 const kInFlight = 50;
@@ -151,7 +151,7 @@ for (const backend of await backendsUnderTest()) {
       assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} connections misbehaved`);
       assert.deepEqual(onErrors, []);
       assert.ok(tracks.length > kRounds / 2, `only ${tracks.length} of ${kRounds} connections opened`);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

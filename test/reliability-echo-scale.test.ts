@@ -12,7 +12,16 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Conn, RingBuffer } from '../src/index.js';
-import { backendsUnderTest, needFds, connectMany, openFdCount, sized, startServer, waitFor } from './helpers.js';
+import {
+  backendsUnderTest,
+  needFds,
+  connectMany,
+  openFdCount,
+  sized,
+  startServer,
+  waitFor,
+  assertNoFdLeak,
+} from './helpers.js';
 
 const kConns = sized(1000, 2000);
 const kBytesPerConn = sized(256 * 1024, 1024 * 1024);
@@ -89,7 +98,7 @@ for (const backend of await backendsUnderTest()) {
       assert.deepEqual(errors, []);
       assert.equal(opened, kConns);
       assert.equal(closedClean, kConns);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

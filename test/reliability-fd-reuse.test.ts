@@ -13,7 +13,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { Action, type Conn, type RingBuffer } from '../src/index.js';
-import { backendsUnderTest, openFdCount, sized, startServer, within } from './helpers.js';
+import { backendsUnderTest, openFdCount, sized, startServer, within, assertNoFdLeak } from './helpers.js';
 
 const kRounds = sized(500, 5000);
 const kClient = fileURLToPath(new URL('./fixtures/reliability-fd-reuse-client.js', import.meta.url));
@@ -113,7 +113,7 @@ for (const backend of await backendsUnderTest()) {
         reused >= kRounds / 2,
         `B reused A's fd in only ${reused} of ${kRounds} rounds: the test did not exercise fd reuse`,
       );
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

@@ -20,6 +20,7 @@ import {
   waitFor,
   within,
   type Running,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kMiB = 1024 * 1024;
@@ -118,7 +119,7 @@ for (const backend of await backendsUnderTest()) {
         }
       }
       assert.deepEqual(closedErrs, Array(kClients).fill(null));
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test(`without allowHalfOpen: the peer's FIN closes the connection after its queued 1 MiB reply is written; end does not fire`, async () => {
@@ -156,7 +157,7 @@ for (const backend of await backendsUnderTest()) {
       }
       assert.equal(ends, 0);
       assert.deepEqual(closedErrs, Array(kClients).fill(null));
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test(`data and FIN in one go (s.end(buf), 1 B-256 KiB) lose no byte: allowHalfOpen counts every byte before end`, async () => {
@@ -198,7 +199,7 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(r.got.data.toString(), r.want);
       }
       assert.deepEqual(closedErrs, Array(kTogether).fill(null));
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test(`data and FIN in one go (s.end(buf), 1 B-256 KiB) lose no byte: without allowHalfOpen the echo of all of it arrives before EOF`, async () => {
@@ -232,7 +233,7 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(sha(r.got.data), r.want, `echo of ${r.got.data.length} bytes differs`);
       }
       assert.deepEqual(closedErrs, Array(kTogether).fill(null));
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

@@ -16,6 +16,7 @@ import {
   startServer,
   waitFor,
   within,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kBytes = 64 * 1024 * 1024;
@@ -88,7 +89,7 @@ for (const backend of await backendsUnderTest()) {
       }
       assert.equal(wrote, false, 'write() of 64 MiB reports the queue over the high-water mark');
       assert.deepEqual(closedErrs, [null]);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

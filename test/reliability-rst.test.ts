@@ -17,6 +17,7 @@ import {
   startServer,
   waitFor,
   within,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kResetters = 20;
@@ -167,7 +168,7 @@ for (const backend of await backendsUnderTest()) {
         }
       }
       assert.deepEqual(wrong, []);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

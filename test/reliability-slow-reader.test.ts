@@ -29,6 +29,7 @@ import {
   startServer,
   waitFor,
   within,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kHighWater = 64 * 1024;
@@ -135,7 +136,7 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(drainedAt.length, falseAt.length, 'one drained per false write()');
       for (const q of drainedAt) assert.ok(q <= kLowWater, `drained fired with ${q} bytes queued`);
       assert.deepEqual(closedErrs, [null]);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test("an echo server whose peer keeps sending and never reads stops reading from it (the peer's writes block): server memory grows by less than 16 MiB", async () => {
@@ -210,7 +211,7 @@ for (const backend of await backendsUnderTest()) {
         `RSS grew ${(growth / 1048576).toFixed(1)} MiB while the server read ${(received / 1048576).toFixed(1)} MiB (most queued output ${maxQueued} bytes)`,
       );
       assert.equal(closedErrs.length, 1);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test(`${kPeers} peers that never read their big replies are each closed with OutputLimitError (maxOutputBytes 1 MiB)`, async () => {
@@ -287,7 +288,7 @@ for (const backend of await backendsUnderTest()) {
         }
       }
       assert.deepEqual(wrong.slice(0, 10), []);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

@@ -18,6 +18,7 @@ import {
   startServer,
   waitFor,
   within,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kConns = 100;
@@ -135,7 +136,7 @@ for (const backend of await backendsUnderTest()) {
       }
       assert.equal(late, message(kConns, lateRound).toString('latin1'), 'a client arriving afterwards is served');
       assert.ok(calls >= kConns * kRounds - throwers * kRounds);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

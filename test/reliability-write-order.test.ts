@@ -20,6 +20,7 @@ import {
   waitFor,
   within,
   type Running,
+  assertNoFdLeak,
 } from './helpers.js';
 
 const kFrames = sized(100_000, 1_000_000);
@@ -149,7 +150,7 @@ for (const backend of await backendsUnderTest()) {
       assert.ok(drainedCalls >= 1, 'drained fired at least once');
       assert.equal(drainedCalls, falses, 'each false write() is followed by one drained');
       assert.deepEqual(closedErrs, [null]);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test(`${kFrames} frames queued with c.write() in bursts from timers, past the high-water mark, arrive at a pausing reader in order`, async () => {
@@ -177,7 +178,7 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(check.next, kFrames, 'every frame arrived');
       assert.ok(falses >= 1, 'write() returned false past the high-water mark');
       assert.deepEqual(closedErrs, [null]);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

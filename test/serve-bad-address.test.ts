@@ -15,6 +15,7 @@ import {
   openFdCount,
   socketDir,
   startServer,
+  assertNoFdLeak,
 } from './helpers.js';
 
 /** Socket directories made by this file; removed after its tests, even when one fails. */
@@ -66,7 +67,7 @@ for (const backend of await backendsUnderTest()) {
       const { events, calls } = counting();
       await assert.rejects(serve(events, { backend }, 'tulip://howdy'), isBadAddress('tulip://howdy'));
       assert.deepEqual(calls, { serving: 0, tick: 0 });
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('howdy (no port) rejects with ERR_GEVENT_BAD_ADDRESS naming the input', async () => {
@@ -74,7 +75,7 @@ for (const backend of await backendsUnderTest()) {
       const { events, calls } = counting();
       await assert.rejects(serve(events, { backend }, 'howdy'), isBadAddress('howdy'));
       assert.deepEqual(calls, { serving: 0, tick: 0 });
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('a bad address after a good one rejects before anything is bound', async () => {
@@ -84,7 +85,7 @@ for (const backend of await backendsUnderTest()) {
       await assert.rejects(serve(events, { backend }, `tcp://127.0.0.1:${port}`, 'howdy'), isBadAddress('howdy'));
       assert.equal(calls.serving, 0);
       assert.equal(await connectOutcome(port), 'ECONNREFUSED');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('no address at all is no bad address: the server runs with no listener (an aborted signal stops it at once)', async () => {
@@ -92,7 +93,7 @@ for (const backend of await backendsUnderTest()) {
       const { events, calls } = counting();
       await serve(events, { backend, signal: AbortSignal.abort() });
       assert.equal(calls.serving, 0);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('tcp:// (empty) serves on a free port that accepts connections', async () => {
@@ -106,7 +107,7 @@ for (const backend of await backendsUnderTest()) {
       await run.stop();
       assert.equal(calls.serving, 1);
       assert.equal(await connectOutcome(addr.port), 'ECONNREFUSED');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('a port already in use rejects with ListenError EADDRINUSE naming the address', async () => {
@@ -116,7 +117,7 @@ for (const backend of await backendsUnderTest()) {
       const { events, calls } = counting();
       await assert.rejects(serve(events, { backend }, text), isAddrInUse(text));
       assert.equal(calls.serving, 0);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
       await held.close();
     });
 
@@ -129,12 +130,12 @@ for (const backend of await backendsUnderTest()) {
       await assert.rejects(serve(events, { backend }, `tcp://127.0.0.1:${first}`, text), isAddrInUse(text));
       assert.equal(calls.serving, 0);
       assert.equal(await connectOutcome(first), 'ECONNREFUSED');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
       // The port can be bound again, by this library too.
       const again = await startServer({}, { backend }, `tcp://127.0.0.1:${first}`);
       assert.equal(again.server.addrs[0]!.port, first);
       await again.stop();
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
       await held.close();
     });
 
@@ -146,7 +147,7 @@ for (const backend of await backendsUnderTest()) {
       const text = `tcp://127.0.0.1:${held.port}`;
       await assert.rejects(serve({}, { backend }, `unix://${path}`, text), isAddrInUse(text));
       assert.equal(existsSync(path), false, 'the socket file is gone');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
       await held.close();
     });
 
@@ -156,7 +157,7 @@ for (const backend of await backendsUnderTest()) {
       const text = `tcp://127.0.0.1:${port}`;
       await assert.rejects(serve({}, { backend }, text, text), isAddrInUse(text));
       assert.equal(await connectOutcome(port), 'ECONNREFUSED');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Action, serve, type Conn, type Server } from '../src/index.js';
-import { backendsUnderTest, connectTo, openFdCount, readExactly } from './helpers.js';
+import { backendsUnderTest, connectTo, openFdCount, readExactly, assertNoFdLeak } from './helpers.js';
 
 const kGreeting = 'sweetness\r\n';
 const kClients = 10;
@@ -90,7 +90,7 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(t.closed, kClients);
       assert.deepEqual(t.closeErrors, [], 'every connection closed cleanly');
       assert.equal(t.contextOk, kClients);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('tcp and unix together: clients on both, each connection knows its address index', async () => {
@@ -102,7 +102,7 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(t.contextOk, kClients);
       assert.deepEqual(t.byIndex, [kClients / 2, kClients / 2]);
       assert.equal(existsSync(path), false, 'the unix socket file is removed on shutdown');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

@@ -26,6 +26,7 @@ import {
   readExactly,
   startServer,
   waitFor,
+  assertNoFdLeak,
 } from './helpers.js';
 
 /** The odd values, made fresh for each use (a revoked Proxy cannot be un-revoked). */
@@ -140,7 +141,7 @@ for (const backend of await backendsUnderTest()) {
         good.end();
         await socketClosed(good);
         await run.stop();
-        assert.equal(openFdCount(), fds);
+        assertNoFdLeak(fds);
       });
 
       test(`closed and UDP data throwing ${name} reach onError as HandlerError with the value as cause`, async () => {

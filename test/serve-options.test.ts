@@ -22,6 +22,7 @@ import {
   freePort,
   openFdCount,
   startServer,
+  assertNoFdLeak,
 } from './helpers.js';
 
 type Call = [label: string, events: unknown, opts: unknown, mentions: string];
@@ -74,7 +75,7 @@ for (const backend of await backendsUnderTest()) {
             : opts;
         await assert.rejects(serve(events as Events, o as ServeOptions, `tcp://127.0.0.1:${port}`), invalid(mentions));
         assert.equal(await connectOutcome(port), 'ECONNREFUSED');
-        assert.equal(openFdCount(), fds);
+        assertNoFdLeak(fds);
       });
     }
 
@@ -86,7 +87,7 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(run.server.numLoops, 1);
         assert.equal(run.server.backend, backend);
         await run.stop();
-        assert.equal(openFdCount(), fds);
+        assertNoFdLeak(fds);
       });
     }
 
@@ -104,7 +105,7 @@ for (const backend of await backendsUnderTest()) {
           },
         );
         assert.equal(serving, 0);
-        assert.equal(openFdCount(), fds);
+        assertNoFdLeak(fds);
       });
     }
   });
@@ -135,6 +136,6 @@ describe('serve() options: the short form', () => {
     assert.equal(errs[0].timeoutMs, 250);
     client.destroy();
     await socketClosed(client);
-    assert.equal(openFdCount(), fds);
+    assertNoFdLeak(fds);
   });
 });

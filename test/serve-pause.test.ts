@@ -88,7 +88,7 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(r.data.toString(), 'hi', 'the greeting written while paused went out');
         await socketClosed(s);
         await run.stop();
-        await waitFor(() => openFdCount() === fds, 'fds back to baseline');
+        await waitFor(() => openFdCount() <= fds, 'fds back to baseline');
       });
 
       test('a FIN alone while paused is not seen until resume() (allowHalfOpen), and the handler can still reply', async () => {
@@ -112,7 +112,7 @@ for (const backend of await backendsUnderTest()) {
         await waitFor(() => log.events.includes('closed:null'), 'closed after both ends');
         await socketClosed(s);
         await run.stop();
-        await waitFor(() => openFdCount() === fds, 'fds back to baseline');
+        await waitFor(() => openFdCount() <= fds, 'fds back to baseline');
       });
 
       test('pause() after resume() holds the FIN again; a second resume() delivers it once', async () => {
@@ -152,7 +152,7 @@ for (const backend of await backendsUnderTest()) {
         await waitFor(() => log.events.some((e) => e.startsWith('closed')), 'closed after resume');
         assert.deepEqual(log.events, ['data:abc', 'closed:null']);
         await run.stop();
-        await waitFor(() => openFdCount() === fds, 'fds back to baseline');
+        await waitFor(() => openFdCount() <= fds, 'fds back to baseline');
       });
 
       test('pause() in data holds a FIN that came in the same read: end arrives only after resume()', async () => {

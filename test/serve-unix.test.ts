@@ -19,6 +19,7 @@ import {
   socketDir,
   startServer,
   waitFor,
+  assertNoFdLeak,
 } from './helpers.js';
 
 /** Socket directories made by this file; removed after its tests, even when one fails. */
@@ -77,7 +78,7 @@ for (const backend of await backendsUnderTest()) {
       await echoOnce(path, 'after the stale file');
       await run.stop();
       assert.equal(existsSync(path), false, 'the socket file is removed on shutdown');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('the socket file exists while serving and is removed on shutdown', async () => {
@@ -89,7 +90,7 @@ for (const backend of await backendsUnderTest()) {
       await echoOnce(path, 'hello');
       await run.stop();
       assert.equal(existsSync(path), false);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('a path where a live server listens rejects with ListenError EADDRINUSE and the live server keeps working', async () => {
@@ -116,7 +117,7 @@ for (const backend of await backendsUnderTest()) {
       });
       assert.equal(serving, 0);
       await waitFor(() => liveConns.closed === liveConns.accepted, 'the probe connection to close');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
       assert.ok(lstatSync(path).isSocket(), 'the live socket file is still there');
       await echoOnce(path, 'still alive');
       await new Promise<void>((r) => live.close(() => r()));
@@ -135,7 +136,7 @@ for (const backend of await backendsUnderTest()) {
         return true;
       });
       assert.equal(readFileSync(path, 'utf8'), 'precious data');
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('a path in a directory that does not exist rejects with ListenError', async () => {
@@ -148,7 +149,7 @@ for (const backend of await backendsUnderTest()) {
         assert.ok(err.message.includes(text), err.message);
         return true;
       });
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('two unix listeners on one server each serve their own path and both files go on shutdown', async () => {
@@ -170,7 +171,7 @@ for (const backend of await backendsUnderTest()) {
       await run.stop();
       assert.equal(existsSync(p0), false);
       assert.equal(existsSync(p1), false);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }

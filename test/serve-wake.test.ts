@@ -16,6 +16,7 @@ import {
   sleep,
   startServer,
   waitFor,
+  assertNoFdLeak,
 } from './helpers.js';
 
 function frame(body: string): Buffer {
@@ -72,7 +73,7 @@ for (const backend of await backendsUnderTest()) {
       await socketClosed(s);
       await run.stop();
       assert.equal(state.closed, 1);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('wake() runs data again with the input it left, with no new bytes from the client', async () => {
@@ -92,7 +93,7 @@ for (const backend of await backendsUnderTest()) {
       s.end();
       await socketClosed(s);
       await run.stop();
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('wake() with nothing unconsumed still runs data, with empty input', async () => {
@@ -107,7 +108,7 @@ for (const backend of await backendsUnderTest()) {
       s.end();
       await socketClosed(s);
       await run.stop();
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('several wakes in one turn run data once', async () => {
@@ -130,7 +131,7 @@ for (const backend of await backendsUnderTest()) {
       s.end();
       await socketClosed(s);
       await run.stop();
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('wake() after the connection closed does nothing', async () => {
@@ -148,7 +149,7 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(state.dataCalls, 1);
       await socketClosed(s);
       await run.stop();
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
 
     test('wake() after data returned Close does not run data again', async () => {
@@ -176,7 +177,7 @@ for (const backend of await backendsUnderTest()) {
       await socketClosed(s);
       await run.stop();
       assert.equal(closed, 1);
-      assert.equal(openFdCount(), fds);
+      assertNoFdLeak(fds);
     });
   });
 }
