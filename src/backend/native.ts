@@ -50,7 +50,7 @@ import {
   type LoopHandle,
   type NativeAddon,
 } from './addon-types.js';
-import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
+import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer, DialSpec } from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
 
@@ -74,6 +74,7 @@ const kMaxWriteCommandBytes = 2 ** 31;
 /** The largest u32: a datagram length past it is clamped, never wrapped (the kernel refuses both). */
 const kMaxU32 = 0xffff_ffff;
 const kENOMEM = osConstants.errno.ENOMEM;
+const kECANCELED = osConstants.errno.ECANCELED;
 
 const kOutBytesStart = (kHeaderU32 + kOutCommandSlots * kSlotU32) * 4;
 const kOutArenaBytes = kOutBytesStart + kOutPayloadBytes;
@@ -136,6 +137,25 @@ function closeError(errno: number, what: number): Error | null {
   if (errno === 0) return null;
   if (errno === kENOMEM) return new NoMemoryError(noMemoryWhat(what));
   return new ConnectionError(errnoName(errno));
+}
+
+/** What a dial connects to, as Node's connect errors name it: `host:port`, or the unix path. */
+function dialTarget(spec: DialSpec): string {
+  return spec.network === 'unix' ? spec.path : `${spec.host}:${spec.port}`;
+}
+
+/**
+ * The error of a dial that failed, at once or before its onOpen, in the shape of Node's connect
+ * errors: `connect ECONNREFUSED 127.0.0.1:1`, with `code` the errno name, `errno` (negative),
+ * `syscall`, and the target's `address` (and `port` for tcp).
+ */
+function dialError(errno: number, spec: DialSpec): Error {
+  const code = errnoName(errno);
+  const err = new Error(`connect ${code} ${dialTarget(spec)}`);
+  const fields: Record<string, unknown> = { code, errno: -Math.abs(errno), syscall: 'connect' };
+  if (spec.network === 'unix') fields['address'] = spec.path;
+  else Object.assign(fields, { address: spec.host, port: spec.port });
+  return Object.assign(err, fields);
 }
 
 /** RFC 5952 text of an IPv6 address; a v4-mapped address is written as plain IPv4, as Go does. */
@@ -211,11 +231,25 @@ class NativeAddrPair implements AddrPair {
     this.#word0 = word0;
   }
 
-  /** Builds the pair for the OPEN record whose address starts at `at` in `src`. */
-  static from(backend: NativeBackend, id: number, origin: number, src: Uint32Array, at: number): NativeAddrPair {
+  /**
+   * Builds the pair for the OPEN record whose address starts at `at` in `src`. `remote`, when
+   * given, is the peer instead of the record's address (a unix dial's path, which C does not carry).
+   */
+  static from(
+    backend: NativeBackend,
+    id: number,
+    origin: number,
+    src: Uint32Array,
+    at: number,
+    remote?: Addr,
+  ): NativeAddrPair {
     const familyPort = (src[at] << 16) | src[at + 1];
-    if (src[at] === AddrFamily.Inet6) return new NativeAddrPair6(backend, id, origin, familyPort, src, at);
-    return new NativeAddrPair(backend, id, origin, familyPort, src[at + 4] | 0);
+    const pair =
+      src[at] === AddrFamily.Inet6
+        ? new NativeAddrPair6(backend, id, origin, familyPort, src, at)
+        : new NativeAddrPair(backend, id, origin, familyPort, src[at + 4] | 0);
+    if (remote !== undefined) pair.#remote = remote;
+    return pair;
   }
 
   get remote(): Addr {
@@ -294,6 +328,8 @@ export class NativeBackend implements Backend {
   readonly #ext: Uint8Array[] = [];
   readonly #listeners: (ListenerInfo | undefined)[] = [];
   readonly #stats = new Float64Array(kStatsLen);
+  /** Dials not yet opened or closed, by id: what their Open and Close records are about. */
+  readonly #dialing = new Map<number, DialSpec>();
   #handler: NativeBackendHandler | null = null;
   #inBatch = false;
   #stopRequested = false;
@@ -361,6 +397,20 @@ export class NativeBackend implements Backend {
       rc === 0 ? decodeAddr(spec.network, kScratch32.slice(), 0, '') : new Addr(spec.network, host, spec.port);
     this.#listeners[spec.index] = { slot, network: spec.network, addr };
     return addr;
+  }
+
+  /**
+   * Starts a non-blocking connect (Backend.dial): the new id, or the Error of a connect that failed
+   * at once. Its Open record becomes onOpen(id, kOriginDial, addrs) with the address connected to
+   * (a unix dial's peer is `spec.path`); a Close record before it becomes onClose(id, err), err in
+   * the shape of Node's connect errors (`code` the errno name), or null when close() cancelled it.
+   * Throws InvalidArgumentError for a spec the contract rules out (a host that is not numeric, ...).
+   */
+  dial(spec: DialSpec): number | Error {
+    const id = this.startDial(spec);
+    if (id < 0) return dialError(id, spec);
+    this.#dialing.set(id, spec);
+    return id;
   }
 
   write(id: number, data: Uint8Array): void {
@@ -565,6 +615,40 @@ export class NativeBackend implements Backend {
     ext.length = 0;
   }
 
+  /** Validates `spec` and calls the addon: the new id or -errno. */
+  private startDial(spec: DialSpec): number {
+    if (this.#stopped) return -kECANCELED;
+    if (spec.network === 'unix') {
+      if (typeof spec.path !== 'string' || spec.path === '' || spec.path.includes('\0')) {
+        throw new InvalidArgumentError('dial path', spec.path, 'a socket file path');
+      }
+      return this.#addon.connectUnix(this.#loop, spec.path, kOriginDial);
+    }
+    if (spec.network !== 'tcp') throw new InvalidArgumentError('dial network', spec.network, "'tcp' or 'unix'");
+    const family = spec.family;
+    if ((family !== 4 && family !== 6) || isIP(spec.host) !== family) {
+      throw new InvalidArgumentError('dial host', spec.host, `a numeric IPv${family === 6 ? 6 : 4} address`);
+    }
+    if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) {
+      throw new InvalidArgumentError('dial port', spec.port, 'an integer from 1 to 65535');
+    }
+    if (spec.localHost !== '' && isIP(spec.localHost) !== family) {
+      throw new InvalidArgumentError('dial localHost', spec.localHost, `'' or a numeric IPv${family} address`);
+    }
+    if (!Number.isInteger(spec.localPort) || spec.localPort < 0 || spec.localPort > 65535) {
+      throw new InvalidArgumentError('dial localPort', spec.localPort, 'an integer from 0 to 65535');
+    }
+    return this.#addon.connectInet(
+      this.#loop,
+      family,
+      spec.host,
+      spec.port,
+      spec.localHost,
+      spec.localPort,
+      kOriginDial,
+    );
+  }
+
   private listenError(spec: ListenSpec, rc: number): ListenError {
     const name = errnoName(rc);
     if (name === 'EEXIST' && spec.network === 'unix') {
@@ -590,10 +674,18 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Open) {
           const id = r[i + 1];
           const origin = r[i + 2];
-          h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32));
+          const remote = origin >= kOriginDial ? this.dialOpened(id, r, i + kSlotU32) : undefined;
+          h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote));
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Close) {
-          h.onClose(r[i + 1], closeError(r[i + 2], r[i + 3]));
+          const id = r[i + 1];
+          const dial = this.#dialing.size > 0 ? this.#dialing.get(id) : undefined;
+          if (dial === undefined) {
+            h.onClose(id, closeError(r[i + 2], r[i + 3]));
+          } else {
+            this.#dialing.delete(id);
+            h.onClose(id, r[i + 2] === 0 ? null : dialError(r[i + 2], dial));
+          }
           i += kSlotU32;
         } else if (type === Rec.End) {
           h.onEnd(r[i + 1]);
@@ -629,6 +721,18 @@ export class NativeBackend implements Backend {
     }
   }
 
+  /**
+   * A dial opened: forgets its spec, and returns the peer to report when the record's address does
+   * not say it (a unix path, or an address getpeername could no longer tell).
+   */
+  private dialOpened(id: number, r: Uint32Array, at: number): Addr | undefined {
+    const spec = this.#dialing.get(id);
+    if (spec === undefined) return undefined;
+    this.#dialing.delete(id);
+    if (spec.network === 'unix') return new Addr('unix', '', 0, spec.path);
+    return r[at] === AddrFamily.None ? new Addr('tcp', spec.host, spec.port) : undefined;
+  }
+
   private finishStop(): void {
     if (this.#closed) return;
     this.nativeFlush();
@@ -639,6 +743,7 @@ export class NativeBackend implements Backend {
     }
     this.#closed = true;
     this.#ext.length = 0;
+    this.#dialing.clear();
     this.#addon.close(this.#loop, () => {
       this.#resolveStop?.();
       this.#resolveStop = null;
