@@ -142,7 +142,8 @@ int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8) {
  * NULL, then connect. In progress, the connection waits in its slot as GEV_C_CONNECTING with
  * EPOLLOUT interest alone (conn_connected finishes it); connected at once, it opens now and its
  * OPEN waits in the pending list (or the arena, during a fill). On failure the fd is closed and no
- * slot is taken.
+ * slot is taken; the slot is taken after the connect starts, so a dial refused for want of memory
+ * or table room may have sent its SYN (the peer then sees a reset or a close).
  */
 int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, const struct sockaddr *local,
                      socklen_t local_len, uint32_t origin, uint32_t *id_out) {

@@ -1,7 +1,7 @@
 /**
  * NativeBackend.dial against the Backend contract (src/backend/backend.ts), driven directly with a
  * recording handler: a dial to a node:net server opens with kOriginDial and the address dialled,
- * and echoes bytes; a dial to a port nobody listens on ends in onClose with ECONNREFUSED and no
+ * and echoes bytes (over IPv4 and, where the host has it, IPv6); a dial to a port nobody listens on ends in onClose with ECONNREFUSED and no
  * onOpen; a unix dial to a missing path is an Error with code ENOENT at once; a unix dial opens with
  * the path as its peer; close(id, false) before onOpen cancels (one onClose); stop() closes a dial
  * still connecting; a spec the contract rules out throws.
@@ -144,6 +144,39 @@ describe('NativeBackend.dial', { skip }, () => {
     } finally {
       await b.stop();
       await srv.close();
+    }
+  });
+
+  it('dials an IPv6 server on ::1 with the v6 address as its peer', async () => {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(0, '::1', () => resolve(true));
+    });
+    if (!listening) return;
+    const { b, h } = startBackend();
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const id = b.dial(tcp('::1', port)) as number;
+      assert.equal(typeof id, 'number', String(id));
+      await until(() => h.opened.has(id) || h.closed.has(id), 'onOpen');
+      const open = h.opened.get(id);
+      assert.ok(open, `opened, not closed with ${String(h.closed.get(id))}`);
+      assert.equal(open.addrs.remote.host, '::1');
+      assert.equal(open.addrs.remote.port, port);
+      assert.equal(open.addrs.local.host, '::1');
+      b.write(id, Buffer.from('six'));
+      b.flush();
+      await until(() => h.text(id) === 'six', 'the echo');
+    } finally {
+      await b.stop();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 

@@ -17,6 +17,11 @@
  * Origins: an Open record names where its connection came from, passed to onOpen as is: the index
  * of the listener that accepted it, or a number with kOriginDial set for a dial.
  *
+ * Dials: dial() starts a non-blocking connect in C and keeps the spec by id until the dial's Open or
+ * Close record: an Open reports the address C connected to (a unix dial's path from the spec), and a
+ * Close before any Open becomes onClose(id, err) with err shaped like Node's connect errors (`code`
+ * the errno name), or null when close() cancelled it or stop() closed it.
+ *
  * Threading: a NativeBackend belongs to the thread that created it, and so do all its calls.
  */
 import { isIP } from 'node:net';
