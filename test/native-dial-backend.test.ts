@@ -147,6 +147,25 @@ describe('NativeBackend.dial', { skip }, () => {
     }
   });
 
+  it('binds the source port it is given', async () => {
+    const srv = await echoServer(0);
+    const { b, h } = startBackend();
+    try {
+      const port = (srv.server.address() as net.AddressInfo).port;
+      const localPort = await closedPort();
+      const id = b.dial(tcp('127.0.0.1', port, '', localPort));
+      assert.equal(typeof id, 'number', String(id));
+      const cid = id as number;
+      await until(() => h.opened.has(cid) || h.closed.has(cid), 'onOpen');
+      const open = h.opened.get(cid);
+      assert.ok(open, `opened, not closed with ${String(h.closed.get(cid))}`);
+      assert.equal(open.addrs.local.port, localPort);
+    } finally {
+      await b.stop();
+      await srv.close();
+    }
+  });
+
   it('dials an IPv6 server on ::1 with the v6 address as its peer', async () => {
     const sockets = new Set<net.Socket>();
     const server = net.createServer((s) => {
@@ -233,6 +252,7 @@ describe('NativeBackend.dial', { skip }, () => {
       assert.equal(open.origin, kOriginDial);
       assert.equal(open.addrs.remote.network, 'unix');
       assert.equal(open.addrs.remote.path, path);
+      assert.equal(open.addrs.local.network, 'unix');
       b.write(cid, Buffer.from('ping'));
       b.flush();
       await until(() => h.text(cid) === 'ping', 'the echo');

@@ -266,7 +266,7 @@ class NativeAddrPair implements AddrPair {
   }
 
   get local(): Addr {
-    return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin));
+    return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin, this.#familyPort >>> 16));
   }
 
   /** Writes the peer back into `out` as an encoded address (8 u32; flowinfo is not kept). */
@@ -567,10 +567,13 @@ export class NativeBackend implements Backend {
 
   /**
    * @internal A connection's local address: getsockname while open, else its listener's address
-   * (a dial has none: an unknown address then).
+   * (a dial has none: an unknown address then). `peerFamily` is its Open record's AddrFamily: a unix
+   * dial's socket is never bound, so its local address is the unnamed unix address.
    */
-  localAddr(id: number, origin: number): Addr {
+  localAddr(id: number, origin: number, peerFamily: number): Addr {
     const info = this.#listeners[origin];
+    if (info === undefined && origin >= kOriginDial && peerFamily === AddrFamily.Unix)
+      return new Addr('unix', '', 0, '');
     const fallback = info?.addr ?? new Addr('tcp', '', 0);
     if (info === undefined ? origin < kOriginDial : info.network === 'unix') return fallback;
     if (this.#closed) return fallback;
