@@ -364,6 +364,38 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   return num(env, rc != 0 ? rc : (double)id);
 }
 
+/* connectInet(loop, family 4|6, host, port, localHost, localPort, origin): starts a dial to a
+ * numeric host, bound first to localHost ('' = any) and localPort (0 = any). Returns its id or
+ * -errno; OPEN (origin with GEV_ORIGIN_DIAL set) or CLOSE follows in a batch (see gev.h). */
+static napi_value js_connect_inet(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  char host[128], local[128];
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
+  if (arg_string(env, argv[2], host, sizeof host) != 0 || arg_string(env, argv[4], local, sizeof local) != 0) {
+    return num(env, -EINVAL);
+  }
+  uint32_t id = 0;
+  int rc = gev_conn_connect_inet(n->loop, arg_i32(env, argv[1]), host, arg_i32(env, argv[3]), local,
+                                 arg_i32(env, argv[5]), arg_u32(env, argv[6]), &id);
+  return num(env, rc != 0 ? rc : (double)id);
+}
+
+/* connectUnix(loop, path, origin): starts a dial to a unix stream socket; its id or -errno. */
+static napi_value js_connect_unix(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char path[256];
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
+  int rc = arg_string(env, argv[1], path, sizeof path);
+  if (rc != 0) return num(env, rc);
+  uint32_t id = 0;
+  rc = gev_conn_connect_unix(n->loop, path, arg_u32(env, argv[2]), &id);
+  return num(env, rc != 0 ? rc : (double)id);
+}
+
 /* stopAll(loop): closes listeners and connections, filling the in arena with CLOSE records.
  * Returns the record slots written; call again until it returns 0. */
 static napi_value js_stop_all(napi_env env, napi_callback_info info) {
@@ -444,6 +476,8 @@ NAPI_MODULE_INIT() {
       {"connAddr", NULL, js_conn_addr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flush", NULL, js_flush, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectInet", NULL, js_connect_inet, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectUnix", NULL, js_connect_unix, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopAll", NULL, js_stop_all, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},

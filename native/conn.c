@@ -8,6 +8,8 @@
  *
  * Invariants: EPOLLOUT is in a connection's interest exactly while its queue is non-empty;
  * EPOLLIN exactly while no FIN was read, no close was requested and JS has not paused reading.
+ * A dial still connecting (GEV_C_CONNECTING) is the exception: EPOLLOUT alone, an empty queue, no
+ * record but its OPEN or CLOSE (see gev.h); flush.c gives it no command but CLOSE.
  * Bytes leave in the order they were written; qbytes is exactly the bytes queued. A slot is reused
  * only after JS saw its CLOSE, with the next generation.
  *
@@ -72,10 +74,12 @@ static int slot_take(gev_loop *loop, uint32_t *slot_out) {
   return 0;
 }
 
-/* Registers an accepted or adopted fd of `origin` over the plain transport (TCP_NODELAY on a TCP
- * socket when the loop asks for it); the caller emits OPEN. On failure (-EMFILE for a full table,
- * -ENOMEM, an epoll_ctl error) the fd is not closed. */
-int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out) {
+/* Registers `fd` of `origin` over the plain transport with `flags` (GEV_C_CONNECTING or 0) and
+ * epoll interest `events`, TCP_NODELAY set on a TCP socket when the loop asks for it (this is the
+ * one place: a dialled socket keeps the option set before its handshake). On failure (-EMFILE for
+ * a full table, -ENOMEM, an epoll_ctl error) the fd is not closed. */
+static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_t flags, uint32_t events,
+                    uint32_t *id_out) {
   uint32_t slot;
   /* The pending list's reserve for this connection's CLOSE and OPEN records (loop.c). */
   int rc = gev_loop_reserve(loop, 1u + 1u + GEV_ADDR_SLOTS);
@@ -85,17 +89,17 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *
   uint32_t id;
   c->gen = (uint16_t)(c->gen >= GEV_GEN_MAX ? 1u : c->gen + 1u);
   c->fd = fd;
-  c->flags = (uint16_t)(GEV_C_OPEN | (is_tcp ? GEV_C_TCP : 0));
+  c->flags = (uint16_t)(GEV_C_OPEN | flags | (is_tcp ? GEV_C_TCP : 0));
   c->origin = origin;
   c->io = &gev_io_plain;
-  c->events = EPOLLIN;
+  c->events = events;
   c->read_epoch = 0;
   c->read_used = 0;
   c->qhead = c->qtail = NULL;
   c->qbytes = 0;
   c->reported = 0;
   id = conn_id(loop, c);
-  rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, conn_tag(id));
+  rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, events, conn_tag(id));
   if (rc != 0) {
     c->fd = -1;
     c->flags = 0;
@@ -107,6 +111,12 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *
   loop->live++;
   *id_out = id;
   return 0;
+}
+
+/* Registers an accepted or adopted fd of `origin`; the caller emits OPEN. On failure the fd is not
+ * closed (see conn_add). */
+int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out) {
+  return conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, id_out);
 }
 
 int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out) {
@@ -125,6 +135,62 @@ int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return -EBADF;
   return sys_local_addr(c->fd, addr8);
+}
+
+/*
+ * A dial (see gev.h): a non-blocking socket of sa's family, bound to `local` first when it is not
+ * NULL, then connect. In progress, the connection waits in its slot as GEV_C_CONNECTING with
+ * EPOLLOUT interest alone (conn_connected finishes it); connected at once, it opens now and its
+ * OPEN waits in the pending list (or the arena, during a fill). On failure the fd is closed and no
+ * slot is taken; the slot is taken after the connect starts, so a dial refused for want of memory
+ * or table room may have sent its SYN (the peer then sees a reset or a close).
+ */
+int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, const struct sockaddr *local,
+                     socklen_t local_len, uint32_t origin, uint32_t *id_out) {
+  int is_tcp = sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
+  int fd = sys_socket(sa->sa_family, SOCK_STREAM);
+  if (fd < 0) return fd;
+  int rc = 0;
+  if (local != NULL) {
+    sys_dial_options(fd, local);
+    rc = sys_bind(fd, local, local_len);
+  }
+  if (rc == 0) rc = sys_connect(fd, sa, len);
+  origin |= GEV_ORIGIN_DIAL;
+  if (rc == -EINPROGRESS) {
+    rc = conn_add(loop, fd, origin, is_tcp, GEV_C_CONNECTING, EPOLLOUT, id_out);
+  } else if (rc == 0) {
+    uint32_t addr[GEV_ADDR_U32];
+    sys_peer_addr(fd, addr);
+    rc = conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, id_out);
+    if (rc == 0) gev_loop_emit(loop, GEV_REC_OPEN, *id_out, origin, 0, addr);
+  }
+  if (rc != 0) sys_close(fd);
+  return rc;
+}
+
+int gev_conn_connect_inet(gev_loop *loop, int family, const char *host, int port, const char *local_host,
+                          int local_port, uint32_t origin, uint32_t *id_out) {
+  struct sockaddr_storage ss, ls;
+  socklen_t len = 0, local_len = 0;
+  int rc = gev_addr_parse(family, host, port, &ss, &len);
+  if (rc != 0) return rc;
+  if (local_host[0] == '\0' && local_port == 0) {
+    return gev_conn_connect(loop, (struct sockaddr *)&ss, len, NULL, 0, origin, id_out);
+  }
+  rc = gev_addr_parse(family, local_host, local_port, &ls, &local_len);
+  if (rc != 0) return rc;
+  return gev_conn_connect(loop, (struct sockaddr *)&ss, len, (struct sockaddr *)&ls, local_len, origin, id_out);
+}
+
+int gev_conn_connect_unix(gev_loop *loop, const char *path, uint32_t origin, uint32_t *id_out) {
+  struct sockaddr_un sa;
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, n + 1);
+  return gev_conn_connect(loop, (struct sockaddr *)&sa, sizeof sa, NULL, 0, origin, id_out);
 }
 
 static void conn_interest(gev_loop *loop, gev_conn *c) {
@@ -428,9 +494,31 @@ static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
   }
 }
 
+/*
+ * A connecting connection polled writable, or hung up or failed: the handshake is over, and
+ * SO_ERROR says how. 0 opens it (read interest, OPEN with the peer it reached; the fill checked
+ * that the record fits in the arena); anything else closes it with that errno, and it never opens.
+ */
+static void conn_connected(gev_loop *loop, gev_conn *c, uint32_t id) {
+  int err = sys_so_error(c->fd);
+  if (err != 0) {
+    gev_conn_close(loop, c, err);
+    return;
+  }
+  uint32_t addr[GEV_ADDR_U32];
+  sys_peer_addr(c->fd, addr);
+  c->flags &= (uint16_t)~GEV_C_CONNECTING;
+  conn_interest(loop, c);
+  gev_loop_emit(loop, GEV_REC_OPEN, id, c->origin, 0, addr);
+}
+
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return;
+  if (c->flags & GEV_C_CONNECTING) {
+    conn_connected(loop, c, id);
+    return;
+  }
   if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) {
     if (conn_read(loop, c, id) != 0) return;
   }

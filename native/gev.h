@@ -95,4 +95,31 @@ int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out);
 /* Closes an fd from an ACCEPTED record that no loop adopted; any thread. 0 or -errno. */
 int gev_fd_close(int fd);
 
+/*
+ * Outbound connections (dials). Each starts a non-blocking connect and returns 0 with *id_out set,
+ * or -errno when it failed at once (no slot taken, nothing left open): a bad address (-EINVAL), the
+ * socket, the bind of the source address (-EADDRINUSE, -EADDRNOTAVAIL, ...), a connect refused
+ * on the spot (-ECONNREFUSED, -ENOENT for a unix path, -EAGAIN for a unix listener's full
+ * backlog, ...), -ENOMEM or -EMFILE for the table. Records carry `origin` with GEV_ORIGIN_DIAL set.
+ *
+ *   connected at once (a unix peer usually): OPEN [id, origin] + peer follows in a later fill, as
+ *     for gev_conn_adopt;
+ *   handshake under way: the id is "connecting", watched for EPOLLOUT alone. When it completes,
+ *     SO_ERROR decides: 0 gives OPEN [id, origin] + the peer (the address connected to), and the
+ *     connection is then like any other; an error gives CLOSE [id, errno] (ECONNREFUSED, ETIMEDOUT,
+ *     EHOSTUNREACH, ...) and no OPEN ever.
+ *
+ * Until its OPEN, a CLOSE command on the id cancels the connect (whatever its flush word) and its
+ * CLOSE record carries errno 0, as any close JS asked for; gev_loop_stop_all closes it the same
+ * way. Every other command naming a connecting id (WRITE, WRITE_EXT, END, KEEPALIVE, PAUSE, WATCH)
+ * is dropped: JS sends none before OPEN. The id counts as live in gev_loop_stats.
+ *
+ * gev_conn_connect_inet: family 4 or 6 and a numeric host (an IPv6 one may carry %scope); the
+ * source is bound first when local_host is not '' (an address of the same family) or local_port
+ * is not 0. gev_conn_connect_unix: a unix stream socket at `path`.
+ */
+int gev_conn_connect_inet(gev_loop *loop, int family, const char *host, int port, const char *local_host,
+                          int local_port, uint32_t origin, uint32_t *id_out);
+int gev_conn_connect_unix(gev_loop *loop, const char *path, uint32_t origin, uint32_t *id_out);
+
 #endif

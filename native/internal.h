@@ -45,6 +45,7 @@
 #define GEV_C_QDIRTY     0x80u  /* queue changed (or a report was asked for) during this flush */
 #define GEV_C_QWATCH     0x100u /* report QUEUED after this flush even if unchanged */
 #define GEV_C_HUP_PARKED 0x200u /* hung up while paused: out of the epoll set until resumed */
+#define GEV_C_CONNECTING 0x400u /* dialled, handshake under way: EPOLLOUT alone, no OPEN yet */
 
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {
@@ -183,6 +184,8 @@ struct gev_loop {
 int sys_socket(int af, int type);
 int sys_listen_options(int fd, int af, int type, uint32_t flags);
 int sys_bind(int fd, const struct sockaddr *sa, socklen_t len);
+void sys_dial_options(int fd, const struct sockaddr *local);
+int sys_connect(int fd, const struct sockaddr *sa, socklen_t len);
 int sys_listen(int fd);
 int sys_accept(int lfd, uint32_t *addr8);
 int sys_unix_live(const struct sockaddr_un *sa);
@@ -217,6 +220,8 @@ void gev_loop_arm_timer(gev_loop *loop, uint32_t ms);
 /* conn.c: the connection table, reads and the output queue. */
 gev_conn *gev_conn_get(gev_loop *loop, uint32_t id);
 int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
+int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, const struct sockaddr *local,
+                     socklen_t local_len, uint32_t origin, uint32_t *id_out);
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t events);
 void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, size_t total);
 void gev_conn_close(gev_loop *loop, gev_conn *c, int err);

@@ -22,6 +22,10 @@
 
 #define GEV_BACKLOG 1024
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24 /* Linux 4.2; older C libraries lack the name */
+#endif
+
 /* A non-blocking, close-on-exec socket of address family `af`. The fd or -errno. */
 int sys_socket(int af, int type) {
   int fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -42,6 +46,26 @@ int sys_listen_options(int fd, int af, int type, uint32_t flags) {
 }
 
 int sys_bind(int fd, const struct sockaddr *sa, socklen_t len) { return bind(fd, sa, len) == 0 ? 0 : -errno; }
+
+/*
+ * The options of an outbound socket whose source address is chosen (`local`, bound next): with a
+ * source host but no port, IP_BIND_ADDRESS_NO_PORT, so the port is picked at connect time for the
+ * whole 4-tuple and many dials from one address do not run out of ports. Advice only: a kernel
+ * without the option picks the port at bind, and the dial goes on.
+ */
+void sys_dial_options(int fd, const struct sockaddr *local) {
+  int no_port = (local->sa_family == AF_INET && ((const struct sockaddr_in *)local)->sin_port == 0) ||
+                (local->sa_family == AF_INET6 && ((const struct sockaddr_in6 *)local)->sin6_port == 0);
+  if (no_port) (void)sys_set_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);
+}
+
+/* connect(2) on a non-blocking socket: 0 when it connected at once (a unix peer often does),
+ * -EINPROGRESS while the handshake goes on (EINTR too: the connect then goes on by itself), else
+ * -errno (ECONNREFUSED, ENOENT, EAGAIN for a unix listener's full backlog, ...). */
+int sys_connect(int fd, const struct sockaddr *sa, socklen_t len) {
+  if (connect(fd, sa, len) == 0) return 0;
+  return errno == EINTR ? -EINPROGRESS : -errno;
+}
 
 int sys_listen(int fd) { return listen(fd, GEV_BACKLOG) == 0 ? 0 : -errno; }
 

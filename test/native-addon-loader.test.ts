@@ -55,6 +55,8 @@ const kSurface = [
   'connAddr',
   'flush',
   'adopt',
+  'connectInet',
+  'connectUnix',
   'stopAll',
   'close',
   'closeFd',

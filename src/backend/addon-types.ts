@@ -57,6 +57,30 @@ export interface NativeAddon {
   flush(loop: LoopHandle, ext: readonly Uint8Array[] | null, extCount: number): void;
   /** Registers an fd accepted elsewhere as a connection of `origin` (see kOriginDial); returns its id or -errno. */
   adopt(loop: LoopHandle, fd: number, origin: number): number;
+  /**
+   * Starts a non-blocking TCP connect to a numeric `host` of `family`, bound first to `localHost`
+   * ('' = any) and `localPort` (0 = any) when either is set. Returns the new id, or -errno when it
+   * failed at once (no id taken: EINVAL for an address that does not parse, EADDRINUSE binding the
+   * source, ECONNREFUSED, ENOMEM, EMFILE, ...). Then exactly one of: Open [id, origin | kOriginDial]
+   * with the address connected to, or Close [id, errno] with no Open (ECONNREFUSED, ETIMEDOUT, ...).
+   * Until that Open, a Close command cancels it (its Close record carries errno 0) and every other
+   * command naming the id is dropped; stopAll closes it like any connection.
+   */
+  connectInet(
+    loop: LoopHandle,
+    family: 4 | 6,
+    host: string,
+    port: number,
+    localHost: string,
+    localPort: number,
+    origin: number,
+  ): number;
+  /**
+   * Starts a connect to the unix stream socket at `path`, as connectInet: usually connected at once
+   * (its Open comes in the next batch); ENOENT, ECONNREFUSED, or EAGAIN (the listener's backlog is
+   * full) come back at once as -errno.
+   */
+  connectUnix(loop: LoopHandle, path: string, origin: number): number;
   /** Closes every listener and connection, writing CLOSE records; call until it returns 0. */
   stopAll(loop: LoopHandle): number;
   /** Closes the poll handle and every fd; `done` runs once that finished. */

@@ -41,6 +41,25 @@ export function originListener(origin: number): number {
   return (origin & kOriginDial) !== 0 ? -1 : origin;
 }
 
+/**
+ * One outbound connection to open (Backend.dial). Host names are resolved before it reaches the
+ * backend: `host` is a numeric IPv4 or IPv6 address for tcp, and `path` the socket file for unix.
+ */
+export interface DialSpec {
+  readonly network: 'tcp' | 'unix';
+  /** 4 or 6 for tcp (the family of `host`); 0 for unix. */
+  readonly family: 0 | 4 | 6;
+  /** Numeric address to connect to (tcp); '' for unix. */
+  readonly host: string;
+  readonly port: number;
+  /** Socket file (unix); '' for tcp. */
+  readonly path: string;
+  /** Numeric source address to bind before connecting ('' for any); tcp only. */
+  readonly localHost: string;
+  /** Source port to bind before connecting (0 for any); tcp only. */
+  readonly localPort: number;
+}
+
 /** What the loop implements to hear from a backend. */
 export interface BackendHandler {
   /** A connection opened: accepted on a listener, or dialled; `origin` says which (see kOriginDial). */
@@ -52,7 +71,11 @@ export interface BackendHandler {
   onData(id: number, bytes: Uint8Array): void;
   /** The peer sent FIN (end of input); the loop closes the connection after flushing. */
   onEnd(id: number): void;
-  /** The connection is closed and its fd released; fires exactly once per opened id. */
+  /**
+   * The connection is closed and its fd released; fires exactly once per id, opened or not. For a
+   * dialled id that never reached onOpen it means the connect failed (or was cancelled by close()),
+   * and `err` carries the errno as its `code` (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENOENT, ...).
+   */
   onClose(id: number, err: Error | null): void;
   /** One datagram arrived on the UDP listener of index `listenerIndex`; `bytes` is valid only during this call. */
   onDatagram(listenerIndex: number, bytes: Uint8Array, peer: DatagramPeer): void;
@@ -89,6 +112,15 @@ export interface Backend {
    * EADDRINUSE.
    */
   listen(spec: ListenSpec): Promise<Addr>;
+  /**
+   * Starts a non-blocking connect on this backend's loop and returns the new connection's id, or an
+   * Error (with an errno `code`) when the connect failed at once (e.g. EMFILE, EADDRINUSE binding
+   * the source, ECONNREFUSED or ENOENT on a unix path). Once connected the backend reports
+   * onOpen(id, kOriginDial, addrs); a connect that fails later ends in onClose(id, err) with no
+   * onOpen. close(id, false) before onOpen cancels it (onClose follows). Until onOpen, write, end,
+   * pauseReading, setKeepAlive and watchQueue must not be called for the id.
+   */
+  dial(spec: DialSpec): number | Error;
   /** Queues bytes for connection `id`, in order. The bytes may be referenced until flushed; the caller must not change them. */
   write(id: number, data: Uint8Array): void;
   /** Sends every write queued since the last flush (a batching backend makes one native call here). */

@@ -17,6 +17,11 @@
  * Origins: an Open record names where its connection came from, passed to onOpen as is: the index
  * of the listener that accepted it, or a number with kOriginDial set for a dial.
  *
+ * Dials: dial() starts a non-blocking connect in C and keeps the spec by id until the dial's Open or
+ * Close record: an Open reports the address C connected to (a unix dial's path from the spec), and a
+ * Close before any Open becomes onClose(id, err) with err shaped like Node's connect errors (`code`
+ * the errno name), or null when close() cancelled it or stop() closed it.
+ *
  * Threading: a NativeBackend belongs to the thread that created it, and so do all its calls.
  */
 import { isIP } from 'node:net';
@@ -50,7 +55,7 @@ import {
   type LoopHandle,
   type NativeAddon,
 } from './addon-types.js';
-import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
+import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer, DialSpec } from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
 
@@ -74,6 +79,7 @@ const kMaxWriteCommandBytes = 2 ** 31;
 /** The largest u32: a datagram length past it is clamped, never wrapped (the kernel refuses both). */
 const kMaxU32 = 0xffff_ffff;
 const kENOMEM = osConstants.errno.ENOMEM;
+const kECANCELED = osConstants.errno.ECANCELED;
 
 const kOutBytesStart = (kHeaderU32 + kOutCommandSlots * kSlotU32) * 4;
 const kOutArenaBytes = kOutBytesStart + kOutPayloadBytes;
@@ -136,6 +142,25 @@ function closeError(errno: number, what: number): Error | null {
   if (errno === 0) return null;
   if (errno === kENOMEM) return new NoMemoryError(noMemoryWhat(what));
   return new ConnectionError(errnoName(errno));
+}
+
+/** What a dial connects to, as Node's connect errors name it: `host:port`, or the unix path. */
+function dialTarget(spec: DialSpec): string {
+  return spec.network === 'unix' ? spec.path : `${spec.host}:${spec.port}`;
+}
+
+/**
+ * The error of a dial that failed, at once or before its onOpen, in the shape of Node's connect
+ * errors: `connect ECONNREFUSED 127.0.0.1:1`, with `code` the errno name, `errno` (negative),
+ * `syscall`, and the target's `address` (and `port` for tcp).
+ */
+function dialError(errno: number, spec: DialSpec): Error {
+  const code = errnoName(errno);
+  const err = new Error(`connect ${code} ${dialTarget(spec)}`);
+  const fields: Record<string, unknown> = { code, errno: -Math.abs(errno), syscall: 'connect' };
+  if (spec.network === 'unix') fields['address'] = spec.path;
+  else Object.assign(fields, { address: spec.host, port: spec.port });
+  return Object.assign(err, fields);
 }
 
 /** RFC 5952 text of an IPv6 address; a v4-mapped address is written as plain IPv4, as Go does. */
@@ -211,11 +236,25 @@ class NativeAddrPair implements AddrPair {
     this.#word0 = word0;
   }
 
-  /** Builds the pair for the OPEN record whose address starts at `at` in `src`. */
-  static from(backend: NativeBackend, id: number, origin: number, src: Uint32Array, at: number): NativeAddrPair {
+  /**
+   * Builds the pair for the OPEN record whose address starts at `at` in `src`. `remote`, when
+   * given, is the peer instead of the record's address (a unix dial's path, which C does not carry).
+   */
+  static from(
+    backend: NativeBackend,
+    id: number,
+    origin: number,
+    src: Uint32Array,
+    at: number,
+    remote?: Addr,
+  ): NativeAddrPair {
     const familyPort = (src[at] << 16) | src[at + 1];
-    if (src[at] === AddrFamily.Inet6) return new NativeAddrPair6(backend, id, origin, familyPort, src, at);
-    return new NativeAddrPair(backend, id, origin, familyPort, src[at + 4] | 0);
+    const pair =
+      src[at] === AddrFamily.Inet6
+        ? new NativeAddrPair6(backend, id, origin, familyPort, src, at)
+        : new NativeAddrPair(backend, id, origin, familyPort, src[at + 4] | 0);
+    if (remote !== undefined) pair.#remote = remote;
+    return pair;
   }
 
   get remote(): Addr {
@@ -227,7 +266,7 @@ class NativeAddrPair implements AddrPair {
   }
 
   get local(): Addr {
-    return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin));
+    return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin, this.#familyPort >>> 16));
   }
 
   /** Writes the peer back into `out` as an encoded address (8 u32; flowinfo is not kept). */
@@ -294,6 +333,8 @@ export class NativeBackend implements Backend {
   readonly #ext: Uint8Array[] = [];
   readonly #listeners: (ListenerInfo | undefined)[] = [];
   readonly #stats = new Float64Array(kStatsLen);
+  /** Dials not yet opened or closed, by id: what their Open and Close records are about. */
+  readonly #dialing = new Map<number, DialSpec>();
   #handler: NativeBackendHandler | null = null;
   #inBatch = false;
   #stopRequested = false;
@@ -361,6 +402,20 @@ export class NativeBackend implements Backend {
       rc === 0 ? decodeAddr(spec.network, kScratch32.slice(), 0, '') : new Addr(spec.network, host, spec.port);
     this.#listeners[spec.index] = { slot, network: spec.network, addr };
     return addr;
+  }
+
+  /**
+   * Starts a non-blocking connect (Backend.dial): the new id, or the Error of a connect that failed
+   * at once. Its Open record becomes onOpen(id, kOriginDial, addrs) with the address connected to
+   * (a unix dial's peer is `spec.path`); a Close record before it becomes onClose(id, err), err in
+   * the shape of Node's connect errors (`code` the errno name), or null when close() cancelled it.
+   * Throws InvalidArgumentError for a spec the contract rules out (a host that is not numeric, ...).
+   */
+  dial(spec: DialSpec): number | Error {
+    const id = this.startDial(spec);
+    if (id < 0) return dialError(id, spec);
+    this.#dialing.set(id, spec);
+    return id;
   }
 
   write(id: number, data: Uint8Array): void {
@@ -512,10 +567,13 @@ export class NativeBackend implements Backend {
 
   /**
    * @internal A connection's local address: getsockname while open, else its listener's address
-   * (a dial has none: an unknown address then).
+   * (a dial has none: an unknown address then). `peerFamily` is its Open record's AddrFamily: a unix
+   * dial's socket is never bound, so its local address is the unnamed unix address.
    */
-  localAddr(id: number, origin: number): Addr {
+  localAddr(id: number, origin: number, peerFamily: number): Addr {
     const info = this.#listeners[origin];
+    if (info === undefined && origin >= kOriginDial && peerFamily === AddrFamily.Unix)
+      return new Addr('unix', '', 0, '');
     const fallback = info?.addr ?? new Addr('tcp', '', 0);
     if (info === undefined ? origin < kOriginDial : info.network === 'unix') return fallback;
     if (this.#closed) return fallback;
@@ -565,6 +623,40 @@ export class NativeBackend implements Backend {
     ext.length = 0;
   }
 
+  /** Validates `spec` and calls the addon: the new id or -errno. */
+  private startDial(spec: DialSpec): number {
+    if (this.#stopped) return -kECANCELED;
+    if (spec.network === 'unix') {
+      if (typeof spec.path !== 'string' || spec.path === '' || spec.path.includes('\0')) {
+        throw new InvalidArgumentError('dial path', spec.path, 'a socket file path');
+      }
+      return this.#addon.connectUnix(this.#loop, spec.path, kOriginDial);
+    }
+    if (spec.network !== 'tcp') throw new InvalidArgumentError('dial network', spec.network, "'tcp' or 'unix'");
+    const family = spec.family;
+    if ((family !== 4 && family !== 6) || isIP(spec.host) !== family) {
+      throw new InvalidArgumentError('dial host', spec.host, `a numeric IPv${family === 6 ? 6 : 4} address`);
+    }
+    if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) {
+      throw new InvalidArgumentError('dial port', spec.port, 'an integer from 1 to 65535');
+    }
+    if (spec.localHost !== '' && isIP(spec.localHost) !== family) {
+      throw new InvalidArgumentError('dial localHost', spec.localHost, `'' or a numeric IPv${family} address`);
+    }
+    if (!Number.isInteger(spec.localPort) || spec.localPort < 0 || spec.localPort > 65535) {
+      throw new InvalidArgumentError('dial localPort', spec.localPort, 'an integer from 0 to 65535');
+    }
+    return this.#addon.connectInet(
+      this.#loop,
+      family,
+      spec.host,
+      spec.port,
+      spec.localHost,
+      spec.localPort,
+      kOriginDial,
+    );
+  }
+
   private listenError(spec: ListenSpec, rc: number): ListenError {
     const name = errnoName(rc);
     if (name === 'EEXIST' && spec.network === 'unix') {
@@ -590,10 +682,18 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Open) {
           const id = r[i + 1];
           const origin = r[i + 2];
-          h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32));
+          const remote = origin >= kOriginDial ? this.dialOpened(id, r, i + kSlotU32) : undefined;
+          h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote));
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Close) {
-          h.onClose(r[i + 1], closeError(r[i + 2], r[i + 3]));
+          const id = r[i + 1];
+          const dial = this.#dialing.size > 0 ? this.#dialing.get(id) : undefined;
+          if (dial === undefined) {
+            h.onClose(id, closeError(r[i + 2], r[i + 3]));
+          } else {
+            this.#dialing.delete(id);
+            h.onClose(id, r[i + 2] === 0 ? null : dialError(r[i + 2], dial));
+          }
           i += kSlotU32;
         } else if (type === Rec.End) {
           h.onEnd(r[i + 1]);
@@ -629,6 +729,18 @@ export class NativeBackend implements Backend {
     }
   }
 
+  /**
+   * A dial opened: forgets its spec, and returns the peer to report when the record's address does
+   * not say it (a unix path, or an address getpeername could no longer tell).
+   */
+  private dialOpened(id: number, r: Uint32Array, at: number): Addr | undefined {
+    const spec = this.#dialing.get(id);
+    if (spec === undefined) return undefined;
+    this.#dialing.delete(id);
+    if (spec.network === 'unix') return new Addr('unix', '', 0, spec.path);
+    return r[at] === AddrFamily.None ? new Addr('tcp', spec.host, spec.port) : undefined;
+  }
+
   private finishStop(): void {
     if (this.#closed) return;
     this.nativeFlush();
@@ -639,6 +751,7 @@ export class NativeBackend implements Backend {
     }
     this.#closed = true;
     this.#ext.length = 0;
+    this.#dialing.clear();
     this.#addon.close(this.#loop, () => {
       this.#resolveStop?.();
       this.#resolveStop = null;

@@ -9,7 +9,8 @@
  *   3. pending list: it cannot grow; a QUEUED report with no room closes its connection with
  *      ENOMEM/REPORT, and the CLOSE record of every other connection still arrives, once;
  *   4. new connections: the pending reserve or the table cannot grow; gev_conn_add returns ENOMEM,
- *      a listener reports ACCEPT_ERROR ENOMEM and closes that fd, and accepts again afterwards;
+ *      so does a dial (gev_conn_connect, its socket closed), a listener reports ACCEPT_ERROR ENOMEM
+ *      and closes that fd, and accepts again afterwards;
  *   5. random failures (one allocation in four, in bursts) under random writes, watches, pauses,
  *      ends and closes: every connection closes exactly once, and every peer reads a prefix of
  *      what was written to it, in order.
@@ -286,9 +287,21 @@ static void new_connections(void) {
   fail_after(A_REALLOC, 0);
   int added = 1, rc = 0;
   while (added < 1000 && (rc = add_dup(loop, mine, &id)) == 0) added++;
+  /* A dial meets the same refusal: -ENOMEM, its socket closed, no slot taken. */
+  struct sockaddr_in to;
+  socklen_t to_len = sizeof to;
+  CHECK(getsockname(mine, (struct sockaddr *)&to, &to_len) == 0, "getsockname");
+  int free_fd = dup(0);
+  close(free_fd);
+  uint32_t dial_id = 0;
+  int dial_rc = gev_conn_connect(loop, (struct sockaddr *)&to, to_len, NULL, 0, 0, &dial_id);
+  int after_fd = dup(0);
+  close(after_fd);
   fail_never();
   CHECK(rc == -ENOMEM && added > 1 && loop->live == (uint32_t)added,
         "gev_conn_add refused with ENOMEM after %d (rc %d)", added, rc);
+  CHECK(dial_rc == -ENOMEM && loop->live == (uint32_t)added && after_fd == free_fd,
+        "a dial is refused with ENOMEM and its socket closed (rc %d)", dial_rc);
   CHECK(add_dup(loop, mine, &id) == 0, "adds again once memory is back");
   h_loop_free(loop);
   printf("new connections: pending reserve refused after %d\n", added);
