@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
-import type { Backend, BackendHandler } from '../src/backend/backend.js';
+import type { Backend, BackendHandler, DialSpec } from '../src/backend/backend.js';
 import { ConnectionError, type Conn } from '../src/index.js';
 import { loopTuning } from '../src/engine/options.js';
 import type { StreamConn } from '../src/loop/conn.js';
@@ -23,7 +23,12 @@ const idOf = (c: Conn): number => (c as StreamConn).id;
 class RecordingBackend implements Backend {
   readonly name = 'portable' as const;
   readonly log: string[] = [];
+  nextDialId = 1000;
   start(_h: BackendHandler): void {}
+  dial(spec: DialSpec): number {
+    this.log.push(`dial ${spec.host}:${spec.port}`);
+    return this.nextDialId++;
+  }
   async listen(): Promise<Addr> {
     return new Addr('tcp', '127.0.0.1', 1);
   }
