@@ -152,8 +152,7 @@ class LoopWorker {
    * when `opts.context` cannot be cloned to the worker.
    */
   dial(target: string, opts: WireDialOptions, signal: AbortSignal | null): Promise<void> {
-    if (this.#gone)
-      return Promise.reject(new DialError(target, 'ECANCELED', 'ECANCELED (the server is shutting down)'));
+    if (this.gone) return Promise.reject(new DialError(target, 'ECANCELED', 'ECANCELED (the server is shutting down)'));
     const id = this.#nextDial++;
     const done = new Promise<void>((resolve, reject) => this.#dials.set(id, { resolve, reject, target }));
     try {
