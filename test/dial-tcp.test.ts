@@ -7,6 +7,8 @@
  * - localAddress/localPort bind the source: the peer sees that port.
  * - c.end() half-closes (the peer still answers, then its FIN closes the connection cleanly), and
  *   c.close() / the peer's close end the connection with `closed` once.
+ * - opened returning Action.Close still resolves the dial (the Conn closing); the idle timeout
+ *   closes an idle dialled connection.
  * - Server.dial() resolves with nothing once `opened` has seen the connection; stats count it as
  *   dialed, not accepted. No fd is left open.
  */
@@ -14,7 +16,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
-import { listen, type Conn, type Events, type LoopInit, type Server } from '../src/index.js';
+import { Action, IdleTimeoutError, listen, type Conn, type Events, type LoopInit, type Server } from '../src/index.js';
 import {
   backendsUnderTest,
   closed,
@@ -238,6 +240,50 @@ for (const backend of backends) {
       assert.deepEqual(seen.closed, [null]);
       await server.shutdown();
       await peer.close();
+    });
+
+    test('opened returning Action.Close: the dial still resolves with the Conn, closing; closed follows once', async () => {
+      const peer = await netServer((s) => void readToEnd(s).then(() => s.end()));
+      const seen: Seen = { input: [], opened: [], closed: [] };
+      let loop: LoopInit | null = null;
+      await listenHere(
+        {
+          ...collector(seen),
+          init(l) {
+            loop = l;
+          },
+          opened(c) {
+            seen.opened.push({ outbound: c.outbound, addrIndex: c.addrIndex, context: c.context });
+            return { out: 'bye', action: Action.Close };
+          },
+        },
+        { backend },
+      );
+      const c = await loop!.dial(`tcp://127.0.0.1:${peer.port}`);
+      assert.equal(seen.opened.length, 1);
+      await waitFor(() => seen.closed.length === 1, 'closed');
+      assert.equal(c.open, false);
+      assert.deepEqual(seen.closed, [null]);
+      assert.equal(c.bytesWritten, 3);
+    });
+
+    test('a dialled connection has the idle timeout: closed with IdleTimeoutError', async () => {
+      const peer = await netServer((s) => s.resume());
+      const seen: Seen = { input: [], opened: [], closed: [] };
+      let loop: LoopInit | null = null;
+      const server = await listenHere(
+        {
+          ...collector(seen),
+          init(l) {
+            loop = l;
+          },
+        },
+        { backend, waitTimeout: 100 },
+      );
+      await loop!.dial(`tcp://127.0.0.1:${peer.port}`);
+      await waitFor(() => seen.closed.length === 1, 'the idle close', 5000);
+      assert.ok(seen.closed[0] instanceof IdleTimeoutError);
+      assert.equal(server.connections, 0);
     });
 
     test('Server.dial() resolves with nothing after opened; c.close() and the peer closing both fire closed once', async () => {
