@@ -220,7 +220,7 @@ export class Dialer {
         reject,
       };
       const ms = o.timeoutMs;
-      p.timer = this.#timers.after(ms, () =>
+      p.timer = this.#timers.afterConnect(ms, () =>
         this.#cancel(id, new DialError(t.text, 'ETIMEDOUT', `connect ETIMEDOUT (not connected after ${ms} ms)`)),
       );
       if (o.signal !== null) {
