@@ -17,6 +17,10 @@
  * a flushed close that succeeded adds the rest (the native core does not report a queue it
  * drained on the way to closing). Output an abrupt close drops stays in `queued`, never counted.
  *
+ * Outbound connections: dial() hands a target to the Dialer (dial.ts), which keeps it pending until
+ * the backend reports it open (onOpen with a dial origin: the Conn is made and opened at once) or
+ * failed (onClose for an id with no Conn).
+ *
  * Closing, and the lingering close's state machine, are in close.ts; the idle timeouts in timers.ts;
  * the tuning in tuning.ts (its defaults are applied above the loop, in engine/options.ts).
  */
