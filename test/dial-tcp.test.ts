@@ -205,6 +205,40 @@ for (const backend of backends) {
       await upstream.close();
     });
 
+    test('a host name resolves (tcp4://localhost), and tcp6://[::1] reaches an IPv6 peer', async () => {
+      const peer4 = await netServer((s) => s.end('four'));
+      const seen: Seen = { input: [], opened: [], closed: [] };
+      let loop: LoopInit | null = null;
+      await listenHere(
+        {
+          ...collector(seen),
+          init(l) {
+            loop = l;
+          },
+        },
+        { backend },
+      );
+      const c4 = await loop!.dial(`tcp4://localhost:${peer4.port}`);
+      assert.equal(c4.remoteAddr.host, '127.0.0.1');
+      assert.equal(c4.remoteAddr.family, 'IPv4');
+      const v6 = createServer((s) => s.end('six'));
+      const listening = await new Promise<boolean>((resolve) => {
+        v6.once('error', () => resolve(false));
+        v6.listen(0, '::1', () => resolve(true));
+      });
+      if (!listening) return; // no IPv6 loopback here
+      cleanups.push(() => new Promise<void>((resolve) => v6.close(() => resolve())));
+      const c6 = await loop!.dial(`tcp6://[::1]:${(v6.address() as { port: number }).port}`);
+      assert.equal(c6.remoteAddr.host, '::1');
+      assert.equal(c6.remoteAddr.family, 'IPv6');
+      await waitFor(() => seen.closed.length === 2, 'both closed by their peers');
+      assert.deepEqual(
+        Buffer.concat(seen.input).toString().split('').sort().join(''),
+        'fiorsux',
+        'both peers were heard',
+      );
+    });
+
     test('localAddress and localPort bind the source; the peer sees that port', async () => {
       const peer = await netServer((s) => s.end());
       const localPort = await freePort();
