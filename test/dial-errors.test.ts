@@ -9,13 +9,20 @@
  * - A shutdown cancels a pending dial (ECANCELED), and so does its AbortSignal.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { BadAddressError, DialError, InvalidArgumentError, listen, type Events, type Server } from '../src/index.js';
-import { backendsUnderTest, freePort, openFdCount, socketDir, waitFor, within } from './helpers.js';
+import {
+  backendsUnderTest,
+  freePort,
+  hangingListener,
+  havePython,
+  openFdCount,
+  socketDir,
+  waitFor,
+  within,
+} from './helpers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -49,29 +56,11 @@ async function dialFails(p: Promise<unknown>, target: string, errnos: string[]):
   return err;
 }
 
-const python = spawnSync('python3', ['-c', 'pass']).status === 0;
-
-/**
- * A TCP listener (in a python3 child) that never accepts, its backlog of 0 already filled by one
- * connection: the kernel drops further SYNs, so a connect to it hangs until its timeout.
- */
-async function hangingListener(): Promise<number> {
-  const script =
-    "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()\n";
-  const child: ChildProcess = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  cleanups.push(async () => {
-    child.stdin!.end();
-    child.kill();
-  });
-  const port = await within(
-    new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))),
-    10_000,
-    'the python listener',
-  );
-  const filler: Socket = connect(port, '127.0.0.1');
-  cleanups.push(async () => filler.destroy());
-  await within(new Promise((resolve) => filler.once('connect', resolve)), 5000, 'the connection that fills the queue');
-  return port;
+/** hangingListener(), closed after the test. */
+async function hanging(): Promise<number> {
+  const h = await hangingListener();
+  cleanups.push(() => h.close());
+  return h.port;
 }
 
 const backends = await backendsUnderTest();
@@ -139,9 +128,9 @@ for (const backend of backends) {
 
     test(
       'the connect timeout: a SYN the peer drops rejects with ETIMEDOUT after the timeout, and is cancelled',
-      { skip: python ? false : 'needs python3 for a listener that never accepts' },
+      { skip: havePython ? false : 'needs python3 for a listener that never accepts' },
       async () => {
-        const port = await hangingListener();
+        const port = await hanging();
         const fds = openFdCount();
         const { server, opened, closed } = await counting(backend);
         const target = `tcp://127.0.0.1:${port}`;
@@ -159,9 +148,9 @@ for (const backend of backends) {
 
     test(
       'a shutdown cancels a pending dial (ECANCELED), and so does its AbortSignal',
-      { skip: python ? false : 'needs python3 for a listener that never accepts' },
+      { skip: havePython ? false : 'needs python3 for a listener that never accepts' },
       async () => {
-        const port = await hangingListener();
+        const port = await hanging();
         const { server, opened } = await counting(backend);
         const target = `tcp://127.0.0.1:${port}`;
         const ac = new AbortController();

@@ -4,13 +4,14 @@
  * loop counts the connections it dialled (all four would land on loop 0 otherwise); each `opened` sees `c.outbound` and the
  * dial's context, structured-cloned to its thread; Server.dial resolves with nothing once it has
  * opened; a refused dial rejects with a DialError that kept its class across the thread; stats
- * count the dials per loop.
+ * count the dials per loop. A pending Server.dial is cancelled on its worker by its AbortSignal
+ * and by a shutdown (DialError ECANCELED).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { DialError, LoadBalance, listen } from '../src/index.js';
-import { backendsUnderTest, freePort, waitFor, within } from './helpers.js';
+import { backendsUnderTest, freePort, hangingListener, havePython, waitFor, within } from './helpers.js';
 
 const fixture = new URL('./fixtures/dial-events.js', import.meta.url);
 const native = (await backendsUnderTest()).includes('native');
@@ -62,4 +63,36 @@ describe('Server.dial() with two loops (native)', { skip: native ? false : 'need
       }
     });
   }
+
+  test(
+    'a pending dial on a worker loop: its AbortSignal and a shutdown cancel it (ECANCELED)',
+    { skip: havePython ? false : 'needs python3 for a listener that never accepts' },
+    async () => {
+      const h = await hangingListener();
+      const cells = new Int32Array(new SharedArrayBuffer(4 * 4));
+      const url = new URL(fixture);
+      url.searchParams.set('loops', '2');
+      url.searchParams.set('lb', String(LoadBalance.RoundRobin));
+      url.searchParams.set('run', 'cancel');
+      const server = await listen(url, { backend: 'native', workerData: { cells: cells.buffer } });
+      try {
+        const target = `tcp://127.0.0.1:${h.port}`;
+        const isCancel = (err: unknown): boolean =>
+          err instanceof DialError && err.errno === 'ECANCELED' && err.address === target;
+        const ac = new AbortController();
+        const aborted = server.dial(target, { context: { n: 0 }, signal: ac.signal });
+        setTimeout(() => ac.abort(), 50);
+        await assert.rejects(within(aborted, 10_000, 'the abort'), isCancel);
+        const pending = [server.dial(target, { context: { n: 1 } }), server.dial(target, { context: { n: 2 } })];
+        await new Promise((r) => setTimeout(r, 50));
+        const stopping = server.shutdown();
+        await Promise.all(pending.map((p) => assert.rejects(within(p, 10_000, 'the shutdown'), isCancel)));
+        await within(stopping, 10_000, 'shutdown');
+        assert.deepEqual([...cells], [0, 0, 0, 0], 'opened never ran');
+      } finally {
+        await within(server.shutdown(), 10_000, 'shutdown');
+        await h.close();
+      }
+    },
+  );
 });
