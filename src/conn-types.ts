@@ -7,6 +7,7 @@
  * callback, or later from async code on the same thread).
  */
 import type { Addr } from './addr.js';
+import type { LoopInit } from './events.js';
 
 /**
  * Bytes to write: a Uint8Array (Buffer included), any other view of an ArrayBuffer (a typed array
@@ -20,10 +21,12 @@ export interface Conn {
   context: unknown;
   /** Which of serve()'s addresses this connection came in on (its index in that list); -1 for an outbound connection. */
   readonly addrIndex: number;
-  /** True for a connection this server dialled, false for one a listener accepted (every connection today). */
+  /** True for a connection this server dialled, false for one a listener accepted. */
   readonly outbound: boolean;
   /** The index of the loop this connection is on (0 with one loop). */
   readonly loopIndex: number;
+  /** The loop this connection is on: the object its `init` received (`c.loop.dial()` dials from here). */
+  readonly loop: LoopInit;
   /** Bytes received on this connection, including input dropped during a lingering close. */
   readonly bytesRead: number;
   /**

@@ -215,3 +215,20 @@ export class AcceptError extends GeventError {
     this.count = count;
   }
 }
+
+/**
+ * An outbound connection (a dial) that did not open: the connect failed (ECONNREFUSED, ENOENT,
+ * EHOSTUNREACH, ...), the host name did not resolve (ENOTFOUND), the connect timeout passed
+ * (ETIMEDOUT), or it was cancelled by a shutdown or an AbortSignal (ECANCELED).
+ */
+export class DialError extends GeventError {
+  /** The target as given to dial(), such as `tcp://127.0.0.1:6379`. */
+  readonly address: string;
+  /** The system error name, such as `ECONNREFUSED`. */
+  readonly errno: string;
+  constructor(address: string, errno: string, detail: string, options?: { cause?: unknown }) {
+    super('ERR_GEVENT_DIAL', `dial ${address}: ${detail}`, options);
+    this.address = address;
+    this.errno = errno;
+  }
+}

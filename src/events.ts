@@ -62,8 +62,10 @@ export interface DroppedConn {
 export interface LoopStats {
   /** Connections open on this loop now. */
   readonly connections: number;
-  /** Connections this loop has taken, including those dropped past maxConnections. */
+  /** Connections this loop has accepted, including those dropped past maxConnections. */
   readonly accepted: number;
+  /** Outbound connections this loop has opened (dials that connected). */
+  readonly dialed: number;
   /** Bytes received on this loop's stream connections. */
   readonly bytesRead: number;
   /** Bytes of this loop's stream output that the kernel took. */
@@ -74,9 +76,11 @@ export interface LoopStats {
 export interface ServerStats {
   /** Connections open now. */
   readonly connections: number;
-  /** Connections taken since the server started (accepted, including those dropped). */
+  /** Connections accepted since the server started, including those dropped. */
   readonly accepted: number;
-  /** Connections closed since the server started (dropped ones included). */
+  /** Outbound connections opened since the server started (dials that connected). */
+  readonly dialed: number;
+  /** Connections closed since the server started (accepted, dialed and dropped ones). */
   readonly closed: number;
   /** Connections refused past maxConnections. */
   readonly dropped: number;
@@ -120,11 +124,37 @@ export interface Server {
    * `events.message(value)` runs with it, later, on that loop's thread. In order from one sender.
    */
   broadcast(value: unknown): void;
+  /**
+   * Opens an outbound connection on one of the server's loops (with several, the one the server's
+   * `loadBalance` picks). Resolves, with nothing, once the connection is open and `opened` has
+   * returned for it on its loop, where the handlers see it with `c.outbound` true and `c.context`
+   * set from `opts.context` (a structured clone when the loop runs on a worker thread). Rejects
+   * with DialError when it does not connect, then neither `opened` nor `closed` fires for it. From
+   * the handle `serving` gets on a multi-loop server, it dials on loop 0 (that handle's own loop).
+   */
+  dial(target: string, opts?: DialOptions): Promise<void>;
   /** `await using server = await listen(...)`: shuts the server down (with its grace) at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** What `init` is given on each loop. */
+/** Options of a dial: LoopInit.dial(), Conn.loop.dial(), Server.dial(). */
+export interface DialOptions {
+  /** The new connection's `c.context`, set before `opened` runs (default undefined). */
+  context?: unknown;
+  /** Connect timeout in ms, on the loop's timing wheel (default 10000); then DialError ETIMEDOUT. */
+  timeout?: number;
+  /** Numeric source address to bind before connecting (tcp only; default any). */
+  localAddress?: string;
+  /** Source port to bind before connecting (tcp only; default 0, any). */
+  localPort?: number;
+  /** Aborting it cancels a dial that has not opened yet (DialError ECANCELED); ignored once open. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One loop, as its code sees it: what `init` is given on each loop, and `c.loop` of every
+ * connection on that loop (the same object). Usable on that loop's thread.
+ */
 export interface LoopInit {
   /** This loop's index, 0-based. */
   readonly loopIndex: number;
@@ -134,6 +164,15 @@ export interface LoopInit {
   readonly workerData: unknown;
   /** Server.broadcast(), from this loop: `value` reaches every loop's `message`, this one's included. */
   broadcast(value: unknown): void;
+  /**
+   * Opens an outbound connection on this loop to `target` (`tcp://host:port`, `tcp4://`, `tcp6://`,
+   * `unix:///path`). Host names are resolved first, off the loop. Once connected the connection
+   * gets `opened` like an accepted one (before `serving` too: a dial from `init` is not held back),
+   * and the promise resolves with it after `opened` returns, even if `opened` closed it. Rejects
+   * with BadAddressError or InvalidArgumentError for a bad target or option, and with DialError
+   * when it does not connect: then neither `opened` nor `closed` fires.
+   */
+  dial(target: string, opts?: DialOptions): Promise<Conn>;
 }
 
 /** The callbacks and settings that make a server. Every member is optional. */

@@ -52,7 +52,7 @@ for (const backend of await backendsUnderTest()) {
       const run = await startServer(
         {
           opened(c) {
-            counters = (c as unknown as { loop: { counters: Float64Array } }).loop.counters;
+            counters = (c as unknown as { owner: { counters: Float64Array } }).owner.counters;
             c.context = { kind: '', got: 0 };
           },
           data(c, input) {
@@ -138,7 +138,7 @@ for (const backend of await backendsUnderTest()) {
       const run = await startServer(
         {
           opened(c) {
-            counters = (c as unknown as { loop: { counters: Float64Array } }).loop.counters;
+            counters = (c as unknown as { owner: { counters: Float64Array } }).owner.counters;
             conns.push(c);
           },
           dropped: () => void dropped++,

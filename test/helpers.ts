@@ -3,7 +3,7 @@
  * plain node:net clients, and fd accounting.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -528,4 +528,41 @@ export async function sendUntilQueued(
 export function assertNoFdLeak(before: number): void {
   const now = openFdCount();
   assert.ok(now <= before, `${now - before} fd(s) left open (${now} now, ${before} before)`);
+}
+
+/** Whether python3 runs here (for hangingListener). */
+export const havePython = spawnSync('python3', ['-c', 'pass']).status === 0;
+
+/**
+ * A TCP listener on 127.0.0.1 (in a python3 child) that never accepts, its backlog of 0 already
+ * filled by one connection: the kernel drops further SYNs, so a connect to it hangs until its
+ * timeout. `close()` ends the child and the filling connection.
+ */
+export async function hangingListener(): Promise<{ port: number; close(): Promise<void> }> {
+  const script =
+    "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()\n";
+  const child: ChildProcess = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let filler: Socket | null = null;
+  const close = async (): Promise<void> => {
+    filler?.destroy();
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.stdin!.end();
+    child.kill();
+    await exited;
+  };
+  try {
+    const port = await within(
+      new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))),
+      10_000,
+      'the python listener',
+    );
+    const s = connect(port, '127.0.0.1');
+    filler = s;
+    await within(new Promise((resolve) => s.once('connect', resolve)), 5000, 'the connection that fills the queue');
+    return { port, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }

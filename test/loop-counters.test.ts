@@ -5,13 +5,15 @@
  *   rest of its queue as written (the native core closes a drained queue without reporting it);
  * - output dropped by destroy(), or by a close with an error, is never counted;
  * - Accepted, Closed, Dropped, Connections, BytesRead and AcceptErrors count what they name, into
- *   the array given as LoopOptions.counters; loopIndex comes from LoopOptions.loopIndex.
+ *   the array given as LoopOptions.counters; loopIndex comes from LoopOptions.loopIndex;
+ * - Dialed counts dials that opened (not Accepted), maxConnections does not count them, a dial
+ *   whose connect failed or was cancelled by stop() rejects and opens nothing.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Addr } from '../src/addr.js';
-import type { Backend, BackendHandler } from '../src/backend/backend.js';
-import { ConnectionError, type Conn } from '../src/index.js';
+import { kOriginDial, type Backend, type BackendHandler, type DialSpec } from '../src/backend/backend.js';
+import { ConnectionError, DialError, type Conn } from '../src/index.js';
 import { loopTuning } from '../src/engine/options.js';
 import type { StreamConn } from '../src/loop/conn.js';
 import { Counter, newCounters } from '../src/loop/counters.js';
@@ -23,7 +25,12 @@ const idOf = (c: Conn): number => (c as StreamConn).id;
 class RecordingBackend implements Backend {
   readonly name = 'portable' as const;
   readonly log: string[] = [];
+  nextDialId = 1000;
   start(_h: BackendHandler): void {}
+  dial(spec: DialSpec): number {
+    this.log.push(`dial ${spec.host}:${spec.port}`);
+    return this.nextDialId++;
+  }
   async listen(): Promise<Addr> {
     return new Addr('tcp', '127.0.0.1', 1);
   }
@@ -148,4 +155,42 @@ test('Accepted, Closed, Dropped, Connections and AcceptErrors count what they na
     1,
     'the first accept error is reported at once, the second held back and dropped at stop',
   );
+});
+
+test('dials: Dialed counts opened ones only, maxConnections ignores them, a failed or cancelled one opens nothing', async () => {
+  const { loop, counters, conns, backend } = setup(1);
+  const refused = loop.dial('tcp://127.0.0.1:7');
+  const ok = loop.dial('tcp://127.0.0.1:8', { context: 'ctx' });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    backend.log.filter((l) => l.startsWith('dial')),
+    ['dial 127.0.0.1:7', 'dial 127.0.0.1:8'],
+  );
+  loop.onClose(1000, Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
+  await assert.rejects(refused, (e: unknown) => e instanceof DialError && e.errno === 'ECONNREFUSED');
+  loop.onOpen(1001, kOriginDial, addrs);
+  loop.onBatchEnd();
+  const c = await ok;
+  assert.equal(c, conns.get(1001));
+  assert.equal(c.context, 'ctx');
+  assert.equal(c.outbound, true);
+  assert.equal(c.addrIndex, -1);
+  assert.equal(c.loop, loop.handle);
+  assert.equal(counters[Counter.Dialed], 1);
+  assert.equal(counters[Counter.Accepted], 0);
+  loop.onOpen(1, 0, addrs);
+  loop.onBatchEnd();
+  assert.equal(counters[Counter.Dropped], 0, 'the dialled connection does not count against maxConnections 1');
+  loop.onOpen(2, 0, addrs);
+  loop.onBatchEnd();
+  assert.equal(counters[Counter.Dropped], 1);
+  // A connect that completes after its dial was cancelled (here: never pending) is closed at once.
+  loop.onOpen(5000, kOriginDial, addrs);
+  assert.ok(backend.log.includes('close 5000 false'));
+  assert.equal(conns.has(5000), false);
+  const pending = loop.dial('tcp://127.0.0.1:9');
+  await new Promise((r) => setImmediate(r));
+  await loop.stop();
+  await assert.rejects(pending, (e: unknown) => e instanceof DialError && e.errno === 'ECANCELED');
+  assert.ok(backend.log.includes('close 1002 false'), 'stop cancels the pending connect');
 });

@@ -19,6 +19,9 @@ class RecordingBackend implements Backend {
   readonly name = 'portable' as const;
   readonly log: string[] = [];
   start(_h: BackendHandler): void {}
+  dial(): Error {
+    return Object.assign(new Error('not dialled in this test'), { code: 'ENOSYS' });
+  }
   async listen(): Promise<Addr> {
     return new Addr('tcp', '127.0.0.1', 1);
   }

@@ -7,10 +7,18 @@
  * spread over them in turn. Across processes, reuseport needs the native backend.
  */
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Addr, type ListenSpec } from '../addr.js';
 import { ConnectionError, ListenError } from '../errors.js';
-import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer } from './backend.js';
+import {
+  kOriginDial,
+  type AddrPair,
+  type Backend,
+  type BackendHandler,
+  type BackendOptions,
+  type DatagramPeer,
+  type DialSpec,
+} from './backend.js';
 import { resolveHost } from './resolve.js';
 import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 
@@ -37,6 +45,8 @@ interface Stream {
   paused: boolean;
   /** A report is due once the queued output is written (#awaitWritten). */
   awaiting: boolean;
+  /** A dial that has not connected yet: an error now is the connect's, reported by onClose with its errno as `code`. */
+  connecting: boolean;
   /**
    * The peer's FIN arrived while paused. Node ends a paused socket with nothing buffered at once;
    * the end is held until reading resumes, as the native backend (which stops reading) sees it.
@@ -299,12 +309,53 @@ export class PortableBackend implements Backend {
     if (path) await unlinkSocket(path);
   }
 
+  dial(spec: DialSpec): number | Error {
+    const h = this.#handler;
+    if (this.#stopped || h === null) return Object.assign(new Error('backend stopped'), { code: 'ECANCELED' });
+    let sock: Socket;
+    try {
+      sock =
+        spec.network === 'unix'
+          ? connect({ path: spec.path, allowHalfOpen: true })
+          : connect({
+              host: spec.host,
+              port: spec.port,
+              family: spec.family,
+              localAddress: spec.localHost || undefined,
+              localPort: spec.localPort || undefined,
+              noDelay: this.#opts.tcpNoDelay,
+              allowHalfOpen: true,
+            });
+    } catch (err) {
+      return err as Error;
+    }
+    const s = this.#track(sock, h);
+    s.connecting = true;
+    sock.once('connect', () => {
+      s.connecting = false;
+      if (s.closing) return;
+      const addrs: AddrPair =
+        spec.network === 'unix'
+          ? { local: new Addr('unix', '', 0, ''), remote: new Addr('unix', '', 0, spec.path) }
+          : streamAddrs(sock, undefined);
+      this.#wire(s, h, kOriginDial, addrs);
+    });
+    return s.id;
+  }
+
   #accept(sock: Socket, listenerIndex: number): void {
     const h = this.#handler;
     if (this.#stopped || h === null) {
       sock.destroy();
       return;
     }
+    const s = this.#track(sock, h);
+    // The origin of an accepted connection is its listener's index.
+    this.#wire(s, h, listenerIndex, streamAddrs(sock, this.#unixPaths.get(listenerIndex)));
+  }
+
+  /** A new socket's stream record, with the listeners that close it: its id is live until onClose. */
+  #track(sock: Socket, h: BackendHandler): Stream {
     const id = this.#nextId++;
     const s: Stream = {
       id,
@@ -316,10 +367,24 @@ export class PortableBackend implements Backend {
       dirty: false,
       paused: false,
       awaiting: false,
+      connecting: false,
       endHeld: false,
     };
     this.#streams.set(id, s);
-    const addrs = streamAddrs(sock, this.#unixPaths.get(listenerIndex));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      s.err ??= s.connecting ? err : new ConnectionError(err.code ?? 'EIO', err.message);
+    });
+    sock.on('close', () => {
+      this.#streams.delete(id);
+      h.onClose(id, s.err);
+      h.onBatchEnd();
+    });
+    return s;
+  }
+
+  /** An open connection's events, then onOpen: the same for accepted and dialled sockets. */
+  #wire(s: Stream, h: BackendHandler, origin: number, addrs: AddrPair): void {
+    const { id, sock } = s;
     sock.on('data', (chunk: Buffer) => {
       if (s.closing) return;
       h.onData(id, chunk);
@@ -327,15 +392,7 @@ export class PortableBackend implements Backend {
     });
     sock.on('end', () => this.#ended(s));
     sock.on('drain', () => this.#requeued(s));
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      s.err ??= new ConnectionError(err.code ?? 'EIO', err.message);
-    });
-    sock.on('close', () => {
-      this.#streams.delete(id);
-      h.onClose(id, s.err);
-      h.onBatchEnd();
-    });
-    h.onOpen(id, listenerIndex, addrs); // the origin of an accepted connection is its listener's index
+    h.onOpen(id, origin, addrs);
     h.onBatchEnd();
   }
 

@@ -71,6 +71,7 @@ export async function startEngine(
       return closed.catch(() => {});
     },
     broadcast: (v) => channel.send(v),
+    dial: (target, o) => host.loop.dial(target, o).then(() => undefined),
   });
   if (!opts.signal?.aborted && !host.begin(handle)) await closed;
   return handle;

@@ -4,7 +4,7 @@
  * stats() and `connections` cost no message; shutdown() and broadcast() go through the engine.
  */
 import type { Addr } from '../addr.js';
-import type { LoopStats, Server, ServerStats } from '../events.js';
+import type { DialOptions, LoopStats, Server, ServerStats } from '../events.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Counter } from '../loop/counters.js';
 
@@ -21,6 +21,8 @@ export interface HandleCore {
   /** Settles when the server has stopped. */
   readonly closed: Promise<void>;
   broadcast(value: unknown): void;
+  /** Server.dial(): opens an outbound connection on a loop; resolves once it has opened there. */
+  dial(target: string, opts: DialOptions | undefined): Promise<void>;
 }
 
 /** The Server interface over a HandleCore. */
@@ -51,6 +53,7 @@ export class ServerHandle implements Server {
   stats(): ServerStats {
     const loops: LoopStats[] = [];
     let accepted = 0;
+    let dialed = 0;
     let closed = 0;
     let dropped = 0;
     let bytesRead = 0;
@@ -60,18 +63,30 @@ export class ServerHandle implements Server {
       const loop: LoopStats = {
         connections: c[Counter.Connections]!,
         accepted: c[Counter.Accepted]!,
+        dialed: c[Counter.Dialed]!,
         bytesRead: c[Counter.BytesRead]!,
         bytesWritten: c[Counter.BytesWritten]!,
       };
       loops.push(loop);
       accepted += loop.accepted;
+      dialed += loop.dialed;
       closed += c[Counter.Closed]!;
       dropped += c[Counter.Dropped]!;
       bytesRead += loop.bytesRead;
       bytesWritten += loop.bytesWritten;
       acceptErrors += c[Counter.AcceptErrors]!;
     }
-    return { connections: this.connections, accepted, closed, dropped, bytesRead, bytesWritten, acceptErrors, loops };
+    return {
+      connections: this.connections,
+      accepted,
+      dialed,
+      closed,
+      dropped,
+      bytesRead,
+      bytesWritten,
+      acceptErrors,
+      loops,
+    };
   }
 
   shutdown(opts?: { grace?: number }): Promise<void> {
@@ -87,6 +102,10 @@ export class ServerHandle implements Server {
 
   broadcast(value: unknown): void {
     this.#core.broadcast(value);
+  }
+
+  dial(target: string, opts?: DialOptions): Promise<void> {
+    return this.#core.dial(target, opts);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -70,12 +70,13 @@ export class LoopHost {
    * Runs `init` on this loop (before `serving` and before any connection is served) and waits
    * for a promise it returns; rejects with HandlerError when it throws or rejects.
    */
-  async init(info: LoopInit): Promise<void> {
+  async init(info: Omit<LoopInit, 'dial'>): Promise<void> {
+    const handle = this.loop.setHandle(info);
     let r: unknown;
     try {
       const init = this.#events.init;
       if (!init) return;
-      r = init.call(this.#events, Object.freeze(info));
+      r = init.call(this.#events, handle);
       if (isThenable(r)) {
         const v = await r;
         checkSettledValue('init', v);

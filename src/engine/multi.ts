@@ -12,8 +12,9 @@ import { Worker } from 'node:worker_threads';
 import type { Addr, ListenSpec } from '../addr.js';
 import type { NativeBackendHandler } from '../backend/native.js';
 import { resolveBackendKind } from '../backend/select.js';
-import { BackendUnavailableError, InvalidArgumentError, WorkerError } from '../errors.js';
-import type { Events } from '../events.js';
+import { BackendUnavailableError, DialError, InvalidArgumentError, WorkerError } from '../errors.js';
+import type { DialOptions, Events } from '../events.js';
+import { checkDialOptions, parseDialTarget } from '../loop/dial.js';
 import { AcceptErrorReporter } from '../loop/accept-errors.js';
 import { Counter, newCounters } from '../loop/counters.js';
 import type { LoopTuning } from '../loop/tuning.js';
@@ -29,6 +30,7 @@ import {
   type FromWorker,
   type ToWorker,
   type WireAddr,
+  type WireDialOptions,
   type WorkerConfig,
 } from './wire.js';
 
@@ -42,6 +44,8 @@ class LoopWorker {
   readonly #worker: Worker;
   readonly #listens = new Map<number, { resolve: (a: WireAddr) => void; reject: (e: Error) => void }>();
   #nextListen = 1;
+  readonly #dials = new Map<number, { resolve: () => void; reject: (e: Error) => void; target: string }>();
+  #nextDial = 1;
   #stopped: Promise<void> | null = null;
   #onStopped: (() => void) | null = null;
   #gone = false;
@@ -72,6 +76,14 @@ class LoopWorker {
           else p.reject(fromWireError(m.error!));
           break;
         }
+        case 'dialed': {
+          const p = this.#dials.get(m.id);
+          if (p === undefined) break;
+          this.#dials.delete(m.id);
+          if (m.error) p.reject(fromWireError(m.error));
+          else p.resolve();
+          break;
+        }
         case 'shutdown':
           request(m.error ? fromWireError(m.error) : undefined, m.graceMs);
           break;
@@ -93,6 +105,9 @@ class LoopWorker {
       this.#onStopped?.();
       for (const p of this.#listens.values()) p.reject(new WorkerError(config.index, 'exited'));
       this.#listens.clear();
+      for (const p of this.#dials.values())
+        p.reject(new DialError(p.target, 'ECANCELED', `ECANCELED (loop ${config.index} stopped)`));
+      this.#dials.clear();
       if (this.#stopped === null) {
         const e = new WorkerError(config.index, `exited unexpectedly with code ${code}`);
         onFail(e);
@@ -130,6 +145,33 @@ class LoopWorker {
   /** Lets a loop other than 0 serve its connections (after `serving` has returned on loop 0). */
   serve(): void {
     this.#post({ t: 'serve' });
+  }
+
+  /**
+   * Dials `target` on this loop; resolves once it has opened there. Throws InvalidArgumentError
+   * when `opts.context` cannot be cloned to the worker.
+   */
+  dial(target: string, opts: WireDialOptions, signal: AbortSignal | null): Promise<void> {
+    if (this.gone) return Promise.reject(new DialError(target, 'ECANCELED', 'ECANCELED (the server is shutting down)'));
+    const id = this.#nextDial++;
+    const done = new Promise<void>((resolve, reject) => this.#dials.set(id, { resolve, reject, target }));
+    try {
+      this.#worker.postMessage({ t: 'dial', id, target, opts } satisfies ToWorker);
+    } catch (err) {
+      this.#dials.delete(id);
+      return Promise.reject(
+        new InvalidArgumentError('dial option context', opts.context, 'a structured-clonable value', { cause: err }),
+      );
+    }
+    if (signal !== null) {
+      const onAbort = (): void => this.#post({ t: 'undial', id });
+      signal.addEventListener('abort', onAbort, { once: true });
+      void done.then(
+        () => signal.removeEventListener('abort', onAbort),
+        () => signal.removeEventListener('abort', onAbort),
+      );
+    }
+    return done;
   }
 
   adopt(fd: number, listenerIndex: number): void {
@@ -264,7 +306,21 @@ export async function startMultiLoop(
       return closed.catch(() => {});
     },
     broadcast: (v) => channel.send(v),
+    dial: (target, o) => dialOnSomeLoop(target, o),
   });
+  /** Server.dial: checks here (naming the bad value), then dials on the loop the balancer picks. */
+  async function dialOnSomeLoop(target: string, o: DialOptions | undefined): Promise<void> {
+    const t = parseDialTarget(target);
+    const checked = checkDialOptions(o, t);
+    const wire: WireDialOptions = {};
+    if (o?.context !== undefined) wire.context = o.context;
+    if (o?.timeout !== undefined) wire.timeout = checked.timeoutMs;
+    if (o?.localAddress !== undefined) wire.localAddress = checked.localAddress;
+    if (o?.localPort !== undefined) wire.localPort = checked.localPort;
+    if (checked.signal?.aborted)
+      throw new DialError(t.text, 'ECANCELED', 'ECANCELED (aborted by its signal)', { cause: checked.signal.reason });
+    return workers[balancer.pick()]!.dial(t.text, wire, checked.signal);
+  }
   if (!opts.signal?.aborted) {
     const begun = await Promise.all(workers.map((w) => w.start(addrs, n)));
     const failed = begun.find((b): b is Error => b instanceof Error);

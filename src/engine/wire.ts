@@ -23,12 +23,22 @@ export interface WireError {
   cause?: WireError;
 }
 
+/** DialOptions as they cross to a worker: without the signal (the engine sends `undial` instead). */
+export interface WireDialOptions {
+  context?: unknown;
+  timeout?: number;
+  localAddress?: string;
+  localPort?: number;
+}
+
 /** Engine → worker. */
 export type ToWorker =
   | { t: 'listen'; id: number; spec: ListenSpec }
   | { t: 'start'; addrs: WireAddr[]; numLoops: number }
   | { t: 'serve' }
   | { t: 'adopt'; fd: number; listenerIndex: number }
+  | { t: 'dial'; id: number; target: string; opts: WireDialOptions }
+  | { t: 'undial'; id: number }
   | { t: 'stop'; graceMs: number };
 
 /** Worker → engine. */
@@ -36,6 +46,7 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'begun'; ok: boolean; error?: WireError }
   | { t: 'listened'; id: number; addr?: WireAddr; error?: WireError }
+  | { t: 'dialed'; id: number; error?: WireError }
   | { t: 'shutdown'; error?: WireError; graceMs?: number }
   | { t: 'error'; error: WireError }
   | { t: 'stopped' };

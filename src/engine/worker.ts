@@ -49,6 +49,8 @@ const host = new LoopHost(backend, events, {
 });
 const channel = new LoopChannel(config.channelName, (v) => host.deliver(v));
 let stopping = false;
+/** Dials the engine asked for (Server.dial), by its id, until they settle: aborting one cancels it. */
+const dials = new Map<number, AbortController>();
 
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
@@ -94,6 +96,24 @@ port.on('message', (m: ToWorker) => {
         post({ t: 'error', error: toWireError(err) });
       }
       break;
+    case 'dial': {
+      const ac = new AbortController();
+      dials.set(m.id, ac);
+      host.loop.dial(m.target, { ...m.opts, signal: ac.signal }).then(
+        () => {
+          dials.delete(m.id);
+          post({ t: 'dialed', id: m.id });
+        },
+        (err: unknown) => {
+          dials.delete(m.id);
+          post({ t: 'dialed', id: m.id, error: toWireError(err) });
+        },
+      );
+      break;
+    }
+    case 'undial':
+      dials.get(m.id)?.abort();
+      break;
     case 'stop':
       stopping = true;
       host.stop(m.graceMs).then(() => {
@@ -118,6 +138,8 @@ function serverHandle(addrs: readonly Addr[]): ServerHandle {
       return stopped;
     },
     broadcast: (v) => channel.send(v),
+    // This handle lives on loop 0's thread: it dials on loop 0, where `serving` runs.
+    dial: (target, o) => host.loop.dial(target, o).then(() => undefined),
   });
 }
 

@@ -7,6 +7,7 @@
 import type { Addr } from '../addr.js';
 import { originIsDial, originListener, type AddrPair } from '../backend/backend.js';
 import type { Conn, Output } from '../conn-types.js';
+import type { LoopInit } from '../events.js';
 import type { RingBuffer } from '../ringbuffer.js';
 import type { Timer } from '../timingwheel/index.js';
 import type { Loop } from './loop.js';
@@ -71,7 +72,7 @@ export class StreamConn implements Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
   context: unknown = undefined;
   /** @internal */ readonly id: number;
-  /** @internal */ readonly loop: Loop;
+  /** @internal The loop that owns this connection. */ readonly owner: Loop;
   /** @internal */ readonly input: RingBuffer;
   /** @internal */ state: ConnState = ConnState.Open;
   /** @internal Output written since the last flush. */ unflushed = 0;
@@ -85,7 +86,7 @@ export class StreamConn implements Conn {
 
   /** @internal */
   constructor(loop: Loop, id: number, origin: number, addrs: AddrPair, input: RingBuffer) {
-    this.loop = loop;
+    this.owner = loop;
     this.id = id;
     this.origin = origin;
     this.#addrs = addrs;
@@ -265,14 +266,19 @@ export class StreamConn implements Conn {
     return originListener(this.origin);
   }
 
-  /** True for a connection this server dialled, false for one a listener accepted (every connection today). */
+  /** True for a connection this server dialled, false for one a listener accepted. */
   get outbound(): boolean {
     return originIsDial(this.origin);
   }
 
+  /** The loop this connection is on: the object its `init` received (`c.loop.dial()` dials from here). */
+  get loop(): LoopInit {
+    return this.owner.handle;
+  }
+
   /** The index of the loop this connection is on (0 with one loop). */
   get loopIndex(): number {
-    return this.loop.index;
+    return this.owner.index;
   }
 
   /** Bytes received on this connection, including input dropped during a lingering close. */
@@ -311,7 +317,7 @@ export class StreamConn implements Conn {
    * the low-water mark.
    */
   write(data: Output): boolean {
-    return this.loop.writeConn(this, data);
+    return this.owner.writeConn(this, data);
   }
 
   /** Bytes written to this connection that the kernel has not taken yet (as last known). */
@@ -321,12 +327,12 @@ export class StreamConn implements Conn {
 
   /** Stops reading from this connection until resume(); writes go on. */
   pause(): void {
-    this.loop.pauseConn(this, true);
+    this.owner.pauseConn(this, true);
   }
 
   /** Reads from this connection again after pause(). */
   resume(): void {
-    this.loop.pauseConn(this, false);
+    this.owner.pauseConn(this, false);
   }
 
   /**
@@ -335,7 +341,7 @@ export class StreamConn implements Conn {
    * peer has the server's linger to end its side; then the connection closes.
    */
   end(): void {
-    this.loop.endConn(this);
+    this.owner.endConn(this);
   }
 
   /**
@@ -345,7 +351,7 @@ export class StreamConn implements Conn {
    * outside one. Does nothing once the connection is closing or closed.
    */
   close(): void {
-    this.loop.closeConn(this);
+    this.owner.closeConn(this);
   }
 
   /**
@@ -354,12 +360,12 @@ export class StreamConn implements Conn {
    * on a closed connection. Throws InvalidArgumentError when `err` is given and is not an Error.
    */
   destroy(err?: Error | null): void {
-    this.loop.destroyConn(this, err);
+    this.owner.destroyConn(this, err);
   }
 
   /** Closes this connection after `ms` without progress (input, or output the kernel takes), instead of the server's idle timeout; 0 turns it off. */
   setIdleTimeout(ms: number): void {
-    this.loop.setIdleTimeout(this, ms);
+    this.owner.setIdleTimeout(this, ms);
   }
 
   /**
@@ -369,11 +375,11 @@ export class StreamConn implements Conn {
    * connection is closing or closed.
    */
   send(data: Output): boolean {
-    return this.loop.send(this, data);
+    return this.owner.send(this, data);
   }
 
   /** Runs `data` again for this connection, with its current input, in a microtask (once, however often it is called). */
   wake(): void {
-    this.loop.wake(this);
+    this.owner.wake(this);
   }
 }

@@ -8,7 +8,7 @@
 export const enum Counter {
   /** Connections open now. */
   Connections = 0,
-  /** Connections this loop has taken (accepted or, later, dialed), including those dropped. */
+  /** Connections this loop has accepted, including those dropped. */
   Accepted = 1,
   /** Connections closed (each fires `closed`, or `dropped` for a dropped one). */
   Closed = 2,
@@ -20,10 +20,12 @@ export const enum Counter {
   BytesWritten = 5,
   /** accept() failures on this loop's listeners. */
   AcceptErrors = 6,
+  /** Outbound connections opened (dials that connected). */
+  Dialed = 7,
 }
 
 /** Slots in a loop's counter array (one spare, for growth without a new layout). */
-const kCounterSlots = 8;
+const kCounterSlots = 9;
 
 /** A counter array for one loop; shared when `shared` (for a worker's loop). */
 export function newCounters(shared: boolean): Float64Array {

@@ -17,11 +17,21 @@
  * a flushed close that succeeded adds the rest (the native core does not report a queue it
  * drained on the way to closing). Output an abrupt close drops stays in `queued`, never counted.
  *
+ * Outbound connections: dial() hands a target to the Dialer (dial.ts), which keeps it pending until
+ * the backend reports it open (onOpen with a dial origin: the Conn is made and opened at once) or
+ * failed (onClose for an id with no Conn).
+ *
  * Closing, and the lingering close's state machine, are in close.ts; the idle timeouts in timers.ts;
  * the tuning in tuning.ts (its defaults are applied above the loop, in engine/options.ts).
  */
 import type { Addr } from '../addr.js';
-import type { AddrPair, Backend, BackendHandler, DatagramPeer } from '../backend/backend.js';
+import {
+  originIsDial,
+  type AddrPair,
+  type Backend,
+  type BackendHandler,
+  type DatagramPeer,
+} from '../backend/backend.js';
 import {
   HandlerError,
   IdleTimeoutError,
@@ -32,12 +42,13 @@ import {
   ShutdownError,
 } from '../errors.js';
 import type { Conn } from '../conn-types.js';
-import { Action, type ConnOptions, type Events, type Output } from '../events.js';
+import { Action, type ConnOptions, type Events, type LoopInit, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { ConnState, StreamConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
+import { Dialer } from './dial.js';
 import { asHandlerError, isThenable, parseReply, toBytes, watchSettled } from './reply.js';
 import { LoopTimers } from './timers.js';
 import { UdpConn } from './udp-conn.js';
@@ -88,6 +99,10 @@ export class Loop implements BackendHandler {
   /** Connections accepted before start(), waiting for `serving` to return; null once started. */
   #pending: StreamConn[] | null = [];
   readonly #acceptErrors: AcceptErrorReporter;
+  readonly #dialer: Dialer;
+  /** Dialled connections open now (maxConnections counts accepted ones only). */
+  #dialedOpen = 0;
+  #handle: LoopInit;
 
   constructor(backend: Backend, events: Events, opts: LoopOptions) {
     this.backend = backend;
@@ -105,6 +120,33 @@ export class Loop implements BackendHandler {
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
     this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
     this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
+    this.#dialer = new Dialer(backend, this.#timers, () => this.#scheduleFlush());
+    this.#handle = this.setHandle({ loopIndex: this.index, numLoops: 1, workerData: undefined, broadcast: () => {} });
+  }
+
+  /** This loop as its code sees it: what `init` gets and every Conn's `loop`. */
+  get handle(): LoopInit {
+    return this.#handle;
+  }
+
+  /** Makes the loop's handle from what the engine knows of it (before `init` runs); returns it. */
+  setHandle(info: Omit<LoopInit, 'dial'>): LoopInit {
+    this.#handle = Object.freeze({
+      loopIndex: info.loopIndex,
+      numLoops: info.numLoops,
+      workerData: info.workerData,
+      broadcast: info.broadcast,
+      dial: (target: string, opts?: unknown) => this.dial(target, opts),
+    });
+    return this.#handle;
+  }
+
+  /**
+   * LoopInit.dial: opens an outbound connection on this loop. Resolves with its Conn once `opened`
+   * has returned for it; rejects (with no `opened` or `closed`) when it does not connect.
+   */
+  dial(target: unknown, opts?: unknown): Promise<Conn> {
+    return this.#dialer.start<Conn>(target, opts);
   }
 
   /** How many connections are open on this loop. */
@@ -122,12 +164,16 @@ export class Loop implements BackendHandler {
 
   onOpen(id: number, origin: number, addrs: AddrPair): void {
     this.#inBatch = true;
+    if (originIsDial(origin)) {
+      this.#openDialed(id, origin, addrs);
+      return;
+    }
     const c = new StreamConn(this, id, origin, addrs, ringBufferPool.get());
     this.#conns.set(id, c);
     this.counters[Counter.Accepted]++;
     this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(1, origin);
-    if (this.#conns.size > this.#maxConns || this.#stopping) {
+    if (this.#conns.size - this.#dialedOpen > this.#maxConns || this.#stopping) {
       this.#drop(c);
       return;
     }
@@ -199,8 +245,12 @@ export class Loop implements BackendHandler {
 
   onClose(id: number, err: Error | null): void {
     const c = this.#conns.get(id);
-    if (c === undefined) return;
+    if (c === undefined) {
+      this.#dialer.failed(id, err);
+      return;
+    }
     this.#conns.delete(id);
+    if (c.outbound) this.#dialedOpen--;
     this.counters[Counter.Closed]++;
     this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(-1, c.origin);
@@ -409,6 +459,7 @@ export class Loop implements BackendHandler {
   async stop(graceMs = 0): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#dialer.stop();
     if (graceMs > 0 && this.#conns.size > 0) {
       await this.backend.closeListeners();
       const settled = this.#closer.whenSettled();
@@ -453,6 +504,29 @@ export class Loop implements BackendHandler {
       const dropped = c.queued + c.unflushed;
       if (graceMs > 0 || dropped > 0) c.closeError ??= new ShutdownError(graceMs, dropped);
     }
+  }
+
+  /**
+   * A dial connected: its Conn opens at once, even before `serving` (the application asked for it,
+   * perhaps from `init`, which waits for it), and the dial resolves once `opened` has returned. A
+   * dial cancelled meanwhile (timeout, abort, stop) finds nothing pending: the connection is closed.
+   */
+  #openDialed(id: number, origin: number, addrs: AddrPair): void {
+    const p = this.#dialer.take(id);
+    if (p === undefined) {
+      this.backend.close(id, false);
+      this.#scheduleFlush();
+      return;
+    }
+    const c = new StreamConn(this, id, origin, addrs, ringBufferPool.get());
+    c.context = p.context;
+    this.#conns.set(id, c);
+    this.#dialedOpen++;
+    this.counters[Counter.Dialed]++;
+    this.counters[Counter.Connections] = this.#conns.size;
+    this.#opts.onCount?.(1, origin);
+    this.#open(c);
+    p.resolve(c);
   }
 
   #open(c: StreamConn): void {

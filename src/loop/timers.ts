@@ -1,6 +1,6 @@
 /**
- * A loop's timers on one timing wheel: each connection's idle timeout, and the linger deadlines of
- * a lingering close and of c.end() (armed by close.ts). The wheel is created when first needed,
+ * A loop's timers on one timing wheel: each connection's idle timeout, the linger deadlines of
+ * a lingering close and of c.end() (armed by close.ts), and the connect timeouts of dials (dial.ts). The wheel is created when first needed,
  * with a tick fitted to the first timeout it serves.
  *
  * Idleness: a connection is idle while it makes no progress in either direction. The loop stamps
@@ -19,6 +19,7 @@ function wheelTickFor(timeoutMs: number): number {
 
 export class LoopTimers {
   readonly #idleTimeoutMs: number;
+  readonly #lingerMs: number;
   readonly #onIdle: (c: StreamConn, timeoutMs: number) => void;
   #wheel: TimingWheel | null = null;
 
@@ -29,6 +30,7 @@ export class LoopTimers {
    */
   constructor(idleTimeoutMs: number, lingerMs: number, onIdle: (c: StreamConn, timeoutMs: number) => void) {
     this.#idleTimeoutMs = idleTimeoutMs;
+    this.#lingerMs = lingerMs;
     this.#onIdle = onIdle;
     if (idleTimeoutMs > 0) this.#wheelFor(lingerMs > 0 ? Math.min(idleTimeoutMs, lingerMs) : idleTimeoutMs);
   }
@@ -36,6 +38,15 @@ export class LoopTimers {
   /** Runs `fn` once, `ms` from now. */
   after(ms: number, fn: () => void): Timer {
     return this.#wheelFor(ms).afterFunc(ms, fn);
+  }
+
+  /**
+   * A dial's connect timeout: runs `fn` once, `ms` from now. A wheel made for it is fitted to the
+   * shorter of `ms` and the linger, so that a long connect timeout does not coarsen the linger
+   * deadlines that share the wheel.
+   */
+  afterConnect(ms: number, fn: () => void): Timer {
+    return this.#wheelFor(this.#lingerMs > 0 ? Math.min(ms, this.#lingerMs) : ms).afterFunc(ms, fn);
   }
 
   /** Starts `c`'s idle timeout (its own, else the server's), if it has one. */
