@@ -26,6 +26,11 @@ export interface ListenSpec {
   readonly port: number;
   readonly path: string;
   readonly reusePort: boolean;
+  /**
+   * `?proxy=true` (tcp and unix stream listeners): every connection starts with a PROXY protocol
+   * v1 or v2 header, which the backend reads and checks before onOpen.
+   */
+  readonly proxyProtocol: boolean;
 }
 
 /** A bound or peer socket address. `toString()` gives the `scheme://host:port` form. */

@@ -13,11 +13,48 @@
  */
 import type { Addr, ListenSpec } from '../addr.js';
 
-/** The local and remote address of one connection; a backend may compute them lazily. */
+/** One PROXY protocol v2 TLV (type and value, a copy the loop may keep). */
+export interface ProxyTlv {
+  readonly type: number;
+  readonly value: Uint8Array;
+}
+
+/** What a PROXY protocol header said, for a connection accepted on a listener with `?proxy=true`. */
+export interface ProxyInfo {
+  readonly version: 1 | 2;
+  /** 'proxy': the addresses are the header's; 'local' (v2 LOCAL, v1 UNKNOWN, v2 over UNSPEC): the socket's own. */
+  readonly command: 'proxy' | 'local';
+  /** v2 TLVs in header order; [] for v1 and for 'local'. */
+  readonly tlvs: readonly ProxyTlv[];
+}
+
+/**
+ * The local and remote address of one connection; a backend may compute them lazily. On a PROXY
+ * protocol listener they are the header's destination and source (unless its command is 'local').
+ */
 export interface AddrPair {
   readonly local: Addr;
   readonly remote: Addr;
+  /** Set for a connection accepted on a PROXY protocol listener; undefined otherwise. */
+  readonly proxy?: ProxyInfo;
 }
+
+/**
+ * Why a PROXY protocol listener refused a connection before it opened: one of the header parser's
+ * refusals, 'timeout' (no complete header within proxyHeaderTimeoutMs) or 'closed' (the peer closed
+ * or reset before its header was complete).
+ */
+export type ProxyRefusal =
+  | 'signature'
+  | 'version'
+  | 'command'
+  | 'family'
+  | 'v1-syntax'
+  | 'too-long'
+  | 'address-length'
+  | 'tlv'
+  | 'timeout'
+  | 'closed';
 
 /** Where a datagram came from; opaque to the loop, handed back to sendTo() to reply. */
 export interface DatagramPeer {
@@ -93,13 +130,29 @@ export interface BackendHandler {
    * listener goes on. Backends rate-limit nothing: the loop does.
    */
   onAcceptError(listenerIndex: number, errno: string): void;
+  /**
+   * A connection accepted on the PROXY protocol listener of index `listenerIndex` was closed before
+   * it opened: its header was refused (`reason`), did not complete in time, or the peer left first.
+   * `peer` is the socket's peer (the balancer). No onOpen or onClose is ever made for it. Backends
+   * rate-limit nothing: the loop does.
+   */
+  onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void;
 }
 
 /** Options fixed when a backend is created. */
 export interface BackendOptions {
   /** TCP_NODELAY on accepted TCP connections. */
   readonly tcpNoDelay: boolean;
+  /**
+   * On PROXY protocol listeners: how long a new connection may take to send its complete header
+   * (ms) before it is closed with onProxyRefused(…, 'timeout'). The header itself is at most
+   * kProxyHeaderMaxBytes (v2) or 107 bytes (v1).
+   */
+  readonly proxyHeaderTimeoutMs: number;
 }
+
+/** The largest PROXY v2 header a listener accepts (16 + its length field); larger is 'too-long'. */
+export const kProxyHeaderMaxBytes = 4096;
 
 /** One side of the seam: the operations a loop asks of the OS. */
 export interface Backend {
