@@ -9,6 +9,8 @@
         "native/io.c",
         "native/listen.c",
         "native/loop.c",
+        "native/proxyaccept.c",
+        "native/proxyproto.c",
         "native/sys.c",
         "native/udp.c"
       ],

@@ -221,9 +221,10 @@ static int node_init(gev_node *n, napi_env env) {
   return 0;
 }
 
-/* loopCreate(inArena, inRecordSlots, outArena, outCommandSlots, tcpNoDelay, udpSlotBytes) */
+/* loopCreate(inArena, inRecordSlots, outArena, outCommandSlots, tcpNoDelay, udpSlotBytes,
+ * proxyHeaderTimeoutMs) */
 static napi_value js_loop_create(napi_env env, napi_callback_info info) {
-  ARGS(6);
+  ARGS(7);
   gev_node *n = calloc(1, sizeof *n);
   if (n == NULL) return num(env, -ENOMEM);
   void *in = NULL, *out = NULL;
@@ -233,6 +234,7 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
   bool nodelay = false;
   napi_get_value_bool(env, argv[4], &nodelay);
   uint32_t udp_slot = arg_u32(env, argv[5]);
+  uint32_t proxy_timeout_ms = arg_u32(env, argv[6]);
   int rc = node_init(n, env);
   if (rc != 0) {
     free(n);
@@ -242,7 +244,7 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
       pin_arraybuffer(env, argv[2], &n->out_ref, &out, &out_len) != 0 ||
       ((size_t)GEV_HDR_U32 + (size_t)in_recs * GEV_SLOT_U32) * sizeof(uint32_t) >= in_len ||
       ((size_t)GEV_HDR_U32 + (size_t)out_cmds * GEV_SLOT_U32) * sizeof(uint32_t) >= out_len || udp_slot == 0 ||
-      udp_slot > GEV_UDP_SLOT) {
+      udp_slot > GEV_UDP_SLOT || proxy_timeout_ms == 0) {
     release_js(n);
     n->env_gone = 1;
     n->finalized = 1;
@@ -251,7 +253,7 @@ static napi_value js_loop_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   gev_loop_bind_arenas(n->loop, in, in_len, in_recs, out, out_len, out_cmds);
-  gev_loop_configure(n->loop, nodelay, udp_slot);
+  gev_loop_configure(n->loop, nodelay, udp_slot, proxy_timeout_ms);
   napi_add_env_cleanup_hook(env, loop_cleanup, n);
   napi_value ext;
   napi_create_external(env, n, loop_finalize, NULL, &ext);
@@ -353,14 +355,15 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* adopt(loop, fd, origin): registers an fd accepted elsewhere; OPEN follows in a batch. */
+/* adopt(loop, fd, origin, flags): registers an fd accepted elsewhere; OPEN follows in a batch.
+ * flags: LISTEN_PROXY (an ACCEPTED record's word c) makes this loop read its PROXY header first. */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   if (n->closing) return num(env, -EBADF);
   uint32_t id = 0;
-  int rc = gev_conn_adopt(n->loop, arg_i32(env, argv[1]), arg_u32(env, argv[2]), &id);
+  int rc = gev_conn_adopt(n->loop, arg_i32(env, argv[1]), arg_u32(env, argv[2]), arg_u32(env, argv[3]), &id);
   return num(env, rc != 0 ? rc : (double)id);
 }
 

@@ -9,7 +9,9 @@
  * Invariants: EPOLLOUT is in a connection's interest exactly while its queue is non-empty;
  * EPOLLIN exactly while no FIN was read, no close was requested and JS has not paused reading.
  * A dial still connecting (GEV_C_CONNECTING) is the exception: EPOLLOUT alone, an empty queue, no
- * record but its OPEN or CLOSE (see gev.h); flush.c gives it no command but CLOSE.
+ * record but its OPEN or CLOSE (see gev.h); flush.c gives it no command but CLOSE. So is a PROXY
+ * listener's connection whose header is pending (GEV_C_PROXY_WAIT, proxyaccept.c): EPOLLIN alone, no
+ * record at all until its OPEN, and no command (JS has not heard of it).
  * Bytes leave in the order they were written; qbytes is exactly the bytes queued. A slot is reused
  * only after JS saw its CLOSE, with the next generation.
  *
@@ -38,6 +40,8 @@ static uint64_t conn_tag(uint32_t id) { return (GEV_TAG_CONN << 32) | id; }
 static uint32_t conn_id(gev_loop *loop, gev_conn *c) {
   return ((uint32_t)c->gen << GEV_SLOT_BITS) | (uint32_t)(c - loop->conns);
 }
+
+uint32_t gev_conn_id(gev_loop *loop, gev_conn *c) { return conn_id(loop, c); }
 
 /* The open connection `id` names, or NULL when the id is stale or was never issued. */
 gev_conn *gev_conn_get(gev_loop *loop, uint32_t id) {
@@ -98,6 +102,7 @@ static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_
   c->qhead = c->qtail = NULL;
   c->qbytes = 0;
   c->reported = 0;
+  c->proxy = NULL;
   id = conn_id(loop, c);
   rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, events, conn_tag(id));
   if (rc != 0) {
@@ -119,12 +124,19 @@ int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *
   return conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, id_out);
 }
 
-int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out) {
+/* Registers a PROXY listener's fd as header-pending (GEV_C_PROXY_WAIT, EPOLLIN): no OPEN until
+ * proxyaccept.c has read its header. On failure the fd is not closed. */
+int gev_conn_add_pending(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out) {
+  return conn_add(loop, fd, origin, is_tcp, GEV_C_PROXY_WAIT, EPOLLIN, id_out);
+}
+
+int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t flags, uint32_t *id_out) {
   uint32_t addr[GEV_ADDR_U32];
   int rc = sys_local_addr(fd, addr);
   if (rc != 0) return rc;
   int is_tcp = addr[0] == GEV_ADDR_INET4 || addr[0] == GEV_ADDR_INET6;
   sys_peer_addr(fd, addr);
+  if (flags & GEV_LISTEN_PROXY) return gev_proxy_adopt(loop, fd, origin, is_tcp, addr, id_out);
   rc = gev_conn_add(loop, fd, origin, is_tcp, id_out);
   if (rc != 0) return rc;
   gev_loop_emit(loop, GEV_REC_OPEN, *id_out, origin, 0, addr);
@@ -134,6 +146,7 @@ int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out) {
 int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return -EBADF;
+  if (c->proxy != NULL && gev_proxy_sockname(c, addr8) == 0) return 0;
   return sys_local_addr(c->fd, addr8);
 }
 
@@ -330,6 +343,7 @@ static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
   sys_close(c->fd);
   queue_free(c);
+  gev_proxy_free(loop, c);
   c->fd = -1;
   c->flags = 0;
   c->events = 0;
@@ -339,6 +353,24 @@ static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
 }
 
 void gev_conn_close(gev_loop *loop, gev_conn *c, int err) { conn_close(loop, c, err, GEV_NOMEM_KERNEL); }
+
+/* Closes `c`, which JS never heard of (a PROXY header refused or dropped), with no record: its slot
+ * goes back on the free list at once, as no CLOSE has to reach JS first. */
+void gev_conn_release(gev_loop *loop, gev_conn *c) {
+  if (!(c->flags & GEV_C_OPEN)) return;
+  sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
+  sys_close(c->fd);
+  queue_free(c);
+  gev_proxy_free(loop, c);
+  c->fd = -1;
+  c->flags = 0;
+  c->events = 0;
+  loop->live--;
+  uint32_t slot = (uint32_t)(c - loop->conns);
+  c->next_free = loop->free_head;
+  loop->free_head = slot;
+  if (loop->parked) gev_listener_unpark_all(loop);
+}
 
 /* The queue drained: carry out a requested close or half-close. Returns 0 if still open. */
 static int after_drain(gev_loop *loop, gev_conn *c) {
@@ -519,6 +551,10 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
     conn_connected(loop, c, id);
     return;
   }
+  if (c->flags & GEV_C_PROXY_WAIT) {
+    gev_proxy_on_event(loop, c);
+    return;
+  }
   if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) {
     if (conn_read(loop, c, id) != 0) return;
   }
@@ -552,7 +588,10 @@ void gev_conn_free_all(gev_loop *loop) {
     gev_conn *c = &loop->conns[s];
     if (c->flags & GEV_C_OPEN) sys_close(c->fd);
     queue_free(c);
+    if (c->flags & GEV_C_OPEN) gev_proxy_free(loop, c);
   }
+  loop->proxy_head = loop->proxy_tail = UINT32_MAX;
+  loop->proxy_pending = 0;
   free(loop->conns);
   loop->conns = NULL;
   loop->nconns = 0;

@@ -4,7 +4,8 @@
  * Consecutive writes to one connection are gathered into one send/sendmsg (at most 64 buffers);
  * close, end, keep-alive, pause and watch commands act in order after the writes before them.
  * Commands naming a stale id are ignored. A dial still connecting takes CLOSE only, which cancels
- * it at once (errno 0, whatever the flush word); its writes and other commands are dropped (gev.h). What this call causes (a CLOSE after EPIPE or a close
+ * it at once (errno 0, whatever the flush word); its writes and other commands are dropped (gev.h).
+ * A connection whose PROXY header is pending takes no command at all: JS has not heard of it. What this call causes (a CLOSE after EPIPE or a close
  * request, a QUEUED report for each connection left with output queued) reaches JS through the
  * pending list, never from inside this call.
  */
@@ -24,7 +25,7 @@ typedef struct run {
 static void run_send(gev_loop *loop, run *r) {
   if (r->n == 0) return;
   gev_conn *c = gev_conn_get(loop, r->id);
-  if (c != NULL && !(c->flags & GEV_C_CONNECTING)) gev_conn_send(loop, c, r->iov, r->n, r->total);
+  if (c != NULL && !(c->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT))) gev_conn_send(loop, c, r->iov, r->n, r->total);
   r->n = 0;
   r->total = 0;
 }
@@ -75,7 +76,7 @@ void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
     }
     i++;
     gev_conn *c = gev_conn_get(loop, k[1]);
-    if (c == NULL) continue;
+    if (c == NULL || (c->flags & GEV_C_PROXY_WAIT)) continue;
     if (c->flags & GEV_C_CONNECTING) {
       if (op == GEV_OP_CLOSE) gev_conn_close(loop, c, 0);
       continue;

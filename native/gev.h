@@ -7,8 +7,9 @@
  *
  *   in arena  (C writes during gev_loop_fill, JS reads during the batch callback)
  *     u32[0..HDR_U32)  header: [0] record slots used, [1] bytes used
- *     then records, SLOT_U32 u32 a slot: [type, a, b, c]; OPEN, DGRAM and ACCEPTED take
- *                  1 + ADDR_SLOTS slots (the extra ones carry a socket address, see gev_addr_encode)
+ *     then records, SLOT_U32 u32 a slot: [type, a, b, c]; OPEN, DGRAM, ACCEPTED, PROXY and
+ *                  PROXY_REFUSED take 1 + ADDR_SLOTS slots (the extra ones carry a socket address,
+ *                  see gev_addr_encode)
  *     bytes        payload region; offsets in records are absolute byte offsets into the buffer
  *
  *   out arena (JS writes between flushes, C reads during gev_flush)
@@ -54,8 +55,9 @@ int gev_loop_create(gev_loop **out);
  * gev_loop_free). Call once, before the first fill. */
 void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_recs, void *out, size_t out_len,
                           uint32_t out_cmds);
-/* TCP_NODELAY on TCP connections, and the receive slot per datagram (1..GEV_UDP_SLOT). */
-void gev_loop_configure(gev_loop *loop, int tcp_nodelay, size_t udp_slot);
+/* TCP_NODELAY on TCP connections, the receive slot per datagram (1..GEV_UDP_SLOT), and how long a
+ * connection of a PROXY protocol listener may take to send its whole header (ms, >= 1). */
+void gev_loop_configure(gev_loop *loop, int tcp_nodelay, size_t udp_slot, uint32_t proxy_timeout_ms);
 /* The fd to watch for readability: when it is readable, call gev_loop_fill. */
 int gev_loop_fd(const gev_loop *loop);
 /* Drains ready events into the in arena; returns the record slots written (also in its header). */
@@ -90,8 +92,10 @@ void gev_listener_close(gev_loop *loop, uint32_t slot);
 /* The local address of open connection `id` into addr8; -EBADF once it is closed. */
 int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8);
 /* Registers a connected fd (accepted elsewhere) as a connection of `origin`; its OPEN record
- * follows in a later fill. Returns 0 with *id_out set, or -errno (the fd is then not closed). */
-int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t *id_out);
+ * follows in a later fill. With GEV_LISTEN_PROXY in `flags` (the ACCEPTED record's word c), this
+ * loop reads its PROXY header first, its deadline counted from now, and OPEN (or PROXY_REFUSED)
+ * follows that. Returns 0 with *id_out set, or -errno (the fd is then not closed). */
+int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t flags, uint32_t *id_out);
 /* Closes an fd from an ACCEPTED record that no loop adopted; any thread. 0 or -errno. */
 int gev_fd_close(int fd);
 

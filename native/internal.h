@@ -46,6 +46,7 @@
 #define GEV_C_QWATCH     0x100u /* report QUEUED after this flush even if unchanged */
 #define GEV_C_HUP_PARKED 0x200u /* hung up while paused: out of the epoll set until resumed */
 #define GEV_C_CONNECTING 0x400u /* dialled, handshake under way: EPOLLOUT alone, no OPEN yet */
+#define GEV_C_PROXY_WAIT 0x800u /* PROXY listener's: header not complete yet, no OPEN yet (proxyaccept.c) */
 
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {
@@ -56,6 +57,23 @@ typedef struct gev_chunk {
 } gev_chunk;
 
 typedef struct gev_conn gev_conn;
+
+/*
+ * A connection of a PROXY protocol listener (proxyaccept.c). While its header is pending: its place
+ * in the loop's FIFO of pending connections (slots, accept order, so deadlines ascend), the bytes
+ * read so far (buf, allocated on the first read) and the socket's peer for a refusal. Once open,
+ * only `local` is kept: the header's destination, which gev_conn_sockname reports.
+ */
+typedef struct gev_proxy {
+  uint64_t deadline_ms; /* CLOCK_MONOTONIC ms */
+  uint32_t prev;        /* FIFO neighbours (slots), UINT32_MAX at either end */
+  uint32_t next;
+  uint32_t len; /* bytes in buf */
+  int has_local;
+  uint8_t *buf; /* GEV_PROXY_HEADER_MAX bytes, or NULL */
+  uint32_t peer[GEV_ADDR_U32];
+  uint32_t local[GEV_ADDR_U32];
+} gev_proxy;
 
 /*
  * The one pair every stream connection's bytes go through (conn.c calls nothing else to move
@@ -96,8 +114,9 @@ struct gev_conn {
   const gev_io *io; /* how its bytes move, see gev_io */
   gev_chunk *qhead;
   gev_chunk *qtail;
-  size_t qbytes;   /* bytes in the queue, exactly: sum of (len - off) over its chunks */
-  size_t reported; /* the qbytes JS last heard of in a QUEUED record */
+  size_t qbytes;    /* bytes in the queue, exactly: sum of (len - off) over its chunks */
+  size_t reported;  /* the qbytes JS last heard of in a QUEUED record */
+  gev_proxy *proxy; /* NULL unless accepted on a PROXY protocol listener */
 };
 
 enum gev_lkind { GEV_L_FREE = 0, GEV_L_TCP, GEV_L_UNIX, GEV_L_UDP };
@@ -106,6 +125,7 @@ typedef struct gev_listener {
   int fd;
   int kind;
   int handoff;          /* report accepted fds instead of registering them (GEV_LISTEN_HANDOFF) */
+  int proxy;            /* connections start with a PROXY header (GEV_LISTEN_PROXY) */
   int parked;           /* EPOLLIN dropped after an accept error, until the timer or a close */
   uint32_t error_epoch; /* the wake-up that last emitted ACCEPT_ERROR */
   uint32_t origin;      /* the JS listener index, carried by its records */
@@ -131,11 +151,16 @@ typedef struct gev_idlist {
 
 struct gev_loop {
   int epfd;
-  int efd;      /* eventfd: our own notification that pending records wait (gev_loop_notify) */
-  int tfd;      /* timerfd: re-arms parked listeners */
-  int filling;  /* a fill is writing records into the in arena */
-  int notified; /* our own eventfd write is outstanding */
-  int timer_armed;
+  int efd;            /* eventfd: our own notification that pending records wait (gev_loop_notify) */
+  int tfd;            /* timerfd: re-arms parked listeners, expires PROXY headers (the earlier of the two) */
+  int filling;        /* a fill is writing records into the in arena */
+  int notified;       /* our own eventfd write is outstanding */
+  uint64_t timer_at;  /* CLOCK_MONOTONIC ms the timerfd is armed for, 0 when disarmed */
+  uint64_t unpark_at; /* when parked listeners retry, 0 when none waits */
+  uint32_t proxy_timeout_ms;
+  uint32_t proxy_head; /* FIFO of connections whose PROXY header is pending (slots), oldest first */
+  uint32_t proxy_tail;
+  uint32_t proxy_pending;
   int tcp_nodelay;
   uint32_t epoch;
   uint32_t parked; /* listeners parked after an accept error */
@@ -201,7 +226,8 @@ ssize_t sys_sendv(int fd, const struct iovec *iov, int iovcnt);
 int sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n);
 int sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n);
 int sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag);
-int sys_timer_arm(int tfd, uint32_t ms);
+int sys_timer_arm_at(int tfd, uint64_t at_ms);
+uint64_t sys_now_ms(void);
 int sys_open_spare(void);
 void sys_close(int fd);
 void sys_advise_huge(void *p, size_t len);
@@ -215,11 +241,15 @@ uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots);
 int gev_loop_reserve(gev_loop *loop, uint32_t slots);
 int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8);
 void gev_loop_notify(gev_loop *loop);
-void gev_loop_arm_timer(gev_loop *loop, uint32_t ms);
+void gev_loop_timer_want(gev_loop *loop, uint64_t at_ms);
+uint32_t gev_rec_slots(uint32_t type);
 
 /* conn.c: the connection table, reads and the output queue. */
 gev_conn *gev_conn_get(gev_loop *loop, uint32_t id);
+uint32_t gev_conn_id(gev_loop *loop, gev_conn *c);
+void gev_conn_release(gev_loop *loop, gev_conn *c);
 int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
+int gev_conn_add_pending(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
 int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, const struct sockaddr *local,
                      socklen_t local_len, uint32_t origin, uint32_t *id_out);
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t events);
@@ -236,6 +266,15 @@ void gev_conn_free_all(gev_loop *loop);
 /* listen.c: accept and the parking of listeners. */
 void gev_listener_on_event(gev_loop *loop, uint32_t slot);
 void gev_listener_unpark_all(gev_loop *loop);
+
+/* proxyaccept.c: connections of PROXY protocol listeners until their header is read. */
+int gev_proxy_accept(gev_loop *loop, int fd, uint32_t origin, int is_tcp, const uint32_t *peer8);
+int gev_proxy_adopt(gev_loop *loop, int fd, uint32_t origin, int is_tcp, const uint32_t *peer8, uint32_t *id_out);
+void gev_proxy_on_event(gev_loop *loop, gev_conn *c);
+int gev_proxy_sockname(const gev_conn *c, uint32_t *addr8);
+void gev_proxy_expire(gev_loop *loop, uint64_t now);
+void gev_proxy_drop_all(gev_loop *loop);
+void gev_proxy_free(gev_loop *loop, gev_conn *c);
 
 /* udp.c: datagram sockets, recvmmsg and sendmmsg. */
 void gev_udp_on_event(gev_loop *loop, gev_listener *l);

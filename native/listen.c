@@ -4,6 +4,8 @@
  * A listener either registers what it accepts as connections (OPEN records) or, in hand-off mode,
  * reports the accepted fd to JS (ACCEPTED records) so an acceptor can pass it to another loop,
  * which registers it with gev_conn_adopt. Both records carry the listener's origin, its JS index.
+ * A PROXY protocol listener's connections open only once their header is read (proxyaccept.c); a
+ * hand-off one's ACCEPTED record says so (GEV_LISTEN_PROXY), for the adopting loop to read it.
  * Sockets are made, configured (sys_listen_options, from the GEV_LISTEN_* flags) and accepted in
  * sys.c; every fd is non-blocking and close-on-exec.
  *
@@ -83,6 +85,7 @@ static int listener_add(gev_loop *loop, int fd, int kind, uint32_t flags, uint32
   l->kind = kind;
   l->origin = origin;
   l->handoff = kind != GEV_L_UDP && (flags & GEV_LISTEN_HANDOFF) != 0;
+  l->proxy = kind != GEV_L_UDP && (flags & GEV_LISTEN_PROXY) != 0;
   return (int)slot;
 }
 
@@ -197,7 +200,8 @@ static void park(gev_loop *loop, uint32_t slot) {
   if (sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, l->fd, 0, listener_tag(slot)) != 0) return;
   l->parked = 1;
   loop->parked++;
-  gev_loop_arm_timer(loop, GEV_ACCEPT_BACKOFF_MS);
+  if (loop->unpark_at == 0) loop->unpark_at = sys_now_ms() + GEV_ACCEPT_BACKOFF_MS;
+  gev_loop_timer_want(loop, loop->unpark_at);
 }
 
 /* Watches every parked listener again; a listener that still cannot accept parks again. */
@@ -239,16 +243,18 @@ void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
       return;
     }
     if (l->handoff) {
-      gev_loop_emit(loop, GEV_REC_ACCEPTED, (uint32_t)fd, l->origin, 0, addr);
+      gev_loop_emit(loop, GEV_REC_ACCEPTED, (uint32_t)fd, l->origin, l->proxy ? GEV_LISTEN_PROXY : 0, addr);
       continue;
     }
     uint32_t id;
-    int rc = gev_conn_add(loop, fd, l->origin, l->kind == GEV_L_TCP, &id);
+    int rc = l->proxy ? gev_proxy_accept(loop, fd, l->origin, l->kind == GEV_L_TCP, addr)
+                      : gev_conn_add(loop, fd, l->origin, l->kind == GEV_L_TCP, &id);
     if (rc != 0) {
       sys_close(fd);
       accept_error(loop, l, -rc);
       continue;
     }
+    if (l->proxy) continue;
     gev_loop_emit(loop, GEV_REC_OPEN, id, l->origin, 0, addr);
   }
 }

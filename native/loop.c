@@ -4,8 +4,10 @@
  * JavaScript once. Records that cannot go into the arena right now (closes and queue reports caused
  * by a flush, connections adopted between wake-ups) wait in the pending list, and the loop notifies
  * itself through its eventfd (gev_loop_notify) so that a wake-up comes to deliver them; the list keeps a reserve so that no record
- * that must reach JS ever waits on an allocation (see pending_grow). The timerfd re-arms listeners
- * parked after an accept error. Nothing here knows about Node-API or libuv.
+ * that must reach JS ever waits on an allocation (see pending_grow). The one timerfd serves two
+ * deadlines, armed (absolute, CLOCK_MONOTONIC ms) for the earlier: the retry of listeners parked
+ * after an accept error, and the oldest pending PROXY header (proxyaccept.c). Nothing here knows
+ * about Node-API or libuv.
  */
 #include "internal.h"
 
@@ -31,6 +33,9 @@ static void release_fds(gev_loop *loop) {
  * spare. 0 or -errno, with nothing left open. */
 static int loop_init(gev_loop *loop) {
   loop->free_head = UINT32_MAX;
+  loop->proxy_head = UINT32_MAX;
+  loop->proxy_tail = UINT32_MAX;
+  loop->proxy_timeout_ms = 5000;
   loop->epfd = -1;
   loop->efd = -1;
   loop->tfd = -1;
@@ -80,9 +85,10 @@ void gev_loop_bind_arenas(gev_loop *loop, void *in, size_t in_len, uint32_t in_r
   loop->out_cmd_cap = out_cmds;
 }
 
-void gev_loop_configure(gev_loop *loop, int tcp_nodelay, size_t udp_slot) {
+void gev_loop_configure(gev_loop *loop, int tcp_nodelay, size_t udp_slot, uint32_t proxy_timeout_ms) {
   loop->tcp_nodelay = tcp_nodelay != 0;
   loop->udp_slot = udp_slot;
+  loop->proxy_timeout_ms = proxy_timeout_ms;
 }
 
 int gev_loop_fd(const gev_loop *loop) { return loop->epfd; }
@@ -152,8 +158,11 @@ static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
   return 0;
 }
 
-static uint32_t rec_slots(uint32_t type) {
-  return (type == GEV_REC_OPEN || type == GEV_REC_DGRAM || type == GEV_REC_ACCEPTED) ? 1u + GEV_ADDR_SLOTS : 1u;
+/* The slots a record of `type` takes: those followed by an address take GEV_ADDR_SLOTS more. */
+uint32_t gev_rec_slots(uint32_t type) {
+  int addr = type == GEV_REC_OPEN || type == GEV_REC_DGRAM || type == GEV_REC_ACCEPTED || type == GEV_REC_PROXY ||
+             type == GEV_REC_PROXY_REFUSED;
+  return addr ? 1u + GEV_ADDR_SLOTS : 1u;
 }
 
 /* A CLOSE record reached JavaScript's view: only now may its slot be reused. */
@@ -171,7 +180,7 @@ static void on_written(gev_loop *loop, const uint32_t *r) {
  * -ENOMEM for a QUEUED record the pending list has no room for (nothing was emitted). */
 int gev_loop_emit(gev_loop *loop, uint32_t type, uint32_t a, uint32_t b, uint32_t c, const uint32_t *addr8) {
   uint32_t rec[GEV_SLOT_U32 * (1 + GEV_ADDR_SLOTS)];
-  uint32_t slots = rec_slots(type);
+  uint32_t slots = gev_rec_slots(type);
   rec[0] = type;
   rec[1] = a;
   rec[2] = b;
@@ -199,7 +208,7 @@ static uint32_t drain_pending(gev_loop *loop) {
   uint32_t i = 0;
   while (i < p->n) {
     uint32_t *src = p->slots + (size_t)i * GEV_SLOT_U32;
-    uint32_t slots = rec_slots(src[0]);
+    uint32_t slots = gev_rec_slots(src[0]);
     uint32_t *r = gev_loop_record(loop, slots);
     if (r == NULL) break;
     memcpy(r, src, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
@@ -229,17 +238,26 @@ static void on_eventfd(gev_loop *loop) {
   if (loop->pending.n > 0) gev_loop_notify(loop);
 }
 
-/* Arms the one-shot timer `ms` from now unless it is already armed. */
-void gev_loop_arm_timer(gev_loop *loop, uint32_t ms) {
-  if (loop->timer_armed || loop->tfd < 0) return;
-  if (sys_timer_arm(loop->tfd, ms) == 0) loop->timer_armed = 1;
+/* Makes the timer fire by `at_ms` (CLOCK_MONOTONIC ms): re-armed only when it is disarmed or armed
+ * for later. A timer that fires early finds nothing due and is armed again (on_timer). */
+void gev_loop_timer_want(gev_loop *loop, uint64_t at_ms) {
+  if (loop->tfd < 0 || (loop->timer_at != 0 && loop->timer_at <= at_ms)) return;
+  if (sys_timer_arm_at(loop->tfd, at_ms) == 0) loop->timer_at = at_ms ? at_ms : 1;
 }
 
+/* The timer fired: retry parked listeners when their time came, expire PROXY headers past their
+ * deadline (as many as the arena takes), and arm again for whatever is left. */
 static void on_timer(gev_loop *loop) {
   uint64_t v = 0;
   if (read(loop->tfd, &v, sizeof v) != (ssize_t)sizeof v) return;
-  loop->timer_armed = 0;
-  gev_listener_unpark_all(loop);
+  loop->timer_at = 0;
+  uint64_t now = sys_now_ms();
+  if (loop->unpark_at != 0 && loop->unpark_at <= now) {
+    loop->unpark_at = 0;
+    gev_listener_unpark_all(loop);
+  }
+  if (loop->unpark_at != 0) gev_loop_timer_want(loop, loop->unpark_at);
+  gev_proxy_expire(loop, now);
 }
 
 static void begin_fill(gev_loop *loop) {
@@ -296,6 +314,7 @@ uint32_t gev_loop_stop_all(gev_loop *loop) {
   gev_loop_close_listeners(loop);
   begin_fill(loop);
   drain_pending(loop);
+  gev_proxy_drop_all(loop);
   for (uint32_t s = 0; s < loop->nconns; s++) {
     gev_conn *c = &loop->conns[s];
     if (c->flags & GEV_C_OPEN) gev_conn_close(loop, c, 0);

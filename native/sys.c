@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GEV_BACKLOG 1024
@@ -166,13 +167,22 @@ int sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n) {
   return sendmmsg(fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* Arms a one-shot timerfd `ms` milliseconds from now. 0 or -errno. */
-int sys_timer_arm(int tfd, uint32_t ms) {
+/* Arms the one-shot CLOCK_MONOTONIC timerfd for the absolute time `at_ms` (sys_now_ms's clock); a
+ * time already past fires at once. 0 or -errno. */
+int sys_timer_arm_at(int tfd, uint64_t at_ms) {
   struct itimerspec its;
   memset(&its, 0, sizeof its);
-  its.it_value.tv_sec = ms / 1000u;
-  its.it_value.tv_nsec = (long)(ms % 1000u) * 1000000L;
-  return timerfd_settime(tfd, 0, &its, NULL) == 0 ? 0 : -errno;
+  its.it_value.tv_sec = (time_t)(at_ms / 1000u);
+  its.it_value.tv_nsec = (long)(at_ms % 1000u) * 1000000L;
+  if (at_ms == 0) its.it_value.tv_nsec = 1; /* 0 would disarm it */
+  return timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0 ? 0 : -errno;
+}
+
+/* CLOCK_MONOTONIC in milliseconds: the clock of every deadline in the core. */
+uint64_t sys_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Asks for transparent huge pages over the whole pages inside [p, p + len), so that filling a large

@@ -19,12 +19,16 @@ import {
   kMaxKeepAliveSeconds,
   kMaxListenerSlots,
   kOriginDial,
+  kProxyHeaderMaxBytes,
+  kProxyLocalBit,
+  kProxyTlvShift,
   kSlotU32,
   kStatsLen,
   kUdpSlotBytes,
   ListenFlag,
   NoMemory,
   Op,
+  ProxyReason,
   Rec,
 } from '../src/backend/addon-types.js';
 
@@ -40,6 +44,21 @@ const kRec: Mirror<typeof Rec> = {
   Accepted: ['REC_ACCEPTED', Rec.Accepted],
   Queued: ['REC_QUEUED', Rec.Queued],
   AcceptError: ['REC_ACCEPT_ERROR', Rec.AcceptError],
+  Proxy: ['REC_PROXY', Rec.Proxy],
+  ProxyRefused: ['REC_PROXY_REFUSED', Rec.ProxyRefused],
+};
+
+const kProxyReason: Mirror<typeof ProxyReason> = {
+  Signature: ['PROXY_E_SIGNATURE', ProxyReason.Signature],
+  Version: ['PROXY_E_VERSION', ProxyReason.Version],
+  Command: ['PROXY_E_COMMAND', ProxyReason.Command],
+  Family: ['PROXY_E_FAMILY', ProxyReason.Family],
+  V1Syntax: ['PROXY_E_V1_SYNTAX', ProxyReason.V1Syntax],
+  TooLong: ['PROXY_E_TOO_LONG', ProxyReason.TooLong],
+  AddressLength: ['PROXY_E_ADDRESS_LEN', ProxyReason.AddressLength],
+  Tlv: ['PROXY_E_TLV', ProxyReason.Tlv],
+  Timeout: ['PROXY_E_TIMEOUT', ProxyReason.Timeout],
+  Closed: ['PROXY_E_CLOSED', ProxyReason.Closed],
 };
 
 const kNoMemory: Mirror<typeof NoMemory> = {
@@ -64,6 +83,7 @@ const kListenFlag: Mirror<typeof ListenFlag> = {
   ReusePort: ['LISTEN_REUSEPORT', ListenFlag.ReusePort],
   V6Only: ['LISTEN_V6ONLY', ListenFlag.V6Only],
   HandOff: ['LISTEN_HANDOFF', ListenFlag.HandOff],
+  Proxy: ['LISTEN_PROXY', ListenFlag.Proxy],
 };
 
 const kAddrFamily: Mirror<typeof AddrFamily> = {
@@ -86,6 +106,9 @@ const kConstants: readonly (readonly [string, number])[] = [
   ['MAX_LISTENERS', kMaxListenerSlots],
   ['KEEPALIVE_MAX_S', kMaxKeepAliveSeconds],
   ['STATS_LEN', kStatsLen],
+  ['PROXY_HEADER_MAX', kProxyHeaderMaxBytes],
+  ['PROXY_LOCAL', kProxyLocalBit],
+  ['PROXY_TLV_SHIFT', kProxyTlvShift],
 ];
 
 const kGroups: Record<string, readonly (readonly [string, number])[]> = {
@@ -94,6 +117,7 @@ const kGroups: Record<string, readonly (readonly [string, number])[]> = {
   Op: Object.values(kOp),
   ListenFlag: Object.values(kListenFlag),
   AddrFamily: Object.values(kAddrFamily),
+  ProxyReason: Object.values(kProxyReason),
   constants: kConstants,
 };
 
@@ -123,7 +147,7 @@ describe('native protocol constants', () => {
   });
 
   it('each group mirrors distinct values, and record kind 7 stays retired', () => {
-    for (const group of [kRec, kOp, kListenFlag, kNoMemory, kAddrFamily]) {
+    for (const group of [kRec, kOp, kListenFlag, kNoMemory, kAddrFamily, kProxyReason]) {
       const values = Object.values(group).map(([, v]) => v);
       assert.equal(new Set(values).size, values.length);
     }

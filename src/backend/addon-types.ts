@@ -26,7 +26,10 @@ export interface LoopHandle {
 }
 
 export interface NativeAddon {
-  /** Creates a loop (epoll + eventfd) over two JS-owned arenas; a negative errno if the OS refuses. */
+  /**
+   * Creates a loop (epoll + eventfd) over two JS-owned arenas; a negative errno if the OS refuses.
+   * `proxyHeaderTimeoutMs` (>= 1) is the deadline of a PROXY protocol header on its listeners.
+   */
   loopCreate(
     inArena: ArrayBuffer,
     inRecordSlots: number,
@@ -34,6 +37,7 @@ export interface NativeAddon {
     outCommandSlots: number,
     tcpNoDelay: boolean,
     udpSlotBytes: number,
+    proxyHeaderTimeoutMs: number,
   ): LoopHandle | number;
   /** Starts watching the loop's epoll fd; `onBatch` runs once per wake-up that produced records. */
   loopStart(loop: LoopHandle, onBatch: () => void): number;
@@ -55,8 +59,12 @@ export interface NativeAddon {
   connAddr(loop: LoopHandle, id: number, out: Uint32Array): number;
   /** Runs the out arena's commands; `ext[i]` holds the bytes of WRITE_EXT/SENDTO_EXT index i. */
   flush(loop: LoopHandle, ext: readonly Uint8Array[] | null, extCount: number): void;
-  /** Registers an fd accepted elsewhere as a connection of `origin` (see kOriginDial); returns its id or -errno. */
-  adopt(loop: LoopHandle, fd: number, origin: number): number;
+  /**
+   * Registers an fd accepted elsewhere as a connection of `origin` (see kOriginDial); returns its id
+   * or -errno. `flags` is an Accepted record's word c: ListenFlag.Proxy makes this loop read the
+   * connection's PROXY header first (Proxy then Open, or ProxyRefused, follow).
+   */
+  adopt(loop: LoopHandle, fd: number, origin: number, flags: number): number;
   /**
    * Starts a non-blocking TCP connect to a numeric `host` of `family`, bound first to `localHost`
    * ('' = any) and `localPort` (0 = any) when either is set. Returns the new id, or -errno when it
@@ -109,6 +117,15 @@ export const kAddrU32 = 8;
  * a dial (ORIGIN_DIAL). Defined with the Backend contract, which every backend reports origins in.
  */
 export { kOriginDial } from './backend.js';
+/**
+ * The largest PROXY v2 header a listener takes (PROXY_HEADER_MAX), defined with the Backend
+ * contract.
+ */
+export { kProxyHeaderMaxBytes } from './backend.js';
+/** Word b of a Proxy record: this bit for a LOCAL (v2) or UNKNOWN (v1) command (PROXY_LOCAL). */
+export const kProxyLocalBit = 1 << 8;
+/** Word b of a Proxy record: the TLV bytes' length sits above this bit (PROXY_TLV_SHIFT). */
+export const kProxyTlvShift = 16;
 /** Connection ids are (generation << kIdSlotBits) | slot (SLOT_BITS). */
 export const kIdSlotBits = 20;
 /** The largest generation, so ids stay below 2^31 (GEN_MAX). */
@@ -144,7 +161,7 @@ export const enum Rec {
   Close = 4,
   /** [listener, offset, length] + sender address */
   Dgram = 5,
-  /** [fd, origin] + peer address: a hand-off listener accepted fd, not registered */
+  /** [fd, origin, ListenFlag.Proxy or 0] + peer address: a hand-off listener accepted fd, not registered */
   Accepted = 6,
   /* 7 is retired (a cross-thread wake-up) and stays unused. */
   /**
@@ -156,6 +173,29 @@ export const enum Rec {
   Queued = 8,
   /** [listener, errno]: accept4 failed; the listener is parked for a moment, then retries */
   AcceptError = 9,
+  /**
+   * [id, version | kProxyLocalBit | tlv length << kProxyTlvShift, tlv offset] + the header's
+   * destination (AddrFamily.None for a local command): the PROXY header of connection id, right
+   * before its Open (whose address is then the header's source, or the socket's peer when local)
+   */
+  Proxy = 10,
+  /** [listener, ProxyReason] + the socket's peer: a PROXY listener closed a connection before Open */
+  ProxyRefused = 11,
+}
+
+/** Why a PROXY protocol listener refused a connection (PROXY_E_*), word b of ProxyRefused. */
+export const enum ProxyReason {
+  Signature = 1,
+  Version = 2,
+  Command = 3,
+  Family = 4,
+  V1Syntax = 5,
+  TooLong = 6,
+  AddressLength = 7,
+  Tlv = 8,
+  Timeout = 9,
+  /** the peer closed or reset first, or the core had no memory for the header */
+  Closed = 10,
 }
 
 /** What the core failed to allocate when a Close record carries ENOMEM (NOMEM_*). */
@@ -198,4 +238,6 @@ export const enum ListenFlag {
   V6Only = 1 << 1,
   /** report accepted fds through Accepted records instead of opening them */
   HandOff = 1 << 2,
+  /** every connection starts with a PROXY protocol header, read in C before Open */
+  Proxy = 1 << 3,
 }

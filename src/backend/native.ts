@@ -22,6 +22,13 @@
  * Close before any Open becomes onClose(id, err) with err shaped like Node's connect errors (`code`
  * the errno name), or null when close() cancelled it or stop() closed it.
  *
+ * PROXY protocol listeners: C reads each connection's header before it opens (native/proxyaccept.c).
+ * A Proxy record (version, command, TLV bytes, the header's destination) comes right before the
+ * connection's Open, whose address is then the header's source; the pair reports both and
+ * `proxy`. A refused header is a ProxyRefused record, onProxyRefused(listener, reason, peer), and the
+ * connection never opens. A hand-off listener's Accepted record says it is a PROXY one, and the
+ * adopting loop reads the header (adopt(fd, origin, true)).
+ *
  * Threading: a NativeBackend belongs to the thread that created it, and so do all its calls.
  */
 import { isIP } from 'node:net';
@@ -45,6 +52,8 @@ import {
   kMaxExtBuffers,
   kMaxKeepAliveSeconds,
   kOriginDial,
+  kProxyLocalBit,
+  kProxyTlvShift,
   kSlotU32,
   kStatsLen,
   kUdpSlotBytes,
@@ -55,7 +64,17 @@ import {
   type LoopHandle,
   type NativeAddon,
 } from './addon-types.js';
-import type { AddrPair, Backend, BackendHandler, BackendOptions, DatagramPeer, DialSpec } from './backend.js';
+import type {
+  AddrPair,
+  Backend,
+  BackendHandler,
+  BackendOptions,
+  DatagramPeer,
+  DialSpec,
+  ProxyInfo,
+  ProxyRefusal,
+  ProxyTlv,
+} from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
 
@@ -78,6 +97,22 @@ const kByteLoopMaxBytes = 32;
 const kMaxWriteCommandBytes = 2 ** 31;
 /** The largest u32: a datagram length past it is clamped, never wrapped (the kernel refuses both). */
 const kMaxU32 = 0xffff_ffff;
+/** The PROXY header deadline when a caller gives none (one with no PROXY listener never needs it). */
+const kDefaultProxyHeaderTimeoutMs = 5000;
+/** ProxyRefused's reason (ProxyReason, PROXY_E_* in C) as the contract names it, by code. */
+const kProxyRefusals: readonly ProxyRefusal[] = [
+  'closed',
+  'signature',
+  'version',
+  'command',
+  'family',
+  'v1-syntax',
+  'too-long',
+  'address-length',
+  'tlv',
+  'timeout',
+  'closed',
+];
 const kENOMEM = osConstants.errno.ENOMEM;
 const kECANCELED = osConstants.errno.ECANCELED;
 
@@ -93,10 +128,11 @@ export interface NativeBackendOptions extends BackendOptions {
 /** Extra events the native backend can report, for the multi-loop engine. */
 export interface NativeBackendHandler extends BackendHandler {
   /**
-   * A hand-off listener accepted `fd`; the receiver must adopt() it elsewhere (passing `origin` on)
-   * or closeFd() it. `origin` is the listener's index.
+   * A hand-off listener accepted `fd`; the receiver must adopt() it elsewhere (passing `origin` and
+   * `proxyProtocol` on) or closeFd() it. `origin` is the listener's index; `proxyProtocol` says the
+   * listener is a PROXY protocol one, so the adopting loop must read the header.
    */
-  onAccepted?(fd: number, origin: number, remote: Addr): void;
+  onAccepted?(fd: number, origin: number, remote: Addr, proxyProtocol: boolean): void;
 }
 
 /** Counters for tests and diagnostics. */
@@ -306,6 +342,65 @@ class NativeAddrPair6 extends NativeAddrPair {
   }
 }
 
+/**
+ * The address of a PROXY header (encoded at `at`): an inet one is TCP whatever the listener, as
+ * the header describes the balancer's client; undefined when the header carried none.
+ */
+function proxyAddr(src: Uint32Array, at: number): Addr | undefined {
+  const family = src[at];
+  if (family === AddrFamily.Inet4 || family === AddrFamily.Inet6) return decodeAddr('tcp', src, at, '');
+  if (family === AddrFamily.Unix) return new Addr('unix', '', 0, '');
+  return undefined;
+}
+
+/** The TLVs of a v2 header (`bytes`, checked by C): type, 16-bit length, value; values copied. */
+function parseTlvs(bytes: Uint8Array): ProxyTlv[] {
+  const tlvs: ProxyTlv[] = [];
+  for (let i = 0; i + 3 <= bytes.length;) {
+    const len = (bytes[i + 1] << 8) | bytes[i + 2];
+    tlvs.push({ type: bytes[i], value: bytes.slice(i + 3, i + 3 + len) });
+    i += 3 + len;
+  }
+  return tlvs;
+}
+
+/** What a Proxy record said, kept until the Open that follows it. */
+interface ProxyRecord {
+  readonly id: number;
+  readonly info: ProxyInfo;
+  /** The header's destination; undefined for a local command (the socket's own address then). */
+  readonly local: Addr | undefined;
+}
+
+/** A PROXY listener's connection: the header's addresses (or the socket's, for 'local') and `proxy`. */
+class ProxiedAddrPair implements AddrPair {
+  #local: Addr | undefined;
+  readonly #backend: NativeBackend;
+  readonly #id: number;
+  readonly #origin: number;
+  readonly #peerFamily: number;
+
+  constructor(
+    backend: NativeBackend,
+    id: number,
+    origin: number,
+    peerFamily: number,
+    readonly remote: Addr,
+    local: Addr | undefined,
+    readonly proxy: ProxyInfo,
+  ) {
+    this.#backend = backend;
+    this.#id = id;
+    this.#origin = origin;
+    this.#peerFamily = peerFamily;
+    this.#local = local;
+  }
+
+  get local(): Addr {
+    return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin, this.#peerFamily));
+  }
+}
+
 /** Where a datagram came from, kept encoded; `addr` is built on first use. */
 class NativePeer implements DatagramPeer {
   #addr: Addr | undefined;
@@ -351,6 +446,10 @@ export class NativeBackend implements Backend {
     this.#addon = loadAddon();
     const inArena = new ArrayBuffer((kHeaderU32 + kInRecordSlots * kSlotU32) * 4 + kInPayloadBytes);
     const outArena = new ArrayBuffer(kOutArenaBytes);
+    const proxyTimeout = options.proxyHeaderTimeoutMs ?? kDefaultProxyHeaderTimeoutMs;
+    if (!Number.isInteger(proxyTimeout) || proxyTimeout < 1 || proxyTimeout > kMaxU32) {
+      throw new InvalidArgumentError('proxyHeaderTimeoutMs', proxyTimeout, `an integer from 1 to ${kMaxU32}`);
+    }
     const loop = this.#addon.loopCreate(
       inArena,
       kInRecordSlots,
@@ -358,6 +457,7 @@ export class NativeBackend implements Backend {
       kOutCommandSlots,
       options.tcpNoDelay,
       udpSlot,
+      proxyTimeout,
     );
     if (typeof loop === 'number') {
       throw new BackendUnavailableError(`cannot create an epoll loop: ${errnoName(loop)} (${errnoMessage(loop)})`);
@@ -379,7 +479,9 @@ export class NativeBackend implements Backend {
   /** Binds `spec`. With `handOff`, accepted fds are reported through onAccepted instead of opened here. */
   async listen(spec: ListenSpec, options?: { readonly handOff?: boolean }): Promise<Addr> {
     if (this.#stopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
-    const handOff = options?.handOff === true ? ListenFlag.HandOff : 0;
+    const handOff =
+      (options?.handOff === true ? ListenFlag.HandOff : 0) |
+      (spec.proxyProtocol === true && spec.network !== 'udp' ? ListenFlag.Proxy : 0);
     let slot: number;
     if (spec.network === 'unix') {
       slot = this.#addon.listenUnix(this.#loop, spec.path, handOff, spec.index);
@@ -522,12 +624,14 @@ export class NativeBackend implements Backend {
 
   /**
    * Registers an fd accepted by another loop's hand-off listener as a connection of `origin` (the
-   * listener's index); onOpen(id, origin, ...) follows in a later batch.
+   * listener's index); onOpen(id, origin, ...) follows in a later batch. With `proxyProtocol` (from
+   * onAccepted), this loop reads the connection's PROXY header first: onOpen follows it, or
+   * onProxyRefused and no onOpen, and its deadline counts from now.
    */
-  adopt(fd: number, origin: number): number {
+  adopt(fd: number, origin: number, proxyProtocol = false): number {
     if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError('fd', fd, 'a non-negative integer');
     if (this.#stopped) return -1;
-    const id = this.#addon.adopt(this.#loop, fd, origin);
+    const id = this.#addon.adopt(this.#loop, fd, origin, proxyProtocol ? ListenFlag.Proxy : 0);
     if (id === -kENOMEM) throw new NoMemoryError('table slot');
     if (id < 0) throw new ConnectionError(errnoName(id), `cannot adopt fd ${fd}`);
     return id;
@@ -671,6 +775,7 @@ export class NativeBackend implements Backend {
     const r = this.#in32;
     const bytes = this.#in8;
     const end = kHeaderU32 + r[0] * kSlotU32;
+    let proxy: ProxyRecord | null = null;
     this.#inBatch = true;
     try {
       for (let i = kHeaderU32; i < end;) {
@@ -682,8 +787,21 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Open) {
           const id = r[i + 1];
           const origin = r[i + 2];
-          const remote = origin >= kOriginDial ? this.dialOpened(id, r, i + kSlotU32) : undefined;
-          h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote));
+          if (proxy !== null && proxy.id === id) {
+            h.onOpen(id, origin, this.proxiedPair(id, origin, r, i + kSlotU32, proxy));
+            proxy = null;
+          } else {
+            const remote = origin >= kOriginDial ? this.dialOpened(id, r, i + kSlotU32) : undefined;
+            h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote));
+          }
+          i += kSlotU32 * (1 + kAddrSlots);
+        } else if (type === Rec.Proxy) {
+          proxy = this.proxyRecord(r, i);
+          i += kSlotU32 * (1 + kAddrSlots);
+        } else if (type === Rec.ProxyRefused) {
+          const origin = r[i + 1];
+          const reason = kProxyRefusals[r[i + 2]] ?? 'closed';
+          h.onProxyRefused(origin, reason, decodeAddr(this.networkOf(origin), r, i + kSlotU32, ''));
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Close) {
           const id = r[i + 1];
@@ -705,7 +823,8 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Accepted) {
           const fd = r[i + 1];
           const origin = r[i + 2];
-          if (h.onAccepted) h.onAccepted(fd, origin, decodeAddr(this.networkOf(origin), r, i + kSlotU32, ''));
+          const proxied = (r[i + 3] & ListenFlag.Proxy) !== 0;
+          if (h.onAccepted) h.onAccepted(fd, origin, decodeAddr(this.networkOf(origin), r, i + kSlotU32, ''), proxied);
           else this.#addon.closeFd(fd);
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Queued) {
@@ -727,6 +846,29 @@ export class NativeBackend implements Backend {
       this.#stopRequested = false;
       this.finishStop();
     }
+  }
+
+  /** Reads the Proxy record at `i`: its ProxyInfo (TLVs copied out of the arena) and destination. */
+  private proxyRecord(r: Uint32Array, i: number): ProxyRecord {
+    const word = r[i + 2];
+    const local = (word & kProxyLocalBit) !== 0;
+    const tlvLen = word >>> kProxyTlvShift;
+    const at = r[i + 3];
+    const info: ProxyInfo = {
+      version: (word & 0xff) === 1 ? 1 : 2,
+      command: local ? 'local' : 'proxy',
+      tlvs: tlvLen > 0 ? parseTlvs(this.#in8.subarray(at, at + tlvLen)) : [],
+    };
+    return { id: r[i + 1], info, local: local ? undefined : proxyAddr(r, i + kSlotU32) };
+  }
+
+  /** The pair of a PROXY listener's connection whose Open address is at `at`. */
+  private proxiedPair(id: number, origin: number, r: Uint32Array, at: number, p: ProxyRecord): AddrPair {
+    const remote =
+      p.info.command === 'proxy'
+        ? (proxyAddr(r, at) ?? decodeAddr(this.networkOf(origin), r, at, ''))
+        : decodeAddr(this.networkOf(origin), r, at, '');
+    return new ProxiedAddrPair(this, id, origin, r[at], remote, p.local, p.info);
   }
 
   /**

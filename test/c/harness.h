@@ -44,7 +44,7 @@ static inline gev_loop *h_loop_new(void) {
   void *out = calloc(1, out_len);
   CHECK(in != NULL && out != NULL, "arenas");
   gev_loop_bind_arenas(loop, in, in_len, H_IN_RECS, out, out_len, H_OUT_CMDS);
-  gev_loop_configure(loop, 1, GEV_UDP_SLOT);
+  gev_loop_configure(loop, 1, GEV_UDP_SLOT, 5000);
   return loop;
 }
 
@@ -118,7 +118,7 @@ static inline void h_each_record(const uint32_t *slots, uint32_t n, void (*fn)(c
   for (uint32_t i = 0; i < n;) {
     const uint32_t *r = slots + (size_t)i * GEV_SLOT_U32;
     fn(r, arg);
-    i += (r[0] == GEV_REC_OPEN || r[0] == GEV_REC_DGRAM || r[0] == GEV_REC_ACCEPTED) ? 1u + GEV_ADDR_SLOTS : 1u;
+    i += gev_rec_slots(r[0]);
   }
 }
 

@@ -1,0 +1,50 @@
+/**
+ * PROXY protocol listeners in the native core, tested in C (test/c/proxyaccept.c, linked with
+ * native/*.c without Node-API): v1 and v2 headers open with the header's addresses and only the
+ * payload as DATA, TLV bytes reach the PROXY record, a split header waits, garbage, a silent client
+ * (a 50 ms deadline) and a client that closes mid-header are refused with their reasons, a LOCAL
+ * header opens with the socket's own addresses, an adopted fd has its header read, and stopAll
+ * closes a pending one silently. Skipped when gcc is not installed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+
+const kBuildScript = fileURLToPath(new URL('../../test/c/build.sh', import.meta.url));
+const skip = spawnSync(process.env['CC'] ?? 'gcc', ['--version']).status === 0 ? false : 'no C compiler';
+
+describe('native core: PROXY protocol listeners', { skip }, () => {
+  let dir = '';
+  let program = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gevent-proxyaccept-'));
+    program = join(dir, 'proxyaccept');
+    const built = spawnSync('sh', [kBuildScript, 'proxyaccept', program], { encoding: 'utf8' });
+    assert.equal(built.status, 0, `test/c/proxyaccept.c builds against native/ without Node-API:\n${built.stderr}`);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('opens, refuses and times out connections as their headers say', () => {
+    const run = spawnSync(program, { encoding: 'utf8', timeout: 30000 });
+    assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stdout}${run.stderr}`);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    for (const line of [
+      /v1: OPEN from the header's source/,
+      /v2: 12 TLV bytes/,
+      /split header: waited, then opened/,
+      /garbage: refused/,
+      /closed mid-header: refused/,
+      /silent client: refused/,
+      /LOCAL: the socket's own addresses/,
+      /adopted: the adopting loop read the header/,
+      /stop_all: the pending connection closed silently/,
+      /all proxy accept cases passed/,
+    ]) {
+      assert.match(run.stdout, line);
+    }
+  });
+});
