@@ -41,7 +41,7 @@ typedef struct gev_loop gev_loop;
 
 /* What gev_loop_stats reports. */
 typedef struct gev_stats {
-  uint64_t live;               /* open connections */
+  uint64_t live;               /* open connections, PROXY listeners' ones with a header pending too */
   uint64_t dgram_truncated;    /* datagrams dropped as larger than the receive slot */
   uint64_t dgram_send_dropped; /* datagrams dropped on send (full socket buffer, bad address) */
   uint64_t pending_slots;      /* record slots waiting in the pending list */

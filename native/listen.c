@@ -214,6 +214,7 @@ void gev_listener_unpark_all(gev_loop *loop) {
     loop->parked--;
     sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, l->fd, EPOLLIN, listener_tag(slot));
   }
+  loop->unpark_at = 0; /* a timer armed for it finds nothing due */
 }
 
 /* One ACCEPT_ERROR per listener per wake-up at most. */

@@ -5,10 +5,14 @@
  * a v1 header likewise; a LOCAL header keeps the socket's own addresses; garbage is
  * onProxyRefused('signature') with the balancer's address and no onOpen; a silent client is refused
  * with 'timeout' after proxyHeaderTimeoutMs; a hand-off listener's connection is adopted with its
- * header still unread and opened by the adopting backend; stop() closes a pending one silently.
+ * header still unread and opened by the adopting backend; a unix listener reports the header's TCP
+ * addresses; stop() closes a pending one silently.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Addr, ListenSpec } from '../src/addr.js';
 import type { AddrPair, BackendHandler, ProxyRefusal } from '../src/backend/backend.js';
@@ -281,6 +285,29 @@ describe('NativeBackend: PROXY protocol listeners', { skip }, () => {
       s?.destroy();
       await acceptor.stop();
       await worker.stop();
+    }
+  });
+
+  it("reports a unix listener's connection with the header's TCP addresses", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gevent-proxy-unix-'));
+    const path = join(dir, 's.sock');
+    const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
+    const h = new Recorder(b);
+    let s: net.Socket | undefined;
+    try {
+      b.start(h);
+      await b.listen({ ...spec(1), text: `unix://${path}?proxy=true`, network: 'unix', family: 0, host: '', path });
+      s = net.connect(path);
+      s.on('error', () => {});
+      s.write('PROXY TCP4 192.0.2.5 192.0.2.6 5 6\r\nu');
+      await until(() => h.opened.size === 1 && h.text(h.only()[0]) === 'u', 'onOpen and onData');
+      const [, addrs] = h.only();
+      assert.equal(addrs.remote.toString(), 'tcp://192.0.2.5:5');
+      assert.equal(addrs.local.toString(), 'tcp://192.0.2.6:6');
+    } finally {
+      s?.destroy();
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
