@@ -13,7 +13,10 @@
  *      and closes that fd, and accepts again afterwards;
  *   5. random failures (one allocation in four, in bursts) under random writes, watches, pauses,
  *      ends and closes: every connection closes exactly once, and every peer reads a prefix of
- *      what was written to it, in order.
+ *      what was written to it, in order;
+ *   6. PROXY listeners: the header state (at accept) or the header buffer (at the first read)
+ *      cannot be allocated; the connection is refused as PROXY_E_CLOSED, its client sees the close,
+ *      and the next connection opens.
  */
 #include "harness.h"
 
@@ -484,8 +487,66 @@ static void random_failures(void) {
   h_loop_free(loop);
 }
 
+/* Counts a PROXY listener's records: OPEN and PROXY_REFUSED (with its reason). */
+static void on_proxy_record(const uint32_t *r, void *arg) {
+  int *c = arg;
+  if (r[0] == GEV_REC_OPEN) c[0]++;
+  if (r[0] == GEV_REC_PROXY_REFUSED) {
+    c[1]++;
+    c[2] = (int)r[2];
+  }
+}
+
+/* Connects a blocking client to the loopback `port`, writes `msg`, and pumps `loop` until its
+ * connection opened or was refused; counts into c[0] (OPEN), c[1] (refused), c[2] (reason). */
+static int proxy_client(gev_loop *loop, int port, const char *msg, int *c) {
+  struct sockaddr_in sa;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(fd >= 0, "socket");
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s", strerror(errno));
+  CHECK(write(fd, msg, strlen(msg)) == (ssize_t)strlen(msg), "write");
+  for (int i = 0; i < 50 && c[0] + c[1] == 0; i++) {
+    usleep(2000);
+    uint32_t n = gev_loop_fill(loop);
+    h_each_record(h_arena_records(loop), n, on_proxy_record, c);
+  }
+  return fd;
+}
+
+static void proxy_listener(void) {
+  gev_loop *loop = h_loop_new();
+  int slot = gev_listen_tcp(loop, 4, "127.0.0.1", 0, GEV_LISTEN_PROXY, 0);
+  CHECK(slot >= 0, "listen");
+  uint32_t a[GEV_ADDR_U32];
+  CHECK(gev_listener_sockname(loop, (uint32_t)slot, a) == 0, "sockname");
+  const char *hdr = "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n";
+  for (int kind = A_CALLOC; kind >= A_MALLOC; kind >>= 1) {
+    int c[3] = {0, 0, 0};
+    fail_after(kind, 0);
+    int fd = proxy_client(loop, (int)a[1], hdr, c);
+    fail_never();
+    CHECK(c[0] == 0 && c[1] == 1 && c[2] == GEV_PROXY_E_CLOSED, "refused as closed (open %d, refused %d, %d)", c[0],
+          c[1], c[2]);
+    char b;
+    CHECK(recv(fd, &b, 1, 0) <= 0, "the client sees the close");
+    close(fd);
+    CHECK(loop->live == 0 && loop->proxy_pending == 0, "nothing left live or pending");
+  }
+  int c[3] = {0, 0, 0};
+  int fd = proxy_client(loop, (int)a[1], hdr, c);
+  CHECK(c[0] == 1 && c[1] == 0, "the next connection opens");
+  close(fd);
+  printf("proxy listener: header state and buffer failures refused as closed\n");
+  h_loop_free(loop);
+}
+
 int main(void) {
   memset(g_big, 'x', sizeof g_big);
+  proxy_listener();
   output_copy();
   dirty_list();
   pending_list();
