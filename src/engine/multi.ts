@@ -15,7 +15,7 @@ import { resolveBackendKind } from '../backend/select.js';
 import { BackendUnavailableError, DialError, InvalidArgumentError, WorkerError } from '../errors.js';
 import type { DialOptions, Events } from '../events.js';
 import { checkDialOptions, parseDialTarget } from '../loop/dial.js';
-import { AcceptErrorReporter } from '../loop/accept-errors.js';
+import { AcceptErrorReporter, ProxyRefusalReporter } from '../loop/accept-errors.js';
 import { Counter, newCounters } from '../loop/counters.js';
 import type { LoopTuning } from '../loop/tuning.js';
 import { Balancer } from './balancer.js';
@@ -226,6 +226,7 @@ export async function startMultiLoop(
       eventsModule: opts.eventsModule,
       tuning: perLoopTuning(opts.tuning, n),
       tcpNoDelay: opts.tcpNoDelay,
+      proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs,
       counts,
       handOff,
       counters: loopCounters,
@@ -235,8 +236,10 @@ export async function startMultiLoop(
     };
     workers.push(new LoopWorker(config, latch.request, opts.onError));
   }
-  const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay });
+  const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay, proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs });
   const acceptErrors = new AcceptErrorReporter(opts.onError);
+  // Whichever side reads a handed-off connection's PROXY header, a refusal made here is reported alike.
+  const proxyRefusals = new ProxyRefusalReporter(opts.onError);
   const handler: NativeBackendHandler = {
     onAccepted(fd, listenerIndex) {
       const k = balancer.pick();
@@ -259,11 +262,16 @@ export async function startMultiLoop(
       acceptorCounters[Counter.AcceptErrors]!++;
       acceptErrors.onAcceptError(listenerIndex, errno);
     },
+    onProxyRefused(listenerIndex, reason, peer) {
+      acceptorCounters[Counter.ProxyRefused]!++;
+      proxyRefusals.onProxyRefused(listenerIndex, reason, peer);
+    },
   };
   acceptor.start(handler);
 
   const stopAll = async (graceMs = 0): Promise<void> => {
     acceptErrors.stop();
+    proxyRefusals.stop();
     await acceptor.stop();
     await Promise.all(workers.map((w) => w.stop(graceMs)));
   };
@@ -287,6 +295,7 @@ export async function startMultiLoop(
     throw err;
   }
   acceptErrors.setListenerAddrs(addrs);
+  proxyRefusals.setListenerAddrs(addrs);
   const channel = new LoopChannel(channelName, null);
   const closed = (async (): Promise<void> => {
     const { err, graceMs } = await latch.requested;

@@ -58,6 +58,7 @@ export interface WorkerConfig {
   eventsModule: string;
   tuning: LoopTuning;
   tcpNoDelay: boolean;
+  proxyHeaderTimeoutMs: number;
   /** One cell per loop: connections assigned to it (shared with the acceptor). */
   counts: Int32Array;
   /** Listener indexes whose connections the acceptor hands over (and counts). */

@@ -25,7 +25,7 @@ if (events === null || typeof events !== 'object') {
 }
 
 const handOff = new Set(config.handOff);
-const backend = new NativeBackend({ tcpNoDelay: config.tcpNoDelay });
+const backend = new NativeBackend({ tcpNoDelay: config.tcpNoDelay, proxyHeaderTimeoutMs: config.proxyHeaderTimeoutMs });
 let shutdownSent = false;
 const requestShutdown = (err?: Error, graceMs?: number): void => {
   if (shutdownSent) return;
