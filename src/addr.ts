@@ -142,18 +142,12 @@ function parseOptions(text: string, query: string): { reusePort: boolean; proxyP
       throw new BadAddressError(text, `option ${JSON.stringify(pair)} is not valid percent-encoding`);
     }
     if (!(kOptions as readonly string[]).includes(key))
-      throw new BadAddressError(
-        text,
-        `unknown option ${JSON.stringify(key)} (the options are ${kOptions.join(', ')})`,
-      );
+      throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the options are ${kOptions.join(', ')})`);
     let on: boolean;
     if (/^(true|yes|t|y|[1-9]\d*)$/i.test(value)) on = true;
     else if (/^(false|no|f|n|0|)$/i.test(value)) on = false;
     else
-      throw new BadAddressError(
-        text,
-        `${key}=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`,
-      );
+      throw new BadAddressError(text, `${key}=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`);
     if (key === 'reuseport') out.reusePort = on;
     else out.proxyProtocol = on;
   }

@@ -252,9 +252,13 @@ describe('the proxy address option', () => {
   test('udp with proxy is refused, naming it; a bad value and an unknown option list the options', () => {
     assert.throws(
       () => parseAddress('udp://:53?proxy=true'),
-      (e: unknown) => e instanceof BadAddressError && /udp:\/\/:53\?proxy=true/.test(e.message) && /not supported/.test(e.message),
+      (e: unknown) =>
+        e instanceof BadAddressError && /udp:\/\/:53\?proxy=true/.test(e.message) && /not supported/.test(e.message),
     );
     assert.throws(() => parseAddress('tcp://:1?proxy=maybe'), /proxy="maybe" is neither/);
-    assert.throws(() => parseAddress('tcp://:1?proxi=1'), /unknown option "proxi" \(the options are reuseport, proxy\)/);
+    assert.throws(
+      () => parseAddress('tcp://:1?proxi=1'),
+      /unknown option "proxi" \(the options are reuseport, proxy\)/,
+    );
   });
 });
