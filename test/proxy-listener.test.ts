@@ -15,7 +15,19 @@ import { describe, test } from 'node:test';
 import { parseAddress } from '../src/addr.js';
 import { BadAddressError, ProxyProtocolError, type Conn, type ProxyInfo } from '../src/index.js';
 import { encodeProxyHeaderV1, encodeProxyHeaderV2 } from '../src/proxy-header.js';
-import { backendsUnderTest, closed, connectTo, readEnd, sleep, startServer, waitFor, within } from './helpers.js';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  backendsUnderTest,
+  closed,
+  connectTo,
+  readEnd,
+  sleep,
+  socketDir,
+  startServer,
+  waitFor,
+  within,
+} from './helpers.js';
 
 interface Opened {
   remote: string;
@@ -219,6 +231,31 @@ for (const backend of await backendsUnderTest()) {
         assert.equal(r.running.server.stats().proxyRefused, 4);
       } finally {
         await r.running.stop();
+      }
+    });
+
+    test('a unix listener: a v1 header gives the inet addresses; LOCAL keeps the unix ones', async () => {
+      const dir = socketDir('proxy');
+      const path = join(dir, 's.sock');
+      const r = await recorder(backend, `unix://${path}?proxy=true`);
+      try {
+        const a = await connectTo(r.bound);
+        const replyA = new Promise<string>((resolve) => a.once('data', (b: Buffer) => resolve(b.toString())));
+        a.write('PROXY TCP4 192.0.2.1 192.0.2.2 1111 2222\r\nx');
+        assert.equal(await within(replyA, 5000, 'a reply'), 'ok:1\n');
+        assert.equal(r.opened[0]!.remote, 'tcp://192.0.2.1:1111');
+        assert.equal(r.opened[0]!.local, 'tcp://192.0.2.2:2222');
+        const b = await connectTo(r.bound);
+        const replyB = new Promise<string>((resolve) => b.once('data', (d: Buffer) => resolve(d.toString())));
+        b.write('PROXY UNKNOWN\r\nyz');
+        assert.equal(await within(replyB, 5000, 'a reply'), 'ok:2\n');
+        assert.equal(r.opened[1]!.local, `unix://${path}`);
+        assert.deepEqual(r.opened[1]!.proxy, { version: 1, command: 'local', tlvs: [] });
+        a.destroy();
+        b.destroy();
+      } finally {
+        await r.running.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
