@@ -3,8 +3,9 @@
  *
  * Rules, as in go-gevent: schemes tcp (v4+v6), tcp4, tcp6, udp, udp4, udp6 and unix; no scheme means
  * tcp; `tcp://` (empty) binds every interface on a free port; `unix://path` binds a socket file. The
- * only option is `reuseport`, truthy as true/yes/t/y (any case) or a number 1-9..., falsy as
- * false/no/f/n/0 or empty. Anything else is a BadAddressError that names the input.
+ * options are `reuseport` and `proxy` (tcp and unix only: PROXY protocol headers), each truthy as
+ * true/yes/t/y (any case) or a number 1-9..., falsy as false/no/f/n/0 or empty. Anything else is a
+ * BadAddressError that names the input.
  */
 import { isIP } from 'node:net';
 import { BadAddressError } from './errors.js';
@@ -83,11 +84,14 @@ export function parseAddress(text: string, index = 0): ListenSpec {
     );
   }
   let reusePort = false;
+  let proxyProtocol = false;
   const q = rest.indexOf('?');
   if (q >= 0) {
-    reusePort = parseOptions(text, rest.slice(q + 1));
+    ({ reusePort, proxyProtocol } = parseOptions(text, rest.slice(q + 1)));
     rest = rest.slice(0, q);
   }
+  if (proxyProtocol && kind.network === 'udp')
+    throw new BadAddressError(text, 'proxy is not supported on udp (PROXY protocol headers are for stream listeners)');
   if (kind.network === 'unix') {
     if (rest === '') throw new BadAddressError(text, 'a unix address needs a path');
     if (rest.includes('\0')) throw new BadAddressError(text, 'a unix path cannot contain NUL');
@@ -98,9 +102,9 @@ export function parseAddress(text: string, index = 0): ListenSpec {
         `unix path is ${bytes} bytes, longer than the ${kMaxUnixPathBytes} the system allows`,
       );
     }
-    return { text, index, network: 'unix', family: 0, host: '', port: 0, path: rest, reusePort };
+    return { text, index, network: 'unix', family: 0, host: '', port: 0, path: rest, reusePort, proxyProtocol };
   }
-  if (rest === '') return { text, index, ...kind, host: '', port: 0, path: '', reusePort };
+  if (rest === '') return { text, index, ...kind, host: '', port: 0, path: '', reusePort, proxyProtocol };
   const colon = rest.lastIndexOf(':');
   if (colon < 0)
     throw new BadAddressError(text, 'missing port (write host:port, :port, or an empty address for any port)');
@@ -120,11 +124,13 @@ export function parseAddress(text: string, index = 0): ListenSpec {
     throw new BadAddressError(text, `${scheme} cannot bind the IPv6 host ${host}`);
   if (kind.family === 6 && isIP(host) === 4)
     throw new BadAddressError(text, `${scheme} cannot bind the IPv4 host ${host}`);
-  return { text, index, ...kind, host, port: Number(portText), path: '', reusePort };
+  return { text, index, ...kind, host, port: Number(portText), path: '', reusePort, proxyProtocol };
 }
 
-function parseOptions(text: string, query: string): boolean {
-  let reusePort = false;
+const kOptions = ['reuseport', 'proxy'] as const;
+
+function parseOptions(text: string, query: string): { reusePort: boolean; proxyProtocol: boolean } {
+  const out = { reusePort: false, proxyProtocol: false };
   for (const pair of query.split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
@@ -135,15 +141,15 @@ function parseOptions(text: string, query: string): boolean {
     } catch {
       throw new BadAddressError(text, `option ${JSON.stringify(pair)} is not valid percent-encoding`);
     }
-    if (key !== 'reuseport')
-      throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the only option is reuseport)`);
-    if (/^(true|yes|t|y|[1-9]\d*)$/i.test(value)) reusePort = true;
-    else if (/^(false|no|f|n|0|)$/i.test(value)) reusePort = false;
+    if (!(kOptions as readonly string[]).includes(key))
+      throw new BadAddressError(text, `unknown option ${JSON.stringify(key)} (the options are ${kOptions.join(', ')})`);
+    let on: boolean;
+    if (/^(true|yes|t|y|[1-9]\d*)$/i.test(value)) on = true;
+    else if (/^(false|no|f|n|0|)$/i.test(value)) on = false;
     else
-      throw new BadAddressError(
-        text,
-        `reuseport=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`,
-      );
+      throw new BadAddressError(text, `${key}=${JSON.stringify(value)} is neither true/yes/t/y/1-9 nor false/no/f/n/0`);
+    if (key === 'reuseport') out.reusePort = on;
+    else out.proxyProtocol = on;
   }
-  return reusePort;
+  return out;
 }

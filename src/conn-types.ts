@@ -7,6 +7,7 @@
  * callback, or later from async code on the same thread).
  */
 import type { Addr } from './addr.js';
+import type { ProxyInfo } from './backend/backend.js';
 import type { LoopInit } from './events.js';
 
 /**
@@ -39,6 +40,13 @@ export interface Conn {
   readonly localAddr: Addr;
   /** The peer's address. */
   readonly remoteAddr: Addr;
+  /**
+   * For a connection accepted on a listener with `?proxy=true`: what its PROXY protocol header said
+   * (version, command, v2 TLVs). remoteAddr and localAddr are then the header's source and
+   * destination, unless the command is 'local' (a health check: the socket's own addresses).
+   * null for every other connection.
+   */
+  readonly proxy: ProxyInfo | null;
   /** True until the connection has closed; false inside `closed` and after it. */
   readonly open: boolean;
   /** Bytes written to this connection that the kernel has not taken yet (as last known). */

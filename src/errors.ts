@@ -2,6 +2,8 @@
  * Every failure the library reports is one of these classes. Each has a stable `code` that callers
  * can switch on, and a message prefixed `gevent:` that names the bad value.
  */
+import type { Addr } from './addr.js';
+import type { ProxyRefusal } from './backend/backend.js';
 
 /** Base class of every error thrown or rejected by gevent. */
 export class GeventError extends Error {
@@ -212,6 +214,34 @@ export class AcceptError extends GeventError {
     );
     this.errno = errno;
     this.address = address;
+    this.count = count;
+  }
+}
+
+/**
+ * Connections on a PROXY protocol listener (`?proxy=true`) closed before they opened: the header
+ * was refused by the parser ('signature', 'version', 'command', 'family', 'v1-syntax', 'too-long',
+ * 'address-length', 'tlv'), did not arrive within proxyHeaderTimeout ('timeout'), or the peer left
+ * before it was complete ('closed'). Reported through onError at most once a second per listener;
+ * `count` says how many refusals the report stands for (`reason` and `peer` are the last one's).
+ */
+export class ProxyProtocolError extends GeventError {
+  readonly reason: ProxyRefusal;
+  /** The listener's bound address. */
+  readonly listener: Addr;
+  /** The socket's peer: the balancer (or whoever connected), not a header's source. */
+  readonly peer: Addr;
+  /** How many refusals this report stands for. */
+  readonly count: number;
+  constructor(reason: ProxyRefusal, listener: Addr, peer: Addr, count: number) {
+    super(
+      'ERR_GEVENT_PROXY_PROTOCOL',
+      `PROXY protocol header from ${String(peer)} on ${String(listener)} refused: ${reason}` +
+        `${count > 1 ? ` (${count} connections since the last report)` : ''}; still listening`,
+    );
+    this.reason = reason;
+    this.listener = listener;
+    this.peer = peer;
     this.count = count;
   }
 }

@@ -90,6 +90,12 @@ export interface ServerStats {
   readonly bytesWritten: number;
   /** accept() failures (each also reported to onError, at most once a second). */
   readonly acceptErrors: number;
+  /**
+   * Connections a PROXY protocol listener (`?proxy=true`) closed before they opened: a refused or
+   * late header, or a peer that left first (each reported to onError as a ProxyProtocolError, at
+   * most once a second per listener). They are not in `accepted`, `connections` or `closed`.
+   */
+  readonly proxyRefused: number;
   /** Per loop, by index. */
   readonly loops: readonly LoopStats[];
 }

@@ -17,6 +17,7 @@ export {
   ListenError,
   NoMemoryError,
   OutputLimitError,
+  ProxyProtocolError,
   ShutdownError,
   WorkerError,
 } from './errors.js';
@@ -42,4 +43,5 @@ export {
 export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js';
 export { listen, serve, type ServeOptions } from './serve.js';
 export type { BackendKind } from './backend/select.js';
+export type { ProxyInfo, ProxyRefusal, ProxyTlv } from './backend/backend.js';
 export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel/index.js';

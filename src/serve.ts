@@ -24,6 +24,11 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** TCP_NODELAY on accepted connections (default true). */
   tcpNoDelay?: boolean;
+  /**
+   * On listeners with `?proxy=true`: how many ms a new connection has to send its complete PROXY
+   * protocol header before it is closed and reported as a ProxyProtocolError 'timeout' (default 5000).
+   */
+  proxyHeaderTimeout?: number;
   /** Receives errors no connection or caller can take, such as a throwing `closed` or accept failures (default: console.error). */
   onError?: (err: Error) => void;
   /** Queued output per connection above which reading pauses and `c.write()` returns false (default 64 KiB). */
@@ -63,6 +68,7 @@ const kServeOptionKeys: ReadonlySet<string> = new Set([
   'backend',
   'signal',
   'tcpNoDelay',
+  'proxyHeaderTimeout',
   'onError',
   'highWaterMark',
   'lowWaterMark',
@@ -204,6 +210,13 @@ export async function listen(
   const lingerMs = numberOption('linger', o.linger, 0, false);
   if (lingerMs !== undefined && lingerMs > kMaxTimerMs)
     throw new InvalidArgumentError('options.linger', lingerMs, `an integer from 0 to ${kMaxTimerMs}`);
+  const proxyHeaderTimeoutMs = numberOption('proxyHeaderTimeout', o.proxyHeaderTimeout, 1, false);
+  if (proxyHeaderTimeoutMs !== undefined && proxyHeaderTimeoutMs > kMaxTimerMs)
+    throw new InvalidArgumentError(
+      'options.proxyHeaderTimeout',
+      proxyHeaderTimeoutMs,
+      `an integer from 1 to ${kMaxTimerMs}`,
+    );
   if (o.allowHalfOpen !== undefined && typeof o.allowHalfOpen !== 'boolean')
     throw new InvalidArgumentError('options.allowHalfOpen', o.allowHalfOpen, 'a boolean');
   const numLoops = readEvent(events, 'numLoops');
@@ -259,6 +272,7 @@ export async function listen(
     graceMs,
     backend,
     tcpNoDelay: o.tcpNoDelay,
+    proxyHeaderTimeoutMs,
     numLoops,
     loadBalance,
     signal: o.signal,

@@ -89,6 +89,30 @@ describe('http CLI (main.ts)', () => {
     }
   });
 
+  test('--proxy-protocol: GET /ip answers the address in the PROXY header', async () => {
+    const args = ['--port', '0', '--backend', 'portable', '--proxy-protocol'];
+    const child = spawn(process.execPath, [kMain, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    try {
+      const lines = createInterface({ input: child.stdout });
+      const [banner] = (await once(lines, 'line')) as [string];
+      lines.close();
+      const port = Number(/port (\d+)/.exec(banner)?.[1]);
+      assert.ok(port > 0, banner);
+      const s = await connectTo({ network: 'tcp', port, path: '' });
+      const ended = readEnd(s);
+      s.write('PROXY TCP4 203.0.113.9 127.0.0.1 4242 80\r\nGET /ip HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+      const { data } = await ended;
+      s.destroy();
+      const [res] = parseResponses(data).responses;
+      assert.equal(res?.status, 200);
+      assert.equal(res?.body, '203.0.113.9:4242\n');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   test('bad values are refused with exit code 2, naming the flag and the value', async () => {
     const cases: [string[], string][] = [
       [['--headers-timeout', '-5'], 'http: --headers-timeout must be an integer from 0 to 2147483647, got -5'],

@@ -16,6 +16,7 @@ import { NativeBackend, nativeAvailable } from '../src/backend/native.js';
 const skip = nativeAvailable() ? false : 'native addon not built';
 
 class Echo implements BackendHandler {
+  onProxyRefused(): void {}
   readonly opened: number[] = [];
   readonly addrs: AddrPair[] = [];
   closed = 0;
@@ -60,7 +61,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 const open = { backends: new Set<NativeBackend>(), sockets: new Set<net.Socket>() };
 
 function start(): { b: NativeBackend; h: Echo } {
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   open.backends.add(b);
   const h = new Echo(b);
   b.start(h);

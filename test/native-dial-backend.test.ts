@@ -25,6 +25,7 @@ interface Opened {
 
 /** Records every callback by id; flushes at the end of each batch, as the loop does. */
 class Recorder implements BackendHandler {
+  onProxyRefused(): void {}
   readonly opened = new Map<number, Opened>();
   readonly closed = new Map<number, (Error | null)[]>();
   readonly input = new Map<number, Buffer[]>();
@@ -109,7 +110,7 @@ async function closedPort(): Promise<number> {
 }
 
 function startBackend(): { b: NativeBackend; h: Recorder } {
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   const h = new Recorder(b);
   b.start(h);
   return { b, h };

@@ -19,6 +19,7 @@ const skip = nativeAvailable() ? false : 'native addon not built';
 
 /** Keeps what arrives per connection; optionally pauses a connection on its first bytes. */
 class Reader implements BackendHandler {
+  onProxyRefused(): void {}
   readonly opened: number[] = [];
   readonly closed = new Map<number, Error | null>();
   readonly input: Buffer[] = [];
@@ -118,7 +119,7 @@ async function writeUntilQueued(
 const open = { backends: new Set<NativeBackend>(), sockets: new Set<net.Socket>() };
 
 async function server(): Promise<{ b: NativeBackend; h: Reader; port: number }> {
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   open.backends.add(b);
   const h = new Reader(b);
   b.start(h);

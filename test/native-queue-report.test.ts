@@ -19,6 +19,7 @@ const skip = nativeAvailable() ? false : 'native addon not built';
 
 /** Echoes unless told not to; keeps every onQueued report per connection. */
 class Tracker implements BackendHandler {
+  onProxyRefused(): void {}
   readonly opened: number[] = [];
   readonly closed = new Set<number>();
   readonly reports = new Map<number, number[]>();
@@ -69,7 +70,7 @@ async function until(cond: () => boolean, what: string, ms = 10000): Promise<voi
 const open = { backends: new Set<NativeBackend>(), sockets: new Set<net.Socket>() };
 
 async function server(): Promise<{ b: NativeBackend; h: Tracker; port: number }> {
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   open.backends.add(b);
   const h = new Tracker(b);
   b.start(h);

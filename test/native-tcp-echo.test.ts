@@ -16,6 +16,7 @@ const skip = nativeAvailable() ? false : 'native addon not built';
 
 /** Counts every callback; echoes data unless told otherwise; closes (flushing) on FIN. */
 class Recorder implements BackendHandler {
+  onProxyRefused(): void {}
   readonly opened: number[] = [];
   readonly addrs: AddrPair[] = [];
   readonly closed = new Map<number, Error | null>();
@@ -75,7 +76,7 @@ async function cleanup(): Promise<void> {
 }
 
 function backend(): NativeBackend {
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   open.backends.add(b);
   return b;
 }

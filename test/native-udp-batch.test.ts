@@ -18,6 +18,7 @@ const skip = nativeAvailable() ? false : 'native addon not built';
 const kBurst = 20;
 
 class UdpEcho implements BackendHandler {
+  onProxyRefused(): void {}
   readonly sizes: number[] = [];
   readonly peers: DatagramPeer[] = [];
   batches = 0;
@@ -75,7 +76,7 @@ describe('native backend: UDP', { skip }, () => {
   });
 
   it('echoes 200 datagrams one for one, with the sender as peer', async () => {
-    const b = new NativeBackend({ tcpNoDelay: true });
+    const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     const h = new UdpEcho(b);
     b.start(h);
     const addr = await b.listen(parseAddress('udp4://127.0.0.1:0'));
@@ -105,7 +106,7 @@ describe('native backend: UDP', { skip }, () => {
   });
 
   it('drops and counts a datagram larger than its receive slot', async () => {
-    const b = new NativeBackend({ tcpNoDelay: true, udpSlotBytes: 512 });
+    const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000, udpSlotBytes: 512 });
     const h = new UdpEcho(b);
     b.start(h);
     const addr = await b.listen(parseAddress('udp://127.0.0.1:0'));
@@ -123,7 +124,7 @@ describe('native backend: UDP', { skip }, () => {
   });
 
   it('dual-stack udp:// answers an IPv4 sender, reported as plain IPv4', async () => {
-    const b = new NativeBackend({ tcpNoDelay: true });
+    const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     const h = new UdpEcho(b);
     b.start(h);
     const addr = await b.listen(parseAddress('udp://:0'));

@@ -16,6 +16,7 @@ import { ListenError } from '../src/errors.js';
 const skip = nativeAvailable() ? false : 'native addon not built';
 
 class Echo implements BackendHandler {
+  onProxyRefused(): void {}
   opened = 0;
   closed = 0;
   addrs: AddrPair[] = [];
@@ -55,7 +56,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 }
 
 function start(): { b: NativeBackend; h: Echo } {
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   const h = new Echo(b);
   b.start(h);
   return { b, h };

@@ -23,7 +23,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { NativeBackend } = await import(${JSON.stringify(nativeUrl)});
   const { parseAddress } = await import(${JSON.stringify(addrUrl)});
-  const b = new NativeBackend({ tcpNoDelay: true });
+  const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
   let opened = 0, closed = 0;
   b.start({
     onOpen(id, origin, addrs) { opened++; },
@@ -34,6 +34,7 @@ const { parentPort, workerData } = require('node:worker_threads');
     onBatchEnd() { b.flush(); },
     onQueued() {},
     onAcceptError() {},
+    onProxyRefused() {},
   });
   const addr = await b.listen(parseAddress('tcp://127.0.0.1:0'));
   parentPort.on('message', async (m) => {
@@ -72,7 +73,7 @@ function echoOnce(port: number, text: string): Promise<string> {
 
 describe('native backend: worker threads', { skip }, () => {
   it('runs an echo server inside a worker beside one on the main thread', async () => {
-    const main = new NativeBackend({ tcpNoDelay: true });
+    const main = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     main.start({
       onOpen() {},
       onData: (id, bytes) => main.write(id, bytes),
@@ -82,6 +83,7 @@ describe('native backend: worker threads', { skip }, () => {
       onBatchEnd: () => main.flush(),
       onQueued() {},
       onAcceptError() {},
+      onProxyRefused() {},
     });
     const mainAddr = await main.listen(parseAddress('tcp://127.0.0.1:0'));
 
@@ -112,7 +114,7 @@ describe('native backend: worker threads', { skip }, () => {
     const w = new Worker(workerSource, { eval: true, workerData: { leave: false } });
     await next(w, 'ready');
     const accepted: number[] = [];
-    const acceptor = new NativeBackend({ tcpNoDelay: true });
+    const acceptor = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     const handler: NativeBackendHandler = {
       onAccepted(fd, origin, remote) {
         assert.equal(origin, 0);
@@ -128,6 +130,7 @@ describe('native backend: worker threads', { skip }, () => {
       onBatchEnd() {},
       onQueued() {},
       onAcceptError() {},
+      onProxyRefused() {},
     };
     acceptor.start(handler);
     const addr = await acceptor.listen(parseAddress('tcp://127.0.0.1:0'), { handOff: true });
@@ -144,7 +147,7 @@ describe('native backend: worker threads', { skip }, () => {
 
   it('a loop with no listener serves a connection adopted with a dial origin', async () => {
     const origin = (kOriginDial | 5) >>> 0;
-    const dialer = new NativeBackend({ tcpNoDelay: true });
+    const dialer = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     const origins: number[] = [];
     const remotes: string[] = [];
     const locals: number[] = [];
@@ -162,8 +165,9 @@ describe('native backend: worker threads', { skip }, () => {
       onBatchEnd: () => dialer.flush(),
       onQueued() {},
       onAcceptError() {},
+      onProxyRefused() {},
     });
-    const acceptor = new NativeBackend({ tcpNoDelay: true });
+    const acceptor = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     acceptor.start({
       onAccepted: (fd) => dialer.adopt(fd, origin),
       onOpen: () => assert.fail('a hand-off listener opens nothing itself'),
@@ -174,6 +178,7 @@ describe('native backend: worker threads', { skip }, () => {
       onBatchEnd() {},
       onQueued() {},
       onAcceptError() {},
+      onProxyRefused() {},
     } as NativeBackendHandler);
     const addr = await acceptor.listen(parseAddress('tcp://127.0.0.1:0'), { handOff: true });
     assert.equal(await echoOnce(addr.port, 'dialled'), 'dialled');
@@ -188,7 +193,7 @@ describe('native backend: worker threads', { skip }, () => {
   });
 
   it('adopt() in the same thread opens the connection in a later batch', async () => {
-    const b = new NativeBackend({ tcpNoDelay: true });
+    const b = new NativeBackend({ tcpNoDelay: true, proxyHeaderTimeoutMs: 5000 });
     const opens: AddrPair[] = [];
     let closes = 0;
     b.start({
@@ -200,6 +205,7 @@ describe('native backend: worker threads', { skip }, () => {
       onBatchEnd: () => b.flush(),
       onQueued() {},
       onAcceptError() {},
+      onProxyRefused() {},
       onAccepted: (fd) => {
         b.adopt(fd, 0);
         assert.equal(opens.length, 0, 'onOpen is not called synchronously from adopt');

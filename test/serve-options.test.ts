@@ -60,6 +60,10 @@ for (const backend of await backendsUnderTest()) {
       ['events.opened not a function', { opened: 7 }, { backend }, 'events.opened'],
       ['events.tick not a function', { tick: {} }, { backend }, 'events.tick'],
       ['tcpNoDelay not a boolean', {}, { backend, tcpNoDelay: 'yes' }, '"yes"'],
+      ['proxyHeaderTimeout 0', {}, { backend, proxyHeaderTimeout: 0 }, 'options.proxyHeaderTimeout'],
+      ['proxyHeaderTimeout 1.5', {}, { backend, proxyHeaderTimeout: 1.5 }, '1.5'],
+      ['proxyHeaderTimeout past the timer limit', {}, { backend, proxyHeaderTimeout: 2 ** 31 }, '2147483647'],
+      ["proxyHeaderTimeout '5s'", {}, { backend, proxyHeaderTimeout: '5s' }, '"5s"'],
       ['onError not a function', {}, { backend, onError: 'log' }, '"log"'],
       ['signal not an AbortSignal', {}, { backend, signal: {} }, 'signal'],
     ];

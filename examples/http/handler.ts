@@ -4,6 +4,8 @@
  *   GET|HEAD /plaintext  200 text/plain "Hello, World!"           (TechEmpower plaintext)
  *   GET|HEAD /json       200 application/json {"message":"Hello, World!"}, serialized per request
  *   POST     /echo       200 with the request body and its Content-Type
+ *   GET|HEAD /ip         200 text/plain `host:port` of the client (c.remoteAddr: behind a PROXY
+ *                        protocol balancer, the balancer's client), or its socket path for unix peers
  *   other methods on those paths: 405 with Allow; any other path: 404
  *
  * Every response of one `data` call (pipelined requests, in order) is pushed to one
@@ -17,6 +19,7 @@
 import { dateGeneration, dateLine } from './date.js';
 import type { HttpError } from './errors.js';
 import type { HttpRequest } from './parser.js';
+import type { Conn } from '../../src/index.js';
 
 const kServerLine = 'Server: gevent\r\n';
 const kTextPlain = 'Content-Type: text/plain\r\n';
@@ -142,8 +145,15 @@ function methodNotAllowed(out: ResponseBuffer, req: HttpRequest, allow: string):
   );
 }
 
-/** Appends the response to one request. */
-export function respond(out: ResponseBuffer, req: HttpRequest): void {
+/** The client's address as /ip answers it: `host:port` (IPv6 in brackets), or the path of a unix peer. */
+export function clientAddress(c: Pick<Conn, 'remoteAddr'>): string {
+  const a = c.remoteAddr;
+  if (a.network === 'unix') return a.path;
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** Appends the response to one request on connection `c`. */
+export function respond(out: ResponseBuffer, req: HttpRequest, c: Pick<Conn, 'remoteAddr'>): void {
   const method = req.method;
   const isHead = method === 'HEAD';
   switch (req.path) {
@@ -165,6 +175,9 @@ export function respond(out: ResponseBuffer, req: HttpRequest): void {
         req.body,
         false,
       );
+    case '/ip':
+      if (method !== 'GET' && !isHead) return methodNotAllowed(out, req, 'GET, HEAD');
+      return write(out, req, '200 OK', kTextPlain, `${clientAddress(c)}\n`, isHead);
     default:
       return write(out, req, '404 Not Found', kTextPlain, 'Not Found\n', isHead);
   }

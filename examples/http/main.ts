@@ -1,6 +1,7 @@
 /**
- * The HTTP/1.1 server: /plaintext, /json and /echo, with keep-alive and pipelining.
+ * The HTTP/1.1 server: /plaintext, /json, /echo and /ip, with keep-alive and pipelining.
  *   --port N (default 8080)  --loops N (default 1)  --backend native|portable|auto
+ *   --proxy-protocol (every connection starts with a PROXY v1/v2 header: behind HAProxy and the like)
  *   --max-head BYTES (default 8192, else 431)  --max-body BYTES (default 1048576, else 413)
  *   --body-budget BYTES (default 67108864: request bodies held at once, else 503)
  *   --headers-timeout MS (default 60000)  --request-timeout MS (default 300000), else 408
@@ -24,6 +25,7 @@ const { port, loops, backend, values } = parseFlags('http', 8080, {
   'request-timeout': { type: 'string', default: String(kDefaultTimeouts.requestMs) },
   'keep-alive-timeout': { type: 'string', default: String(kDefaultTimeouts.keepAliveMs) },
   'max-connections': { type: 'string', default: String(kDefaultMaxConnections) },
+  'proxy-protocol': { type: 'boolean', default: false },
 });
 
 /** The flag's value as an integer from `min` to `max`, or the process ends naming it. */
@@ -45,4 +47,5 @@ events.searchParams.set('requestTimeout', integerFlag('request-timeout', 0, kMax
 events.searchParams.set('keepAliveTimeout', integerFlag('keep-alive-timeout', 0, kMaxTimeoutMs));
 const maxConnections = Number(integerFlag('max-connections', 1));
 
-await serveUntilSignal('http', events, backend, `tcp://:${port}`, { maxConnections });
+const address = `tcp://:${port}${values['proxy-protocol'] ? '?proxy=true' : ''}`;
+await serveUntilSignal('http', events, backend, address, { maxConnections });

@@ -81,7 +81,7 @@ export class HttpSession {
     const answered = requests.length;
     for (let i = 0; i < answered; i++) {
       const req = requests[i]!;
-      respond(out, req);
+      respond(out, req, this.#conn);
       if (!req.keepAlive) {
         requests.length = 0;
         input.retrieveAll();

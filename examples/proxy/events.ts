@@ -2,18 +2,40 @@
  * The TCP proxy's events: each accepted connection dials the upstream on its own loop
  * (`c.loop.dial`), and the two connections hold each other in `context`. Bytes are relayed both
  * ways with backpressure: when a side's output passes the high-water mark, the other side stops
- * being read until it has drained. Settings arrive in the module URL's query
- * (`?upstream=tcp://127.0.0.1:6379&loops=4`).
+ * being read until it has drained. A FIN is relayed as a FIN (the server runs with
+ * `allowHalfOpen`): `end` half-closes the other side, and a pair closes once both sides have
+ * ended. With `sendProxy=2` each upstream connection starts with a PROXY v2 header naming the
+ * client. Settings arrive in the module URL's query (`?upstream=tcp://127.0.0.1:6379&loops=4`).
  */
-import { LoadBalance, type Conn, type Events } from '../../src/index.js';
+import { LoadBalance, type Addr, type Conn, type Events } from '../../src/index.js';
+import { encodeProxyHeaderV2, type ProxyAddress } from '../../src/proxy-header.js';
 
 const params = new URL(import.meta.url).searchParams;
 const upstream = params.get('upstream') ?? 'tcp://127.0.0.1:6379';
 const timeout = Number(params.get('timeout') ?? '5000');
+const sendProxy = params.get('sendProxy') === '2';
 
 /** What each side of a pair keeps in `context`: the other side, once there is one. */
 interface Side {
   peer: Conn | null;
+}
+
+function proxyAddress(a: Addr): ProxyAddress {
+  return a.network === 'unix' ? { path: a.path } : { host: a.host, port: a.port };
+}
+
+/**
+ * The PROXY v2 header for a client: its address and the one it reached, or LOCAL when they cannot
+ * be written as one pair (a unix client relayed to tcp has no port; families differ).
+ */
+function proxyHeader(c: Conn): Uint8Array {
+  const source = proxyAddress(c.remoteAddr);
+  const destination = proxyAddress(c.localAddr);
+  try {
+    return encodeProxyHeaderV2({ command: 'proxy', source, destination });
+  } catch {
+    return encodeProxyHeaderV2({ command: 'local' });
+  }
 }
 
 const peerOf = (c: Conn): Conn | null => (c.context as Side | undefined)?.peer ?? null;
@@ -29,6 +51,7 @@ const events: Events = {
     c.loop.dial(upstream, { context: { peer: c } satisfies Side, timeout }).then(
       (up) => {
         side.peer = up;
+        if (sendProxy) up.write(proxyHeader(c));
         c.resume();
         c.wake(); // input that arrived meanwhile
       },
@@ -47,6 +70,11 @@ const events: Events = {
   },
   drained(c) {
     peerOf(c)?.resume();
+  },
+  end(c) {
+    // Half-close: pass the FIN on. Conn.end() on a side whose own peer has already ended closes
+    // it, so the pair closes once both directions have ended (and `closed` closes the other).
+    peerOf(c)?.end(); // a client is paused until its upstream is open, so its FIN comes after
   },
   closed(c) {
     peerOf(c)?.close();

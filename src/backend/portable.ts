@@ -5,19 +5,29 @@
  * SO_REUSEPORT is not exposed by node:net on every Node version, so listeners that ask for
  * `reuseport` on the same address share one server inside this process, and connections are
  * spread over them in turn. Across processes, reuseport needs the native backend.
+ *
+ * On a PROXY protocol listener (`?proxy=true`) an accepted socket is held before onOpen: its first
+ * bytes are collected until parseProxyHeader() gives a header (onOpen with the header's addresses,
+ * then onData with whatever followed it), an error, or the deadline (proxyHeaderTimeoutMs) passes;
+ * a refused, late or vanished header destroys the socket and is reported by onProxyRefused, and the
+ * id it never got is never seen by the loop.
  */
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { Addr, type ListenSpec } from '../addr.js';
 import { ConnectionError, ListenError } from '../errors.js';
+import { parseProxyHeader, type ProxyAddress, type ProxyHeader } from '../proxy-header.js';
 import {
   kOriginDial,
+  kProxyHeaderMaxBytes,
   type AddrPair,
   type Backend,
   type BackendHandler,
   type BackendOptions,
   type DatagramPeer,
   type DialSpec,
+  type ProxyInfo,
+  type ProxyRefusal,
 } from './backend.js';
 import { resolveHost } from './resolve.js';
 import { removeStaleSocket, unlinkSocket } from './unixpath.js';
@@ -107,6 +117,10 @@ export class PortableBackend implements Backend {
   readonly #servers: { shared: Shared | null; server: Server; path: string }[] = [];
   readonly #dgrams = new Map<number, DgramSocket>();
   readonly #unixPaths = new Map<number, string>();
+  /** Indexes of the listeners with `?proxy=true`. */
+  readonly #proxyListeners = new Set<number>();
+  /** Sockets waiting for their PROXY header, with the function that drops one silently (stop()). */
+  readonly #awaitingHeader = new Map<Socket, () => void>();
   /** Servers closed by closeListeners(): net.Server.close() settles only once their connections have closed. */
   readonly #serverClosing: Promise<void>[] = [];
   #ops: Op[] = [];
@@ -124,6 +138,7 @@ export class PortableBackend implements Backend {
 
   async listen(spec: ListenSpec): Promise<Addr> {
     if (spec.network === 'udp') return this.#listenUdp(spec);
+    if (spec.proxyProtocol) this.#proxyListeners.add(spec.index);
     const host = await resolveHost(spec);
     if (spec.network === 'unix') {
       await removeStaleSocket(spec.text, spec.path);
@@ -294,6 +309,7 @@ export class PortableBackend implements Backend {
       waits.push(new Promise((resolve) => s.sock.once('close', resolve)));
       s.sock.destroy();
     }
+    for (const drop of [...this.#awaitingHeader.values()]) drop();
     await Promise.all(waits);
   }
 
@@ -349,9 +365,65 @@ export class PortableBackend implements Backend {
       sock.destroy();
       return;
     }
+    if (this.#proxyListeners.has(listenerIndex)) {
+      this.#awaitHeader(sock, listenerIndex, h);
+      return;
+    }
     const s = this.#track(sock, h);
     // The origin of an accepted connection is its listener's index.
     this.#wire(s, h, listenerIndex, streamAddrs(sock, this.#unixPaths.get(listenerIndex)));
+  }
+
+  /**
+   * Holds a socket accepted on a PROXY listener until its header is complete: then it opens (with
+   * the header's addresses, and the bytes after the header as its first data); a refused header,
+   * the deadline, or the peer's end, error or close first destroy it and report onProxyRefused.
+   * Every exit removes this wait's listeners and clears its timer.
+   */
+  #awaitHeader(sock: Socket, listenerIndex: number, h: BackendHandler): void {
+    const own = streamAddrs(sock, this.#unixPaths.get(listenerIndex));
+    let bytes: Buffer | null = null;
+    const finish = (): void => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('end', onGone);
+      sock.off('error', onGone);
+      sock.off('close', onGone);
+      this.#awaitingHeader.delete(sock);
+    };
+    const refuse = (reason: ProxyRefusal): void => {
+      finish();
+      // A late 'error' from the destroyed socket has nobody to tell.
+      sock.on('error', () => undefined);
+      sock.destroy();
+      h.onProxyRefused(listenerIndex, reason, own.remote);
+      h.onBatchEnd();
+    };
+    const onGone = (): void => refuse('closed');
+    const onData = (chunk: Buffer): void => {
+      bytes = bytes === null ? chunk : Buffer.concat([bytes, chunk]);
+      const r = parseProxyHeader(bytes, kProxyHeaderMaxBytes);
+      if (r === 'incomplete') return;
+      if ('error' in r) {
+        refuse(r.error);
+        return;
+      }
+      finish();
+      const rest = bytes.length > r.length ? bytes.subarray(r.length) : null;
+      bytes = null;
+      // Listeners for the open connection are added in this same call: no 'data' is missed.
+      this.#wire(this.#track(sock, h), h, listenerIndex, proxiedAddrs(r, own), rest);
+    };
+    const timer = setTimeout(() => refuse('timeout'), this.#opts.proxyHeaderTimeoutMs);
+    sock.on('data', onData);
+    sock.on('end', onGone);
+    sock.on('error', onGone);
+    sock.on('close', onGone);
+    this.#awaitingHeader.set(sock, () => {
+      finish();
+      sock.on('error', () => undefined);
+      sock.destroy();
+    });
   }
 
   /** A new socket's stream record, with the listeners that close it: its id is live until onClose. */
@@ -382,8 +454,11 @@ export class PortableBackend implements Backend {
     return s;
   }
 
-  /** An open connection's events, then onOpen: the same for accepted and dialled sockets. */
-  #wire(s: Stream, h: BackendHandler, origin: number, addrs: AddrPair): void {
+  /**
+   * An open connection's events, then onOpen: the same for accepted and dialled sockets. `first`
+   * is input read before the open (what followed a PROXY header), delivered right after onOpen.
+   */
+  #wire(s: Stream, h: BackendHandler, origin: number, addrs: AddrPair, first: Uint8Array | null = null): void {
     const { id, sock } = s;
     sock.on('data', (chunk: Buffer) => {
       if (s.closing) return;
@@ -393,6 +468,7 @@ export class PortableBackend implements Backend {
     sock.on('end', () => this.#ended(s));
     sock.on('drain', () => this.#requeued(s));
     h.onOpen(id, origin, addrs);
+    if (first !== null && !s.closing) h.onData(id, first);
     h.onBatchEnd();
   }
 
@@ -487,6 +563,23 @@ function streamAddrs(sock: Socket, unixPath: string | undefined): AddrPair {
     local: new Addr('tcp', sock.localAddress ?? '', sock.localPort ?? 0),
     remote: new Addr('tcp', sock.remoteAddress ?? '', sock.remotePort ?? 0),
   };
+}
+
+/**
+ * A PROXY header's addresses as the connection's: source and destination for 'proxy' (IPv4-mapped
+ * IPv6 written as plain IPv4, as the native backend reports such peers), the socket's own for 'local'.
+ */
+function proxiedAddrs(header: ProxyHeader, own: AddrPair): AddrPair {
+  const proxy: ProxyInfo = Object.freeze({ version: header.version, command: header.command, tlvs: header.tlvs });
+  if (header.command === 'local' || header.source === null || header.destination === null)
+    return { local: own.local, remote: own.remote, proxy };
+  return { local: headerAddr(header.destination), remote: headerAddr(header.source), proxy };
+}
+
+function headerAddr(a: ProxyAddress): Addr {
+  if ('path' in a) return new Addr('unix', '', 0, a.path);
+  const host = a.host.startsWith('::ffff:') && isIPv4(a.host.slice(7)) ? a.host.slice(7) : a.host;
+  return new Addr('tcp', host, a.port);
 }
 
 /**

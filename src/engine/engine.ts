@@ -26,7 +26,10 @@ export async function startEngine(
   specs: readonly ListenSpec[],
 ): Promise<ServerHandle> {
   if (opts.numLoops > 1) return startMultiLoop(events, opts, specs);
-  const backend = await createBackend(opts.backend, { tcpNoDelay: opts.tcpNoDelay });
+  const backend = await createBackend(opts.backend, {
+    tcpNoDelay: opts.tcpNoDelay,
+    proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs,
+  });
   const latch = shutdownLatch(opts.signal);
   const counters = newCounters(false);
   const host = new LoopHost(backend, events, {

@@ -59,6 +59,7 @@ export class ServerHandle implements Server {
     let bytesRead = 0;
     let bytesWritten = 0;
     let acceptErrors = this.#core.acceptorCounters?.[Counter.AcceptErrors] ?? 0;
+    let proxyRefused = this.#core.acceptorCounters?.[Counter.ProxyRefused] ?? 0;
     for (const c of this.#core.counters) {
       const loop: LoopStats = {
         connections: c[Counter.Connections]!,
@@ -75,6 +76,7 @@ export class ServerHandle implements Server {
       bytesRead += loop.bytesRead;
       bytesWritten += loop.bytesWritten;
       acceptErrors += c[Counter.AcceptErrors]!;
+      proxyRefused += c[Counter.ProxyRefused]!;
     }
     return {
       connections: this.connections,
@@ -85,6 +87,7 @@ export class ServerHandle implements Server {
       bytesRead,
       bytesWritten,
       acceptErrors,
+      proxyRefused,
       loops,
     };
   }

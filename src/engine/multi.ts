@@ -15,7 +15,7 @@ import { resolveBackendKind } from '../backend/select.js';
 import { BackendUnavailableError, DialError, InvalidArgumentError, WorkerError } from '../errors.js';
 import type { DialOptions, Events } from '../events.js';
 import { checkDialOptions, parseDialTarget } from '../loop/dial.js';
-import { AcceptErrorReporter } from '../loop/accept-errors.js';
+import { AcceptErrorReporter, ProxyRefusalReporter } from '../loop/accept-errors.js';
 import { Counter, newCounters } from '../loop/counters.js';
 import type { LoopTuning } from '../loop/tuning.js';
 import { Balancer } from './balancer.js';
@@ -174,8 +174,8 @@ class LoopWorker {
     return done;
   }
 
-  adopt(fd: number, listenerIndex: number): void {
-    this.#post({ t: 'adopt', fd, listenerIndex });
+  adopt(fd: number, listenerIndex: number, proxyProtocol: boolean): void {
+    this.#post({ t: 'adopt', fd, listenerIndex, proxyProtocol });
   }
 
   /** Asks the loop to close everything (after `graceMs` for writes to finish); resolves when it has, and the thread is gone. */
@@ -226,6 +226,7 @@ export async function startMultiLoop(
       eventsModule: opts.eventsModule,
       tuning: perLoopTuning(opts.tuning, n),
       tcpNoDelay: opts.tcpNoDelay,
+      proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs,
       counts,
       handOff,
       counters: loopCounters,
@@ -235,10 +236,12 @@ export async function startMultiLoop(
     };
     workers.push(new LoopWorker(config, latch.request, opts.onError));
   }
-  const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay });
+  const acceptor = new NativeBackend({ tcpNoDelay: opts.tcpNoDelay, proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs });
   const acceptErrors = new AcceptErrorReporter(opts.onError);
+  // Whichever side reads a handed-off connection's PROXY header, a refusal made here is reported alike.
+  const proxyRefusals = new ProxyRefusalReporter(opts.onError);
   const handler: NativeBackendHandler = {
-    onAccepted(fd, listenerIndex) {
+    onAccepted(fd, listenerIndex, _remote, proxyProtocol) {
       const k = balancer.pick();
       const w = workers[k]!;
       if (w.gone) {
@@ -246,7 +249,7 @@ export async function startMultiLoop(
         return;
       }
       balancer.assigned(k);
-      w.adopt(fd, listenerIndex);
+      w.adopt(fd, listenerIndex, proxyProtocol);
     },
     onOpen() {},
     onData() {},
@@ -259,11 +262,16 @@ export async function startMultiLoop(
       acceptorCounters[Counter.AcceptErrors]!++;
       acceptErrors.onAcceptError(listenerIndex, errno);
     },
+    onProxyRefused(listenerIndex, reason, peer) {
+      acceptorCounters[Counter.ProxyRefused]!++;
+      proxyRefusals.onProxyRefused(listenerIndex, reason, peer);
+    },
   };
   acceptor.start(handler);
 
   const stopAll = async (graceMs = 0): Promise<void> => {
     acceptErrors.stop();
+    proxyRefusals.stop();
     await acceptor.stop();
     await Promise.all(workers.map((w) => w.stop(graceMs)));
   };
@@ -287,6 +295,7 @@ export async function startMultiLoop(
     throw err;
   }
   acceptErrors.setListenerAddrs(addrs);
+  proxyRefusals.setListenerAddrs(addrs);
   const channel = new LoopChannel(channelName, null);
   const closed = (async (): Promise<void> => {
     const { err, graceMs } = await latch.requested;

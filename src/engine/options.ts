@@ -30,6 +30,13 @@ const kMaxInputBytes = 64 * 1024 * 1024;
  */
 const kLingerMs = 2000;
 
+/**
+ * The default time a connection on a PROXY protocol listener (`?proxy=true`) has to send its whole
+ * header. The spec asks receivers to wait at least 3 s; HAProxy sends the header with the first
+ * segment, so only a stalled or hostile peer ever comes near this.
+ */
+const kProxyHeaderTimeoutMs = 5000;
+
 /** Settings the engine runs with: validated by serve(), defaults applied by resolveOptions(). */
 export interface EngineOptions {
   readonly tuning: LoopTuning;
@@ -37,6 +44,8 @@ export interface EngineOptions {
   readonly graceMs: number;
   readonly backend: BackendKind;
   readonly tcpNoDelay: boolean;
+  /** BackendOptions.proxyHeaderTimeoutMs: the deadline of a PROXY protocol header (ms). */
+  readonly proxyHeaderTimeoutMs: number;
   /** How many loops run: 1 on this thread, more on worker threads. */
   readonly numLoops: number;
   readonly loadBalance: LoadBalance;
@@ -53,6 +62,7 @@ export interface GivenOptions extends Partial<LoopTuning> {
   readonly graceMs?: number | undefined;
   readonly backend?: BackendKind | undefined;
   readonly tcpNoDelay?: boolean | undefined;
+  readonly proxyHeaderTimeoutMs?: number | undefined;
   /** Events.numLoops: 0 or 1 one loop, negative one per CPU. */
   readonly numLoops?: Events['numLoops'];
   readonly loadBalance?: LoadBalance | undefined;
@@ -85,6 +95,7 @@ export function resolveOptions(given: GivenOptions): EngineOptions {
     graceMs: given.graceMs ?? 0,
     backend: given.backend ?? 'auto',
     tcpNoDelay: given.tcpNoDelay ?? true,
+    proxyHeaderTimeoutMs: given.proxyHeaderTimeoutMs ?? kProxyHeaderTimeoutMs,
     numLoops: numLoops < 0 ? availableParallelism() : Math.max(1, numLoops),
     loadBalance: given.loadBalance ?? LoadBalance.Random,
     signal: given.signal,

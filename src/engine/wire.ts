@@ -36,7 +36,7 @@ export type ToWorker =
   | { t: 'listen'; id: number; spec: ListenSpec }
   | { t: 'start'; addrs: WireAddr[]; numLoops: number }
   | { t: 'serve' }
-  | { t: 'adopt'; fd: number; listenerIndex: number }
+  | { t: 'adopt'; fd: number; listenerIndex: number; proxyProtocol: boolean }
   | { t: 'dial'; id: number; target: string; opts: WireDialOptions }
   | { t: 'undial'; id: number }
   | { t: 'stop'; graceMs: number };
@@ -58,6 +58,7 @@ export interface WorkerConfig {
   eventsModule: string;
   tuning: LoopTuning;
   tcpNoDelay: boolean;
+  proxyHeaderTimeoutMs: number;
   /** One cell per loop: connections assigned to it (shared with the acceptor). */
   counts: Int32Array;
   /** Listener indexes whose connections the acceptor hands over (and counts). */

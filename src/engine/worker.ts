@@ -25,7 +25,7 @@ if (events === null || typeof events !== 'object') {
 }
 
 const handOff = new Set(config.handOff);
-const backend = new NativeBackend({ tcpNoDelay: config.tcpNoDelay });
+const backend = new NativeBackend({ tcpNoDelay: config.tcpNoDelay, proxyHeaderTimeoutMs: config.proxyHeaderTimeoutMs });
 let shutdownSent = false;
 const requestShutdown = (err?: Error, graceMs?: number): void => {
   if (shutdownSent) return;
@@ -89,7 +89,7 @@ port.on('message', (m: ToWorker) => {
         break;
       }
       try {
-        backend.adopt(m.fd, m.listenerIndex);
+        backend.adopt(m.fd, m.listenerIndex, m.proxyProtocol);
       } catch (err) {
         NativeBackend.closeFd(m.fd);
         Atomics.sub(config.counts, config.index, 1);

@@ -1,26 +1,44 @@
 /**
- * Turns a stream of accept() failures into at most one AcceptError a second, each saying how many
- * failures it stands for, so that a server at its fd limit logs without flooding. Failures held
- * back inside a second are reported when that second is over, even if no other failure follows.
+ * Rate-limited reports of failures around accept: a stream of them becomes at most one error a
+ * second per key, each saying how many failures it stands for, so that a server at its fd limit,
+ * or a PROXY listener facing garbage, logs without flooding. Failures held back inside a second are
+ * reported when that second is over, even if no other failure follows.
+ *
+ * ThrottledReporter is the mechanism; AcceptErrorReporter (one stream for every listener: accept
+ * errors are a process-wide condition) and ProxyRefusalReporter (one stream per listener) use it.
  */
-import type { Addr } from '../addr.js';
-import { AcceptError } from '../errors.js';
+import { Addr } from '../addr.js';
+import type { ProxyRefusal } from '../backend/backend.js';
+import { AcceptError, ProxyProtocolError } from '../errors.js';
 
-/** Accept errors are reported at most this often. */
+/** Accept errors (and PROXY refusals) are reported at most this often, per key. */
 export const kAcceptErrorReportMs = 1000;
 
-export class AcceptErrorReporter {
+interface Held<T> {
+  count: number;
+  listenerIndex: number;
+  last: T;
+  lastMs: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * At most one report a second per key. `make` builds the error from the listener's bound address
+ * (undefined before it is known), the last failure's detail and how many failures it stands for.
+ */
+export class ThrottledReporter<T> {
   readonly #report: (err: Error) => void;
+  readonly #make: (listener: Addr | undefined, listenerIndex: number, last: T, count: number) => Error;
+  readonly #held = new Map<number, Held<T>>();
   #addrs: readonly Addr[] = [];
-  #count = 0;
-  #listenerIndex = 0;
-  #errno = '';
-  #lastMs = -Infinity;
-  #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
-  constructor(report: (err: Error) => void) {
+  constructor(
+    report: (err: Error) => void,
+    make: (listener: Addr | undefined, listenerIndex: number, last: T, count: number) => Error,
+  ) {
     this.#report = report;
+    this.#make = make;
   }
 
   /** The bound address of each listener, to name it in reports. */
@@ -28,36 +46,93 @@ export class AcceptErrorReporter {
     this.#addrs = addrs;
   }
 
-  onAcceptError(listenerIndex: number, errno: string): void {
+  /** One failure on listener `listenerIndex`, counted under `key`. */
+  note(key: number, listenerIndex: number, detail: T): void {
     if (this.#stopped) return;
-    this.#count++;
-    this.#listenerIndex = listenerIndex;
-    this.#errno = errno;
-    const waitMs = this.#lastMs + kAcceptErrorReportMs - performance.now();
+    let h = this.#held.get(key);
+    if (h === undefined) {
+      h = { count: 0, listenerIndex, last: detail, lastMs: -Infinity, timer: null };
+      this.#held.set(key, h);
+    }
+    h.count++;
+    h.listenerIndex = listenerIndex;
+    h.last = detail;
+    const waitMs = h.lastMs + kAcceptErrorReportMs - performance.now();
     if (waitMs <= 0) {
-      this.#flush();
-    } else if (this.#timer === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#flush();
+      this.#flush(h);
+    } else if (h.timer === null) {
+      const held = h;
+      h.timer = setTimeout(() => {
+        held.timer = null;
+        this.#flush(held);
       }, Math.ceil(waitMs));
-      this.#timer.unref();
+      h.timer.unref();
     }
   }
 
   /** Drops what is held back; no report after this. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    for (const h of this.#held.values()) {
+      if (h.timer !== null) clearTimeout(h.timer);
+      h.timer = null;
+    }
   }
 
-  #flush(): void {
-    if (this.#count === 0) return;
-    this.#lastMs = performance.now();
-    const addr = this.#addrs[this.#listenerIndex];
-    const count = this.#count;
-    this.#count = 0;
-    this.#report(new AcceptError(addr ? String(addr) : `listener ${this.#listenerIndex}`, this.#errno, count));
+  #flush(h: Held<T>): void {
+    if (h.count === 0) return;
+    h.lastMs = performance.now();
+    const count = h.count;
+    h.count = 0;
+    this.#report(this.#make(this.#addrs[h.listenerIndex], h.listenerIndex, h.last, count));
+  }
+}
+
+/** accept() failures: one stream for all listeners, each report naming the last failure's listener and errno. */
+export class AcceptErrorReporter {
+  readonly #r: ThrottledReporter<string>;
+
+  constructor(report: (err: Error) => void) {
+    this.#r = new ThrottledReporter<string>(
+      report,
+      (addr, index, errno, count) => new AcceptError(addr ? String(addr) : `listener ${index}`, errno, count),
+    );
+  }
+
+  setListenerAddrs(addrs: readonly Addr[]): void {
+    this.#r.setListenerAddrs(addrs);
+  }
+
+  onAcceptError(listenerIndex: number, errno: string): void {
+    this.#r.note(0, listenerIndex, errno);
+  }
+
+  stop(): void {
+    this.#r.stop();
+  }
+}
+
+/** Connections a PROXY protocol listener refused: a ProxyProtocolError at most once a second per listener. */
+export class ProxyRefusalReporter {
+  readonly #r: ThrottledReporter<{ reason: ProxyRefusal; peer: Addr }>;
+
+  constructor(report: (err: Error) => void) {
+    this.#r = new ThrottledReporter<{ reason: ProxyRefusal; peer: Addr }>(
+      report,
+      (addr, index, last, count) =>
+        new ProxyProtocolError(last.reason, addr ?? new Addr('tcp', `listener ${index}`, 0), last.peer, count),
+    );
+  }
+
+  setListenerAddrs(addrs: readonly Addr[]): void {
+    this.#r.setListenerAddrs(addrs);
+  }
+
+  onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void {
+    this.#r.note(listenerIndex, listenerIndex, { reason, peer });
+  }
+
+  stop(): void {
+    this.#r.stop();
   }
 }

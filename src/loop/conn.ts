@@ -5,7 +5,7 @@
  * from async code on the same thread).
  */
 import type { Addr } from '../addr.js';
-import { originIsDial, originListener, type AddrPair } from '../backend/backend.js';
+import { originIsDial, originListener, type AddrPair, type ProxyInfo } from '../backend/backend.js';
 import type { Conn, Output } from '../conn-types.js';
 import type { LoopInit } from '../events.js';
 import type { RingBuffer } from '../ringbuffer.js';
@@ -303,6 +303,11 @@ export class StreamConn implements Conn {
   /** The peer's address. */
   get remoteAddr(): Addr {
     return this.#addrs.remote;
+  }
+
+  /** What the PROXY protocol header said, on a `?proxy=true` listener; null otherwise. */
+  get proxy(): ProxyInfo | null {
+    return this.#addrs.proxy ?? null;
   }
 
   /** True until the connection has closed; false inside `closed` and after it. */

@@ -22,10 +22,12 @@ export const enum Counter {
   AcceptErrors = 6,
   /** Outbound connections opened (dials that connected). */
   Dialed = 7,
+  /** Connections a PROXY protocol listener closed before they opened (never in Accepted). */
+  ProxyRefused = 8,
 }
 
 /** Slots in a loop's counter array (one spare, for growth without a new layout). */
-const kCounterSlots = 9;
+const kCounterSlots = 10;
 
 /** A counter array for one loop; shared when `shared` (for a worker's loop). */
 export function newCounters(shared: boolean): Float64Array {

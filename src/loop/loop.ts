@@ -31,6 +31,7 @@ import {
   type Backend,
   type BackendHandler,
   type DatagramPeer,
+  type ProxyRefusal,
 } from '../backend/backend.js';
 import {
   HandlerError,
@@ -44,7 +45,7 @@ import {
 import type { Conn } from '../conn-types.js';
 import { Action, type ConnOptions, type Events, type LoopInit, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
-import { AcceptErrorReporter } from './accept-errors.js';
+import { AcceptErrorReporter, ProxyRefusalReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { ConnState, StreamConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
@@ -99,6 +100,7 @@ export class Loop implements BackendHandler {
   /** Connections accepted before start(), waiting for `serving` to return; null once started. */
   #pending: StreamConn[] | null = [];
   readonly #acceptErrors: AcceptErrorReporter;
+  readonly #proxyRefusals: ProxyRefusalReporter;
   readonly #dialer: Dialer;
   /** Dialled connections open now (maxConnections counts accepted ones only). */
   #dialedOpen = 0;
@@ -118,6 +120,7 @@ export class Loop implements BackendHandler {
     this.#halfOpen = opts.allowHalfOpen;
     const lingerMs = opts.lingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
+    this.#proxyRefusals = new ProxyRefusalReporter(opts.onError);
     this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
     this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
     this.#dialer = new Dialer(backend, this.#timers, () => this.#scheduleFlush());
@@ -158,6 +161,7 @@ export class Loop implements BackendHandler {
   setListenerAddrs(addrs: Addr[]): void {
     this.#listenerAddrs = addrs;
     this.#acceptErrors.setListenerAddrs(addrs);
+    this.#proxyRefusals.setListenerAddrs(addrs);
   }
 
   // ---- BackendHandler ------------------------------------------------------------------------
@@ -344,6 +348,11 @@ export class Loop implements BackendHandler {
     this.#acceptErrors.onAcceptError(listenerIndex, errno);
   }
 
+  onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void {
+    this.counters[Counter.ProxyRefused]++;
+    this.#proxyRefusals.onProxyRefused(listenerIndex, reason, peer);
+  }
+
   onBatchEnd(): void {
     this.#inBatch = false;
     if (this.#needFlush) this.#flush();
@@ -485,6 +494,7 @@ export class Loop implements BackendHandler {
     }
     this.#timers.stop();
     this.#acceptErrors.stop();
+    this.#proxyRefusals.stop();
     if (this.#needFlush) this.#flush();
     this.#cutForShutdown(graceMs);
     await this.backend.stop();
