@@ -337,9 +337,9 @@ void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused) {
 
 /* Closes `c` now, dropping its queue; its CLOSE record carries `err` and, for ENOMEM from the
  * core, `what` (GEV_NOMEM_*). */
-static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
-  if (!(c->flags & GEV_C_OPEN)) return;
-  uint32_t id = conn_id(loop, c);
+/* Takes `c`'s fd out of epoll and closes it, frees its queue and PROXY state, and marks the slot
+ * closed; what the slot does next (a CLOSE record, or the free list) is the caller's. */
+static void conn_teardown(gev_loop *loop, gev_conn *c) {
   sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
   sys_close(c->fd);
   queue_free(c);
@@ -348,6 +348,12 @@ static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   c->flags = 0;
   c->events = 0;
   loop->live--;
+}
+
+static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
+  if (!(c->flags & GEV_C_OPEN)) return;
+  uint32_t id = conn_id(loop, c);
+  conn_teardown(loop, c);
   gev_loop_emit(loop, GEV_REC_CLOSE, id, (uint32_t)err, what, NULL);
   if (loop->parked) gev_listener_unpark_all(loop);
 }
@@ -358,14 +364,7 @@ void gev_conn_close(gev_loop *loop, gev_conn *c, int err) { conn_close(loop, c, 
  * goes back on the free list at once, as no CLOSE has to reach JS first. */
 void gev_conn_release(gev_loop *loop, gev_conn *c) {
   if (!(c->flags & GEV_C_OPEN)) return;
-  sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
-  sys_close(c->fd);
-  queue_free(c);
-  gev_proxy_free(loop, c);
-  c->fd = -1;
-  c->flags = 0;
-  c->events = 0;
-  loop->live--;
+  conn_teardown(loop, c);
   uint32_t slot = (uint32_t)(c - loop->conns);
   c->next_free = loop->free_head;
   loop->free_head = slot;
