@@ -345,12 +345,13 @@ function parseV2(bytes: Uint8Array, maxHeaderBytes: number): ProxyHeader | 'inco
     source = Object.freeze({ path: unixPath(bytes, at) });
     destination = Object.freeze({ path: unixPath(bytes, at + kV2UnixPathBytes) });
   }
-  const tlvs = parseTlvs(bytes, at + need, total);
+  const tlvs = parseProxyTlvs(bytes, at + need, total);
   if (!Array.isArray(tlvs)) return tlvs as ProxyHeaderError;
   return header(2, protocol === 1 ? 'stream' : 'dgram', source, destination, tlvs, total);
 }
 
-function parseTlvs(bytes: Uint8Array, from: number, end: number): readonly ProxyTlv[] | ProxyHeaderError {
+/** The TLVs in `bytes[from, end)`, each value a copy; an error when one runs past `end`. */
+export function parseProxyTlvs(bytes: Uint8Array, from: number, end: number): readonly ProxyTlv[] | ProxyHeaderError {
   if (from === end) return noTlvs;
   const tlvs: ProxyTlv[] = [];
   for (let at = from; at < end;) {

@@ -44,6 +44,7 @@ import {
 } from '../errors.js';
 import { loadAddon } from './addon.js';
 import { resolveHost } from './resolve.js';
+import { parseProxyTlvs } from '../proxy-header.js';
 import {
   AddrFamily,
   kAddrSlots,
@@ -351,17 +352,6 @@ function proxyAddr(src: Uint32Array, at: number): Addr | undefined {
   if (family === AddrFamily.Inet4 || family === AddrFamily.Inet6) return decodeAddr('tcp', src, at, '');
   if (family === AddrFamily.Unix) return new Addr('unix', '', 0, '');
   return undefined;
-}
-
-/** The TLVs of a v2 header (`bytes`, checked by C): type, 16-bit length, value; values copied. */
-function parseTlvs(bytes: Uint8Array): ProxyTlv[] {
-  const tlvs: ProxyTlv[] = [];
-  for (let i = 0; i + 3 <= bytes.length;) {
-    const len = (bytes[i + 1] << 8) | bytes[i + 2];
-    tlvs.push({ type: bytes[i], value: bytes.slice(i + 3, i + 3 + len) });
-    i += 3 + len;
-  }
-  return tlvs;
 }
 
 /** What a Proxy record said, kept until the Open that follows it. */
@@ -857,7 +847,8 @@ export class NativeBackend implements Backend {
     const info: ProxyInfo = {
       version: (word & 0xff) === 1 ? 1 : 2,
       command: local ? 'local' : 'proxy',
-      tlvs: tlvLen > 0 ? parseTlvs(this.#in8.subarray(at, at + tlvLen)) : [],
+      // The core walked the TLVs before emitting the record, so they parse.
+      tlvs: parseProxyTlvs(this.#in8, at, at + tlvLen) as readonly ProxyTlv[],
     };
     return { id: r[i + 1], info, local: local ? undefined : proxyAddr(r, i + kSlotU32) };
   }
