@@ -11,6 +11,7 @@
         "native/loop.c",
         "native/proxyaccept.c",
         "native/proxyproto.c",
+        "native/relay.c",
         "native/sys.c",
         "native/udp.c"
       ],

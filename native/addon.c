@@ -327,6 +327,22 @@ static napi_value addr_common(napi_env env, napi_callback_info info, int conn) {
 static napi_value js_listener_addr(napi_env env, napi_callback_info info) { return addr_common(env, info, 0); }
 static napi_value js_conn_addr(napi_env env, napi_callback_info info) { return addr_common(env, info, 1); }
 
+/* connRelayed(loop, id, out Float64Array(2)): [bytes relayed out of id, bytes relayed into it]; 0 or -errno. */
+static napi_value js_conn_relayed(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  size_t bytes = 0;
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
+  double *out = arg_typed(env, argv[2], &bytes);
+  if (out == NULL || bytes < 2 * sizeof(double)) return num(env, -EINVAL);
+  uint64_t rx = 0, tx = 0;
+  int rc = gev_conn_relayed(n->loop, arg_u32(env, argv[1]), &rx, &tx);
+  out[0] = (double)rx;
+  out[1] = (double)tx;
+  return num(env, rc);
+}
+
 static napi_value js_listener_close(napi_env env, napi_callback_info info) {
   ARGS(2);
   gev_node *n = arg_node(env, argv[0]);
@@ -477,6 +493,7 @@ NAPI_MODULE_INIT() {
       {"listenerAddr", NULL, js_listener_addr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenerClose", NULL, js_listener_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connAddr", NULL, js_conn_addr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connRelayed", NULL, js_conn_relayed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flush", NULL, js_flush, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connectInet", NULL, js_connect_inet, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -7,7 +7,8 @@
  *                list is empty
  *
  * Invariants: EPOLLOUT is in a connection's interest exactly while its queue is non-empty;
- * EPOLLIN exactly while no FIN was read, no close was requested and JS has not paused reading.
+ * EPOLLIN exactly while no FIN was read, no close was requested, JS has not paused reading and no
+ * relay holds the connection back (relay.c).
  * A dial still connecting (GEV_C_CONNECTING) is the exception: EPOLLOUT alone, an empty queue, no
  * record but its OPEN or CLOSE (see gev.h); flush.c gives it no command but CLOSE. So is a PROXY
  * listener's connection whose header is pending (GEV_C_PROXY_WAIT, proxyaccept.c): EPOLLIN alone, no
@@ -103,6 +104,7 @@ static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_
   c->qbytes = 0;
   c->reported = 0;
   c->proxy = NULL;
+  c->relay = NULL;
   id = conn_id(loop, c);
   rc = sys_epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, events, conn_tag(id));
   if (rc != 0) {
@@ -208,7 +210,7 @@ int gev_conn_connect_unix(gev_loop *loop, const char *path, uint32_t origin, uin
 
 static void conn_interest(gev_loop *loop, gev_conn *c) {
   uint32_t ev = 0;
-  if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) ev |= EPOLLIN;
+  if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED | GEV_C_RELAY_HELD))) ev |= EPOLLIN;
   if (c->qhead != NULL) ev |= EPOLLOUT;
   if (c->flags & GEV_C_HUP_PARKED) {
     /* Back into the epoll set once reading resumes (or output waits): the hang-up is reported
@@ -223,6 +225,8 @@ static void conn_interest(gev_loop *loop, gev_conn *c) {
   c->events = ev;
   sys_epoll_ctl(loop->epfd, EPOLL_CTL_MOD, c->fd, ev, conn_tag(conn_id(loop, c)));
 }
+
+void gev_conn_interest(gev_loop *loop, gev_conn *c) { conn_interest(loop, c); }
 
 static void queue_free(gev_conn *c) {
   gev_chunk *ch = c->qhead;
@@ -276,6 +280,8 @@ static int queue_report(gev_loop *loop, gev_conn *c) {
   conn_close(loop, c, ENOMEM, GEV_NOMEM_REPORT);
   return -1;
 }
+
+int gev_conn_report(gev_loop *loop, gev_conn *c) { return queue_report(loop, c); }
 
 /*
  * Remembers that `c` must be looked at when the current flush ends. Nothing is lost when the list
@@ -335,11 +341,13 @@ void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused) {
   conn_interest(loop, c);
 }
 
-/* Closes `c` now, dropping its queue; its CLOSE record carries `err` and, for ENOMEM from the
- * core, `what` (GEV_NOMEM_*). */
-/* Takes `c`'s fd out of epoll and closes it, frees its queue and PROXY state, and marks the slot
- * closed; what the slot does next (a CLOSE record, or the free list) is the caller's. */
+/* Takes `c`'s fd out of epoll and closes it, stops its relays, frees its queue, PROXY and relay
+ * state, and marks the slot closed; what the slot does next (a CLOSE record, or the free list) is
+ * the caller's. */
 static void conn_teardown(gev_loop *loop, gev_conn *c) {
+  gev_relay_unlink(loop, c);
+  free(c->relay);
+  c->relay = NULL;
   sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
   sys_close(c->fd);
   queue_free(c);
@@ -350,9 +358,16 @@ static void conn_teardown(gev_loop *loop, gev_conn *c) {
   loop->live--;
 }
 
+/* Closes `c` now, dropping its queue; its CLOSE record carries `err` and, for ENOMEM from the
+ * core, `what` (GEV_NOMEM_*). A connection that took part in a relay reports its counts first. */
 static void conn_close(gev_loop *loop, gev_conn *c, int err, uint32_t what) {
   if (!(c->flags & GEV_C_OPEN)) return;
   uint32_t id = conn_id(loop, c);
+  if (c->relay != NULL && (c->relay->rx | c->relay->tx) != 0) {
+    uint64_t rx = c->relay->rx, tx = c->relay->tx;
+    uint32_t counts[GEV_ADDR_U32] = {(uint32_t)rx, (uint32_t)(rx >> 32), (uint32_t)tx, (uint32_t)(tx >> 32)};
+    gev_loop_emit(loop, GEV_REC_RELAYED, id, 0, 0, counts);
+  }
   conn_teardown(loop, c);
   gev_loop_emit(loop, GEV_REC_CLOSE, id, (uint32_t)err, what, NULL);
   if (loop->parked) gev_listener_unpark_all(loop);
@@ -420,6 +435,7 @@ static int conn_drain(gev_loop *loop, gev_conn *c) {
   }
   if (c->qhead == NULL && after_drain(loop, c) != 0) return -1;
   conn_interest(loop, c);
+  if (c->relay != NULL) gev_relay_drained(loop, c);
   return 0;
 }
 
@@ -475,6 +491,13 @@ void gev_conn_keepalive(gev_conn *c, uint32_t seconds) {
   sys_keepalive(c->fd, seconds);
 }
 
+/* The peer sent FIN: no more reading, and JS hears END. */
+void gev_conn_read_eof(gev_loop *loop, gev_conn *c, uint32_t id) {
+  c->flags |= GEV_C_RD_EOF;
+  conn_interest(loop, c);
+  gev_loop_emit(loop, GEV_REC_END, id, 0, 0, NULL);
+}
+
 /* Reads until EAGAIN, FIN, an error, the budget or a full arena. Returns -1 when it closed. */
 static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
   uint32_t *rec = NULL;
@@ -510,9 +533,7 @@ static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
     }
     if (fresh) loop->in_nrec--;
     if (n == 0) {
-      c->flags |= GEV_C_RD_EOF;
-      conn_interest(loop, c);
-      gev_loop_emit(loop, GEV_REC_END, id, 0, 0, NULL);
+      gev_conn_read_eof(loop, c, id);
       return 0;
     }
     if (errno == EINTR) {
@@ -554,8 +575,10 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
     gev_proxy_on_event(loop, c);
     return;
   }
-  if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED))) {
-    if (conn_read(loop, c, id) != 0) return;
+  if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+      !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED | GEV_C_RELAY_HELD))) {
+    gev_conn *dst = c->relay != NULL ? gev_relay_dest(loop, c) : NULL;
+    if ((dst != NULL ? gev_relay_read(loop, c, id, dst) : conn_read(loop, c, id)) != 0) return;
   }
   if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->qhead != NULL) {
     if (conn_drain(loop, c) != 0) return;
@@ -575,7 +598,7 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
    * reach JS after resume(), as they do when a TCP peer sends FIN. */
   if (c->flags & GEV_C_RD_EOF) {
     gev_conn_close(loop, c, 0);
-  } else if ((c->flags & GEV_C_PAUSED) && !(c->flags & GEV_C_HUP_PARKED)) {
+  } else if ((c->flags & (GEV_C_PAUSED | GEV_C_RELAY_HELD)) && !(c->flags & GEV_C_HUP_PARKED)) {
     sys_epoll_ctl(loop->epfd, EPOLL_CTL_DEL, c->fd, 0, 0);
     c->flags |= GEV_C_HUP_PARKED;
   }
@@ -588,6 +611,8 @@ void gev_conn_free_all(gev_loop *loop) {
     if (c->flags & GEV_C_OPEN) sys_close(c->fd);
     queue_free(c);
     if (c->flags & GEV_C_OPEN) gev_proxy_free(loop, c);
+    free(c->relay);
+    c->relay = NULL;
   }
   loop->proxy_head = loop->proxy_tail = UINT32_MAX;
   loop->proxy_pending = 0;

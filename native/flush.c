@@ -87,6 +87,7 @@ void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
       case GEV_OP_KEEPALIVE: gev_conn_keepalive(c, k[2]); break;
       case GEV_OP_PAUSE: gev_conn_pause(loop, c, k[2] != 0); break;
       case GEV_OP_WATCH: gev_conn_watch(loop, c); break;
+      case GEV_OP_RELAY: gev_relay_set(loop, c, k[2], k[3]); break;
       default: break;
     }
   }

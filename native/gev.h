@@ -96,6 +96,9 @@ int gev_conn_sockname(gev_loop *loop, uint32_t id, uint32_t *addr8);
  * loop reads its PROXY header first, its deadline counted from now, and OPEN (or PROXY_REFUSED)
  * follows that. Returns 0 with *id_out set, or -errno (the fd is then not closed). */
 int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t flags, uint32_t *id_out);
+/* Bytes relayed (relay.c) out of open connection `id` (*rx: read from it and sent on) and into it
+ * (*tx). 0, or -EBADF once it is closed (its RELAYED record, just before CLOSE, has the totals). */
+int gev_conn_relayed(gev_loop *loop, uint32_t id, uint64_t *rx, uint64_t *tx);
 /* Closes an fd from an ACCEPTED record that no loop adopted; any thread. 0 or -errno. */
 int gev_fd_close(int fd);
 

@@ -41,12 +41,13 @@
 #define GEV_C_ENDING     0x08u /* shutdown(SHUT_WR) after the output queue drains */
 #define GEV_C_WR_SHUT    0x10u /* shutdown(SHUT_WR) done */
 #define GEV_C_TCP        0x20u
-#define GEV_C_PAUSED     0x40u  /* reading paused by JS: EPOLLIN not wanted */
-#define GEV_C_QDIRTY     0x80u  /* queue changed (or a report was asked for) during this flush */
-#define GEV_C_QWATCH     0x100u /* report QUEUED after this flush even if unchanged */
-#define GEV_C_HUP_PARKED 0x200u /* hung up while paused: out of the epoll set until resumed */
-#define GEV_C_CONNECTING 0x400u /* dialled, handshake under way: EPOLLOUT alone, no OPEN yet */
-#define GEV_C_PROXY_WAIT 0x800u /* PROXY listener's: header not complete yet, no OPEN yet (proxyaccept.c) */
+#define GEV_C_PAUSED     0x40u   /* reading paused by JS: EPOLLIN not wanted */
+#define GEV_C_QDIRTY     0x80u   /* queue changed (or a report was asked for) during this flush */
+#define GEV_C_QWATCH     0x100u  /* report QUEUED after this flush even if unchanged */
+#define GEV_C_HUP_PARKED 0x200u  /* hung up while paused: out of the epoll set until resumed */
+#define GEV_C_CONNECTING 0x400u  /* dialled, handshake under way: EPOLLOUT alone, no OPEN yet */
+#define GEV_C_PROXY_WAIT 0x800u  /* PROXY listener's: header not complete yet, no OPEN yet (proxyaccept.c) */
+#define GEV_C_RELAY_HELD 0x2000u /* relaying into a connection holding too much output: EPOLLIN not wanted (relay.c) */
 
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {
@@ -64,6 +65,19 @@ typedef struct gev_conn gev_conn;
  * read so far (buf, allocated on the first read) and the socket's peer for a refusal. Once open,
  * only `local` is kept: the header's destination, which gev_conn_sockname reports.
  */
+/*
+ * A connection's part in a relay (relay.c), allocated when it first takes part in one: the
+ * connection its input goes to, the one whose input comes to it, and the bytes moved each way.
+ * Ids are 0 for none; a destination takes one source at a time.
+ */
+typedef struct gev_relay {
+  uint32_t to;   /* input read from this connection is sent to `to` */
+  uint32_t from; /* the connection relaying into this one */
+  uint32_t hw;   /* reading stops while `to` holds more than hw bytes unsent, and resumes at hw / 4 */
+  uint64_t rx;   /* bytes read from this connection and relayed */
+  uint64_t tx;   /* bytes relayed into this connection */
+} gev_relay;
+
 typedef struct gev_proxy {
   uint64_t deadline_ms; /* CLOCK_MONOTONIC ms */
   uint32_t prev;        /* FIFO neighbours (slots), UINT32_MAX at either end */
@@ -117,6 +131,7 @@ struct gev_conn {
   size_t qbytes;    /* bytes in the queue, exactly: sum of (len - off) over its chunks */
   size_t reported;  /* the qbytes JS last heard of in a QUEUED record */
   gev_proxy *proxy; /* NULL unless accepted on a PROXY protocol listener */
+  gev_relay *relay; /* NULL unless it has taken part in a relay */
 };
 
 enum gev_lkind { GEV_L_FREE = 0, GEV_L_TCP, GEV_L_UNIX, GEV_L_UDP };
@@ -188,8 +203,9 @@ struct gev_loop {
   gev_pending pending;
   gev_idlist dirty;
 
-  int spare_fd;    /* released to accept and drop a connection when out of fds */
-  size_t udp_slot; /* receive slot per datagram; a larger datagram is dropped as truncated */
+  int spare_fd;       /* released to accept and drop a connection when out of fds */
+  uint8_t *relay_buf; /* GEV_READ_BUDGET bytes relayed input passes through, made by the first relay */
+  size_t udp_slot;    /* receive slot per datagram; a larger datagram is dropped as truncated */
 
   uint64_t dgram_truncated;
   uint64_t dgram_send_dropped;
@@ -262,6 +278,9 @@ void gev_conn_pause(gev_loop *loop, gev_conn *c, int paused);
 void gev_conn_watch(gev_loop *loop, gev_conn *c);
 void gev_conn_report_queued(gev_loop *loop);
 void gev_conn_free_all(gev_loop *loop);
+void gev_conn_interest(gev_loop *loop, gev_conn *c);
+void gev_conn_read_eof(gev_loop *loop, gev_conn *c, uint32_t id);
+int gev_conn_report(gev_loop *loop, gev_conn *c);
 
 /* listen.c: accept and the parking of listeners. */
 void gev_listener_on_event(gev_loop *loop, uint32_t slot);
@@ -275,6 +294,13 @@ int gev_proxy_sockname(const gev_conn *c, uint32_t *addr8);
 void gev_proxy_expire(gev_loop *loop, uint64_t now);
 void gev_proxy_drop_all(gev_loop *loop);
 void gev_proxy_free(gev_loop *loop, gev_conn *c);
+
+/* relay.c: input moved from one connection to another without a record. */
+void gev_relay_set(gev_loop *loop, gev_conn *c, uint32_t to, uint32_t hw);
+gev_conn *gev_relay_dest(gev_loop *loop, gev_conn *c);
+int gev_relay_read(gev_loop *loop, gev_conn *c, uint32_t id, gev_conn *dst);
+void gev_relay_drained(gev_loop *loop, gev_conn *dst);
+void gev_relay_unlink(gev_loop *loop, gev_conn *c);
 
 /* udp.c: datagram sockets, recvmmsg and sendmmsg. */
 void gev_udp_on_event(gev_loop *loop, gev_listener *l);

@@ -128,7 +128,9 @@ uint32_t *gev_loop_record(gev_loop *loop, uint32_t slots) {
  *     again, so at most one event's worth (a slot or two) is ever taken from the spare;
  *   - QUEUED, the one record that can pile up (a report per flush per connection), may not dip into
  *     the reserve: when the list cannot grow it is refused, and its caller closes that connection
- *     with ENOMEM instead (conn.c), whose CLOSE has its slot.
+ *     with ENOMEM instead (conn.c), whose CLOSE has its slot. RELAYED (a relayed connection's
+ *     byte counts, before its CLOSE) may not either: when it cannot be kept it is dropped, and
+ *     only the counters JS keeps miss those bytes.
  */
 static int pending_grow(gev_pending *p, size_t need) {
   size_t cap = p->cap ? p->cap : GEV_PENDING_INIT;
@@ -152,7 +154,9 @@ int gev_loop_reserve(gev_loop *loop, uint32_t slots) {
  * bound check after it is the reserve's invariant, kept as a check so memory stays safe. */
 static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
   gev_pending *p = &loop->pending;
-  if (gev_loop_reserve(loop, slots) != 0 && (rec[0] == GEV_REC_QUEUED || p->n + slots > p->cap)) return -ENOMEM;
+  if (gev_loop_reserve(loop, slots) != 0 &&
+      (rec[0] == GEV_REC_QUEUED || rec[0] == GEV_REC_RELAYED || p->n + slots > p->cap))
+    return -ENOMEM;
   memcpy(p->slots + (size_t)p->n * GEV_SLOT_U32, rec, (size_t)slots * GEV_SLOT_U32 * sizeof(uint32_t));
   p->n += slots;
   return 0;
@@ -161,7 +165,7 @@ static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
 /* The slots a record of `type` takes: those followed by an address take GEV_ADDR_SLOTS more. */
 uint32_t gev_rec_slots(uint32_t type) {
   int addr = type == GEV_REC_OPEN || type == GEV_REC_DGRAM || type == GEV_REC_ACCEPTED || type == GEV_REC_PROXY ||
-             type == GEV_REC_PROXY_REFUSED;
+             type == GEV_REC_PROXY_REFUSED || type == GEV_REC_RELAYED;
   return addr ? 1u + GEV_ADDR_SLOTS : 1u;
 }
 
@@ -329,5 +333,6 @@ void gev_loop_free(gev_loop *loop) {
   release_fds(loop);
   free(loop->pending.slots);
   free(loop->dirty.ids);
+  free(loop->relay_buf);
   free(loop);
 }

@@ -16,6 +16,12 @@ import type { LoopInit } from './events.js';
  */
 export type Output = Uint8Array | ArrayBufferView | ArrayBuffer | string;
 
+/** Options of Conn.pipe(). */
+export interface PipeOptions {
+  /** End the destination (Conn.end()) when this connection's peer sends FIN (default true). */
+  readonly end?: boolean;
+}
+
 /** One TCP or unix stream connection. */
 export interface Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
@@ -28,7 +34,7 @@ export interface Conn {
   readonly loopIndex: number;
   /** The loop this connection is on: the object its `init` received (`c.loop.dial()` dials from here). */
   readonly loop: LoopInit;
-  /** Bytes received on this connection, including input dropped during a lingering close. */
+  /** Bytes received on this connection, including input dropped during a lingering close and input piped on. */
   readonly bytesRead: number;
   /**
    * Bytes of output the kernel has taken: what was written minus what is still queued (as the
@@ -92,6 +98,20 @@ export interface Conn {
   setIdleTimeout(ms: number): void;
   /** Runs `data` again for this connection, with its current input, in a microtask (once, however often it is called). */
   wake(): void;
+  /**
+   * Relays this connection's input to `dest` from now on, without calling `data` for it: the input
+   * it holds first, then whatever arrives. On the native backend the bytes move inside the loop's
+   * C core and never reach JavaScript. While `dest` holds more than `highWaterMark` unsent, this
+   * connection is not read. With `end` (the default) the peer's FIN ends `dest` once the bytes
+   * before it are written. The pipe stops when either side closes or `dest` is ended; input then
+   * reaches `data` again. Throws InvalidArgumentError when `dest` is not an open connection of this
+   * loop that can be written to, or another connection already pipes into it.
+   */
+  pipe(dest: Conn, opts?: PipeOptions): void;
+  /** Stops a pipe(): input reaches `data` again. Does nothing when nothing is piped. */
+  unpipe(): void;
+  /** The connection this one's input is piped to (pipe()), or null. */
+  readonly pipedTo: Conn | null;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Addr } from './addr.js';
 import type { RingBuffer } from './ringbuffer.js';
 import type { Conn, Output } from './conn-types.js';
 
-export type { Conn, DatagramConn, Output } from './conn-types.js';
+export type { Conn, DatagramConn, Output, PipeOptions } from './conn-types.js';
 
 /** What a callback asks the server to do next. */
 export enum Action {

@@ -35,6 +35,7 @@ export {
   type LoopStats,
   type OpenedReply,
   type Output,
+  type PipeOptions,
   type Reply,
   type Server,
   type ServerStats,

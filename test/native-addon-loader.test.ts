@@ -53,6 +53,7 @@ const kSurface = [
   'listenerAddr',
   'listenerClose',
   'connAddr',
+  'connRelayed',
   'flush',
   'adopt',
   'connectInet',

@@ -46,6 +46,7 @@ const kRec: Mirror<typeof Rec> = {
   AcceptError: ['REC_ACCEPT_ERROR', Rec.AcceptError],
   Proxy: ['REC_PROXY', Rec.Proxy],
   ProxyRefused: ['REC_PROXY_REFUSED', Rec.ProxyRefused],
+  Relayed: ['REC_RELAYED', Rec.Relayed],
 };
 
 const kProxyReason: Mirror<typeof ProxyReason> = {
@@ -77,6 +78,7 @@ const kOp: Mirror<typeof Op> = {
   SendToExt: ['OP_SENDTO_EXT', Op.SendToExt],
   PauseReading: ['OP_PAUSE', Op.PauseReading],
   WatchQueue: ['OP_WATCH', Op.WatchQueue],
+  Relay: ['OP_RELAY', Op.Relay],
 };
 
 const kListenFlag: Mirror<typeof ListenFlag> = {

@@ -57,6 +57,8 @@ export interface NativeAddon {
   listenerClose(loop: LoopHandle, slot: number): void;
   /** Writes connection `id`'s local address into `out` (8 u32); -EBADF when it is closed. */
   connAddr(loop: LoopHandle, id: number, out: Uint32Array): number;
+  /** Writes the bytes relayed out of and into open connection `id` into `out` (2 doubles); -EBADF when it is closed. */
+  connRelayed(loop: LoopHandle, id: number, out: Float64Array): number;
   /** Runs the out arena's commands; `ext[i]` holds the bytes of WRITE_EXT/SENDTO_EXT index i. */
   flush(loop: LoopHandle, ext: readonly Uint8Array[] | null, extCount: number): void;
   /**
@@ -181,6 +183,11 @@ export const enum Rec {
   Proxy = 10,
   /** [listener, ProxyReason] + the socket's peer: a PROXY listener closed a connection before Open */
   ProxyRefused = 11,
+  /**
+   * [id] + [rx low, rx high, tx low, tx high, 0, 0, 0, 0]: the bytes relayed out of and into
+   * connection id (Op.Relay), right before its Close; only for a connection that relayed any
+   */
+  Relayed = 12,
 }
 
 /** Why a PROXY protocol listener refused a connection (PROXY_E_*), word b of ProxyRefused. */
@@ -228,6 +235,8 @@ export const enum Op {
   PauseReading = 8,
   /** [id]: a Queued record after this flush even when the figure is unchanged (or 0) */
   WatchQueue = 9,
+  /** [id, to (0 = stop), high-water bytes]: id's input is sent to `to` inside the core, with no Data record */
+  Relay = 10,
 }
 
 /** Listener options, one bit each (LISTEN_*); native/sys.c applies the socket-level ones. */

@@ -137,6 +137,13 @@ export interface BackendHandler {
    * rate-limit nothing: the loop does.
    */
   onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void;
+  /**
+   * Connection `id`, about to close (its onClose follows), relayed `out` bytes of its input to
+   * another connection and was sent `into` bytes by one (Backend.relay), none of which passed
+   * through onData or write(). Made only by a backend that implements relay(), and only for a
+   * connection that relayed something.
+   */
+  onRelayed?(id: number, out: number, into: number): void;
 }
 
 /** Options fixed when a backend is created. */
@@ -196,6 +203,18 @@ export interface Backend {
   closeListeners(): Promise<void>;
   /** TCP keep-alive with the given idle time, or off when ms <= 0. */
   setKeepAlive(id: number, ms: number): void;
+  /**
+   * Optional: from the next flush on, input read from connection `id` is written to connection
+   * `to` by the backend itself, with no onData (0 stops it; `to` may be `id`). While `to` holds more
+   * than `highWater` bytes unsent, `id` is not read; below a quarter of it, it is again. onEnd and
+   * onClose still come for both. The relay stops by itself when either closes or `to` has been
+   * ended; `id`'s input then comes through onData again, as it does for bytes read before the
+   * flush. relayed(id) tells how many bytes moved so far, onRelayed the totals before onClose. A
+   * backend without it leaves relaying to the loop (which writes what onData brings).
+   */
+  relay?(id: number, to: number, highWater: number): void;
+  /** With relay(): the bytes relayed out of open connection `id` and into it so far, or null once it is closed. */
+  relayed?(id: number): readonly [out: number, into: number] | null;
   /** Sends one datagram from the UDP listener of index `listenerIndex` back to `peer`. */
   sendTo(listenerIndex: number, data: Uint8Array, peer: DatagramPeer): void;
   /**

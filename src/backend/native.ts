@@ -153,6 +153,8 @@ interface ListenerInfo {
 }
 
 const kScratch32 = new Uint32Array(kAddrU32);
+/** Where connRelayed writes its two counts. */
+const kRelayScratch = new Float64Array(2);
 const kScratch8 = new Uint8Array(kScratch32.buffer, 16, 16);
 
 function errnoName(errno: number): string {
@@ -561,6 +563,25 @@ export class NativeBackend implements Backend {
     this.command(Op.WatchQueue, id, 0);
   }
 
+  /** Takes effect at the next flush(), in order with the commands before it (Backend.relay). */
+  relay(id: number, to: number, highWater: number): void {
+    if (this.#closed) return;
+    const o32 = this.#out32;
+    const cmds = this.reserve(1, 0);
+    const at = kHeaderU32 + cmds * kSlotU32;
+    o32[at] = Op.Relay;
+    o32[at + 1] = id;
+    o32[at + 2] = to;
+    o32[at + 3] = Math.max(1, Math.min(kMaxU32, Math.floor(highWater)));
+    o32[0] = cmds + 1;
+  }
+
+  relayed(id: number): readonly [number, number] | null {
+    if (this.#closed) return null;
+    const out = kRelayScratch;
+    return this.#addon.connRelayed(this.#loop, id, out) === 0 ? [out[0], out[1]] : null;
+  }
+
   /** Closes every listener now (TCP, unix and UDP); connections, and their addresses, stay. */
   closeListeners(): Promise<void> {
     if (this.#closed) return Promise.resolve();
@@ -820,6 +841,10 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Queued) {
           h.onQueued(r[i + 1], r[i + 2] + r[i + 3] * 0x1_0000_0000);
           i += kSlotU32;
+        } else if (type === Rec.Relayed) {
+          const at = i + kSlotU32;
+          h.onRelayed?.(r[i + 1], r[at] + r[at + 1] * 0x1_0000_0000, r[at + 2] + r[at + 3] * 0x1_0000_0000);
+          i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.AcceptError) {
           h.onAcceptError(r[i + 1], errnoName(r[i + 2]));
           i += kSlotU32;

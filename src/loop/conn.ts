@@ -6,7 +6,7 @@
  */
 import type { Addr } from '../addr.js';
 import { originIsDial, originListener, type AddrPair, type ProxyInfo } from '../backend/backend.js';
-import type { Conn, Output } from '../conn-types.js';
+import type { Conn, Output, PipeOptions } from '../conn-types.js';
 import type { LoopInit } from '../events.js';
 import type { RingBuffer } from '../ringbuffer.js';
 import type { Timer } from '../timingwheel/index.js';
@@ -40,6 +40,8 @@ const enum Flag {
   LingerFlushed = 1 << 9,
   Abrupt = 1 << 10,
   Destroyed = 1 << 11,
+  RelayHeld = 1 << 12,
+  Relayed = 1 << 13,
 }
 
 /** `word` with `bit` set (on) or cleared. */
@@ -59,6 +61,10 @@ class ConnExtra {
   idleMs = -1;
   lingerTimer: Timer | null = null;
   closeError: Error | null = null;
+  pipeTo: StreamConn | null = null;
+  pipeFrom: StreamConn | null = null;
+  pipeEnd = true;
+  relayMark = 0;
 }
 
 /**
@@ -201,6 +207,64 @@ export class StreamConn implements Conn {
     this.#flags = withBit(this.#flags, Flag.Destroyed, on);
   }
 
+  /** @internal Not read while the connection it pipes to holds too much output (the loop relays). */
+  get relayHeld(): boolean {
+    return (this.#flags & Flag.RelayHeld) !== 0;
+  }
+  /** @internal */
+  set relayHeld(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.RelayHeld, on);
+  }
+
+  /** @internal The backend relays bytes out of or into this connection: its counts include backend.relayed(). */
+  get relayed(): boolean {
+    return (this.#flags & Flag.Relayed) !== 0;
+  }
+  /** @internal */
+  set relayed(on: boolean) {
+    this.#flags = withBit(this.#flags, Flag.Relayed, on);
+  }
+
+  /** @internal The connection this one's input is piped to. */
+  get pipeTo(): StreamConn | null {
+    return this.#extra === null ? null : this.#extra.pipeTo;
+  }
+  /** @internal */
+  set pipeTo(value: StreamConn | null) {
+    if (this.#extra !== null) this.#extra.pipeTo = value;
+    else if (value !== null) (this.#extra = new ConnExtra()).pipeTo = value;
+  }
+
+  /** @internal The connection whose input is piped to this one. */
+  get pipeFrom(): StreamConn | null {
+    return this.#extra === null ? null : this.#extra.pipeFrom;
+  }
+  /** @internal */
+  set pipeFrom(value: StreamConn | null) {
+    if (this.#extra !== null) this.#extra.pipeFrom = value;
+    else if (value !== null) (this.#extra = new ConnExtra()).pipeFrom = value;
+  }
+
+  /** @internal pipe()'s `end`: the peer's FIN ends the connection piped to. */
+  get pipeEnd(): boolean {
+    return this.#extra === null ? true : this.#extra.pipeEnd;
+  }
+  /** @internal */
+  set pipeEnd(on: boolean) {
+    if (this.#extra !== null) this.#extra.pipeEnd = on;
+    else if (!on) (this.#extra = new ConnExtra()).pipeEnd = on;
+  }
+
+  /** @internal The backend's relayed byte count (both ways) when the idle timer last looked. */
+  get relayMark(): number {
+    return this.#extra === null ? 0 : this.#extra.relayMark;
+  }
+  /** @internal */
+  set relayMark(value: number) {
+    if (this.#extra !== null) this.#extra.relayMark = value;
+    else if (value !== 0) (this.#extra = new ConnExtra()).relayMark = value;
+  }
+
   /** @internal Output the backend holds (its last onQueued report). */
   get queued(): number {
     return this.#extra === null ? 0 : this.#extra.queued;
@@ -281,9 +345,9 @@ export class StreamConn implements Conn {
     return this.owner.index;
   }
 
-  /** Bytes received on this connection, including input dropped during a lingering close. */
+  /** Bytes received on this connection, including input dropped during a lingering close and input piped on. */
   get bytesRead(): number {
-    return this.readBytes;
+    return this.relayed ? this.readBytes + this.owner.relayedBytes(this)[0] : this.readBytes;
   }
 
   /**
@@ -292,7 +356,8 @@ export class StreamConn implements Conn {
    * close is not counted.
    */
   get bytesWritten(): number {
-    return this.handedBytes - this.queued - this.unflushed;
+    const handed = this.relayed ? this.handedBytes + this.owner.relayedBytes(this)[1] : this.handedBytes;
+    return handed - this.queued - this.unflushed;
   }
 
   /** The server-side address of this connection. */
@@ -386,5 +451,28 @@ export class StreamConn implements Conn {
   /** Runs `data` again for this connection, with its current input, in a microtask (once, however often it is called). */
   wake(): void {
     this.owner.wake(this);
+  }
+
+  /**
+   * Relays this connection's input to `dest` from now on, without calling `data` for it: the input
+   * it holds first, then whatever arrives. On the native backend the bytes move inside the loop's
+   * C core and never reach JavaScript. While `dest` holds more than `highWaterMark` unsent, this
+   * connection is not read. With `end` (the default) the peer's FIN ends `dest` once the bytes
+   * before it are written. The pipe stops when either side closes or `dest` is ended; input then
+   * reaches `data` again. Throws InvalidArgumentError when `dest` is not an open connection of this
+   * loop that can be written to, or another connection already pipes into it.
+   */
+  pipe(dest: Conn, opts?: PipeOptions): void {
+    this.owner.pipeConn(this, dest, opts);
+  }
+
+  /** Stops a pipe(): input reaches `data` again. Does nothing when nothing is piped. */
+  unpipe(): void {
+    this.owner.unpipeConn(this);
+  }
+
+  /** The connection this one's input is piped to (pipe()), or null. */
+  get pipedTo(): Conn | null {
+    return this.pipeTo;
   }
 }

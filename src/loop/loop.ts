@@ -42,7 +42,7 @@ import {
   OutputLimitError,
   ShutdownError,
 } from '../errors.js';
-import type { Conn } from '../conn-types.js';
+import type { Conn, PipeOptions } from '../conn-types.js';
 import { Action, type ConnOptions, type Events, type LoopInit, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter, ProxyRefusalReporter } from './accept-errors.js';
@@ -216,6 +216,11 @@ export class Loop implements BackendHandler {
     }
     this.#inBatch = true;
     if (c.idleTimer !== null) c.lastActiveMs = performance.now();
+    const dest = c.pipeTo;
+    if (dest !== null) {
+      if (this.#relay(c, dest, bytes.slice())) return;
+      this.#stopPipe(c);
+    }
     if (this.#keepInput(c, bytes)) this.#runData(c);
   }
 
@@ -235,6 +240,8 @@ export class Loop implements BackendHandler {
       return;
     }
     this.#inBatch = true;
+    const dest = c.pipeTo;
+    if (dest !== null && c.pipeEnd) this.endConn(dest);
     if (!this.#halfOpen) {
       this.#closer.close(c);
       return;
@@ -261,6 +268,9 @@ export class Loop implements BackendHandler {
     const seen = c.state !== ConnState.Pending && !c.dropped;
     c.state = ConnState.Closed;
     this.#timers.disarmIdle(c);
+    if (c.pipeTo !== null) this.#stopPipe(c);
+    const src = c.pipeFrom;
+    if (src !== null) this.#stopPipe(src);
     if (err !== null) c.abrupt = true;
     else if (!c.abrupt && c.queued > 0) {
       // A flushed close that succeeded: the output the backend last reported holding was written.
@@ -328,13 +338,15 @@ export class Loop implements BackendHandler {
     if (bytes > this.#highWater) {
       if (!c.bpPaused) {
         c.bpPaused = true;
-        if (!c.userPaused) this.backend.pauseReading(id, true);
+        if (!c.userPaused && !c.relayHeld) this.backend.pauseReading(id, true);
       }
     } else if (bytes <= this.#lowWater) {
       if (c.bpPaused) {
         c.bpPaused = false;
-        if (!c.userPaused) this.backend.pauseReading(id, false);
+        if (!c.userPaused && !c.relayHeld) this.backend.pauseReading(id, false);
       }
+      const src = c.pipeFrom;
+      if (src !== null && src.relayHeld) this.#hold(src, false);
       if (c.needDrain && c.unflushed === 0) {
         c.needDrain = false;
         if (c.state === ConnState.Open) this.#callback(c, 'drained');
@@ -351,6 +363,16 @@ export class Loop implements BackendHandler {
   onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void {
     this.counters[Counter.ProxyRefused]++;
     this.#proxyRefusals.onProxyRefused(listenerIndex, reason, peer);
+  }
+
+  onRelayed(id: number, out: number, into: number): void {
+    const c = this.#conns.get(id);
+    if (c === undefined) return;
+    c.relayed = false;
+    c.readBytes += out;
+    c.handedBytes += into;
+    this.counters[Counter.BytesRead] += out;
+    this.counters[Counter.BytesWritten] += into;
   }
 
   onBatchEnd(): void {
@@ -405,7 +427,7 @@ export class Loop implements BackendHandler {
   pauseConn(c: StreamConn, paused: boolean): void {
     if (c.state !== ConnState.Open || c.userPaused === paused) return;
     c.userPaused = paused;
-    if (!c.bpPaused) {
+    if (!c.bpPaused && !c.relayHeld) {
       this.backend.pauseReading(c.id, paused);
       this.#scheduleFlush();
     }
@@ -443,6 +465,57 @@ export class Loop implements BackendHandler {
     if (c.state === ConnState.Open) c.closeError = err ?? null;
     else if (err) c.closeError = err;
     this.#closer.closeNow(c);
+  }
+
+  /** Conn.pipe: see StreamConn.pipe. */
+  pipeConn(c: StreamConn, dest: Conn, opts: PipeOptions | undefined): void {
+    if (!(dest instanceof StreamConn) || dest.owner !== this) {
+      throw new InvalidArgumentError('pipe dest', dest, 'a connection of the same loop');
+    }
+    if (dest.state !== ConnState.Open || dest.ended) {
+      throw new InvalidArgumentError('pipe dest', dest.remoteAddr.toString(), 'an open connection that was not ended');
+    }
+    const from = dest.pipeFrom;
+    if (from !== null && from !== c) {
+      throw new InvalidArgumentError(
+        'pipe dest',
+        dest.remoteAddr.toString(),
+        'a connection no other connection pipes into',
+      );
+    }
+    const end = opts?.end ?? true;
+    if (typeof end !== 'boolean') throw new InvalidArgumentError('pipe opts.end', end, 'a boolean');
+    if (c.state !== ConnState.Open) return;
+    if (c.pipeTo !== null && c.pipeTo !== dest) this.#stopPipe(c);
+    c.pipeTo = dest;
+    c.pipeEnd = end;
+    dest.pipeFrom = c;
+    const input = c.input;
+    if (input.length > 0) {
+      const held = input.bytes();
+      input.retrieveAll();
+      this.#outsideBatch(() => this.#relay(c, dest, held));
+    }
+    const relay = this.backend.relay;
+    if (relay !== undefined && c.pipeTo === dest) {
+      c.relayed = true;
+      dest.relayed = true;
+      relay.call(this.backend, c.id, dest.id, this.#highWater);
+      this.#scheduleFlush();
+    }
+  }
+
+  /** Conn.unpipe. */
+  unpipeConn(c: StreamConn): void {
+    if (c.pipeTo === null) return;
+    this.#stopPipe(c);
+    this.#scheduleFlush();
+  }
+
+  /** The bytes the backend relayed out of and into `c` so far (Conn byte counts). */
+  relayedBytes(c: StreamConn): readonly [number, number] {
+    if (c.state === ConnState.Closed) return kNoneRelayed;
+    return this.backend.relayed?.(c.id) ?? kNoneRelayed;
   }
 
   /** Conn.setIdleTimeout. */
@@ -711,6 +784,43 @@ export class Loop implements BackendHandler {
     else this.#fail(c, c.closeError!);
   }
 
+  /**
+   * Writes input read from `c` (bytes the loop owns) to `dest`, the connection it pipes to, and
+   * holds `c` while `dest` is past the high-water mark. False, having written nothing, when `dest`
+   * can no longer be written to: the pipe is over.
+   */
+  #relay(c: StreamConn, dest: StreamConn, bytes: Uint8Array): boolean {
+    if (dest.state !== ConnState.Open || dest.ended) return false;
+    this.#write(dest, bytes);
+    if (dest.queued + dest.unflushed > this.#highWater && !c.relayHeld && c.state === ConnState.Open) {
+      this.#hold(c, true);
+    }
+    return true;
+  }
+
+  /**
+   * Stops (`on`) or restarts reading `c` for the connection it pipes to; a pause of its own or for
+   * its own output stays as it is. While held, the destination's queue is watched so that its
+   * drain is heard.
+   */
+  #hold(c: StreamConn, on: boolean): void {
+    c.relayHeld = on;
+    if (!c.userPaused && !c.bpPaused) this.backend.pauseReading(c.id, on);
+    this.#scheduleFlush();
+  }
+
+  /** Ends `c`'s pipe, in the backend too, and lifts its hold. */
+  #stopPipe(c: StreamConn): void {
+    const dest = c.pipeTo;
+    c.pipeTo = null;
+    if (dest !== null && dest.pipeFrom === c) dest.pipeFrom = null;
+    if (c.relayed && c.state !== ConnState.Closed && this.backend.relay !== undefined) {
+      this.backend.relay(c.id, 0, 0);
+    }
+    if (c.relayHeld && c.state !== ConnState.Closed) this.#hold(c, false);
+    else c.relayHeld = false;
+  }
+
   #write(c: StreamConn, bytes: Uint8Array): void {
     const len = bytes.length;
     if (len === 0 || c.state !== ConnState.Open || c.ended) return;
@@ -772,7 +882,7 @@ export class Loop implements BackendHandler {
           // Into an empty queue the kernel takes it now: progress, for the idle timeout.
           if (c.idleTimer !== null && c.queued === 0) c.lastActiveMs = now === 0 ? (now = performance.now()) : now;
         }
-        if (c.needDrain && !c.watching && c.state === ConnState.Open) {
+        if ((c.needDrain || c.pipeFrom?.relayHeld === true) && !c.watching && c.state === ConnState.Open) {
           c.watching = true;
           this.backend.watchQueue(c.id);
         }
@@ -794,6 +904,15 @@ export class Loop implements BackendHandler {
 
   /** `c` made no progress (no input, no output taken by the kernel) for its whole idle timeout. */
   #idleExpired(c: StreamConn, timeoutMs: number): void {
+    if (c.relayed) {
+      // Bytes the backend relays never pass through the loop: they are progress all the same.
+      const [out, into] = this.relayedBytes(c);
+      if (out + into !== c.relayMark) {
+        c.relayMark = out + into;
+        this.#timers.armIdle(c);
+        return;
+      }
+    }
     c.closeError = new IdleTimeoutError(timeoutMs);
     // Output queued that has not moved for a whole timeout (a lingering reply included): the peer
     // neither reads nor sends, and a flushed close would wait on it forever. Close now, dropping it.
@@ -806,6 +925,9 @@ export class Loop implements BackendHandler {
     this.#closer.close(c);
   }
 }
+
+/** What relayedBytes() says of a connection nothing was relayed for. */
+const kNoneRelayed: readonly [number, number] = Object.freeze([0, 0] as const);
 
 /** `value instanceof Error`, false for a value that cannot be inspected (a revoked Proxy). */
 function isError(value: unknown): value is Error {
