@@ -5,7 +5,8 @@
 #   1. builds the addon with -fsanitize=address,undefined into build/asan/ (a gyp project of its own
 #      whose sources are native/*.c), leaving build/Release alone;
 #   2. compiles the TypeScript (tsc -p tsconfig.json);
-#   3. runs node --test --test-concurrency=1 on dist/test/*.test.js (naming the files: given the
+#   3. runs node --test --test-concurrency=1 on dist/test/*.test.js, or on the files
+#      GEVENT_ASAN_TESTS names (e.g. "dist/test/conn-pipe.test.js"), (naming the files: given the
 #      directory, node --test also runs every fixture and helper under test/ as a test file) with
 #      GEVENT_NATIVE_ADDON pointing at the sanitized addon and libasan preloaded (node itself is
 #      not instrumented, so the runtime must come first); the test/c programs are built with the
@@ -72,14 +73,16 @@ addon="$out/build/Release/gevent.node"
 echo "test:asan: compiling TypeScript"
 npx tsc -p tsconfig.json
 
-echo "test:asan: running dist/test/*.test.js with $addon"
+tests=${GEVENT_ASAN_TESTS:-dist/test/*.test.js}
+echo "test:asan: running $tests with $addon"
 {
   GEVENT_NATIVE_ADDON="$addon" \
     GEVENT_TEST_CFLAGS="$sanitize" \
     LD_PRELOAD="$libasan" \
     ASAN_OPTIONS="detect_leaks=0:quarantine_size_mb=16:abort_on_error=1:log_path=$reports/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
-    node --test --test-concurrency=1 --test-timeout=300000 dist/test/*.test.js || rc=$?
+    # shellcheck disable=SC2086
+    node --test --test-concurrency=1 --test-timeout=300000 $tests || rc=$?
   echo "${rc:-0}" > "$out/status"
 } 2>&1 | tee "$out/suite.log"
 status=$(cat "$out/status")

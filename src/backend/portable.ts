@@ -39,6 +39,8 @@ import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 const kMaxDatagramBytes = 65_527;
 
 const kEmpty = new Uint8Array(0);
+/** Output larger than this goes to the socket in slices of this size, one at a time (see #writeStream). */
+const kWriteSliceBytes = 64 * 1024;
 
 interface Stream {
   readonly id: number;
@@ -62,6 +64,15 @@ interface Stream {
    * the end is held until reading resumes, as the native backend (which stops reading) sees it.
    */
   endHeld: boolean;
+  /**
+   * Output not yet handed to the socket, oldest first (#writeStream): while it holds anything, the
+   * socket has one slice in flight and every later write, end or close waits here.
+   */
+  backlog: Uint8Array[] | null;
+  /** Bytes in backlog. */
+  backlogBytes: number;
+  /** What to do once the backlog is written: kEnd, kClose or -1. */
+  afterBacklog: number;
 }
 
 /** One pending operation, applied in order at flush(). */
@@ -262,7 +273,7 @@ export class PortableBackend implements Backend {
     this.#written = [];
     for (const s of written) {
       s.dirty = false;
-      const queued = s.sock.destroyed ? 0 : s.sock.writableLength;
+      const queued = queuedBytes(s);
       if (queued !== s.reported || s.watch) {
         s.reported = queued;
         s.watch = false;
@@ -277,7 +288,7 @@ export class PortableBackend implements Backend {
       switch (op.kind) {
         case kWrite:
           if (!op.s.sock.destroyed) {
-            op.s.sock.write(op.data);
+            this.#writeStream(op.s, op.data);
             if (!op.s.dirty) {
               op.s.dirty = true;
               this.#written.push(op.s);
@@ -285,10 +296,12 @@ export class PortableBackend implements Backend {
           }
           break;
         case kClose:
-          closeFlushed(op.s.sock);
+          if (op.s.backlog !== null) op.s.afterBacklog = kClose;
+          else closeFlushed(op.s.sock);
           break;
         case kEnd:
-          op.s.sock.end();
+          if (op.s.backlog !== null) op.s.afterBacklog = kEnd;
+          else op.s.sock.end();
           break;
         case kSendTo:
           op.sock.send(op.data, op.peer.port, op.peer.host);
@@ -441,6 +454,9 @@ export class PortableBackend implements Backend {
       awaiting: false,
       connecting: false,
       endHeld: false,
+      backlog: null,
+      backlogBytes: 0,
+      afterBacklog: -1,
     };
     this.#streams.set(id, s);
     sock.on('error', (err: NodeJS.ErrnoException) => {
@@ -473,6 +489,58 @@ export class PortableBackend implements Backend {
   }
 
   /**
+   * Hands `data` to the socket. A large write goes in slices, each reporting the queue once it is
+   * written: net.Socket's writableLength counts a write until all of it is written, so one 48 MiB
+   * write to a slow reader would otherwise show no progress (to the idle timeout, to backpressure)
+   * until its very end.
+   */
+  #writeStream(s: Stream, data: Uint8Array): void {
+    if (s.backlog !== null) {
+      s.backlog.push(data);
+      s.backlogBytes += data.length;
+      return;
+    }
+    if (data.length <= kWriteSliceBytes) {
+      s.sock.write(data);
+      return;
+    }
+    // Node hands every write buffered behind the one in flight to the kernel as one writev, whose
+    // callbacks all run at its end: slices written all at once would report nothing sooner.
+    s.backlog = [data.subarray(kWriteSliceBytes)];
+    s.backlogBytes = data.length - kWriteSliceBytes;
+    s.sock.write(data.subarray(0, kWriteSliceBytes), (err) => this.#sliceWritten(s, err));
+  }
+
+  /** A slice of the backlog was written: the next goes, or the end or close that waited for them. */
+  #sliceWritten(s: Stream, err: Error | null | undefined): void {
+    const backlog = s.backlog;
+    if (backlog === null) return;
+    const sock = s.sock;
+    if (err || sock.destroyed) {
+      s.backlog = null;
+      s.backlogBytes = 0;
+      return;
+    }
+    const head = backlog[0]!;
+    const slice = head.length <= kWriteSliceBytes ? head : head.subarray(0, kWriteSliceBytes);
+    if (slice === head) backlog.shift();
+    else backlog[0] = head.subarray(kWriteSliceBytes);
+    s.backlogBytes -= slice.length;
+    sock.write(slice, backlog.length > 0 ? (e) => this.#sliceWritten(s, e) : undefined);
+    if (backlog.length === 0) {
+      s.backlog = null;
+      const then = s.afterBacklog;
+      s.afterBacklog = -1;
+      if (then === kClose) closeFlushed(sock);
+      else {
+        if (then === kEnd) sock.end();
+        this.#awaitWritten(s); // the report that the last slice, too, was written
+      }
+    }
+    this.#requeued(s);
+  }
+
+  /**
    * Arranges a report once what is queued now has been written. Node emits 'drain' only after a
    * write() that returned false; below its own high mark nothing would tell, so an empty write
    * (or, after end(), 'finish') marks the point: its callback runs once everything before it is
@@ -494,7 +562,7 @@ export class PortableBackend implements Backend {
   #requeued(s: Stream): void {
     const h = this.#handler;
     if (h === null || !this.#streams.has(s.id)) return;
-    const queued = s.sock.destroyed ? 0 : s.sock.writableLength;
+    const queued = queuedBytes(s);
     if (queued === s.reported) return;
     s.reported = queued;
     h.onQueued(s.id, queued);
@@ -586,6 +654,11 @@ function headerAddr(a: ProxyAddress): Addr {
  * Closes once everything queued is written: FIN after the last byte, then the fd. Waiting for the
  * peer's FIN, when wanted, is the loop's lingering close (end(), then close without flush).
  */
+/** Output the kernel has not taken: what the socket holds and what waits in the backlog. */
+function queuedBytes(s: Stream): number {
+  return s.sock.destroyed ? 0 : s.sock.writableLength + s.backlogBytes;
+}
+
 function closeFlushed(sock: Socket): void {
   if (sock.destroyed) return;
   sock.end(() => sock.destroy());
