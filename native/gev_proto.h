@@ -30,6 +30,7 @@
   X(INT, REC_RELAYED, 12)       /* [RELAYED, id, 0, 0] + [rx lo, rx hi, tx lo, tx hi, 0...]: at CLOSE */ \
   /* PROXY protocol listeners: word b of PROXY, the header cap, and why a header was refused. */         \
   X(INT, PROXY_LOCAL, 1 << 8)    /* command LOCAL (v2) or UNKNOWN (v1): the socket's addresses */        \
+  X(INT, PROXY_UNIX, 1 << 9)     /* v2 AF_UNIX: the 216-byte address block precedes the TLV bytes */     \
   X(INT, PROXY_TLV_SHIFT, 16)    /* the TLV bytes' length sits above this bit */                         \
   X(INT, PROXY_HEADER_MAX, 4096) /* the largest v2 header taken (16 + its length field) */               \
   X(INT, PROXY_E_SIGNATURE, 1)   /* neither v1 nor v2 */                                                 \

@@ -162,8 +162,17 @@ static void open_conn(gev_loop *loop, gev_conn *c, const gev_pp_header *h, size_
     p->has_local = 1;
   }
   uint32_t tlv_len = h->local ? 0 : h->tlv_len;
-  uint32_t tlv_off = tlv_len > 0 ? arena_copy(loop, p->buf + h->tlv_off, tlv_len) : 0;
   uint32_t info = (uint32_t)h->version | (h->local ? (uint32_t)GEV_PROXY_LOCAL : 0u) | tlv_len << GEV_PROXY_TLV_SHIFT;
+  uint32_t tlv_off = 0;
+  if (!h->local && h->src.ss_family == AF_UNIX) {
+    /* The paths do not fit an address slot: the v2 address block goes to the arena, TLVs after it. */
+    tlv_off = arena_copy(loop, p->buf + GEV_PP_V2_FIXED, 2 * GEV_PP_V2_UNIX_PATH);
+    info |= GEV_PROXY_UNIX;
+  }
+  if (tlv_len > 0) {
+    uint32_t at = arena_copy(loop, p->buf + h->tlv_off, tlv_len);
+    if (!(info & GEV_PROXY_UNIX)) tlv_off = at;
+  }
   gev_loop_emit(loop, GEV_REC_PROXY, id, info, tlv_off, dst);
   gev_loop_emit(loop, GEV_REC_OPEN, id, c->origin, 0, src);
   size_t rest = p->len - hlen;

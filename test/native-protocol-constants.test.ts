@@ -21,6 +21,7 @@ import {
   kOriginDial,
   kProxyHeaderMaxBytes,
   kProxyLocalBit,
+  kProxyUnixBit,
   kProxyTlvShift,
   kSlotU32,
   kStatsLen,
@@ -110,6 +111,7 @@ const kConstants: readonly (readonly [string, number])[] = [
   ['STATS_LEN', kStatsLen],
   ['PROXY_HEADER_MAX', kProxyHeaderMaxBytes],
   ['PROXY_LOCAL', kProxyLocalBit],
+  ['PROXY_UNIX', kProxyUnixBit],
   ['PROXY_TLV_SHIFT', kProxyTlvShift],
 ];
 

@@ -259,6 +259,33 @@ for (const backend of await backendsUnderTest()) {
       }
     });
 
+    test('a v2 AF_UNIX header: both paths reported, TLVs after them kept', async () => {
+      const r = await recorder(backend, 'tcp://127.0.0.1:0?proxy=true');
+      try {
+        const s = await connectTo(r.bound);
+        const reply = new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
+        const tlv = { type: 0xe0, value: new Uint8Array([1, 2, 3]) };
+        const source = { path: '/run/clients/é-42.sock' };
+        const destination = { path: `/run/${'d'.repeat(100)}` }; // 105 bytes: near the 108-byte field
+        s.write(
+          Buffer.concat([
+            encodeProxyHeaderV2({ command: 'proxy', source, destination, tlvs: [tlv] }),
+            Buffer.from('hi'),
+          ]),
+        );
+        assert.equal(await within(reply, 5000, 'a reply'), 'ok:2\n');
+        const o = r.opened[0]!;
+        assert.equal(o.remote, `unix://${source.path}`);
+        assert.equal(o.local, `unix://${destination.path}`);
+        assert.equal(o.proxy?.tlvs.length, 1);
+        assert.equal(o.proxy?.tlvs[0]!.type, 0xe0);
+        assert.deepEqual([...o.proxy!.tlvs[0]!.value], [1, 2, 3]);
+        s.destroy();
+      } finally {
+        await r.running.stop();
+      }
+    });
+
     test('a listener without ?proxy keeps c.proxy null and reads a PROXY line as data', async () => {
       const r = await recorder(backend, 'tcp://127.0.0.1:0');
       try {

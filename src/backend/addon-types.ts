@@ -126,6 +126,14 @@ export { kOriginDial } from './backend.js';
 export { kProxyHeaderMaxBytes } from './backend.js';
 /** Word b of a Proxy record: this bit for a LOCAL (v2) or UNKNOWN (v1) command (PROXY_LOCAL). */
 export const kProxyLocalBit = 1 << 8;
+/**
+ * Word b of a Proxy record: a v2 AF_UNIX header, whose 216-byte address block (source path, then
+ * destination path, 108 bytes each, NUL-padded) is at the record's offset, the TLV bytes right
+ * after it (PROXY_UNIX).
+ */
+export const kProxyUnixBit = 1 << 9;
+/** Bytes of one path in a v2 AF_UNIX address block. */
+export const kProxyUnixPathBytes = 108;
 /** Word b of a Proxy record: the TLV bytes' length sits above this bit (PROXY_TLV_SHIFT). */
 export const kProxyTlvShift = 16;
 /** Connection ids are (generation << kIdSlotBits) | slot (SLOT_BITS). */

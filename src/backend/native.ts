@@ -54,6 +54,8 @@ import {
   kMaxKeepAliveSeconds,
   kOriginDial,
   kProxyLocalBit,
+  kProxyUnixBit,
+  kProxyUnixPathBytes,
   kProxyTlvShift,
   kSlotU32,
   kStatsLen,
@@ -349,6 +351,13 @@ class NativeAddrPair6 extends NativeAddrPair {
  * The address of a PROXY header (encoded at `at`): an inet one is TCP whatever the listener, as
  * the header describes the balancer's client; undefined when the header carried none.
  */
+/** The NUL-padded path of a v2 AF_UNIX address block at `at` (kProxyUnixPathBytes long). */
+function unixPath(bytes: Uint8Array, at: number): string {
+  const field = bytes.subarray(at, at + kProxyUnixPathBytes);
+  const end = field.indexOf(0);
+  return Buffer.from(field.subarray(0, end < 0 ? field.length : end)).toString();
+}
+
 function proxyAddr(src: Uint32Array, at: number): Addr | undefined {
   const family = src[at];
   if (family === AddrFamily.Inet4 || family === AddrFamily.Inet6) return decodeAddr('tcp', src, at, '');
@@ -362,6 +371,8 @@ interface ProxyRecord {
   readonly info: ProxyInfo;
   /** The header's destination; undefined for a local command (the socket's own address then). */
   readonly local: Addr | undefined;
+  /** The header's source when the Open record's address cannot say it (a unix path); else undefined. */
+  readonly remote?: Addr;
 }
 
 /** A PROXY listener's connection: the header's addresses (or the socket's, for 'local') and `proxy`. */
@@ -868,13 +879,23 @@ export class NativeBackend implements Backend {
     const word = r[i + 2];
     const local = (word & kProxyLocalBit) !== 0;
     const tlvLen = word >>> kProxyTlvShift;
-    const at = r[i + 3];
+    const unix = (word & kProxyUnixBit) !== 0;
+    const at = r[i + 3] + (unix ? 2 * kProxyUnixPathBytes : 0);
     const info: ProxyInfo = {
       version: (word & 0xff) === 1 ? 1 : 2,
       command: local ? 'local' : 'proxy',
       // The core walked the TLVs before emitting the record, so they parse.
       tlvs: parseProxyTlvs(this.#in8, at, at + tlvLen) as readonly ProxyTlv[],
     };
+    if (unix) {
+      const paths = r[i + 3];
+      return {
+        id: r[i + 1],
+        info,
+        remote: new Addr('unix', '', 0, unixPath(this.#in8, paths)),
+        local: new Addr('unix', '', 0, unixPath(this.#in8, paths + kProxyUnixPathBytes)),
+      };
+    }
     return { id: r[i + 1], info, local: local ? undefined : proxyAddr(r, i + kSlotU32) };
   }
 
@@ -882,7 +903,7 @@ export class NativeBackend implements Backend {
   private proxiedPair(id: number, origin: number, r: Uint32Array, at: number, p: ProxyRecord): AddrPair {
     const remote =
       p.info.command === 'proxy'
-        ? (proxyAddr(r, at) ?? decodeAddr(this.networkOf(origin), r, at, ''))
+        ? (p.remote ?? proxyAddr(r, at) ?? decodeAddr(this.networkOf(origin), r, at, ''))
         : decodeAddr(this.networkOf(origin), r, at, '');
     return new ProxiedAddrPair(this, id, origin, r[at], remote, p.local, p.info);
   }
