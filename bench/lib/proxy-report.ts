@@ -31,6 +31,11 @@ export function usText(us: number): string {
   return Number.isFinite(us) ? us.toPrecision(3) : 'n/a';
 }
 
+/** 43,490 -> 43k; 166,535,357 -> 167M (as the echo table writes its trials). */
+function kilo(n: number): string {
+  return n >= 1e7 ? `${Math.round(n / 1e6)}M` : `${Math.round(n / 1e3)}k`;
+}
+
 function notesOf(r: Result): string {
   const parts: string[] = [];
   if (r.errors > 0) parts.push(`${r.errors} ERRORS`);
@@ -53,7 +58,7 @@ function rowOf(r: Result): string[] {
     usText(r.serverUsPerMsg),
     pct(r.loadgenCpuPct),
     pct(r.upstreamCpuPct),
-    r.trials.length > 1 ? r.trials.map((t) => `${Math.round(t / 1e3)}k`).join(' ') : '',
+    r.trials.length > 1 ? r.trials.map(kilo).join(' ') : '',
     notesOf(r),
   ];
 }
