@@ -78,6 +78,9 @@ interface Trial {
   serverCpuPct: number;
   /** The C echo upstream's CPU on the load core (proxy workloads; NaN for the others). */
   upstreamCpuPct: number;
+  /** Busy time of the server's core and of the load core, from any process or the kernel. */
+  serverCorePct: number;
+  loadCorePct: number;
   otherLoadPct: number;
   otherLoadgenCorePct: number;
   rssPerConnBytes: number | null;
@@ -221,6 +224,8 @@ async function runLoadgen(
     lg: got,
     serverCpuPct: usage.serverPct,
     upstreamCpuPct,
+    serverCorePct: usage.serverCorePct,
+    loadCorePct: usage.loadCorePct,
     otherLoadPct: Math.max(0, usage.serverCorePct - usage.serverPct),
     otherLoadgenCorePct: Math.max(
       0,
@@ -282,6 +287,8 @@ function emptyResult(workload: Workload, spec: ServerSpec, status: Result['statu
     serverCpuPct: Number.NaN,
     serverUsPerMsg: Number.NaN,
     upstreamCpuPct: Number.NaN,
+    serverCorePct: Number.NaN,
+    loadCorePct: Number.NaN,
     otherLoadPct: 0,
     engine: '',
     notQuiet: false,
@@ -311,6 +318,8 @@ function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], refMsg
     serverCpuPct: best.serverCpuPct,
     serverUsPerMsg: usPerMessage(best.serverCpuPct, best.lg.msgsPerSec),
     upstreamCpuPct: best.upstreamCpuPct,
+    serverCorePct: best.serverCorePct,
+    loadCorePct: best.loadCorePct,
     otherLoadPct: Math.max(best.otherLoadPct, best.otherLoadgenCorePct),
     engine: best.lg.engine,
     notQuiet: !best.quiet,
@@ -326,7 +335,9 @@ function logTrial(workload: Workload, server: string, t: Trial): void {
   const rss = t.rssPerConnBytes === null ? '' : `  RSS/conn ${(t.rssPerConnBytes / 1024).toFixed(1)} KiB`;
   const proxy = Number.isNaN(t.upstreamCpuPct)
     ? ''
-    : ` (${usText(usPerMessage(t.serverCpuPct, t.lg.msgsPerSec))} µs/msg)  upstream CPU ${t.upstreamCpuPct.toFixed(0)}%`;
+    : ` (${usText(usPerMessage(t.serverCpuPct, t.lg.msgsPerSec))} µs/msg)  upstream CPU ${t.upstreamCpuPct.toFixed(0)}%` +
+      `  core 0 busy ${t.serverCorePct.toFixed(0)}% (${usText(usPerMessage(t.serverCorePct, t.lg.msgsPerSec))} µs/msg)` +
+      `  core 1 busy ${t.loadCorePct.toFixed(0)}%`;
   console.log(
     `${workload.padEnd(14)} ${server.padEnd(16)} ${Math.round(t.lg.msgsPerSec).toLocaleString('en-US').padStart(13)} msgs/s` +
       `  loadgen CPU ${t.lg.loadgenCpuPct.toFixed(0)}%  server CPU ${t.serverCpuPct.toFixed(0)}%${proxy}${rss}` +
@@ -461,14 +472,14 @@ async function main(): Promise<number> {
         "those figures are the load generator's limit rather than the server's.",
     );
   }
-  const coreOne = results.filter((r) => r.status === 'ok' && r.loadgenCpuPct + r.upstreamCpuPct >= 90);
+  const coreOne = results.filter((r) => r.status === 'ok' && isProxy(r.workload) && r.loadCorePct >= 90);
   if (coreOne.length > 0) {
     notes.push(
-      `The load generator and the C echo upstream together used 90% or more of core 1 in: ${cells(coreOne)}; ` +
-        'those figures may be limited by core 1 rather than by the proxy.',
+      `Core 1 (the load generator, the C echo upstream and the kernel's work for them) was 90% or more busy in: ` +
+        `${cells(coreOne)}; those figures may be limited by core 1 rather than by the proxy.`,
     );
   }
-  const busy = results.filter((r) => r.status === 'ok' && r.otherLoadPct >= 10);
+  const busy = results.filter((r) => r.status === 'ok' && !isProxy(r.workload) && r.otherLoadPct >= 10);
   if (busy.length > 0) {
     notes.push(
       `Other work (other processes, or kernel threads such as ksoftirqd) used 10% or more of a core during: ${cells(busy)}.`,

@@ -3,7 +3,7 @@
  * with ratios to HAProxy and the proxy's CPU time per message.
  */
 import { alignedTable, fmt, markdownTable } from './output.js';
-import { kProxyReferenceName } from './proxy.js';
+import { kProxyReferenceName, usPerMessage } from './proxy.js';
 import type { Result, RunInfo } from './report.js';
 
 const kHeader = [
@@ -14,13 +14,16 @@ const kHeader = [
   'MB/s',
   'proxy CPU',
   'proxy CPU µs/msg',
+  'core 0 busy',
+  'core 0 µs/msg',
   'loadgen CPU',
   'upstream CPU',
+  'core 1 busy',
   'all trials',
   'notes',
 ] as const;
 
-const kNumeric = new Set([2, 3, 4, 5, 6, 7, 8]);
+const kNumeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
 function pct(n: number): string {
   return Number.isFinite(n) ? `${n.toFixed(0)}%` : 'n/a';
@@ -40,14 +43,13 @@ function notesOf(r: Result): string {
   const parts: string[] = [];
   if (r.errors > 0) parts.push(`${r.errors} ERRORS`);
   if (r.loadgenSaturated) parts.push('load generator saturated');
-  if (r.otherLoadPct >= 10) parts.push(`other load: ${r.otherLoadPct.toFixed(0)}%`);
   if (r.notQuiet) parts.push('machine busy at start');
   if (r.note) parts.push(r.note);
   return parts.join('; ');
 }
 
 function rowOf(r: Result): string[] {
-  if (r.status !== 'ok') return [r.workload, r.server, r.status, '', '', '', '', '', '', '', notesOf(r)];
+  if (r.status !== 'ok') return [r.workload, r.server, r.status, ...kHeader.slice(3, -1).map(() => ''), notesOf(r)];
   return [
     r.workload,
     r.server,
@@ -56,8 +58,11 @@ function rowOf(r: Result): string[] {
     r.workload === 'proxy-pipeline' ? r.mbPerSec.toFixed(1) : '',
     pct(r.serverCpuPct),
     usText(r.serverUsPerMsg),
+    pct(r.serverCorePct),
+    usText(usPerMessage(r.serverCorePct, r.msgsPerSec)),
     pct(r.loadgenCpuPct),
     pct(r.upstreamCpuPct),
+    pct(r.loadCorePct),
     r.trials.length > 1 ? r.trials.map(kilo).join(' ') : '',
     notesOf(r),
   ];
@@ -86,8 +91,12 @@ export function proxySection(results: Result[], info: RunInfo): string[] {
     `"ratio to ${kProxyReferenceName}" divides by HAProxy's msgs/s on the same workload. "proxy CPU" is the`,
     'proxy process\'s user+system time over the counted interval, in percent of one core; "proxy CPU',
     'µs/msg" is that time divided by the messages echoed: what relaying one message to the upstream',
-    'and its echo back cost the proxy. "upstream CPU" is the echo server\'s, on core 1 with the load',
-    'generator: when the two together come near 100%, core 1 rather than the proxy was the limit.',
+    'and its echo back cost the proxy. "core 0 busy" is all the busy time of the proxy\'s core: the',
+    "proxy's own and the kernel's softirq work for its sockets, which on loopback runs on the sending",
+    "core and is not counted as the process's (and any other process's, which a quiet machine keeps",
+    'near 0); "core 0 µs/msg" divides it by the messages, the fuller cost of relaying one. "upstream',
+    'CPU" is the echo server\'s, on core 1 with the load generator; "core 1 busy" is all of core 1:',
+    'near 100% means core 1 rather than the proxy was the limit.',
     '',
     `HAProxy ${info.haproxy ?? '(not installed)'} runs \`haproxy -db -f CFG\` with \`nbthread 1\`, \`maxconn 4096\`,`,
     '`mode tcp`, timeouts of 5 s (connect) and 1 h (client, server), and one `listen` section that',

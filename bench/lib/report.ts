@@ -26,6 +26,9 @@ export interface Result {
   serverUsPerMsg: number;
   /** The C echo upstream's CPU on the load core, for the proxy workloads; NaN for the others. */
   upstreamCpuPct: number;
+  /** Busy time of the server's core (0) and of the load core (1), from any process or the kernel. */
+  serverCorePct: number;
+  loadCorePct: number;
   /** CPU used by other processes on the server's or the load generator's core, the larger. */
   otherLoadPct: number;
   /** How the load generator drove its sockets: io_uring or epoll. */
