@@ -85,7 +85,7 @@ export function proxyCatalogue(root: string, haproxy: string | null): ServerSpec
     },
     {
       name: kProxyReferenceName,
-      label: () => `HAProxy ${haproxy ?? ''}, nbthread 1, mode tcp (reference)`.replace('  ', ' '),
+      label: () => `HAProxy${haproxy === null ? '' : ` ${haproxy}`}, nbthread 1, mode tcp (reference)`,
       command: (port, _udp, ctx) => {
         if (ctx === undefined) throw new Error('bench: haproxy needs a trial folder for its config');
         const cfg = join(ctx.dir, 'haproxy.cfg');
