@@ -2,7 +2,9 @@
  * The benchmark orchestrator, run by `npm run bench`: compiles the C reference servers and the
  * load generator, then for every workload and every server starts the server on core 0, loads it
  * from core 1, records msgs/s, the ratio to the C reference and both sides' CPU, and stops the
- * server. Prints a table and writes docs/benchmarks.md and docs/benchmarks.svg.
+ * server. The proxy workloads put a proxy (the proxy example, HAProxy) on core 0 between the load
+ * generator and the C echo server, both on core 1, and report the proxy's CPU per message.
+ * Prints a table and writes docs/benchmarks.md and docs/benchmarks.svg.
  *
  *   npm run bench -- [--duration S] [--warmup S] [--trials N] [--only c,gevent-portable,...]
  *                    [--workloads tcp-pingpong,...] [--conns N] [--held-conns N] [--no-write-docs]
@@ -18,6 +20,17 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuWindow, kLoadCore, waitQuiet, type CpuUsage } from './lib/cpu.js';
 import { describeMachine, findBun, type Machine } from './lib/machine.js';
+import {
+  haproxyVersion,
+  isProxy,
+  kProxyReferenceName,
+  loadgenMode,
+  proxyCatalogue,
+  startUpstream,
+  usPerMessage,
+  type Upstream,
+} from './lib/proxy.js';
+import { proxyConsoleTable, usText } from './lib/proxy-report.js';
 import { commandLine, FlagChecks, findRoot, nameList, parseFlags, runMain } from './lib/options.js';
 import { writeDocs } from './lib/output.js';
 import { freePort, readRssBytes, startChild, stopChild, waitExit, type Child } from './lib/proc.js';
@@ -63,6 +76,11 @@ interface LoadgenResult {
 interface Trial {
   lg: LoadgenResult;
   serverCpuPct: number;
+  /** The C echo upstream's CPU on the load core (proxy workloads; NaN for the others). */
+  upstreamCpuPct: number;
+  /** Busy time of the server's core and of the load core, from any process or the kernel. */
+  serverCorePct: number;
+  loadCorePct: number;
   otherLoadPct: number;
   otherLoadgenCorePct: number;
   rssPerConnBytes: number | null;
@@ -86,6 +104,7 @@ function parseOptions(argv: string[]): Options {
       '                        [--conns N] [--held-conns N] [--no-write-docs] [--engine auto|uring|epoll]\n' +
       '                        [--quiet-wait S]\n' +
       `servers: ${[kReferenceName, 'gevent-native', 'gevent-portable', 'node', 'bun'].join(', ')}\n` +
+      `proxies (proxy-* workloads): gevent-proxy, ${kProxyReferenceName}\n` +
       `workloads: ${kWorkloads.join(', ')}`,
   );
   const flags = new FlagChecks(kTag);
@@ -119,7 +138,7 @@ function compileC(root: string, binDir: string): void {
 function loadgenArgs(workload: Workload, port: number, opts: Options): string[] {
   const held = workload === 'tcp-held';
   return [
-    workload,
+    loadgenMode(workload),
     '--port',
     String(port),
     '--duration',
@@ -143,14 +162,19 @@ async function runLoadgen(
   port: number,
   opts: Options,
   nofile: number,
+  upstream: Upstream | null,
 ): Promise<Trial> {
   const held = workload === 'tcp-held';
   const rssBefore = held ? readRssBytes(server.pid) : 0;
   let rssAfter = 0;
   const cpu = new CpuWindow(server.pid);
+  const upstreamCpu = upstream === null ? null : new CpuWindow(upstream.child.pid);
   let warmupTimer: NodeJS.Timeout | undefined;
   const startCpuWindow = (): void => {
-    warmupTimer = setTimeout(() => cpu.start(), opts.warmupS * 1000);
+    warmupTimer = setTimeout(() => {
+      cpu.start();
+      upstreamCpu?.start();
+    }, opts.warmupS * 1000);
   };
   const loadgen = startChild(
     [
@@ -166,6 +190,7 @@ async function runLoadgen(
   );
   if (!held) startCpuWindow();
   let result: LoadgenResult | null = null;
+  let upstreamCpuPct = Number.NaN;
   let usage: CpuUsage = {
     serverTicks: Number.NaN,
     serverPct: Number.NaN,
@@ -183,6 +208,7 @@ async function runLoadgen(
       startCpuWindow();
     } else if (msg.mode !== undefined) {
       usage = cpu.end();
+      if (upstreamCpu !== null) upstreamCpuPct = upstreamCpu.end().serverPct;
       result = msg as LoadgenResult;
     }
   });
@@ -197,14 +223,24 @@ async function runLoadgen(
   return {
     lg: got,
     serverCpuPct: usage.serverPct,
+    upstreamCpuPct,
+    serverCorePct: usage.serverCorePct,
+    loadCorePct: usage.loadCorePct,
     otherLoadPct: Math.max(0, usage.serverCorePct - usage.serverPct),
-    otherLoadgenCorePct: Math.max(0, usage.loadCorePct - got.loadgenCpuPct),
+    otherLoadgenCorePct: Math.max(
+      0,
+      usage.loadCorePct - got.loadgenCpuPct - (Number.isNaN(upstreamCpuPct) ? 0 : upstreamCpuPct),
+    ),
     rssPerConnBytes: held ? (rssAfter - rssBefore) / opts.heldConns : null,
     quiet: true,
   };
 }
 
-/** One trial: a fresh server on core 0, loaded from core 1, then stopped whatever happens. */
+/**
+ * One trial: a fresh server on core 0, loaded from core 1, then stopped whatever happens. For a
+ * proxy workload the server is a proxy, and a fresh C echo upstream runs on core 1 beside the load
+ * generator for the trial.
+ */
 async function runTrial(
   root: string,
   binDir: string,
@@ -214,16 +250,25 @@ async function runTrial(
   nofile: number,
 ): Promise<Trial> {
   const udp = isUdp(workload);
-  const port = await freePort();
-  const argv = spec.command(port, udp);
-  if (argv === null) throw new SkipError(`no ${udp ? 'UDP' : 'TCP'} variant`);
   const quiet = await waitQuiet(opts.quietWaitS);
-  const server = await startServer(root, argv, port, { udp, nofile });
+  const upstream = isProxy(workload) ? await startUpstream(root, binDir, await freePort(), nofile) : null;
   try {
-    await sleep(kSettleMs);
-    return { ...(await runLoadgen(root, binDir, server, workload, port, opts, nofile)), quiet };
+    const port = await freePort();
+    const argv = spec.command(
+      port,
+      udp,
+      upstream === null ? undefined : { upstreamPort: upstream.port, dir: upstream.dir },
+    );
+    if (argv === null) throw new SkipError(`no ${udp ? 'UDP' : 'TCP'} variant`);
+    const server = await startServer(root, argv, port, { udp, nofile });
+    try {
+      await sleep(kSettleMs);
+      return { ...(await runLoadgen(root, binDir, server, workload, port, opts, nofile, upstream)), quiet };
+    } finally {
+      await stopChild(server);
+    }
   } finally {
-    await stopChild(server);
+    await upstream?.stop();
   }
 }
 
@@ -240,6 +285,10 @@ function emptyResult(workload: Workload, spec: ServerSpec, status: Result['statu
     loadgenCpuPct: Number.NaN,
     loadgenSaturated: false,
     serverCpuPct: Number.NaN,
+    serverUsPerMsg: Number.NaN,
+    upstreamCpuPct: Number.NaN,
+    serverCorePct: Number.NaN,
+    loadCorePct: Number.NaN,
     otherLoadPct: 0,
     engine: '',
     notQuiet: false,
@@ -267,6 +316,10 @@ function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], refMsg
     loadgenCpuPct: best.lg.loadgenCpuPct,
     loadgenSaturated: best.lg.loadgenSaturated,
     serverCpuPct: best.serverCpuPct,
+    serverUsPerMsg: usPerMessage(best.serverCpuPct, best.lg.msgsPerSec),
+    upstreamCpuPct: best.upstreamCpuPct,
+    serverCorePct: best.serverCorePct,
+    loadCorePct: best.loadCorePct,
     otherLoadPct: Math.max(best.otherLoadPct, best.otherLoadgenCorePct),
     engine: best.lg.engine,
     notQuiet: !best.quiet,
@@ -280,9 +333,14 @@ function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], refMsg
 
 function logTrial(workload: Workload, server: string, t: Trial): void {
   const rss = t.rssPerConnBytes === null ? '' : `  RSS/conn ${(t.rssPerConnBytes / 1024).toFixed(1)} KiB`;
+  const proxy = Number.isNaN(t.upstreamCpuPct)
+    ? ''
+    : ` (${usText(usPerMessage(t.serverCpuPct, t.lg.msgsPerSec))} µs/msg)  upstream CPU ${t.upstreamCpuPct.toFixed(0)}%` +
+      `  core 0 busy ${t.serverCorePct.toFixed(0)}% (${usText(usPerMessage(t.serverCorePct, t.lg.msgsPerSec))} µs/msg)` +
+      `  core 1 busy ${t.loadCorePct.toFixed(0)}%`;
   console.log(
-    `${workload.padEnd(13)} ${server.padEnd(16)} ${Math.round(t.lg.msgsPerSec).toLocaleString('en-US').padStart(13)} msgs/s` +
-      `  loadgen CPU ${t.lg.loadgenCpuPct.toFixed(0)}%  server CPU ${t.serverCpuPct.toFixed(0)}%${rss}` +
+    `${workload.padEnd(14)} ${server.padEnd(16)} ${Math.round(t.lg.msgsPerSec).toLocaleString('en-US').padStart(13)} msgs/s` +
+      `  loadgen CPU ${t.lg.loadgenCpuPct.toFixed(0)}%  server CPU ${t.serverCpuPct.toFixed(0)}%${proxy}${rss}` +
       `  other load ${t.otherLoadPct.toFixed(0)}%/${t.otherLoadgenCorePct.toFixed(0)}%` +
       (t.lg.errors > 0 ? `  ${t.lg.errors} ERRORS` : '') +
       (t.lg.losses > 0 ? `  ${t.lg.losses} lost` : ''),
@@ -308,7 +366,7 @@ async function runWorkload(
   for (const spec of specs) {
     const skip = skipped.get(spec.name);
     if (skip === undefined) continue;
-    console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${skip}`);
+    console.log(`${workload.padEnd(14)} ${spec.name.padEnd(16)} skipped: ${skip}`);
     ended.set(spec.name, emptyResult(workload, spec, 'skipped', skip));
   }
   await runRounds({
@@ -322,10 +380,10 @@ async function runWorkload(
     stopped: (spec, how, msg) => {
       if (how === 'skipped') {
         skipped.set(spec.name, msg);
-        console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} skipped: ${msg}`);
+        console.log(`${workload.padEnd(14)} ${spec.name.padEnd(16)} skipped: ${msg}`);
         ended.set(spec.name, emptyResult(workload, spec, 'skipped', msg));
       } else {
-        console.log(`${workload.padEnd(13)} ${spec.name.padEnd(16)} FAILED: ${msg}`);
+        console.log(`${workload.padEnd(14)} ${spec.name.padEnd(16)} FAILED: ${msg}`);
         ended.set(spec.name, emptyResult(workload, spec, 'failed', oneLine(msg)));
       }
     },
@@ -341,6 +399,11 @@ function printMachine(m: Machine): void {
   console.log(`node ${m.node}, bun ${m.bun ?? '(not installed)'}, ${m.gcc}, open-file limit ${m.nofile}`);
 }
 
+/** The servers a workload runs: the proxies for a proxy workload, else the echo servers. */
+function specsFor(workload: Workload, echo: ServerSpec[], proxies: ServerSpec[]): ServerSpec[] {
+  return isProxy(workload) ? proxies : echo;
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const opts = parseOptions(argv);
@@ -350,20 +413,34 @@ async function main(): Promise<number> {
   const machine = describeMachine(root);
   printMachine(machine);
 
+  const haproxy = haproxyVersion();
+  console.log(`haproxy ${haproxy ?? '(not installed)'}`);
   const catalogue = serverCatalogue(root, binDir, findBun(root));
+  const proxyCat = proxyCatalogue(root, haproxy);
   new FlagChecks(kTag).known(
     'server',
     opts.only,
-    catalogue.map((s) => s.name),
+    [...catalogue, ...proxyCat].map((s) => s.name),
   );
-  const specs = catalogue.filter((s) => opts.only === null || opts.only.includes(s.name));
+  const chosen = (s: ServerSpec): boolean => opts.only === null || opts.only.includes(s.name);
+  const echoSpecs = catalogue.filter(chosen);
+  const proxySpecs = proxyCat.filter(chosen);
+  const specs = [
+    ...(opts.workloads.some((w) => !isProxy(w)) ? echoSpecs : []),
+    ...(opts.workloads.some(isProxy) ? proxySpecs : []),
+  ];
   const notes: string[] = [];
   const skipped = new Map<string, string>();
   for (const s of specs) if (s.unavailable !== null) skipped.set(s.name, s.unavailable);
   if (!existsSync(join(root, 'dist', 'examples', 'echo', 'main.js'))) {
     for (const s of specs) if (s.name.startsWith('gevent')) skipped.set(s.name, 'dist/ is not built (npm run build)');
   }
-  if (!specs.some((s) => s.reference)) notes.push('The C reference was not run (--only), so there are no ratios.');
+  if (opts.workloads.some((w) => !isProxy(w)) && !echoSpecs.some((s) => s.reference)) {
+    notes.push('The C reference was not run (--only), so there are no ratios.');
+  }
+  if (opts.workloads.some(isProxy) && !proxySpecs.some((s) => s.reference && !skipped.has(s.name))) {
+    notes.push('HAProxy was not run, so the proxy workloads have no ratios.');
+  }
 
   const results: Result[] = [];
   for (const workload of opts.workloads) {
@@ -371,7 +448,8 @@ async function main(): Promise<number> {
       notes.push(`tcp-held skipped: the open-file limit ${machine.nofile} is below ${opts.heldConns} connections.`);
       continue;
     }
-    results.push(...(await runWorkload(root, binDir, workload, specs, skipped, opts, machine.nofile)));
+    const forWorkload = specsFor(workload, echoSpecs, proxySpecs);
+    results.push(...(await runWorkload(root, binDir, workload, forWorkload, skipped, opts, machine.nofile)));
   }
   const failures = results.filter((r) => r.status === 'failed' || r.errors > 0).length;
 
@@ -394,15 +472,25 @@ async function main(): Promise<number> {
         "those figures are the load generator's limit rather than the server's.",
     );
   }
-  const busy = results.filter((r) => r.status === 'ok' && r.otherLoadPct >= 10);
+  const coreOne = results.filter((r) => r.status === 'ok' && isProxy(r.workload) && r.loadCorePct >= 90);
+  if (coreOne.length > 0) {
+    notes.push(
+      `Core 1 (the load generator, the C echo upstream and the kernel's work for them) was 90% or more busy in: ` +
+        `${cells(coreOne)}; those figures may be limited by core 1 rather than by the proxy.`,
+    );
+  }
+  const busy = results.filter((r) => r.status === 'ok' && !isProxy(r.workload) && r.otherLoadPct >= 10);
   if (busy.length > 0) {
     notes.push(
       `Other work (other processes, or kernel threads such as ksoftirqd) used 10% or more of a core during: ${cells(busy)}.`,
     );
   }
 
-  console.log('');
-  console.log(consoleTable(results));
+  const echoResults = results.filter((r) => !isProxy(r.workload));
+  const proxyResults = results.filter((r) => isProxy(r.workload));
+  if (echoResults.length > 0) console.log(`\n${consoleTable(echoResults)}`);
+  if (proxyResults.length > 0)
+    console.log(`\nTCP proxy (ratio to ${kProxyReferenceName}):\n${proxyConsoleTable(proxyResults)}`);
   for (const n of notes) console.log(`note: ${n.replace(/`/g, '')}`);
 
   if (opts.writeDocs) {
@@ -414,12 +502,13 @@ async function main(): Promise<number> {
       warmupS: opts.warmupS,
       trials: opts.trials,
       engines: [...new Set(results.map((r) => r.engine).filter((e) => e !== ''))],
+      haproxy,
       quietWaitS: opts.quietWaitS,
       notes,
     };
     writeDocs(root, {
       'benchmarks.md': markdownReport(results, info, 'benchmarks.svg'),
-      'benchmarks.svg': barChartSvg(results, 'gevent echo: msgs/s as a ratio to the C reference'),
+      'benchmarks.svg': barChartSvg(echoResults, 'gevent echo: msgs/s as a ratio to the C reference'),
     });
   }
   return failures > 0 ? 1 : 0;

@@ -5,6 +5,8 @@
  */
 import type { Machine } from './machine.js';
 import { machineSection } from './output.js';
+import { isProxy } from './proxy.js';
+import { proxySection } from './proxy-report.js';
 import type { Workload } from './servers.js';
 
 export interface Result {
@@ -20,6 +22,13 @@ export interface Result {
   loadgenCpuPct: number;
   loadgenSaturated: boolean;
   serverCpuPct: number;
+  /** The server's CPU time per message in µs (serverCpuPct over msgsPerSec). */
+  serverUsPerMsg: number;
+  /** The C echo upstream's CPU on the load core, for the proxy workloads; NaN for the others. */
+  upstreamCpuPct: number;
+  /** Busy time of the server's core (0) and of the load core (1), from any process or the kernel. */
+  serverCorePct: number;
+  loadCorePct: number;
   /** CPU used by other processes on the server's or the load generator's core, the larger. */
   otherLoadPct: number;
   /** How the load generator drove its sockets: io_uring or epoll. */
@@ -41,6 +50,8 @@ export interface RunInfo {
   warmupS: number;
   trials: number;
   engines: string[];
+  /** HAProxy's version, or null when it is not installed. */
+  haproxy: string | null;
   quietWaitS: number;
   notes: string[];
 }
@@ -215,8 +226,10 @@ export function barChartSvg(results: Result[], title: string): string {
 }
 
 /** docs/benchmarks.md: machine, date, command, method, table, chart and notes. */
-export function markdownReport(results: Result[], info: RunInfo, svgName: string): string {
+export function markdownReport(all: Result[], info: RunInfo, svgName: string): string {
   const m = info.machine;
+  const results = all.filter((r) => !isProxy(r.workload));
+  const proxies = all.filter((r) => isProxy(r.workload));
   const servers = new Map<string, Set<string>>();
   for (const r of results) servers.set(r.server, (servers.get(r.server) ?? new Set<string>()).add(r.label));
   const lines = [
@@ -230,6 +243,7 @@ export function markdownReport(results: Result[], info: RunInfo, svgName: string
       m,
       [
         ['Bun', m.bun ?? 'not installed'],
+        ['HAProxy', info.haproxy ?? 'not installed'],
         ['C compiler', `${m.gcc} (-O2)`],
         ['open-file limit', String(m.nofile)],
         ['date', info.date],
@@ -280,6 +294,7 @@ export function markdownReport(results: Result[], info: RunInfo, svgName: string
     '',
     `![ratio to C per workload](${svgName})`,
     '',
+    ...(proxies.length > 0 ? proxySection(proxies, info) : []),
   ];
   if (info.notes.length > 0) {
     lines.push('## Notes', '', ...info.notes.map((n) => `- ${n}`), '');

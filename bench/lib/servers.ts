@@ -2,16 +2,38 @@
  * The servers under test and the workloads they run. Every server is an echo server on one port;
  * `command` gives its argv for TCP or UDP, or null where it has no such variant. A server that
  * cannot run here (no Bun, no native backend) is skipped with a note rather than failing the run.
+ * The proxies of the proxy workloads are in proxy.ts.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { kProxyWorkloads, type ProxyWorkload } from './proxy.js';
 
-export type Workload = 'tcp-pingpong' | 'tcp-pipeline' | 'udp-pingpong' | 'tcp-held';
+/** A workload of the echo servers. */
+export type EchoWorkload = 'tcp-pingpong' | 'tcp-pipeline' | 'udp-pingpong' | 'tcp-held';
 
-export const kWorkloads: readonly Workload[] = ['tcp-pingpong', 'tcp-pipeline', 'udp-pingpong', 'tcp-held'];
+/** A workload: one of the echo servers', or one through a proxy (proxy.ts). */
+export type Workload = EchoWorkload | ProxyWorkload;
 
+/** Every workload, in the order they run. */
+export const kWorkloads: readonly Workload[] = [
+  'tcp-pingpong',
+  'tcp-pipeline',
+  'udp-pingpong',
+  'tcp-held',
+  ...kProxyWorkloads,
+];
+
+/** Whether `workload` runs over UDP. */
 export function isUdp(workload: Workload): boolean {
   return workload === 'udp-pingpong';
+}
+
+/** What one trial gives a server's command beside its port: set for the proxy workloads. */
+export interface TrialContext {
+  /** Where the C echo upstream listens (127.0.0.1). */
+  upstreamPort?: number;
+  /** A folder of the trial's own for files the server reads (removed when the trial ends). */
+  dir: string;
 }
 
 export interface ServerSpec {
@@ -20,7 +42,7 @@ export interface ServerSpec {
   /** What it is, for the docs. */
   label: (udp: boolean) => string;
   /** argv for the given port, or null when this server has no variant for the protocol. */
-  command: (port: number, udp: boolean) => string[] | null;
+  command: (port: number, udp: boolean, ctx?: TrialContext) => string[] | null;
   /** Why this server cannot run on this machine, or null when it can. */
   unavailable: string | null;
   /** The reference that ratios are taken against. */
@@ -75,6 +97,7 @@ export function exampleServers(root: string, example: string): ProtocolServer[] 
   ];
 }
 
+/** The echo servers under the echo workloads: the C reference, gevent on both backends, Node.js and Bun. */
 export function serverCatalogue(root: string, binDir: string, bun: string | null): ServerSpec[] {
   const echoExample = join(root, 'dist', 'examples', 'echo', 'main.js');
   const gevent = (backend: string) => (port: number, udp: boolean) => [
