@@ -153,3 +153,42 @@ function parseOptions(text: string, query: string): { reusePort: boolean; proxyP
   }
   return out;
 }
+
+/** The 4 bytes at `at` as dotted IPv4 text. */
+export function formatIPv4Bytes(b: Uint8Array, at: number): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+}
+
+/** Whether the 16 bytes at `at` are an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */
+export function isIPv4MappedBytes(b: Uint8Array, at: number): boolean {
+  if (b[at + 10] !== 0xff || b[at + 11] !== 0xff) return false;
+  for (let i = 0; i < 10; i++) if (b[at + i] !== 0) return false;
+  return true;
+}
+
+/** The 16 bytes at `at` as IPv6 text in hex groups only, per RFC 5952 (the longest run of two or more zero groups as `::`). */
+export function formatIPv6Bytes(b: Uint8Array, at: number): string {
+  const group = (i: number): number => (b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!;
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && group(j) === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j === i ? i + 1 : j;
+  }
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestAt) {
+      s += i === 0 ? '::' : ':';
+      i += bestLen - 1;
+      continue;
+    }
+    s += group(i).toString(16);
+    if (i < 7) s += ':';
+  }
+  return s;
+}

@@ -26,6 +26,7 @@
  */
 import { isIP, isIPv6 } from 'node:net';
 import { InvalidArgumentError } from './errors.js';
+import { formatIPv4Bytes, formatIPv6Bytes, isIPv4MappedBytes } from './addr.js';
 
 /** The default cap on a v2 header (16 + its length field), in bytes. v1 lines are capped at 107. */
 export const kProxyHeaderMaxBytes = 4096;
@@ -391,42 +392,11 @@ function unixPath(bytes: Uint8Array, at: number): string {
   return utf8Decoder.decode(bytes.subarray(at, end));
 }
 
-function formatIPv4(b: Uint8Array, at: number): string {
-  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-}
+const formatIPv4 = formatIPv4Bytes;
 
 /** The 16 bytes at `at` per RFC 5952, with IPv4-mapped addresses as `::ffff:a.b.c.d`. */
 function formatIPv6(b: Uint8Array, at: number): string {
-  let mapped = b[at + 10] === 0xff && b[at + 11] === 0xff;
-  for (let i = 0; i < 10 && mapped; i++) mapped = b[at + i] === 0;
-  if (mapped) return `::ffff:${formatIPv4(b, at + 12)}`;
-  return formatIPv6Hex(b, at);
-}
-
-/** The 16 bytes at `at` as hex groups only, per RFC 5952 (v1 allows no dotted part). */
-function formatIPv6Hex(b: Uint8Array, at: number): string {
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && u16(b, at + 2 * j) === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  let s = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestAt) {
-      s += i === 0 ? '::' : ':';
-      i += bestLen - 1;
-      continue;
-    }
-    s += u16(b, at + 2 * i).toString(16);
-    if (i < 7) s += ':';
-  }
-  return s;
+  return isIPv4MappedBytes(b, at) ? `::ffff:${formatIPv4Bytes(b, at + 12)}` : formatIPv6Bytes(b, at);
 }
 
 /** Writes an address isIPv6() accepts (no zone) as 16 bytes at `at`. */
@@ -603,7 +573,7 @@ export function encodeProxyHeaderV1(source: ProxyInetAddress | null, destination
     if (family === 4) return host;
     const b = new Uint8Array(16);
     writeIPv6(host, b, 0);
-    return formatIPv6Hex(b, 0);
+    return formatIPv6Bytes(b, 0);
   };
   return `PROXY TCP${family} ${text(src.host)} ${text(dst.host)} ${src.port} ${dst.port}\r\n`;
 }

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { isIPv6 } from 'node:net';
+import fc from 'fast-check';
+import { formatIPv4Bytes, formatIPv6Bytes, isIPv4MappedBytes } from '../src/addr.js';
 import { Addr, BadAddressError, parseAddress } from '../src/index.js';
 
 /** Asserts that parsing `text` throws a BadAddressError that names `text` (and `also`, when given). */
@@ -234,5 +237,33 @@ describe('Addr', () => {
       assert.equal(p.host, a.host);
       assert.equal(p.port, a.port);
     }
+  });
+});
+
+describe('address bytes as text', () => {
+  test('formatIPv6Bytes writes RFC 5952 text: what the WHATWG URL parser (RFC 5952 compression) makes of it, unchanged', () => {
+    // Runs of zero groups are what the compression rules are about: draw groups mostly from {0, 1, ffff}.
+    const group = fc.oneof(fc.constantFrom(0, 0, 0, 1, 0xffff), fc.integer({ min: 0, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (groups) => {
+        const b = new Uint8Array(16);
+        groups.forEach((g, i) => {
+          b[2 * i] = g >> 8;
+          b[2 * i + 1] = g & 0xff;
+        });
+        const text = formatIPv6Bytes(b, 0);
+        assert.ok(isIPv6(text), text);
+        assert.equal(text, new URL(`http://[${text}]/`).hostname.slice(1, -1));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('IPv4-mapped bytes are recognised; others are not', () => {
+    const mapped = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]);
+    assert.ok(isIPv4MappedBytes(mapped, 0));
+    assert.equal(formatIPv4Bytes(mapped, 12), '192.0.2.1');
+    mapped[3] = 1;
+    assert.ok(!isIPv4MappedBytes(mapped, 0));
   });
 });

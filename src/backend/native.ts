@@ -34,7 +34,7 @@
 import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
-import { Addr, type ListenSpec, type Network } from '../addr.js';
+import { Addr, formatIPv4Bytes, formatIPv6Bytes, isIPv4MappedBytes, type ListenSpec, type Network } from '../addr.js';
 import {
   BackendUnavailableError,
   ConnectionError,
@@ -206,33 +206,7 @@ function dialError(errno: number, spec: DialSpec): Error {
 
 /** RFC 5952 text of an IPv6 address; a v4-mapped address is written as plain IPv4, as Go does. */
 function formatIPv6(b: Uint8Array): string {
-  let mapped = b[10] === 0xff && b[11] === 0xff;
-  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
-  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number): string =>
-    g
-      .slice(from, to)
-      .map((x) => x.toString(16))
-      .join(':');
-  if (bestAt < 0) return hex(0, 8);
-  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
+  return isIPv4MappedBytes(b, 0) ? formatIPv4Bytes(b, 12) : formatIPv6Bytes(b, 0);
 }
 
 /** Builds an Addr from an encoded address (kAddrU32 u32 at `at` in `src`). */
