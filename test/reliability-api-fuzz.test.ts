@@ -5,8 +5,10 @@
  * `closed`, and the server keeps serving.
  * - Conn: write/send of 0 bytes, huge strings, wrong types and foreign views; setIdleTimeout with
  *   2^31, 1e300, NaN, strings; pause/resume/end/wake in any order; callbacks returning odd values
- *   or Action.Close twice (through wake), write after end. From inside callbacks and from outside.
- * - serve(): odd options (negative, fractional, 2^31, Infinity, NaN, wrong types), bad ports, a unix
+ *   or Action.Close twice (through wake), write after end; pipe() to odd values and to itself,
+ *   unpipe(). From inside callbacks and from outside.
+ * - serve(): odd options (negative, fractional, 2^31, Infinity, NaN, wrong types; proxyHeaderTimeout
+ *   too), PROXY protocol listeners and odd ?proxy values, bad ports, a unix
  *   path over 107 bytes, odd events objects. Valid combinations run with an aborted signal, so they
  *   bind and settle at once.
  *
@@ -88,8 +90,23 @@ function detached(): Uint8Array {
 
 const odd = fc.integer({ min: 0, max: kOdd.length - 1 });
 
-type Op = 'write' | 'send' | 'setIdleTimeout' | 'pause' | 'resume' | 'end' | 'wake' | 'returnClose' | 'returnOdd';
+type Op =
+  | 'write'
+  | 'send'
+  | 'setIdleTimeout'
+  | 'pause'
+  | 'resume'
+  | 'end'
+  | 'wake'
+  | 'pipe'
+  | 'pipeSelf'
+  | 'unpipe'
+  | 'returnClose'
+  | 'returnOdd';
 const kOps: readonly Op[] = [
+  'pipe',
+  'pipeSelf',
+  'unpipe',
   'write',
   'send',
   'setIdleTimeout',
@@ -174,6 +191,15 @@ function apply(c: Conn, cmd: Cmd, violations: string[]): unknown {
       case 'wake':
         c.wake();
         break;
+      case 'pipe':
+        c.pipe(arg as Conn, kOdd[(cmd.arg + 1) % kOdd.length]!() as undefined);
+        break;
+      case 'pipeSelf':
+        c.pipe(c);
+        break;
+      case 'unpipe':
+        c.unpipe();
+        break;
       case 'returnClose':
         return Action.Close;
       case 'returnOdd':
@@ -199,6 +225,7 @@ const kOptionNames = [
   'allowHalfOpen',
   'grace',
   'linger',
+  'proxyHeaderTimeout',
   'bogus',
 ] as const;
 /** A valid value for each option (backend is the one under test). */
@@ -215,16 +242,20 @@ const kValidOption = {
   allowHalfOpen: true,
   grace: 100,
   linger: 200,
+  proxyHeaderTimeout: 1000,
   bogus: 'ignored',
 } as const;
 const kBackends: readonly unknown[] = ['native', 'portable', 'auto', 'epoll', '', 5, null];
 /** The first kValidAddrs entries are valid. */
-const kValidAddrs = 4;
+const kValidAddrs = 5;
 const kAddrs: readonly unknown[] = [
   'tcp://127.0.0.1:0',
   '127.0.0.1:0',
   'tcp4://127.0.0.1:0',
   'udp://127.0.0.1:0',
+  'tcp://127.0.0.1:0?proxy=true',
+  'tcp://127.0.0.1:0?proxy=maybe',
+  'udp://127.0.0.1:0?proxy=true',
   'tcp://127.0.0.1:65536',
   'tcp://127.0.0.1:-1',
   'tcp://127.0.0.1:abc',
