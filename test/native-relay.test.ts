@@ -4,8 +4,9 @@
  * backpressure holds the source (no EPOLLIN) while the destination's queue is past the mark and
  * keeps that queue within mark + read budget, RELAY to 0 and a destination that closes, resets or
  * ends give the source's input back to JS as DATA, a source may relay to itself, a second source
- * replaces the first, RELAYED carries the byte counts right before CLOSE, and a half-close is
- * reported as END after everything before it was relayed. Skipped when gcc is not installed.
+ * replaces the first, RELAYED carries the byte counts right before CLOSE, a half-close is
+ * reported as END after everything before it was relayed, closing either side of a held relay
+ * releases the other, and A <-> B relays both ways at once. Skipped when gcc is not installed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -47,6 +48,8 @@ describe('native core: relays', { skip }, () => {
       /self-relay: 4 MiB echoed/,
       /replace: a second source takes the destination, the first's input arrives as DATA/,
       /half-close: END for A after all \d+ bytes before the FIN reached B/,
+      /held: closing either side of a held relay releases the other/,
+      /both ways: 8 MiB each way at once, RELAYED rx = tx on both/,
       /all relay cases passed/,
     ]) {
       assert.match(run.stdout, line);

@@ -17,7 +17,10 @@
  *   7. a second source relaying into the same destination replaces the first, whose input arrives
  *      as DATA again (a held first source is released);
  *   8. half-close: client A's shutdown(SHUT_WR) gives END for A (B is not ended: JS decides),
- *      after every byte A sent before it has reached B.
+ *      after every byte A sent before it has reached B;
+ *   9. a held source that closes leaves its destination draining on; a destination closed at once
+ *      under a held source releases it (EPOLLIN back, input as DATA);
+ *  10. A <-> B both ways at once, as a proxy pipes, with both clients writing and reading.
  * Run it under the sanitizers too (test/c/build.sh with GEVENT_TEST_CFLAGS): closes in the middle of
  * a relay must not touch freed relay state.
  */
@@ -534,6 +537,73 @@ static void half_close(gev_loop *loop, int port) {
   printf("half-close: END for A after all %llu bytes before the FIN reached B\n", (unsigned long long)total);
 }
 
+/* Client `a` writes until its connection is held behind its destination's queue. */
+static void hold(gev_loop *loop, peer *a) {
+  double end = now_s() + 30;
+  while (!(conn_of(loop, a)->flags & GEV_C_RELAY_HELD)) {
+    CHECK(now_s() < end, "held");
+    write_some(a, a->sent + 64ull * MIB);
+    pump(loop, 10);
+  }
+}
+
+static void held_closes(gev_loop *loop, int port) {
+  /* The held source closes: the destination forgets it and drains on. */
+  peer *a = connect_peer(loop, port, 0);
+  peer *b = connect_peer(loop, port, 64 * 1024);
+  relay(loop, a, b, 64u * 1024u);
+  hold(loop, a);
+  uint64_t rx, tx;
+  gev_conn_relayed(loop, a->id, &rx, &tx);
+  close_peer(loop, a);
+  check_relayed_closed(a, rx, 0);
+  CHECK(conn_of(loop, b)->relay->from == 0, "B forgot its source");
+  while (b->got < rx) {
+    pump(loop, 10);
+    read_some(b);
+  }
+  PUMP_UNTIL(loop, conn_of(loop, b)->qbytes == 0);
+  CHECK(b->got == rx, "B got what A relayed (%llu)", (unsigned long long)rx);
+
+  /* The destination closes at once under a held source: released, input as DATA. */
+  peer *c = connect_peer(loop, port, 0);
+  relay(loop, c, b, 64u * 1024u);
+  hold(loop, c);
+  cmd(loop, GEV_OP_CLOSE, b->id, 0, 0);
+  flush(loop);
+  c->relaying = 0;
+  gev_conn *cc = conn_of(loop, c);
+  CHECK(!(cc->flags & GEV_C_RELAY_HELD) && (cc->events & EPOLLIN) && cc->relay->to == 0, "C released at once");
+  PUMP_UNTIL(loop, b->closed && c->data_len > 0);
+  close_peer(loop, b);
+  close_peer(loop, c);
+  printf("held: closing either side of a held relay releases the other\n");
+}
+
+/* A <-> B, as a proxy pipes: both ways at once, both clients reading and writing. */
+static void both_ways(gev_loop *loop, int port) {
+  peer *a = connect_peer(loop, port, 64 * 1024);
+  peer *b = connect_peer(loop, port, 64 * 1024);
+  relay(loop, a, b, 64u * 1024u);
+  relay(loop, b, a, 64u * 1024u);
+  const uint64_t total = 8ull * MIB;
+  double end = now_s() + 30;
+  while (a->got < total || b->got < total) {
+    CHECK(now_s() < end, "both ways: A got %llu, B got %llu", (unsigned long long)a->got, (unsigned long long)b->got);
+    write_some(a, total);
+    write_some(b, total);
+    pump(loop, 1);
+    read_some(a);
+    read_some(b);
+  }
+  CHECK(a->data_len == 0 && b->data_len == 0, "no DATA either way");
+  close_peer(loop, a);
+  close_peer(loop, b);
+  check_relayed_closed(a, total, total);
+  check_relayed_closed(b, total, total);
+  printf("both ways: 8 MiB each way at once, RELAYED rx = tx on both\n");
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   gev_loop *loop = h_loop_new();
@@ -549,6 +619,8 @@ int main(void) {
   self_relay(loop, port);
   replace(loop, port);
   half_close(loop, port);
+  held_closes(loop, port);
+  both_ways(loop, port);
   CHECK(loop->live == 0, "no connection left live (%u)", loop->live);
   h_loop_free(loop);
   printf("all relay cases passed\n");
