@@ -42,7 +42,7 @@ describe('native core: relays', { skip }, () => {
     for (const line of [
       /relay: 1 MiB from A arrived at B byte-exact, no DATA for A/,
       /counts: RELAYED A rx 1048576 tx 0, B rx 0 tx 1048576, each right before its CLOSE/,
-      /backpressure: A held with B's queue at \d+ \(hw 262144 \+ budget 65536\), 32 MiB in order, hold lifted/,
+      /backpressure: A held with B's queue at most \d+ \(hw 262144 \+ budget 65536\), 32 MiB in order, hold lifted/,
       /stop: RELAY to 0, later input arrives as DATA/,
       /destination closing: the relay stops, A's input arrives as DATA/,
       /self-relay: 4 MiB echoed/,

@@ -338,14 +338,17 @@ static void backpressure(gev_loop *loop, int port) {
   }
   gev_conn *ca = conn_of(loop, a), *cb = conn_of(loop, b);
   CHECK(!(ca->events & EPOLLIN), "a held source has no EPOLLIN (events %#x)", ca->events);
-  CHECK(cb->qbytes > hw && cb->qbytes <= g_bound, "B's queue %zu past hw, within hw + budget", cb->qbytes);
+  /* The hold came with a report past the mark; the queue may have drained a little since, while
+   * client B's window was still open, but not to the release point. */
+  CHECK(b->queued_max > hw && cb->qbytes > hw / 4u && cb->qbytes <= g_bound,
+        "B's queue %zu (at most %llu) past hw, within hw + budget", cb->qbytes, (unsigned long long)b->queued_max);
   CHECK(b->queued_n > 0 && b->queued == cb->qbytes, "QUEUED reports B's queue (%llu)", (unsigned long long)b->queued);
   uint64_t rx, tx, rx2, tx2;
   gev_conn_relayed(loop, a->id, &rx, &tx);
   for (int i = 0; i < 3; i++) pump(loop, 20);
   gev_conn_relayed(loop, a->id, &rx2, &tx2);
   CHECK(rx2 == rx && (conn_of(loop, a)->flags & GEV_C_RELAY_HELD), "nothing read while held");
-  size_t held_queue = cb->qbytes;
+  uint64_t held_queue = b->queued_max;
   /* B reads everything. */
   shuttle(loop, a, total, b, total);
   PUMP_UNTIL(loop, conn_of(loop, b)->qbytes == 0);
@@ -362,8 +365,8 @@ static void backpressure(gev_loop *loop, int port) {
   close_peer(loop, b);
   check_relayed_closed(a, total, 0);
   check_relayed_closed(b, 0, total);
-  printf("backpressure: A held with B's queue at %zu (hw %u + budget %u), 32 MiB in order, hold lifted\n", held_queue,
-         hw, GEV_READ_BUDGET);
+  printf("backpressure: A held with B's queue at most %llu (hw %u + budget %u), 32 MiB in order, hold lifted\n",
+         (unsigned long long)held_queue, hw, GEV_READ_BUDGET);
 }
 
 static void stop(gev_loop *loop, int port) {
