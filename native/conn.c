@@ -546,6 +546,10 @@ static void conn_connected(gev_loop *loop, gev_conn *c, uint32_t id) {
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return;
+  if (c->flags & GEV_C_DGRAM) { /* a dialled UDP socket: dgramconn.c */
+    gev_dgram_on_event(loop, c, id, ev);
+    return;
+  }
   if (c->flags & GEV_C_CONNECTING) {
     conn_connected(loop, c, id);
     return;

@@ -48,6 +48,9 @@
 #define GEV_C_CONNECTING 0x400u /* dialled, handshake under way: EPOLLOUT alone, no OPEN yet */
 #define GEV_C_PROXY_WAIT 0x800u /* PROXY listener's: header not complete yet, no OPEN yet (proxyaccept.c) */
 
+/* A dialled (connected) UDP socket: one DATA record per datagram, one datagram per write (dgramconn.c). */
+#define GEV_C_DGRAM 0x1000u
+
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {
   struct gev_chunk *next;
@@ -275,6 +278,11 @@ int gev_proxy_sockname(const gev_conn *c, uint32_t *addr8);
 void gev_proxy_expire(gev_loop *loop, uint64_t now);
 void gev_proxy_drop_all(gev_loop *loop);
 void gev_proxy_free(gev_loop *loop, gev_conn *c);
+
+/* dgramconn.c: dialled UDP connections (GEV_C_DGRAM), whose reads and writes keep datagram
+ * boundaries; conn.c hands them their events and flush.c their writes. */
+void gev_dgram_on_event(gev_loop *loop, gev_conn *c, uint32_t id, uint32_t events);
+void gev_dgram_send(gev_loop *loop, gev_conn *c, const struct iovec *iov, int iovcnt);
 
 /* udp.c: datagram sockets, recvmmsg and sendmmsg. */
 void gev_udp_on_event(gev_loop *loop, gev_listener *l);
