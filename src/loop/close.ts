@@ -63,11 +63,12 @@ export class ConnCloser {
   /**
    * A lingering close (see the top of this file): FIN after the queued output, then read and drop
    * input, with reading resumed whatever paused it, until the peer's FIN, an error or the deadline.
-   * A plain flushed close when lingerMs is 0, or when the peer has already ended its side.
+   * A plain flushed close when lingerMs is 0, when the peer has already ended its side, or for a
+   * dialled UDP connection (no FIN to wait for, no RST to fear).
    */
   closeLingering(c: StreamConn): void {
     if (c.state !== ConnState.Open) return;
-    if (this.#lingerMs === 0 || c.peerEnded) {
+    if (this.#lingerMs === 0 || c.peerEnded || c.datagram) {
       this.close(c);
       return;
     }

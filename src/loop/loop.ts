@@ -26,6 +26,8 @@
  */
 import type { Addr } from '../addr.js';
 import {
+  kMaxDatagramBytes4,
+  kMaxDatagramBytes6,
   originIsDial,
   type AddrPair,
   type Backend,
@@ -418,11 +420,14 @@ export class Loop implements BackendHandler {
     }
   }
 
-  /** Conn.end: FIN after the queued output, then the linger; a connection ended both ways closes. */
+  /**
+   * Conn.end: FIN after the queued output, then the linger; a connection ended both ways closes. A
+   * dialled UDP connection has no half-close: it closes after its writes.
+   */
   endConn(c: StreamConn): void {
     if (c.state !== ConnState.Open || c.ended) return;
     c.ended = true;
-    if (c.peerEnded) {
+    if (c.peerEnded || c.datagram) {
       this.#closer.close(c);
       return;
     }
@@ -575,6 +580,8 @@ export class Loop implements BackendHandler {
       this.#fail(c, new HandlerError('data', err));
       return;
     }
+    // A datagram connection's input is one datagram: what `data` left of it is dropped.
+    if (c.datagram) c.input.reset();
     if (!this.#releaseInput(c)) return;
     if (r !== undefined && r !== null) this.#apply(c, 'data', r);
   }
@@ -713,6 +720,7 @@ export class Loop implements BackendHandler {
 
   #write(c: StreamConn, bytes: Uint8Array): void {
     const len = bytes.length;
+    if (len > kMaxDatagramBytes4 && c.datagram) checkDatagram(c, bytes);
     if (len === 0 || c.state !== ConnState.Open || c.ended) return;
     this.backend.write(c.id, bytes);
     if (c.unflushed === 0) this.#dirty.push(c);
@@ -805,6 +813,21 @@ export class Loop implements BackendHandler {
     // close into a RST, and lingering would only keep a silent peer's fd open longer.
     this.#closer.close(c);
   }
+}
+
+/**
+ * Throws InvalidArgumentError for a write to a dialled UDP connection larger than one datagram can
+ * be: 65,507 bytes to an IPv4 peer, 65,527 to an IPv6 one.
+ */
+function checkDatagram(c: StreamConn, bytes: Uint8Array): void {
+  const v6 = c.remoteAddr.host.includes(':');
+  const max = v6 ? kMaxDatagramBytes6 : kMaxDatagramBytes4;
+  if (bytes.length <= max) return;
+  throw new InvalidArgumentError(
+    'a datagram',
+    bytes,
+    `at most ${max} bytes (the largest UDP payload over IPv${v6 ? 6 : 4}); each write to a udp:// connection is one datagram`,
+  );
 }
 
 /** `value instanceof Error`, false for a value that cannot be inspected (a revoked Proxy). */
