@@ -56,6 +56,7 @@ const kSurface = [
   'flush',
   'adopt',
   'connectInet',
+  'connectUdp',
   'connectUnix',
   'stopAll',
   'close',
