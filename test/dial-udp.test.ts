@@ -7,7 +7,9 @@
  *   datagram, even when the handler consumes nothing (the unconsumed rest is dropped, not joined
  *   to the next datagram); a reply returned from `data` is one datagram too.
  * - a 60 KiB datagram goes and comes back whole; a write larger than a UDP payload can be throws
- *   InvalidArgumentError and sends nothing, the connection staying open.
+ *   InvalidArgumentError and sends nothing, the connection staying open; returned from `data`, it
+ *   closes the connection with that error.
+ * - nothing is queued: past highWaterMark write() says false, and `drained` follows the flush.
  * - a datagram to a port nobody listens on comes back as ICMP port unreachable: `closed` gets an
  *   error with code ECONNREFUSED naming the peer.
  * - close() and end() close once (`closed` with null) and release the fd; pause()/resume() hold
@@ -240,6 +242,59 @@ for (const backend of await backendsUnderTest()) {
       assert.equal(peer.got.length, 2, 'nothing of the refused writes was sent');
       assert.deepEqual(seen.closed, []);
       assert.equal(c.open, true);
+    });
+
+    test('a too-large reply returned from data closes the connection with the InvalidArgumentError', async () => {
+      const peer = await dgramPeer('127.0.0.1');
+      const closedWith: (Error | null)[] = [];
+      let conn: Conn | undefined;
+      await client(
+        {
+          async init(loop) {
+            conn = await loop.dial(`udp://127.0.0.1:${peer.port}`);
+          },
+          data() {
+            return Buffer.alloc(70_000);
+          },
+          closed(_c, err) {
+            closedWith.push(err);
+          },
+        },
+        backend,
+      );
+      conn!.send('provoke');
+      await waitFor(() => closedWith.length === 1, 'closed');
+      assert.ok(closedWith[0] instanceof InvalidArgumentError);
+      assert.match(closedWith[0].message, /a datagram must be at most 65507 bytes/);
+      assert.equal(peer.got.length, 1, 'only the first datagram was sent');
+    });
+
+    test('past highWaterMark write() says false, and drained follows the flush (nothing is queued)', async () => {
+      const peer = await dgramPeer('127.0.0.1', false);
+      let conn: Conn | undefined;
+      let drained = 0;
+      const server = await listen(
+        {
+          async init(loop) {
+            conn = await loop.dial(`udp://127.0.0.1:${peer.port}`);
+          },
+          drained() {
+            drained++;
+          },
+        },
+        { backend: backend as 'native', highWaterMark: 1024, lowWaterMark: 0 },
+      );
+      cleanups.push(() => server.shutdown());
+      const c = conn!;
+      assert.equal(c.write(Buffer.alloc(1000)), true);
+      assert.equal(c.write(Buffer.alloc(1000)), false, 'two writes of one batch pass the mark');
+      await waitFor(() => drained === 1, 'drained');
+      assert.equal(c.queuedBytes, 0);
+      await waitFor(() => peer.got.length === 2, 'both datagrams');
+      assert.deepEqual(
+        peer.got.map((b) => b.length),
+        [1000, 1000],
+      );
     });
 
     test('a datagram to a closed port closes the connection with ECONNREFUSED naming the peer', async () => {
