@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.c",
         "native/conn.c",
+        "native/dgramconn.c",
         "native/flush.c",
         "native/io.c",
         "native/listen.c",

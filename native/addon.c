@@ -401,6 +401,24 @@ static napi_value js_connect_inet(napi_env env, napi_callback_info info) {
   return num(env, rc != 0 ? rc : (double)id);
 }
 
+/* connectUdp(loop, family 4|6, host, port, localHost, localPort, origin): opens a connected UDP
+ * socket to a numeric host (source bound as for connectInet). Returns its id or -errno; its OPEN
+ * follows in a batch (see gev_conn_connect_udp in gev.h). */
+static napi_value js_connect_udp(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  char host[128], local[128];
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
+  if (arg_string(env, argv[2], host, sizeof host) != 0 || arg_string(env, argv[4], local, sizeof local) != 0) {
+    return num(env, -EINVAL);
+  }
+  uint32_t id = 0;
+  int rc = gev_conn_connect_udp(n->loop, arg_i32(env, argv[1]), host, arg_i32(env, argv[3]), local,
+                                arg_i32(env, argv[5]), arg_u32(env, argv[6]), &id);
+  return num(env, rc != 0 ? rc : (double)id);
+}
+
 /* connectUnix(loop, path, origin): starts a dial to a unix stream socket; its id or -errno. */
 static napi_value js_connect_unix(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -498,6 +516,7 @@ NAPI_MODULE_INIT() {
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connectInet", NULL, js_connect_inet, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connectUnix", NULL, js_connect_unix, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectUdp", NULL, js_connect_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopAll", NULL, js_stop_all, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},

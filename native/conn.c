@@ -466,6 +466,7 @@ void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, s
 }
 
 void gev_conn_request_close(gev_loop *loop, gev_conn *c, int flush) {
+  if (c->relay != NULL) gev_relay_dest_ending(loop, c);
   if (!flush || c->qhead == NULL) {
     gev_conn_close(loop, c, 0);
     return;
@@ -475,7 +476,7 @@ void gev_conn_request_close(gev_loop *loop, gev_conn *c, int flush) {
 }
 
 void gev_conn_end(gev_loop *loop, gev_conn *c) {
-  (void)loop;
+  if (c->relay != NULL) gev_relay_dest_ending(loop, c);
   if (c->flags & (GEV_C_WR_SHUT | GEV_C_ENDING | GEV_C_CLOSING)) return;
   if (c->qhead == NULL) {
     sys_shutdown_wr(c->fd);
@@ -567,6 +568,10 @@ static void conn_connected(gev_loop *loop, gev_conn *c, uint32_t id) {
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return;
+  if (c->flags & GEV_C_DGRAM) { /* a dialled UDP socket: dgramconn.c */
+    gev_dgram_on_event(loop, c, id, ev);
+    return;
+  }
   if (c->flags & GEV_C_CONNECTING) {
     conn_connected(loop, c, id);
     return;

@@ -1,7 +1,8 @@
 /*
  * The write path: one walk over the command list JS built in the out arena since the last flush.
  *
- * Consecutive writes to one connection are gathered into one send/sendmsg (at most 64 buffers);
+ * Consecutive writes to one connection are gathered into one send/sendmsg (at most 64 buffers),
+ * except on a dialled UDP connection (GEV_C_DGRAM), where each write is one datagram (dgramconn.c);
  * close, end, keep-alive, pause and watch commands act in order after the writes before them.
  * Commands naming a stale id are ignored. A dial still connecting takes CLOSE only, which cancels
  * it at once (errno 0, whatever the flush word); its writes and other commands are dropped (gev.h).
@@ -25,7 +26,9 @@ typedef struct run {
 static void run_send(gev_loop *loop, run *r) {
   if (r->n == 0) return;
   gev_conn *c = gev_conn_get(loop, r->id);
-  if (c != NULL && !(c->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT))) gev_conn_send(loop, c, r->iov, r->n, r->total);
+  if (c != NULL && (c->flags & GEV_C_DGRAM)) gev_dgram_send(loop, c, r->iov, r->n); /* one datagram per write */
+  else if (c != NULL && !(c->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT)))
+    gev_conn_send(loop, c, r->iov, r->n, r->total);
   r->n = 0;
   r->total = 0;
 }
@@ -83,7 +86,10 @@ void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
     }
     switch (op) {
       case GEV_OP_CLOSE: gev_conn_request_close(loop, c, k[2] != 0); break;
-      case GEV_OP_END: gev_conn_end(loop, c); break;
+      case GEV_OP_END:
+        if (c->flags & GEV_C_DGRAM) gev_conn_request_close(loop, c, 0); /* no half-close for datagrams */
+        else gev_conn_end(loop, c);
+        break;
       case GEV_OP_KEEPALIVE: gev_conn_keepalive(c, k[2]); break;
       case GEV_OP_PAUSE: gev_conn_pause(loop, c, k[2] != 0); break;
       case GEV_OP_WATCH: gev_conn_watch(loop, c); break;

@@ -129,4 +129,27 @@ int gev_conn_connect_inet(gev_loop *loop, int family, const char *host, int port
                           int local_port, uint32_t origin, uint32_t *id_out);
 int gev_conn_connect_unix(gev_loop *loop, const char *path, uint32_t origin, uint32_t *id_out);
 
+/*
+ * A dialled UDP connection: a datagram socket of family 4 or 6 (numeric host, optional source as
+ * for gev_conn_connect_inet) connected to host:port. UDP connect does not handshake, so it opens at
+ * once: 0 with *id_out set and OPEN [id, origin | GEV_ORIGIN_DIAL] + the peer waiting in the
+ * pending list (or the arena, during a fill), or -errno with nothing left open. From then on it is a
+ * connection of the table like any other (flag GEV_C_DGRAM, dgramconn.c) with these differences:
+ *
+ *   reads: one DATA record per datagram, [DATA, id, offset, length] holding exactly that datagram
+ *     (length 0 for an empty one); up to GEV_UDP_BATCH datagrams per connection per wake-up, each
+ *     in a receive slot of the loop's udp_slot bytes: a larger one is dropped and counted as
+ *     dgram_truncated. Never an END record.
+ *   writes: each WRITE or WRITE_EXT command is one datagram, never joined with the commands next to
+ *     it. Nothing is ever queued (no QUEUED record but the ones WATCH asks for, always 0): a send
+ *     the kernel refuses for a full buffer (EAGAIN, ENOBUFS) or as too large (EMSGSIZE) is dropped
+ *     and counted as dgram_send_dropped.
+ *   errors: any other error of a send or a receive closes it with that errno: ECONNREFUSED when
+ *     an ICMP port unreachable came back for an earlier datagram, EHOSTUNREACH, ...
+ *   END is a close; CLOSE (flushed or not) closes at once, there being no queue; KEEPALIVE does
+ *     nothing; PAUSE drops and restores read interest as for a stream.
+ */
+int gev_conn_connect_udp(gev_loop *loop, int family, const char *host, int port, const char *local_host, int local_port,
+                         uint32_t origin, uint32_t *id_out);
+
 #endif

@@ -49,6 +49,9 @@
 #define GEV_C_PROXY_WAIT 0x800u  /* PROXY listener's: header not complete yet, no OPEN yet (proxyaccept.c) */
 #define GEV_C_RELAY_HELD 0x2000u /* relaying into a connection holding too much output: EPOLLIN not wanted (relay.c) */
 
+/* A dialled (connected) UDP socket: one DATA record per datagram, one datagram per write (dgramconn.c). */
+#define GEV_C_DGRAM 0x1000u
+
 /* One queued output chunk, owned by its connection; `off` is how much was already sent. */
 typedef struct gev_chunk {
   struct gev_chunk *next;
@@ -301,6 +304,12 @@ gev_conn *gev_relay_dest(gev_loop *loop, gev_conn *c);
 int gev_relay_read(gev_loop *loop, gev_conn *c, uint32_t id, gev_conn *dst);
 void gev_relay_drained(gev_loop *loop, gev_conn *dst);
 void gev_relay_unlink(gev_loop *loop, gev_conn *c);
+void gev_relay_dest_ending(gev_loop *loop, gev_conn *dst);
+
+/* dgramconn.c: dialled UDP connections (GEV_C_DGRAM), whose reads and writes keep datagram
+ * boundaries; conn.c hands them their events and flush.c their writes. */
+void gev_dgram_on_event(gev_loop *loop, gev_conn *c, uint32_t id, uint32_t events);
+void gev_dgram_send(gev_loop *loop, gev_conn *c, const struct iovec *iov, int iovcnt);
 
 /* udp.c: datagram sockets, recvmmsg and sendmmsg. */
 void gev_udp_on_event(gev_loop *loop, gev_listener *l);

@@ -13,8 +13,9 @@
  *                  (gev_relay_drained, after its EPOLLOUT writes) the source is read again.
  *   ends           END and CLOSE records still go to JS for both sides, which decides what a FIN or
  *                  a close means for the other side. A relay stops when either side closes, or when
- *                  the destination no longer takes output (closing, ending, shut for writing); the
- *                  source's input then reaches JS in DATA records again, and its hold is lifted.
+ *                  the destination no longer takes output: at once when a close or an end is asked
+ *                  for it (gev_relay_dest_ending, also for a held source), else at the source's next
+ *                  read. The source's input then reaches JS in DATA records again, its hold lifted.
  *   counts         rx (read from a source and relayed) and tx (relayed into a destination), kept
  *                  per connection; JS reads them while the connection is open (gev_conn_relayed)
  *                  and hears them in a RELAYED record just before its CLOSE.
@@ -128,6 +129,16 @@ void gev_relay_drained(gev_loop *loop, gev_conn *dst) {
   gev_conn *src = gev_conn_get(loop, dst->relay->from);
   if (src == NULL || src->relay == NULL) return;
   if (dst->qbytes <= src->relay->hw / 4u) unhold(loop, src);
+}
+
+/* `dst` takes no more output (a close that flushes, or an end, was asked for): the relay into it
+ * stops, and its source, held or not, is read again (its input as DATA). */
+void gev_relay_dest_ending(gev_loop *loop, gev_conn *dst) {
+  gev_relay *r = dst->relay;
+  if (r == NULL || r->from == 0) return;
+  gev_conn *src = gev_conn_get(loop, r->from);
+  r->from = 0;
+  if (src != NULL) stop_out(loop, src);
 }
 
 /* `c` is closing: both of its relays stop (a source relaying into it is read again). */

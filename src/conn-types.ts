@@ -22,7 +22,12 @@ export interface PipeOptions {
   readonly end?: boolean;
 }
 
-/** One TCP or unix stream connection. */
+/**
+ * One TCP or unix stream connection, or a dialled UDP connection (`udp://`): the same interface
+ * with datagram semantics there, namely one `data` call per datagram (what it leaves unconsumed is
+ * dropped), one datagram per write()/send() (larger than UDP carries: InvalidArgumentError), end()
+ * a close, no linger (see LoopInit.dial).
+ */
 export interface Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
   context: unknown;
@@ -61,14 +66,16 @@ export interface Conn {
    * Queues bytes to write, like send(), and says whether to go on: false once the output queued for
    * this connection passes the server's `highWaterMark` (the bytes are queued all the same), or when
    * the connection can no longer be written to. After false, `drained` fires when the queue falls to
-   * the low-water mark.
+   * the low-water mark. On a dialled UDP connection each call is one datagram, and one larger than
+   * a UDP payload (65507 bytes over IPv4, 65527 over IPv6) throws InvalidArgumentError.
    */
   write(data: Output): boolean;
   /**
    * Queues bytes to write, after everything queued before; they are written at the end of the
    * current batch of events, or in a microtask when called from outside one. Usable at any time on
    * the loop's thread, including after an `await`. Returns false (and writes nothing) when the
-   * connection is closing or closed.
+   * connection is closing or closed. On a dialled UDP connection each call is one datagram (see
+   * write()).
    */
   send(data: Output): boolean;
   /** Stops reading from this connection until resume(); writes go on. */
@@ -78,7 +85,8 @@ export interface Conn {
   /**
    * Half-closes: once everything queued is written, sends FIN; the peer may go on sending (with
    * `allowHalfOpen`). Writing after end() does nothing. Once the output and FIN are written, the
-   * peer has the server's linger to end its side; then the connection closes.
+   * peer has the server's linger to end its side; then the connection closes. A dialled UDP
+   * connection has no half-close: end() closes it once the writes before it are sent.
    */
   end(): void;
   /**

@@ -149,9 +149,9 @@ export interface DialOptions {
   context?: unknown;
   /** Connect timeout in ms, on the loop's timing wheel (default 10000); then DialError ETIMEDOUT. */
   timeout?: number;
-  /** Numeric source address to bind before connecting (tcp only; default any). */
+  /** Numeric source address to bind before connecting (tcp and udp; default any). */
   localAddress?: string;
-  /** Source port to bind before connecting (tcp only; default 0, any). */
+  /** Source port to bind before connecting (tcp and udp; default 0, any). */
   localPort?: number;
   /** Aborting it cancels a dial that has not opened yet (DialError ECANCELED); ignored once open. */
   signal?: AbortSignal;
@@ -172,11 +172,18 @@ export interface LoopInit {
   broadcast(value: unknown): void;
   /**
    * Opens an outbound connection on this loop to `target` (`tcp://host:port`, `tcp4://`, `tcp6://`,
-   * `unix:///path`). Host names are resolved first, off the loop. Once connected the connection
-   * gets `opened` like an accepted one (before `serving` too: a dial from `init` is not held back),
-   * and the promise resolves with it after `opened` returns, even if `opened` closed it. Rejects
-   * with BadAddressError or InvalidArgumentError for a bad target or option, and with DialError
-   * when it does not connect: then neither `opened` nor `closed` fires.
+   * `unix:///path`, `udp://host:port`, `udp4://`, `udp6://`). Host names are resolved first, off the
+   * loop. Once connected the connection gets `opened` like an accepted one (before `serving` too: a
+   * dial from `init` is not held back), and the promise resolves with it after `opened` returns,
+   * even if `opened` closed it. Rejects with BadAddressError or InvalidArgumentError for a bad
+   * target or option, and with DialError when it does not connect: then neither `opened` nor
+   * `closed` fires.
+   *
+   * A udp target is a connected UDP socket, open at once (no handshake): each `data` call is one
+   * datagram (what it leaves unconsumed is dropped), each write one datagram (one larger than UDP
+   * carries, 65507 bytes over IPv4 or 65527 over IPv6, throws InvalidArgumentError), a send the
+   * kernel refuses for a full buffer is dropped, end() closes, and an ICMP error for an earlier
+   * datagram closes it: `closed` gets an Error with `code` ECONNREFUSED (...) naming the peer.
    */
   dial(target: string, opts?: DialOptions): Promise<Conn>;
 }

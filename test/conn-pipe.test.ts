@@ -246,6 +246,33 @@ for (const backend of backends) {
       }
     });
 
+    test("closing a destination whose reader stalled lets the source's input reach data again", async () => {
+      const p = await startPair(backend);
+      try {
+        const [ca, cb] = p.conns as [Conn, Conn];
+        ca.pipe(cb);
+        p.b.pause(); // B never reads: the pipe fills B's socket, then holds A
+        p.a.write(randomBytes(32 << 20));
+        let last = -1;
+        await waitFor(
+          () => {
+            const now = ca.bytesRead;
+            const still = now === last;
+            last = now;
+            return still && now > 0;
+          },
+          'A to stop being read',
+          30_000,
+        );
+        assert.equal(p.dataCalls[0], 0);
+        cb.close(); // a flushed close that B's stalled reader never lets finish
+        assert.equal(ca.pipedTo, null, 'the pipe stopped with the close');
+        await waitFor(() => p.dataCalls[0]! > 0, "A's input to reach data", 10_000);
+      } finally {
+        await stopPair(p);
+      }
+    });
+
     test('a connection piped to itself echoes', async () => {
       const p = await startPair(backend);
       try {

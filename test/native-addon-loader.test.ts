@@ -57,6 +57,7 @@ const kSurface = [
   'flush',
   'adopt',
   'connectInet',
+  'connectUdp',
   'connectUnix',
   'stopAll',
   'close',

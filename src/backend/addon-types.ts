@@ -91,6 +91,22 @@ export interface NativeAddon {
    * full) come back at once as -errno.
    */
   connectUnix(loop: LoopHandle, path: string, origin: number): number;
+  /**
+   * Opens a connected UDP socket to a numeric host (source bound first as for connectInet). UDP
+   * connect does not handshake: it returns the new id, whose Open comes in the next batch, or
+   * -errno. Each Data record of the id is one datagram, each write command one datagram (never
+   * joined with the next), End is a close, and an ICMP error (ECONNREFUSED, ...) reported by a later
+   * send or receive closes it with that errno (see gev_conn_connect_udp in native/gev.h).
+   */
+  connectUdp(
+    loop: LoopHandle,
+    family: 4 | 6,
+    host: string,
+    port: number,
+    localHost: string,
+    localPort: number,
+    origin: number,
+  ): number;
   /** Closes every listener and connection, writing CLOSE records; call until it returns 0. */
   stopAll(loop: LoopHandle): number;
   /** Closes the poll handle and every fd; `done` runs once that finished. */

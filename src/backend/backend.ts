@@ -68,6 +68,17 @@ export interface DatagramPeer {
  */
 export const kOriginDial = 0x80000000;
 
+/**
+ * The origin a backend reports for a dialled UDP connection (a DialSpec with network 'udp'): a dial
+ * origin whose connection is datagram-oriented (see DialSpec).
+ */
+export const kOriginDialDatagram = (kOriginDial | 1) >>> 0;
+
+/** Whether `origin` is a dialled UDP connection's (see kOriginDialDatagram). */
+export function originIsDatagram(origin: number): boolean {
+  return origin === kOriginDialDatagram;
+}
+
 /** Whether `origin` is an outbound (dialled) connection's. */
 export function originIsDial(origin: number): boolean {
   return (origin & kOriginDial) !== 0;
@@ -80,21 +91,49 @@ export function originListener(origin: number): number {
 
 /**
  * One outbound connection to open (Backend.dial). Host names are resolved before it reaches the
- * backend: `host` is a numeric IPv4 or IPv6 address for tcp, and `path` the socket file for unix.
+ * backend: `host` is a numeric IPv4 or IPv6 address for tcp and udp, and `path` the socket file for
+ * unix.
+ *
+ * udp: a connected datagram socket (socket + connect, no handshake), reported open at once with
+ * origin kOriginDialDatagram and 'udp' addresses. Every onData is exactly one datagram; every
+ * write() is sent as exactly one datagram, never joined with the writes next to it (a write
+ * larger than a datagram can be is the caller's to refuse); a send the kernel refuses for a full
+ * buffer is dropped. end() closes (a datagram socket has no half-close), nothing is ever queued
+ * (onQueued only answers watchQueue, with 0), and no onEnd ever comes. An error from a later send or
+ * receive (ECONNREFUSED when an ICMP port unreachable came back, EHOSTUNREACH, ...) closes the
+ * connection: onClose(id, err) with err made by datagramError().
  */
 export interface DialSpec {
-  readonly network: 'tcp' | 'unix';
-  /** 4 or 6 for tcp (the family of `host`); 0 for unix. */
+  readonly network: 'tcp' | 'udp' | 'unix';
+  /** 4 or 6 for tcp and udp (the family of `host`); 0 for unix. */
   readonly family: 0 | 4 | 6;
-  /** Numeric address to connect to (tcp); '' for unix. */
+  /** Numeric address to connect to (tcp, udp); '' for unix. */
   readonly host: string;
   readonly port: number;
-  /** Socket file (unix); '' for tcp. */
+  /** Socket file (unix); '' for tcp and udp. */
   readonly path: string;
-  /** Numeric source address to bind before connecting ('' for any); tcp only. */
+  /** Numeric source address to bind before connecting ('' for any); tcp and udp only. */
   readonly localHost: string;
-  /** Source port to bind before connecting (0 for any); tcp only. */
+  /** Source port to bind before connecting (0 for any); tcp and udp only. */
   readonly localPort: number;
+}
+
+/** The largest datagram a dialled UDP connection sends to an IPv4 peer: 65,535 minus the IP and UDP headers. */
+export const kMaxDatagramBytes4 = 65_507;
+/** The largest datagram a dialled UDP connection sends to an IPv6 peer: 65,535 minus the UDP header. */
+export const kMaxDatagramBytes6 = 65_527;
+
+/**
+ * The error that closes a dialled UDP connection, from either backend: shaped like Node's socket
+ * errors and like a dial's connect errors, with `code` the errno name (ECONNREFUSED, ...), `errno`
+ * negative, `syscall`, `address` and `port`, and a message naming the peer:
+ * `udp ECONNREFUSED 127.0.0.1:9 (ICMP port unreachable: nothing listens there)`.
+ */
+export function datagramError(code: string, errno: number, syscall: string, host: string, port: number): Error {
+  const peer = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const why = code === 'ECONNREFUSED' ? ' (ICMP port unreachable: nothing listens there)' : '';
+  const err = new Error(`udp ${code} ${peer}${why}`);
+  return Object.assign(err, { code, errno: -Math.abs(errno), syscall, address: host, port });
 }
 
 /** What the loop implements to hear from a backend. */

@@ -67,16 +67,18 @@ import {
   type LoopHandle,
   type NativeAddon,
 } from './addon-types.js';
-import type {
-  AddrPair,
-  Backend,
-  BackendHandler,
-  BackendOptions,
-  DatagramPeer,
-  DialSpec,
-  ProxyInfo,
-  ProxyRefusal,
-  ProxyTlv,
+import {
+  datagramError,
+  kOriginDialDatagram,
+  type AddrPair,
+  type Backend,
+  type BackendHandler,
+  type BackendOptions,
+  type DatagramPeer,
+  type DialSpec,
+  type ProxyInfo,
+  type ProxyRefusal,
+  type ProxyTlv,
 } from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
@@ -407,6 +409,8 @@ export class NativeBackend implements Backend {
   readonly #stats = new Float64Array(kStatsLen);
   /** Dials not yet opened or closed, by id: what their Open and Close records are about. */
   readonly #dialing = new Map<number, DialSpec>();
+  /** Dialled UDP connections until their Close record: the peer that names their closing error. */
+  readonly #udpDials = new Map<number, DialSpec>();
   #handler: NativeBackendHandler | null = null;
   #inBatch = false;
   #stopRequested = false;
@@ -489,11 +493,15 @@ export class NativeBackend implements Backend {
    * (a unix dial's peer is `spec.path`); a Close record before it becomes onClose(id, err), err in
    * the shape of Node's connect errors (`code` the errno name), or null when close() cancelled it.
    * Throws InvalidArgumentError for a spec the contract rules out (a host that is not numeric, ...).
+   * A udp dial is a connected datagram socket (native/dgramconn.c): its Open (origin
+   * kOriginDialDatagram) comes in the next batch, and a Close with an errno after it (ECONNREFUSED
+   * from an ICMP port unreachable, ...) becomes onClose(id, datagramError(...)).
    */
   dial(spec: DialSpec): number | Error {
     const id = this.startDial(spec);
     if (id < 0) return dialError(id, spec);
     this.#dialing.set(id, spec);
+    if (spec.network === 'udp') this.#udpDials.set(id, spec);
     return id;
   }
 
@@ -660,8 +668,9 @@ export class NativeBackend implements Backend {
     };
   }
 
-  /** @internal The network of the connections of `origin` (a listener index; a dial is TCP). */
+  /** @internal The network of the connections of `origin` (a listener index; a dial is TCP, or UDP for kOriginDialDatagram). */
   networkOf(origin: number): Network {
+    if (origin === kOriginDialDatagram) return 'udp';
     return this.#listeners[origin]?.network ?? 'tcp';
   }
 
@@ -674,11 +683,12 @@ export class NativeBackend implements Backend {
     const info = this.#listeners[origin];
     if (info === undefined && origin >= kOriginDial && peerFamily === AddrFamily.Unix)
       return new Addr('unix', '', 0, '');
-    const fallback = info?.addr ?? new Addr('tcp', '', 0);
+    const network = this.networkOf(origin);
+    const fallback = info?.addr ?? new Addr(network, '', 0);
     if (info === undefined ? origin < kOriginDial : info.network === 'unix') return fallback;
     if (this.#closed) return fallback;
     const rc = this.#addon.connAddr(this.#loop, id, kScratch32);
-    return rc === 0 ? decodeAddr(info?.network ?? 'tcp', kScratch32, 0, '') : fallback;
+    return rc === 0 ? decodeAddr(network, kScratch32, 0, '') : fallback;
   }
 
   readonly #onBatch = (): void => {
@@ -732,7 +742,8 @@ export class NativeBackend implements Backend {
       }
       return this.#addon.connectUnix(this.#loop, spec.path, kOriginDial);
     }
-    if (spec.network !== 'tcp') throw new InvalidArgumentError('dial network', spec.network, "'tcp' or 'unix'");
+    if (spec.network !== 'tcp' && spec.network !== 'udp')
+      throw new InvalidArgumentError('dial network', spec.network, "'tcp', 'udp' or 'unix'");
     const family = spec.family;
     if ((family !== 4 && family !== 6) || isIP(spec.host) !== family) {
       throw new InvalidArgumentError('dial host', spec.host, `a numeric IPv${family === 6 ? 6 : 4} address`);
@@ -746,14 +757,15 @@ export class NativeBackend implements Backend {
     if (!Number.isInteger(spec.localPort) || spec.localPort < 0 || spec.localPort > 65535) {
       throw new InvalidArgumentError('dial localPort', spec.localPort, 'an integer from 0 to 65535');
     }
-    return this.#addon.connectInet(
+    const connect = spec.network === 'udp' ? this.#addon.connectUdp : this.#addon.connectInet;
+    return connect(
       this.#loop,
       family,
       spec.host,
       spec.port,
       spec.localHost,
       spec.localPort,
-      kOriginDial,
+      spec.network === 'udp' ? kOriginDialDatagram : kOriginDial,
     );
   }
 
@@ -802,7 +814,12 @@ export class NativeBackend implements Backend {
         } else if (type === Rec.Close) {
           const id = r[i + 1];
           const dial = this.#dialing.size > 0 ? this.#dialing.get(id) : undefined;
-          if (dial === undefined) {
+          const udp = this.#udpDials.size > 0 ? this.#udpDials.get(id) : undefined;
+          if (udp !== undefined) this.#udpDials.delete(id);
+          if (udp !== undefined && dial === undefined) {
+            const errno = r[i + 2];
+            h.onClose(id, errno === 0 ? null : datagramError(errnoName(errno), errno, 'recv', udp.host, udp.port));
+          } else if (dial === undefined) {
             h.onClose(id, closeError(r[i + 2], r[i + 3]));
           } else {
             this.#dialing.delete(id);
@@ -891,7 +908,7 @@ export class NativeBackend implements Backend {
     if (spec === undefined) return undefined;
     this.#dialing.delete(id);
     if (spec.network === 'unix') return new Addr('unix', '', 0, spec.path);
-    return r[at] === AddrFamily.None ? new Addr('tcp', spec.host, spec.port) : undefined;
+    return r[at] === AddrFamily.None ? new Addr(spec.network, spec.host, spec.port) : undefined;
   }
 
   private finishStop(): void {
@@ -905,6 +922,7 @@ export class NativeBackend implements Backend {
     this.#closed = true;
     this.#ext.length = 0;
     this.#dialing.clear();
+    this.#udpDials.clear();
     this.#addon.close(this.#loop, () => {
       this.#resolveStop?.();
       this.#resolveStop = null;

@@ -11,6 +11,12 @@
  * then onData with whatever followed it), an error, or the deadline (proxyHeaderTimeoutMs) passes;
  * a refused, late or vanished header destroys the socket and is reported by onProxyRefused, and the
  * id it never got is never seen by the loop.
+ *
+ * A udp dial is a node:dgram socket with connect(): each 'message' is one onData, each write one
+ * send(), end() a close; an error after it opened (ECONNREFUSED from an ICMP port unreachable,
+ * reported by a later receive or send) closes it with datagramError(). dgram has no pause, so while
+ * reading is paused its datagrams are held (up to kHeldDatagramsMax, then dropped as the kernel
+ * would) and delivered on resume.
  */
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
@@ -18,7 +24,9 @@ import { Addr, type ListenSpec } from '../addr.js';
 import { ConnectionError, ListenError } from '../errors.js';
 import { parseProxyHeader, type ProxyAddress, type ProxyHeader } from '../proxy-header.js';
 import {
+  datagramError,
   kOriginDial,
+  kOriginDialDatagram,
   kProxyHeaderMaxBytes,
   type AddrPair,
   type Backend,
@@ -41,6 +49,27 @@ const kMaxDatagramBytes = 65_527;
 const kEmpty = new Uint8Array(0);
 /** Output larger than this goes to the socket in slices of this size, one at a time (see #writeStream). */
 const kWriteSliceBytes = 64 * 1024;
+
+/** Datagrams a paused udp dial holds for its resume; more are dropped, as a full socket buffer drops them. */
+const kHeldDatagramsMax = 1024;
+
+/** A dialled UDP connection (a connected node:dgram socket). */
+interface DgramConn {
+  readonly id: number;
+  readonly sock: DgramSocket;
+  readonly spec: DialSpec;
+  /** What onClose reports: the connect's error before onOpen, datagramError() after it. */
+  err: Error | null;
+  /** onOpen was made. */
+  opened: boolean;
+  /** A close was asked for or an error came: no more onData, no more sends. */
+  closing: boolean;
+  /** Reading is paused (pauseReading): datagrams are held. */
+  paused: boolean;
+  held: Buffer[];
+  /** Report a queue of 0 after the next flush (watchQueue). */
+  watch: boolean;
+}
 
 interface Stream {
   readonly id: number;
@@ -80,12 +109,16 @@ type Op =
   | { kind: 0; s: Stream; data: Uint8Array }
   | { kind: 1; s: Stream }
   | { kind: 2; s: Stream }
-  | { kind: 3; sock: DgramSocket; data: Uint8Array; peer: PortablePeer };
+  | { kind: 3; sock: DgramSocket; data: Uint8Array; peer: PortablePeer }
+  | { kind: 4; d: DgramConn; data: Uint8Array }
+  | { kind: 5; d: DgramConn };
 
 const kWrite = 0;
 const kClose = 1;
 const kEnd = 2;
 const kSendTo = 3;
+const kDgramSend = 4;
+const kDgramClose = 5;
 
 class PortablePeer implements DatagramPeer {
   readonly #rinfo: RemoteInfo;
@@ -125,6 +158,10 @@ export class PortableBackend implements Backend {
   #handler: BackendHandler | null = null;
   #nextId = 1;
   readonly #streams = new Map<number, Stream>();
+  /** Dialled UDP connections, by id, until their onClose. */
+  readonly #dgramConns = new Map<number, DgramConn>();
+  /** Dialled UDP connections whose watchQueue asks for a report after the next flush. */
+  #dgramWatched: DgramConn[] = [];
   readonly #servers: { shared: Shared | null; server: Server; path: string }[] = [];
   readonly #dgrams = new Map<number, DgramSocket>();
   readonly #unixPaths = new Map<number, string>();
@@ -198,11 +235,22 @@ export class PortableBackend implements Backend {
   write(id: number, data: Uint8Array): void {
     const s = this.#streams.get(id);
     if (s !== undefined && !s.closing) this.#ops.push({ kind: kWrite, s, data });
+    else if (s === undefined) {
+      const d = this.#dgramConns.get(id);
+      if (d !== undefined && !d.closing) this.#ops.push({ kind: kDgramSend, d, data });
+    }
   }
 
   watchQueue(id: number): void {
     const s = this.#streams.get(id);
-    if (s === undefined) return;
+    if (s === undefined) {
+      const d = this.#dgramConns.get(id);
+      if (d !== undefined && !d.watch) {
+        d.watch = true;
+        this.#dgramWatched.push(d);
+      }
+      return;
+    }
     s.watch = true;
     if (!s.dirty) {
       s.dirty = true;
@@ -212,7 +260,12 @@ export class PortableBackend implements Backend {
 
   pauseReading(id: number, paused: boolean): void {
     const s = this.#streams.get(id);
-    if (s === undefined || s.sock.destroyed) return;
+    if (s === undefined) {
+      const d = this.#dgramConns.get(id);
+      if (d !== undefined) this.#pauseDgram(d, paused);
+      return;
+    }
+    if (s.sock.destroyed) return;
     s.paused = paused;
     if (paused) {
       s.sock.pause();
@@ -238,7 +291,14 @@ export class PortableBackend implements Backend {
 
   close(id: number, flush: boolean): void {
     const s = this.#streams.get(id);
-    if (s === undefined || s.closing) return;
+    if (s === undefined) {
+      const d = this.#dgramConns.get(id);
+      if (d === undefined || d.closing) return;
+      if (flush) this.#ops.push({ kind: kDgramClose, d });
+      else this.#closeDgram(d, null);
+      return;
+    }
+    if (s.closing) return;
     s.closing = true;
     if (flush) this.#ops.push({ kind: kClose, s });
     else s.sock.destroy();
@@ -247,6 +307,7 @@ export class PortableBackend implements Backend {
   end(id: number): void {
     const s = this.#streams.get(id);
     if (s !== undefined && !s.closing) this.#ops.push({ kind: kEnd, s });
+    else if (s === undefined) this.close(id, true); // a datagram socket has no half-close
   }
 
   setKeepAlive(id: number, ms: number): void {
@@ -267,6 +328,15 @@ export class PortableBackend implements Backend {
     if (ops.length > 0) {
       this.#ops = [];
       this.#apply(ops);
+    }
+    if (this.#dgramWatched.length > 0) {
+      const watched = this.#dgramWatched;
+      this.#dgramWatched = [];
+      for (const d of watched) {
+        d.watch = false;
+        // Nothing is ever queued: each send goes to the kernel (or is dropped) as it is made.
+        if (this.#dgramConns.has(d.id)) this.#handler!.onQueued(d.id, 0);
+      }
     }
     const written = this.#written;
     if (written.length === 0) return;
@@ -306,6 +376,12 @@ export class PortableBackend implements Backend {
         case kSendTo:
           op.sock.send(op.data, op.peer.port, op.peer.host);
           break;
+        case kDgramSend:
+          this.#sendDgram(op.d, op.data);
+          break;
+        case kDgramClose:
+          this.#closeDgram(op.d, null);
+          break;
       }
     }
   }
@@ -321,6 +397,10 @@ export class PortableBackend implements Backend {
     for (const s of this.#streams.values()) {
       waits.push(new Promise((resolve) => s.sock.once('close', resolve)));
       s.sock.destroy();
+    }
+    for (const d of this.#dgramConns.values()) {
+      waits.push(new Promise((resolve) => d.sock.once('close', resolve)));
+      this.#closeDgram(d, null);
     }
     for (const drop of [...this.#awaitingHeader.values()]) drop();
     await Promise.all(waits);
@@ -341,6 +421,7 @@ export class PortableBackend implements Backend {
   dial(spec: DialSpec): number | Error {
     const h = this.#handler;
     if (this.#stopped || h === null) return Object.assign(new Error('backend stopped'), { code: 'ECANCELED' });
+    if (spec.network === 'udp') return this.#dialUdp(spec, h);
     let sock: Socket;
     try {
       sock =
@@ -370,6 +451,116 @@ export class PortableBackend implements Backend {
       this.#wire(s, h, kOriginDial, addrs);
     });
     return s.id;
+  }
+
+  /**
+   * A udp dial: a dgram socket, bound first when a source is given, then connected. Opens once
+   * connect() calls back (no handshake: it only fixes the peer); an error before that is the dial's.
+   */
+  #dialUdp(spec: DialSpec, h: BackendHandler): number | Error {
+    let sock: DgramSocket;
+    try {
+      sock = createSocket({ type: spec.family === 6 ? 'udp6' : 'udp4' });
+    } catch (err) {
+      return err as Error;
+    }
+    const id = this.#nextId++;
+    const d: DgramConn = {
+      id,
+      sock,
+      spec,
+      err: null,
+      opened: false,
+      closing: false,
+      paused: false,
+      held: [],
+      watch: false,
+    };
+    this.#dgramConns.set(id, d);
+    sock.on('error', (err: NodeJS.ErrnoException) => this.#dgramFailed(d, err));
+    sock.on('close', () => {
+      this.#dgramConns.delete(id);
+      d.held = [];
+      h.onClose(id, d.err);
+      h.onBatchEnd();
+    });
+    sock.on('message', (msg: Buffer) => {
+      if (d.closing) return;
+      if (d.paused) {
+        if (d.held.length < kHeldDatagramsMax) d.held.push(msg);
+        return;
+      }
+      h.onData(id, msg);
+      h.onBatchEnd();
+    });
+    const connect = (): void => {
+      if (d.closing) return;
+      sock.connect(spec.port, spec.host, (err?: Error) => {
+        if (err) {
+          this.#dgramFailed(d, err);
+          return;
+        }
+        if (d.closing) return;
+        d.opened = true;
+        const local = sock.address();
+        const remote = sock.remoteAddress();
+        h.onOpen(id, kOriginDialDatagram, {
+          local: new Addr('udp', local.address, local.port),
+          remote: new Addr('udp', remote.address, remote.port),
+        });
+        h.onBatchEnd();
+      });
+    };
+    if (spec.localHost !== '' || spec.localPort !== 0) {
+      sock.bind({ address: spec.localHost || undefined, port: spec.localPort, exclusive: true }, connect);
+    } else {
+      connect();
+    }
+    return id;
+  }
+
+  /** An error on a udp dial's socket: the connect's before it opened, else datagramError(); it closes. */
+  #dgramFailed(d: DgramConn, err: NodeJS.ErrnoException): void {
+    if (d.closing) return;
+    const code = err.code ?? 'EIO';
+    const errno = typeof err.errno === 'number' ? err.errno : 0;
+    this.#closeDgram(
+      d,
+      d.opened ? datagramError(code, errno, err.syscall ?? 'recvmsg', d.spec.host, d.spec.port) : err,
+    );
+  }
+
+  /** Sends one datagram; a refused send (ECONNREFUSED, ...) closes the connection, a too large one is dropped. */
+  #sendDgram(d: DgramConn, data: Uint8Array): void {
+    if (d.closing) return;
+    d.sock.send(data, (err: Error | null) => {
+      const e = err as NodeJS.ErrnoException | null;
+      if (e === null || e.code === 'EMSGSIZE' || e.code === 'EAGAIN' || e.code === 'ENOBUFS') return;
+      this.#dgramFailed(d, e);
+    });
+  }
+
+  /** Closes a udp dial's socket once; onClose(id, d.err) follows from its 'close' event. */
+  #closeDgram(d: DgramConn, err: Error | null): void {
+    if (d.closing) return;
+    d.closing = true;
+    d.err ??= err;
+    d.held = [];
+    d.sock.close();
+  }
+
+  /** pauseReading for a udp dial: hold datagrams while paused, deliver them in order on resume. */
+  #pauseDgram(d: DgramConn, paused: boolean): void {
+    d.paused = paused;
+    if (paused || d.held.length === 0) return;
+    // After the call that resumed has returned, like any other event.
+    setImmediate(() => {
+      const h = this.#handler;
+      while (h !== null && !d.paused && !d.closing && d.held.length > 0) {
+        h.onData(d.id, d.held.shift()!);
+        h.onBatchEnd();
+      }
+    });
   }
 
   #accept(sock: Socket, listenerIndex: number): void {

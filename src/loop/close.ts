@@ -29,6 +29,8 @@ export class ConnCloser {
   readonly #lingerMs: number;
   /** Makes sure the loop flushes soon, so that the backend acts on a close. */
   readonly #scheduleFlush: () => void;
+  /** Told that `c` takes no more writes (ended or closing), before the backend hears of it: a pipe into it stops. */
+  readonly #onWritesEnd: (c: StreamConn) => void;
   /** Lingering connections whose output is all written (lingerFlushed): stop()'s grace need not wait for them. */
   #lingerDone = 0;
   /** Resolves stop()'s grace wait once every connection has closed or is lingering with its output written. */
@@ -40,12 +42,14 @@ export class ConnCloser {
     timers: LoopTimers,
     lingerMs: number,
     scheduleFlush: () => void,
+    onWritesEnd: (c: StreamConn) => void = () => undefined,
   ) {
     this.#backend = backend;
     this.#conns = conns;
     this.#timers = timers;
     this.#lingerMs = lingerMs;
     this.#scheduleFlush = scheduleFlush;
+    this.#onWritesEnd = onWritesEnd;
   }
 
   /**
@@ -55,6 +59,7 @@ export class ConnCloser {
    */
   close(c: StreamConn): void {
     if (c.state !== ConnState.Open) return;
+    this.#onWritesEnd(c);
     c.state = ConnState.Closing;
     this.#backend.close(c.id, true);
     this.#scheduleFlush();
@@ -63,14 +68,16 @@ export class ConnCloser {
   /**
    * A lingering close (see the top of this file): FIN after the queued output, then read and drop
    * input, with reading resumed whatever paused it, until the peer's FIN, an error or the deadline.
-   * A plain flushed close when lingerMs is 0, or when the peer has already ended its side.
+   * A plain flushed close when lingerMs is 0, when the peer has already ended its side, or for a
+   * dialled UDP connection (no FIN to wait for, no RST to fear).
    */
   closeLingering(c: StreamConn): void {
     if (c.state !== ConnState.Open) return;
-    if (this.#lingerMs === 0 || c.peerEnded) {
+    if (this.#lingerMs === 0 || c.peerEnded || c.datagram) {
       this.close(c);
       return;
     }
+    this.#onWritesEnd(c);
     c.state = ConnState.Lingering;
     c.lingerTimer?.stop();
     c.lingerTimer = null;
@@ -91,6 +98,7 @@ export class ConnCloser {
    * reply is still being written (the peer neither reads nor writes).
    */
   closeNow(c: StreamConn): void {
+    this.#onWritesEnd(c);
     c.state = ConnState.Closing;
     c.abrupt = true;
     c.lingerTimer?.stop();
@@ -104,6 +112,7 @@ export class ConnCloser {
    * queue report once that is written (onEndWritten), which starts the linger deadline.
    */
   end(c: StreamConn): void {
+    this.#onWritesEnd(c);
     this.#backend.end(c.id);
     c.watching = true;
     this.#backend.watchQueue(c.id);

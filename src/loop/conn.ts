@@ -5,7 +5,7 @@
  * from async code on the same thread).
  */
 import type { Addr } from '../addr.js';
-import { originIsDial, originListener, type AddrPair, type ProxyInfo } from '../backend/backend.js';
+import { originIsDatagram, originIsDial, originListener, type AddrPair, type ProxyInfo } from '../backend/backend.js';
 import type { Conn, Output, PipeOptions } from '../conn-types.js';
 import type { LoopInit } from '../events.js';
 import type { RingBuffer } from '../ringbuffer.js';
@@ -68,7 +68,8 @@ class ConnExtra {
 }
 
 /**
- * One TCP or unix stream connection.
+ * One TCP or unix stream connection, or a dialled UDP connection (`datagram`), which keeps datagram
+ * boundaries through the same interface.
  *
  * A server may hold many thousands of idle connections, so a Conn is kept small: the fields the
  * message path reads are plain, the booleans share one flag word, and the rarely set fields live
@@ -333,6 +334,14 @@ export class StreamConn implements Conn {
   /** True for a connection this server dialled, false for one a listener accepted. */
   get outbound(): boolean {
     return originIsDial(this.origin);
+  }
+
+  /**
+   * @internal A dialled UDP connection: every `data` call is one datagram (what it leaves unconsumed
+   * is dropped), every write one datagram, end() a close, and no linger.
+   */
+  get datagram(): boolean {
+    return originIsDatagram(this.origin);
   }
 
   /** The loop this connection is on: the object its `init` received (`c.loop.dial()` dials from here). */

@@ -30,8 +30,8 @@ const kDialOptionKeys = new Set(['context', 'timeout', 'localAddress', 'localPor
 /** A parsed dial target. */
 export interface DialTarget {
   readonly text: string;
-  readonly network: 'tcp' | 'unix';
-  /** 4 or 6 for tcp4 and tcp6 (or a numeric host of that family); 0 for tcp with a name, and unix. */
+  readonly network: 'tcp' | 'udp' | 'unix';
+  /** 4 or 6 for tcp4/udp4 and tcp6/udp6 (or a numeric host of that family); 0 for a host name, and unix. */
   readonly family: 0 | 4 | 6;
   readonly host: string;
   readonly port: number;
@@ -50,16 +50,19 @@ export interface CheckedDialOptions {
 /** Parses a dial target; throws InvalidArgumentError (not a string) or BadAddressError naming it. */
 export function parseDialTarget(target: unknown): DialTarget {
   if (typeof target !== 'string')
-    throw new InvalidArgumentError('dial target', target, 'a string such as "tcp://host:port" or "unix:///path"');
+    throw new InvalidArgumentError(
+      'dial target',
+      target,
+      'a string such as "tcp://host:port", "udp://host:port" or "unix:///path"',
+    );
   const spec = parseAddress(target);
-  if (spec.network === 'udp') throw new BadAddressError(target, 'dialing udp is not supported yet');
   if (target.includes('?')) throw new BadAddressError(target, 'a dial target takes no options');
   if (spec.network === 'unix') return { text: target, network: 'unix', family: 0, host: '', port: 0, path: spec.path };
   if (spec.host === '') throw new BadAddressError(target, 'a dial target needs a host');
   if (spec.port === 0) throw new BadAddressError(target, 'a dial target needs a port from 1 to 65535');
   const numeric = isIP(spec.host);
   const family = spec.family !== 0 ? spec.family : numeric === 4 ? 4 : numeric === 6 ? 6 : 0;
-  return { text: target, network: 'tcp', family, host: spec.host, port: spec.port, path: '' };
+  return { text: target, network: spec.network, family, host: spec.host, port: spec.port, path: '' };
 }
 
 /** Checks DialOptions for `target`; throws InvalidArgumentError naming the bad option. */
@@ -91,8 +94,8 @@ export function checkDialOptions(opts: unknown, target: DialTarget): CheckedDial
   let localAddress = '';
   if (o.localAddress !== undefined) {
     const a = o.localAddress;
-    if (target.network !== 'tcp')
-      throw new InvalidArgumentError('dial option localAddress', a, 'absent for a unix target (tcp only)');
+    if (target.network === 'unix')
+      throw new InvalidArgumentError('dial option localAddress', a, 'absent for a unix target (tcp and udp only)');
     if (typeof a !== 'string' || isIP(a) === 0)
       throw new InvalidArgumentError('dial option localAddress', a, 'a numeric IPv4 or IPv6 address');
     if (target.family !== 0 && isIP(a) !== target.family)
@@ -106,8 +109,8 @@ export function checkDialOptions(opts: unknown, target: DialTarget): CheckedDial
   let localPort = 0;
   if (o.localPort !== undefined) {
     const p = o.localPort;
-    if (target.network !== 'tcp')
-      throw new InvalidArgumentError('dial option localPort', p, 'absent for a unix target (tcp only)');
+    if (target.network === 'unix')
+      throw new InvalidArgumentError('dial option localPort', p, 'absent for a unix target (tcp and udp only)');
     if (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 65535)
       throw new InvalidArgumentError('dial option localPort', p, 'an integer from 0 to 65535');
     localPort = p;
@@ -150,7 +153,7 @@ export async function resolveDialSpec(t: DialTarget, o: CheckedDialOptions): Pro
     }
   }
   return {
-    network: 'tcp',
+    network: t.network,
     family: family === 6 ? 6 : 4,
     host,
     port: t.port,

@@ -26,6 +26,8 @@
  */
 import type { Addr } from '../addr.js';
 import {
+  kMaxDatagramBytes4,
+  kMaxDatagramBytes6,
   originIsDial,
   type AddrPair,
   type Backend,
@@ -122,7 +124,17 @@ export class Loop implements BackendHandler {
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
     this.#proxyRefusals = new ProxyRefusalReporter(opts.onError);
     this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
-    this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
+    this.#closer = new ConnCloser(
+      backend,
+      this.#conns,
+      this.#timers,
+      lingerMs,
+      () => this.#scheduleFlush(),
+      (c) => {
+        const src = c.pipeFrom;
+        if (src !== null) this.#stopPipe(src);
+      },
+    );
     this.#dialer = new Dialer(backend, this.#timers, () => this.#scheduleFlush());
     this.#handle = this.setHandle({ loopIndex: this.index, numLoops: 1, workerData: undefined, broadcast: () => {} });
   }
@@ -440,11 +452,14 @@ export class Loop implements BackendHandler {
     }
   }
 
-  /** Conn.end: FIN after the queued output, then the linger; a connection ended both ways closes. */
+  /**
+   * Conn.end: FIN after the queued output, then the linger; a connection ended both ways closes. A
+   * dialled UDP connection has no half-close: it closes after its writes.
+   */
   endConn(c: StreamConn): void {
     if (c.state !== ConnState.Open || c.ended) return;
     c.ended = true;
-    if (c.peerEnded) {
+    if (c.peerEnded || c.datagram) {
       this.#closer.close(c);
       return;
     }
@@ -474,6 +489,13 @@ export class Loop implements BackendHandler {
     }
     if (dest.state !== ConnState.Open || dest.ended) {
       throw new InvalidArgumentError('pipe dest', dest.remoteAddr.toString(), 'an open connection that was not ended');
+    }
+    if (c.datagram || dest.datagram) {
+      throw new InvalidArgumentError(
+        'pipe',
+        (c.datagram ? c : dest).remoteAddr.toString(),
+        'stream connections (a udp:// connection keeps datagrams apart and cannot be piped)',
+      );
     }
     const from = dest.pipeFrom;
     if (from !== null && from !== c) {
@@ -648,6 +670,8 @@ export class Loop implements BackendHandler {
       this.#fail(c, new HandlerError('data', err));
       return;
     }
+    // A datagram connection's input is one datagram: what `data` left of it is dropped.
+    if (c.datagram) c.input.reset();
     if (!this.#releaseInput(c)) return;
     if (r !== undefined && r !== null) this.#apply(c, 'data', r);
   }
@@ -823,6 +847,7 @@ export class Loop implements BackendHandler {
 
   #write(c: StreamConn, bytes: Uint8Array): void {
     const len = bytes.length;
+    if (len > kMaxDatagramBytes4 && c.datagram) checkDatagram(c, bytes);
     if (len === 0 || c.state !== ConnState.Open || c.ended) return;
     this.backend.write(c.id, bytes);
     if (c.unflushed === 0) this.#dirty.push(c);
@@ -928,6 +953,21 @@ export class Loop implements BackendHandler {
 
 /** What relayedBytes() says of a connection nothing was relayed for. */
 const kNoneRelayed: readonly [number, number] = Object.freeze([0, 0] as const);
+
+/**
+ * Throws InvalidArgumentError for a write to a dialled UDP connection larger than one datagram can
+ * be: 65,507 bytes to an IPv4 peer, 65,527 to an IPv6 one.
+ */
+function checkDatagram(c: StreamConn, bytes: Uint8Array): void {
+  const v6 = c.remoteAddr.host.includes(':');
+  const max = v6 ? kMaxDatagramBytes6 : kMaxDatagramBytes4;
+  if (bytes.length <= max) return;
+  throw new InvalidArgumentError(
+    'a datagram',
+    bytes,
+    `at most ${max} bytes (the largest UDP payload over IPv${v6 ? 6 : 4}); each write to a udp:// connection is one datagram`,
+  );
+}
 
 /** `value instanceof Error`, false for a value that cannot be inspected (a revoked Proxy). */
 function isError(value: unknown): value is Error {

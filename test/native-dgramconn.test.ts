@@ -1,0 +1,42 @@
+/**
+ * Dialled UDP connections in the native core, tested in C (test/c/dgramconn.c, linked with
+ * native/*.c without Node-API): a dial opens at once with the dial origin, the peer's address and
+ * GEV_C_DGRAM; writes of one flush leave as separate datagrams and each received datagram (an
+ * empty one too) is one DATA record; a 60 KiB write is one datagram; END closes; an ICMP port
+ * unreachable closes with ECONNREFUSED; a paused connection reads after resume; bad addresses fail
+ * at once with nothing left open; gev_loop_stop_all closes it with errno 0. Skipped when gcc is not
+ * installed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+
+const kBuildScript = fileURLToPath(new URL('../../test/c/build.sh', import.meta.url));
+const skip = spawnSync(process.env['CC'] ?? 'gcc', ['--version']).status === 0 ? false : 'no C compiler';
+
+describe('native core: dialled UDP connections', { skip }, () => {
+  let dir = '';
+  let program = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gevent-dgramconn-'));
+    program = join(dir, 'dgramconn');
+    const built = spawnSync('sh', [kBuildScript, 'dgramconn', program], { encoding: 'utf8' });
+    assert.equal(built.status, 0, `test/c/dgramconn.c builds against native/ without Node-API:\n${built.stderr}`);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('opens at once, keeps datagrams apart both ways, and closes as the contract says', () => {
+    const run = spawnSync(program, { encoding: 'utf8', timeout: 30000 });
+    assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stdout}${run.stderr}`);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /udp dial: opened, datagrams kept apart both ways, closed/);
+    assert.match(run.stdout, /udp dial to a closed port: ECONNREFUSED/);
+    assert.match(run.stdout, /paused udp dial: read after resume/);
+    assert.match(run.stdout, /udp dial errors and stop: as the contract says/);
+    assert.match(run.stdout, /all udp dial cases passed/);
+  });
+});
