@@ -104,7 +104,7 @@ function parseOptions(argv: string[]): Options {
       '                        [--conns N] [--held-conns N] [--no-write-docs] [--engine auto|uring|epoll]\n' +
       '                        [--quiet-wait S]\n' +
       `servers: ${[kReferenceName, 'gevent-native', 'gevent-portable', 'node', 'bun'].join(', ')}\n` +
-      `proxies (proxy-* workloads): gevent-proxy, ${kProxyReferenceName}\n` +
+      `proxies (proxy-* workloads): gevent-proxy, gevent-proxy-js, ${kProxyReferenceName}\n` +
       `workloads: ${kWorkloads.join(', ')}`,
   );
   const flags = new FlagChecks(kTag);

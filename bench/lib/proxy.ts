@@ -1,7 +1,8 @@
 /**
  * The TCP proxy workloads: the load generator on core 1 talks to a proxy pinned to core 0, which
  * relays every connection to the C echo server (`bench/c/echo_epoll.c`), also on core 1. The
- * proxies are the proxy example (`gevent-proxy`, native backend, one loop) and Debian's HAProxy
+ * proxies are the proxy example (native backend, one loop) relaying with Conn.pipe (`gevent-proxy`)
+ * and with a `data` handler (`gevent-proxy-js`), and Debian's HAProxy
  * (`haproxy`, `nbthread 1`, mode tcp), the reference that ratios are taken against. HAProxy reads
  * a config written for the trial into a folder of its own, removed when the trial ends.
  */
@@ -64,25 +65,29 @@ export function haproxyVersion(): string | null {
 /** The proxies under the proxy workloads: the proxy example and HAProxy (the reference). */
 export function proxyCatalogue(root: string, haproxy: string | null): ServerSpec[] {
   const main = join(root, 'dist', 'examples', 'proxy', 'main.js');
+  const example = (name: string, relay: 'pipe' | 'js', how: string): ServerSpec => ({
+    name,
+    label: () => `examples/proxy, native backend, 1 loop, ${how}`,
+    command: (port, _udp, ctx) => [
+      process.execPath,
+      main,
+      '--port',
+      String(port),
+      '--to',
+      `127.0.0.1:${upstreamPortOf(ctx)}`,
+      '--loops',
+      '1',
+      '--backend',
+      'native',
+      '--relay',
+      relay,
+    ],
+    unavailable: existsSync(main) ? null : 'dist/ is not built (npm run build)',
+    reference: false,
+  });
   return [
-    {
-      name: 'gevent-proxy',
-      label: () => 'examples/proxy, native backend, 1 loop',
-      command: (port, _udp, ctx) => [
-        process.execPath,
-        main,
-        '--port',
-        String(port),
-        '--to',
-        `127.0.0.1:${upstreamPortOf(ctx)}`,
-        '--loops',
-        '1',
-        '--backend',
-        'native',
-      ],
-      unavailable: existsSync(main) ? null : 'dist/ is not built (npm run build)',
-      reference: false,
-    },
+    example('gevent-proxy', 'pipe', 'Conn.pipe (relayed in the C core)'),
+    example('gevent-proxy-js', 'js', 'a data handler writing to the other side'),
     {
       name: kProxyReferenceName,
       label: () => `HAProxy${haproxy === null ? '' : ` ${haproxy}`}, nbthread 1, mode tcp (reference)`,
