@@ -383,10 +383,11 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   return num(env, rc != 0 ? rc : (double)id);
 }
 
-/* connectInet(loop, family 4|6, host, port, localHost, localPort, origin): starts a dial to a
- * numeric host, bound first to localHost ('' = any) and localPort (0 = any). Returns its id or
- * -errno; OPEN (origin with GEV_ORIGIN_DIAL set) or CLOSE follows in a batch (see gev.h). */
-static napi_value js_connect_inet(napi_env env, napi_callback_info info) {
+/* connectInet / connectUdp(loop, family 4|6, host, port, localHost, localPort, origin): starts a
+ * dial to a numeric host (a TCP connect, or a connected UDP socket), bound first to localHost ('' =
+ * any) and localPort (0 = any). Returns its id or -errno; OPEN (origin with GEV_ORIGIN_DIAL set) or
+ * CLOSE follows in a batch (see gev_conn_connect_inet and gev_conn_connect_udp in gev.h). */
+static napi_value connect_common(napi_env env, napi_callback_info info, int udp) {
   ARGS(7);
   char host[128], local[128];
   gev_node *n = arg_node(env, argv[0]);
@@ -396,28 +397,15 @@ static napi_value js_connect_inet(napi_env env, napi_callback_info info) {
     return num(env, -EINVAL);
   }
   uint32_t id = 0;
-  int rc = gev_conn_connect_inet(n->loop, arg_i32(env, argv[1]), host, arg_i32(env, argv[3]), local,
-                                 arg_i32(env, argv[5]), arg_u32(env, argv[6]), &id);
+  int (*connect)(gev_loop *, int, const char *, int, const char *, int, uint32_t, uint32_t *) =
+      udp ? gev_conn_connect_udp : gev_conn_connect_inet;
+  int rc = connect(n->loop, arg_i32(env, argv[1]), host, arg_i32(env, argv[3]), local, arg_i32(env, argv[5]),
+                   arg_u32(env, argv[6]), &id);
   return num(env, rc != 0 ? rc : (double)id);
 }
 
-/* connectUdp(loop, family 4|6, host, port, localHost, localPort, origin): opens a connected UDP
- * socket to a numeric host (source bound as for connectInet). Returns its id or -errno; its OPEN
- * follows in a batch (see gev_conn_connect_udp in gev.h). */
-static napi_value js_connect_udp(napi_env env, napi_callback_info info) {
-  ARGS(7);
-  char host[128], local[128];
-  gev_node *n = arg_node(env, argv[0]);
-  if (n == NULL) return NULL;
-  if (n->closing) return num(env, -EBADF);
-  if (arg_string(env, argv[2], host, sizeof host) != 0 || arg_string(env, argv[4], local, sizeof local) != 0) {
-    return num(env, -EINVAL);
-  }
-  uint32_t id = 0;
-  int rc = gev_conn_connect_udp(n->loop, arg_i32(env, argv[1]), host, arg_i32(env, argv[3]), local,
-                                arg_i32(env, argv[5]), arg_u32(env, argv[6]), &id);
-  return num(env, rc != 0 ? rc : (double)id);
-}
+static napi_value js_connect_inet(napi_env env, napi_callback_info info) { return connect_common(env, info, 0); }
+static napi_value js_connect_udp(napi_env env, napi_callback_info info) { return connect_common(env, info, 1); }
 
 /* connectUnix(loop, path, origin): starts a dial to a unix stream socket; its id or -errno. */
 static napi_value js_connect_unix(napi_env env, napi_callback_info info) {
