@@ -45,7 +45,7 @@ import {
 import type { Conn, PipeOptions } from '../conn-types.js';
 import { Action, type ConnOptions, type Events, type LoopInit, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
-import { AcceptErrorReporter, ProxyRefusalReporter } from './accept-errors.js';
+import { AcceptErrorReporter, ProxyRefusalReporter, TlsHandshakeReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { ConnState, StreamConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
@@ -101,6 +101,7 @@ export class Loop implements BackendHandler {
   #pending: StreamConn[] | null = [];
   readonly #acceptErrors: AcceptErrorReporter;
   readonly #proxyRefusals: ProxyRefusalReporter;
+  readonly #tlsErrors: TlsHandshakeReporter;
   readonly #dialer: Dialer;
   /** Dialled connections open now (maxConnections counts accepted ones only). */
   #dialedOpen = 0;
@@ -121,6 +122,7 @@ export class Loop implements BackendHandler {
     const lingerMs = opts.lingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
     this.#proxyRefusals = new ProxyRefusalReporter(opts.onError);
+    this.#tlsErrors = new TlsHandshakeReporter(opts.onError);
     this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
     this.#closer = new ConnCloser(backend, this.#conns, this.#timers, lingerMs, () => this.#scheduleFlush());
     this.#dialer = new Dialer(backend, this.#timers, () => this.#scheduleFlush());
@@ -162,6 +164,7 @@ export class Loop implements BackendHandler {
     this.#listenerAddrs = addrs;
     this.#acceptErrors.setListenerAddrs(addrs);
     this.#proxyRefusals.setListenerAddrs(addrs);
+    this.#tlsErrors.setListenerAddrs(addrs);
   }
 
   // ---- BackendHandler ------------------------------------------------------------------------
@@ -363,6 +366,10 @@ export class Loop implements BackendHandler {
   onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void {
     this.counters[Counter.ProxyRefused]++;
     this.#proxyRefusals.onProxyRefused(listenerIndex, reason, peer);
+  }
+
+  onTlsError(listenerIndex: number, reason: string, peer: Addr | null, detail: string): void {
+    this.#tlsErrors.onTlsError(listenerIndex, reason, peer, detail);
   }
 
   onRelayed(id: number, out: number, into: number): void {
@@ -568,6 +575,7 @@ export class Loop implements BackendHandler {
     this.#timers.stop();
     this.#acceptErrors.stop();
     this.#proxyRefusals.stop();
+    this.#tlsErrors.stop();
     if (this.#needFlush) this.#flush();
     this.#cutForShutdown(graceMs);
     await this.backend.stop();
