@@ -2,6 +2,7 @@
  * The user-facing contract: the Events object a server is built from, the actions its callbacks
  * return, and the shapes those returns may take.
  */
+import type { DialTlsOptions } from './tls-options.js';
 import type { Addr } from './addr.js';
 import type { RingBuffer } from './ringbuffer.js';
 import type { Conn, Output } from './conn-types.js';
@@ -143,8 +144,11 @@ export interface Server {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Options of a dial: LoopInit.dial(), Conn.loop.dial(), Server.dial(). */
-export interface DialOptions {
+/**
+ * Options of a dial: LoopInit.dial(), Conn.loop.dial(), Server.dial(). The members of
+ * DialTlsOptions (servername, ca, alpn, session, ...) are for `tls://` targets only.
+ */
+export interface DialOptions extends DialTlsOptions {
   /** The new connection's `c.context`, set before `opened` runs (default undefined). */
   context?: unknown;
   /** Connect timeout in ms, on the loop's timing wheel (default 10000); then DialError ETIMEDOUT. */
