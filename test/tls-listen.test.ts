@@ -7,7 +7,7 @@
  * - SNI picks the certificate for the name asked for, the default one otherwise;
  * - failures never reach `opened` and are reported to onError as TlsHandshakeError with a code:
  *   plain HTTP to the TLS port, garbage, a client that leaves mid-handshake, no common ALPN protocol;
- * - a handshake fed one byte at a time completes and echoes;
+ * - a handshake fed one byte at a time completes and echoes; a silent client ends at handshakeTimeout;
  * - a key that does not match its certificate, or a certificate that is not PEM, rejects listen()
  *   with TlsConfigError naming the option; bad options name the field.
  */
@@ -405,4 +405,21 @@ test('bad TLS options are refused naming the field; tls and its addresses go tog
     listen({}, { backend: 'native', tls }, 'tls://127.0.0.1:0'),
     (err: unknown) => err instanceof BackendUnavailableError && /portable backend/.test(err.message),
   );
+});
+
+test('a stalled handshake ends at handshakeTimeout: ERR_TLS_HANDSHAKE_TIMEOUT, never opened', { skip }, async () => {
+  const f = tlsFixtures();
+  const { run, port, seen } = await tlsEcho(f, { handshakeTimeout: 100 });
+  try {
+    const s = netConnect(port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    const end = await within(readEnd(s), 15_000, 'the server closing a silent client');
+    assert.ok(end.how === 'eof' || end.how === 'ECONNRESET', end.how);
+    await waitFor(() => seen.errors.length > 0, 'onError');
+    assert.ok(seen.errors[0] instanceof TlsHandshakeError);
+    assert.equal((seen.errors[0] as TlsHandshakeError).reason, 'ERR_TLS_HANDSHAKE_TIMEOUT');
+    assert.equal(seen.opened.length, 0);
+  } finally {
+    await run.stop();
+  }
 });
