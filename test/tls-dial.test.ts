@@ -5,7 +5,8 @@
  * - session reuse: c.tls.session of one connection resumes the next (c.tls.resumed);
  * - a servername the certificate does not name, or the system CAs for a private CA: the dial
  *   rejects with TlsHandshakeError and a code; rejectUnauthorized false opens it unverified;
- * - TLS options on a tcp:// target are refused; the native backend refuses tls:// dials.
+ * - TLS options on a tcp:// target are refused; a client key that does not match its certificate
+ *   is a TlsConfigError; the native backend refuses tls:// dials.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import {
   BackendUnavailableError,
   InvalidArgumentError,
   listen,
+  TlsConfigError,
   TlsHandshakeError,
   type Conn,
   type DialOptions,
@@ -196,5 +198,15 @@ test('the native backend refuses tls:// dials', async (t) => {
   await assert.rejects(
     d.dial('tls://127.0.0.1:1'),
     (err) => err instanceof BackendUnavailableError && /portable backend/.test(err.message),
+  );
+});
+
+test('a client key that does not match its certificate rejects the dial with TlsConfigError', { skip }, async () => {
+  const f = tlsFixtures();
+  const port = await tlsEchoServer(f);
+  const d = await dialer();
+  await assert.rejects(
+    d.dial(`tls://localhost:${port}`, { ca: f.caCert, cert: f.clientCert, key: f.strayKey }),
+    (err) => err instanceof TlsConfigError && err.code === 'ERR_GEVENT_TLS_CONFIG' && /MISMATCH/.test(err.reason),
   );
 });

@@ -15,13 +15,13 @@
  * A TLS listener (`tls://`) is a node:tls server (src/backend/portable-tls.ts): a connection opens
  * once its handshake is done, with its TlsInfo; a failed handshake is reported by onTlsError and
  * never gets an id. A TLS dial opens at 'secureConnect'; a handshake that fails closes it with a
- * TlsHandshakeFailure.
+ * TlsHandshakeFailure; options node:tls refuses at once make dial() return a TlsConfigError.
  */
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Addr, type ListenSpec } from '../addr.js';
-import { ConnectionError, ListenError } from '../errors.js';
+import { ConnectionError, ListenError, TlsConfigError } from '../errors.js';
 import { parseProxyHeader, type ProxyAddress, type ProxyHeader } from '../proxy-header.js';
 import {
   kOriginDial,
@@ -383,26 +383,24 @@ export class PortableBackend implements Backend {
   dial(spec: DialSpec): number | Error {
     const h = this.#handler;
     if (this.#stopped || h === null) return Object.assign(new Error('backend stopped'), { code: 'ECANCELED' });
+    if (spec.tls !== undefined) return this.#dialTls(spec, h);
     let sock: Socket;
     try {
       sock =
-        spec.tls !== undefined
-          ? connectTls(spec, this.#opts.tcpNoDelay)
-          : spec.network === 'unix'
-            ? connect({ path: spec.path, allowHalfOpen: true })
-            : connect({
-                host: spec.host,
-                port: spec.port,
-                family: spec.family,
-                localAddress: spec.localHost || undefined,
-                localPort: spec.localPort || undefined,
-                noDelay: this.#opts.tcpNoDelay,
-                allowHalfOpen: true,
-              });
+        spec.network === 'unix'
+          ? connect({ path: spec.path, allowHalfOpen: true })
+          : connect({
+              host: spec.host,
+              port: spec.port,
+              family: spec.family,
+              localAddress: spec.localHost || undefined,
+              localPort: spec.localPort || undefined,
+              noDelay: this.#opts.tcpNoDelay,
+              allowHalfOpen: true,
+            });
     } catch (err) {
       return err as Error;
     }
-    if (spec.tls !== undefined) return this.#dialTls(sock as TLSSocket, h, spec.tls.servername);
     const s = this.#track(sock, h);
     s.connecting = true;
     sock.once('connect', () => {
@@ -421,7 +419,17 @@ export class PortableBackend implements Backend {
    * A TLS dial: connecting until its handshake is done. An error before the TCP connect is the
    * connect's (its errno); one after it, the handshake's (a TlsHandshakeFailure).
    */
-  #dialTls(sock: TLSSocket, h: BackendHandler, servername: string): number {
+  #dialTls(spec: DialSpec, h: BackendHandler): number | Error {
+    let sock: TLSSocket;
+    try {
+      sock = connectTls(spec, this.#opts.tcpNoDelay);
+    } catch (err) {
+      // node:tls builds the context at once: a PEM it cannot read, a key that does not match.
+      return new TlsConfigError('dial options (ca, cert, key, passphrase, ciphers)', tlsReason(err), String(err), {
+        cause: err,
+      });
+    }
+    const servername = spec.tls!.servername;
     let tcpUp = false;
     sock.once('connect', () => (tcpUp = true));
     const s = this.#track(sock, h);

@@ -24,6 +24,7 @@ import {
   BadAddressError,
   DialError,
   InvalidArgumentError,
+  TlsConfigError,
   TlsHandshakeError,
 } from '../errors.js';
 import { checkDialTls, kDialTlsKeys, type DialTlsConfig } from '../tls-options.js';
@@ -230,6 +231,7 @@ export class Dialer {
     const spec = await resolveDialSpec(t, o);
     this.#checkGoing(t.text, o.signal);
     const r = this.#backend.dial(spec);
+    if (r instanceof TlsConfigError) throw r;
     if (typeof r !== 'number') {
       const errno = errnoOf(r, 'EIO');
       throw new DialError(t.text, errno, `connect ${errno}`, { cause: r });
