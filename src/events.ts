@@ -97,6 +97,11 @@ export interface ServerStats {
    * most once a second per listener). They are not in `accepted`, `connections` or `closed`.
    */
   readonly proxyRefused: number;
+  /**
+   * Connections a TLS listener closed because their handshake failed (each reported to onError as
+   * a TlsHandshakeError, at most once a second per listener). Not in `accepted`, `connections` or `closed`.
+   */
+  readonly tlsRefused: number;
   /** Per loop, by index. */
   readonly loops: readonly LoopStats[];
 }

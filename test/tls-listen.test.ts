@@ -6,7 +6,8 @@
  *   required: refused, TlsHandshakeError, never `opened`;
  * - SNI picks the certificate for the name asked for, the default one otherwise;
  * - failures never reach `opened` and are reported to onError as TlsHandshakeError with a code:
- *   plain HTTP to the TLS port, garbage, a client that leaves mid-handshake, no common ALPN protocol;
+ *   plain HTTP to the TLS port (counted in stats().tlsRefused), garbage, a client that leaves
+ *   mid-handshake, no common ALPN protocol;
  * - a handshake fed one byte at a time completes and echoes; a silent client ends at handshakeTimeout;
  * - a key that does not match its certificate, or a certificate that is not PEM, rejects listen()
  *   with TlsConfigError naming the option; bad options name the field.
@@ -242,6 +243,9 @@ for (const [what, bytes, reason] of [
         assert.equal(e.address, String(run.server.addrs[0]));
         assert.equal(e.peer?.host, '127.0.0.1');
         assert.equal(seen.opened.length, 0);
+        const stats = run.server.stats();
+        assert.equal(stats.tlsRefused, 1);
+        assert.equal(stats.accepted, 0);
         // The listener goes on.
         const s = await client(f, port);
         assert.deepEqual(await roundTrip(s, Buffer.from('ok')), Buffer.from('ok'));

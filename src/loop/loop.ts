@@ -369,6 +369,7 @@ export class Loop implements BackendHandler {
   }
 
   onTlsError(listenerIndex: number, reason: string, peer: Addr | null, detail: string): void {
+    this.counters[Counter.TlsRefused]++;
     this.#tlsErrors.onTlsError(listenerIndex, reason, peer, detail);
   }
 
