@@ -9,6 +9,7 @@
  *   plain HTTP to the TLS port (counted in stats().tlsRefused), garbage, a client that leaves
  *   mid-handshake, no common ALPN protocol;
  * - a handshake fed one byte at a time completes and echoes; a silent client ends at handshakeTimeout;
+ * - stop() ends a handshake still under way; no fd is left open;
  * - a key that does not match its certificate, or a certificate that is not PEM, rejects listen()
  *   with TlsConfigError naming the option; bad options name the field.
  */
@@ -29,7 +30,7 @@ import {
   type ServeOptions,
   type TlsInfo,
 } from '../src/index.js';
-import { readEnd, startServer, waitFor, within, type Running } from './helpers.js';
+import { assertNoFdLeak, openFdCount, readEnd, startServer, waitFor, within, type Running } from './helpers.js';
 import { opensslMissing, tlsFixtures, type TlsFixtures } from './tls-fixtures.js';
 
 const kMiB = 1 << 20;
@@ -427,3 +428,29 @@ test('a stalled handshake ends at handshakeTimeout: ERR_TLS_HANDSHAKE_TIMEOUT, n
     await run.stop();
   }
 });
+
+test(
+  'no fd is left open after TLS connections, failed handshakes and a client stalled mid-handshake at stop',
+  { skip },
+  async () => {
+    const f = tlsFixtures();
+    const hello = await clientHello(f);
+    const before = openFdCount();
+    const { run, port, seen } = await tlsEcho(f);
+    const ok = await client(f, port);
+    assert.deepEqual(await roundTrip(ok, Buffer.from('a')), Buffer.from('a'));
+    ok.end();
+    await closedSock(ok);
+    await sendRaw(port, Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+    const stalled = netConnect(port, '127.0.0.1');
+    await new Promise((r) => stalled.once('connect', r));
+    stalled.write(hello.subarray(0, 10));
+    const stalledEnd = readEnd(stalled);
+    await run.stop();
+    await within(stalledEnd, 10_000, 'the stalled client closed by stop');
+    stalled.destroy();
+    await closedSock(stalled);
+    assert.equal(seen.opened.length, 1);
+    assertNoFdLeak(before);
+  },
+);
