@@ -181,7 +181,8 @@ export interface LoopInit {
   broadcast(value: unknown): void;
   /**
    * Opens an outbound connection on this loop to `target` (`tcp://host:port`, `tcp4://`, `tcp6://`,
-   * `unix:///path`). Host names are resolved first, off the loop. Once connected the connection
+   * `unix:///path`, or `tls://host:port`, which opens after its TLS handshake and rejects with
+   * TlsHandshakeError when that fails). Host names are resolved first, off the loop. Once connected the connection
    * gets `opened` like an accepted one (before `serving` too: a dial from `init` is not held back),
    * and the promise resolves with it after `opened` returns, even if `opened` closed it. Rejects
    * with BadAddressError or InvalidArgumentError for a bad target or option, and with DialError
