@@ -454,3 +454,35 @@ test(
     assertNoFdLeak(before);
   },
 );
+
+test('shared ticketKeys: a session one server gave resumes on another, for SNI names too', { skip }, async () => {
+  const f = tlsFixtures();
+  const ticketKeys = randomBytes(48);
+  const sni = { 'other.test': { key: f.otherKey, cert: f.otherCert } };
+  const a = await tlsEcho(f, { ticketKeys, sessionTimeout: 60, sni });
+  const b = await tlsEcho(f, { ticketKeys, sessionTimeout: 60, sni });
+  try {
+    for (const servername of ['localhost', 'other.test']) {
+      const first = await client(f, a.port, { servername });
+      let session: Buffer | undefined;
+      first.on('session', (s: Buffer) => (session = s));
+      // TLS 1.3 tickets come after the handshake, before the echo.
+      await roundTrip(first, Buffer.from('x'));
+      await waitFor(() => session !== undefined, 'a session ticket');
+      first.end();
+      await closedSock(first);
+      const second = await client(f, b.port, { servername, session });
+      assert.equal(second.isSessionReused(), true, servername);
+      second.end();
+      await closedSock(second);
+    }
+    await waitFor(() => b.seen.opened.length === 2, 'two opened');
+    assert.deepEqual(
+      b.seen.opened.map((o) => o.tls!.resumed),
+      [true, true],
+    );
+  } finally {
+    await a.run.stop();
+    await b.run.stop();
+  }
+});

@@ -48,8 +48,6 @@ export function createPortableTlsServer(
     rejectUnauthorized: cfg.rejectUnauthorized,
     handshakeTimeout: cfg.handshakeTimeoutMs,
     ...(cfg.alpn !== null ? { ALPNProtocols: cfg.alpn } : {}),
-    ...(cfg.sessionTimeoutS !== null ? { sessionTimeout: cfg.sessionTimeoutS } : {}),
-    ...(cfg.ticketKeys !== null ? { ticketKeys: Buffer.from(cfg.ticketKeys) } : {}),
     ...(byName.size > 0
       ? {
           SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
@@ -59,11 +57,13 @@ export function createPortableTlsServer(
   });
 }
 
-/** The context options every certificate of a server shares. */
+/** The context options every certificate of a server shares (SNI ones too: the same tickets resume them). */
 function commonContextOptions(cfg: ServerTlsConfig): SecureContextOptions {
   return {
     minVersion: cfg.minVersion,
     secureOptions: kSecureOptions,
+    ...(cfg.sessionTimeoutS !== null ? { sessionTimeout: cfg.sessionTimeoutS } : {}),
+    ...(cfg.ticketKeys !== null ? { ticketKeys: Buffer.from(cfg.ticketKeys) } : {}),
     ...(cfg.ca !== null ? { ca: cfg.ca.map(pemArg) } : {}),
     ...(cfg.ciphers !== null ? { ciphers: cfg.ciphers } : {}),
   };
