@@ -47,5 +47,5 @@ export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js
 export { listen, serve, type ServeOptions } from './serve.js';
 export type { BackendKind } from './backend/select.js';
 export type { ProxyInfo, ProxyRefusal, ProxyTlv, TlsInfo } from './backend/backend.js';
-export type { DialTlsOptions, TlsOptions } from './tls-options.js';
+export type { DialTlsOptions, Pem, SniCertificate, TlsOptions, TlsVersion } from './tls-options.js';
 export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel/index.js';
