@@ -3,8 +3,9 @@
  * flags, checked before anything starts, and serving until SIGINT or SIGTERM. A bad flag, or a
  * server that cannot start, prints `<example>: <message>` on stderr and exits with code 2.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { listen, type BackendKind, type Server, type ServeOptions } from '../src/index.js';
+import { listen, type BackendKind, type Server, type ServeOptions, type TlsOptions } from '../src/index.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -27,6 +28,35 @@ export interface Flags<O extends OptionsConfig> {
   loops: string;
   backend: BackendKind;
   values: Values<O>;
+}
+
+/** The TLS flags of the examples that serve TLS: a PEM certificate file and its key file. */
+export const kTlsFlags = {
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const;
+
+/**
+ * ServeOptions.tls from --tls-cert and --tls-key (both or neither), with `alpn` when given; undefined
+ * without them. A missing partner or an unreadable file ends the process naming the flag.
+ */
+export function tlsFromFlags(
+  example: string,
+  cert: string | undefined,
+  key: string | undefined,
+  alpn?: string[],
+): TlsOptions | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined)
+    fail(example, `--tls-cert and --tls-key go together (got only --tls-${cert === undefined ? 'key' : 'cert'})`);
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      fail(example, `--${flag}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read('tls-cert', cert), key: read('tls-key', key), ...(alpn ? { alpn } : {}) };
 }
 
 /** Prints `<example>: <message>` on stderr and exits with code 2. */

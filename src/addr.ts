@@ -2,7 +2,9 @@
  * Address strings (`scheme://address?options`) and the socket addresses the library reports.
  *
  * Rules, as in go-gevent: schemes tcp (v4+v6), tcp4, tcp6, udp, udp4, udp6 and unix; no scheme means
- * tcp; `tcp://` (empty) binds every interface on a free port; `unix://path` binds a socket file. The
+ * tcp; `tcp://` (empty) binds every interface on a free port; `unix://path` binds a socket file.
+ * `tls`, `tls4` and `tls6` are tcp, tcp4 and tcp6 with TLS on every connection (ServeOptions.tls
+ * for a listener, DialOptions for a dial); TLS over unix sockets or UDP has no scheme. The
  * options are `reuseport` and `proxy` (tcp and unix only: PROXY protocol headers), each truthy as
  * true/yes/t/y (any case) or a number 1-9..., falsy as false/no/f/n/0 or empty. Anything else is a
  * BadAddressError that names the input.
@@ -32,6 +34,8 @@ export interface ListenSpec {
    * v1 or v2 header, which the backend reads and checks before onOpen.
    */
   readonly proxyProtocol: boolean;
+  /** `tls://`, `tls4://`, `tls6://`: a tcp listener (network 'tcp') whose connections speak TLS (absent or false: plain). */
+  readonly tls?: boolean;
 }
 
 /** A bound or peer socket address. `toString()` gives the `scheme://host:port` form. */
@@ -41,6 +45,8 @@ export class Addr {
     readonly host: string,
     readonly port: number,
     readonly path: string = '',
+    /** A TLS listener's address (network 'tcp'): toString() says `tls://`. */
+    readonly tls: boolean = false,
   ) {}
 
   /** 'IPv4', 'IPv6' or 'unix'. */
@@ -52,18 +58,21 @@ export class Addr {
   toString(): string {
     if (this.network === 'unix') return `unix://${this.path}`;
     const host = isIP(this.host) === 6 ? `[${this.host}]` : this.host;
-    return `${this.network}://${host}:${this.port}`;
+    return `${this.tls ? 'tls' : this.network}://${host}:${this.port}`;
   }
 }
 
-const kSchemes: Record<string, { network: Network; family: 0 | 4 | 6 }> = {
-  tcp: { network: 'tcp', family: 0 },
-  tcp4: { network: 'tcp', family: 4 },
-  tcp6: { network: 'tcp', family: 6 },
-  udp: { network: 'udp', family: 0 },
-  udp4: { network: 'udp', family: 4 },
-  udp6: { network: 'udp', family: 6 },
-  unix: { network: 'unix', family: 0 },
+const kSchemes: Record<string, { network: Network; family: 0 | 4 | 6; tls: boolean }> = {
+  tcp: { network: 'tcp', family: 0, tls: false },
+  tcp4: { network: 'tcp', family: 4, tls: false },
+  tcp6: { network: 'tcp', family: 6, tls: false },
+  udp: { network: 'udp', family: 0, tls: false },
+  udp4: { network: 'udp', family: 4, tls: false },
+  udp6: { network: 'udp', family: 6, tls: false },
+  unix: { network: 'unix', family: 0, tls: false },
+  tls: { network: 'tcp', family: 0, tls: true },
+  tls4: { network: 'tcp', family: 4, tls: true },
+  tls6: { network: 'tcp', family: 6, tls: true },
 };
 
 /** Parses one address string; throws BadAddressError naming it when it is malformed. */
@@ -92,6 +101,8 @@ export function parseAddress(text: string, index = 0): ListenSpec {
   }
   if (proxyProtocol && kind.network === 'udp')
     throw new BadAddressError(text, 'proxy is not supported on udp (PROXY protocol headers are for stream listeners)');
+  if (proxyProtocol && kind.tls)
+    throw new BadAddressError(text, 'proxy is not supported on tls listeners yet (use tcp:// with ?proxy=true)');
   if (kind.network === 'unix') {
     if (rest === '') throw new BadAddressError(text, 'a unix address needs a path');
     if (rest.includes('\0')) throw new BadAddressError(text, 'a unix path cannot contain NUL');
@@ -102,7 +113,18 @@ export function parseAddress(text: string, index = 0): ListenSpec {
         `unix path is ${bytes} bytes, longer than the ${kMaxUnixPathBytes} the system allows`,
       );
     }
-    return { text, index, network: 'unix', family: 0, host: '', port: 0, path: rest, reusePort, proxyProtocol };
+    return {
+      text,
+      index,
+      network: 'unix',
+      family: 0,
+      host: '',
+      port: 0,
+      path: rest,
+      reusePort,
+      proxyProtocol,
+      tls: false,
+    };
   }
   if (rest === '') return { text, index, ...kind, host: '', port: 0, path: '', reusePort, proxyProtocol };
   const colon = rest.lastIndexOf(':');

@@ -7,7 +7,7 @@
  * callback, or later from async code on the same thread).
  */
 import type { Addr } from './addr.js';
-import type { ProxyInfo } from './backend/backend.js';
+import type { ProxyInfo, TlsInfo } from './backend/backend.js';
 import type { LoopInit } from './events.js';
 
 /**
@@ -58,6 +58,13 @@ export interface Conn {
    * null for every other connection.
    */
   readonly proxy: ProxyInfo | null;
+  /**
+   * On a connection of a `tls://` listener or dial: what its handshake settled (protocol, cipher,
+   * ALPN protocol, server name, resumption, the peer certificate's verdict and, read on first use,
+   * the certificate itself; a dial's latest session). `opened` runs only once the handshake is
+   * done. null for every plain connection.
+   */
+  readonly tls: TlsInfo | null;
   /** True until the connection has closed; false inside `closed` and after it. */
   readonly open: boolean;
   /** Bytes written to this connection that the kernel has not taken yet (as last known). */

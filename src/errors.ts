@@ -262,3 +262,59 @@ export class DialError extends GeventError {
     this.errno = errno;
   }
 }
+
+/**
+ * ServeOptions.tls (or a TLS dial's options) that TLS cannot use: a PEM that does not parse, a
+ * private key that does not match its certificate, a wrong passphrase, a cipher list OpenSSL
+ * refuses. `field` names the option (such as `options.tls.cert` or `options.tls.sni["a.example"]`);
+ * `reason` is OpenSSL's error code where there is one.
+ */
+export class TlsConfigError extends GeventError {
+  /** The option at fault, such as `options.tls.key`. */
+  readonly field: string;
+  /** OpenSSL's (or Node's) code for the failure, such as `ERR_OSSL_X509_KEY_VALUES_MISMATCH`. */
+  readonly reason: string;
+  constructor(field: string, reason: string, detail: string, options?: { cause?: unknown }) {
+    super('ERR_GEVENT_TLS_CONFIG', `${field}: ${detail}${reason ? ` (${reason})` : ''}`, options);
+    this.field = field;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A TLS handshake that failed. On a listener: the connection closed before it opened (plain text
+ * or garbage sent to a TLS port, a protocol or cipher the server refuses, no common ALPN protocol, a
+ * missing or refused client certificate, a peer that left or stalled mid-handshake); reported
+ * through onError at most once a second per listener, `count` saying how many failures the report
+ * stands for (`reason` and `peer` are the last one's). On a dial: the promise rejects with it (a
+ * certificate that does not verify or name the host, a protocol mismatch), with `count` 1.
+ */
+export class TlsHandshakeError extends GeventError {
+  /** OpenSSL's or Node's code, such as `ERR_SSL_WRONG_VERSION_NUMBER`, `ERR_TLS_CERT_ALTNAME_INVALID` or `ECONNRESET`. */
+  readonly reason: string;
+  /** The listener's bound address, or the dial's target. */
+  readonly address: string;
+  /** The peer's address, when known (null for a dial that never connected). */
+  readonly peer: Addr | null;
+  /** How many failed handshakes this report stands for. */
+  readonly count: number;
+  constructor(
+    address: string,
+    peer: Addr | null,
+    reason: string,
+    count: number,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'ERR_GEVENT_TLS_HANDSHAKE',
+      `TLS handshake ${peer !== null ? `with ${String(peer)} ` : ''}on ${address} failed: ${reason}` +
+        `${detail ? ` (${detail})` : ''}${count > 1 ? ` (${count} connections since the last report)` : ''}`,
+      options,
+    );
+    this.reason = reason;
+    this.address = address;
+    this.peer = peer;
+    this.count = count;
+  }
+}

@@ -2,6 +2,7 @@
  * The user-facing contract: the Events object a server is built from, the actions its callbacks
  * return, and the shapes those returns may take.
  */
+import type { DialTlsOptions } from './tls-options.js';
 import type { Addr } from './addr.js';
 import type { RingBuffer } from './ringbuffer.js';
 import type { Conn, Output } from './conn-types.js';
@@ -96,6 +97,11 @@ export interface ServerStats {
    * most once a second per listener). They are not in `accepted`, `connections` or `closed`.
    */
   readonly proxyRefused: number;
+  /**
+   * Connections a TLS listener closed because their handshake failed (each reported to onError as
+   * a TlsHandshakeError, at most once a second per listener). Not in `accepted`, `connections` or `closed`.
+   */
+  readonly tlsRefused: number;
   /** Per loop, by index. */
   readonly loops: readonly LoopStats[];
 }
@@ -143,8 +149,11 @@ export interface Server {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Options of a dial: LoopInit.dial(), Conn.loop.dial(), Server.dial(). */
-export interface DialOptions {
+/**
+ * Options of a dial: LoopInit.dial(), Conn.loop.dial(), Server.dial(). The members of
+ * DialTlsOptions (servername, ca, alpn, session, ...) are for `tls://` targets only.
+ */
+export interface DialOptions extends DialTlsOptions {
   /** The new connection's `c.context`, set before `opened` runs (default undefined). */
   context?: unknown;
   /** Connect timeout in ms, on the loop's timing wheel (default 10000); then DialError ETIMEDOUT. */
@@ -172,12 +181,13 @@ export interface LoopInit {
   broadcast(value: unknown): void;
   /**
    * Opens an outbound connection on this loop to `target` (`tcp://host:port`, `tcp4://`, `tcp6://`,
-   * `unix:///path`, `udp://host:port`, `udp4://`, `udp6://`). Host names are resolved first, off the
-   * loop. Once connected the connection gets `opened` like an accepted one (before `serving` too: a
-   * dial from `init` is not held back), and the promise resolves with it after `opened` returns,
-   * even if `opened` closed it. Rejects with BadAddressError or InvalidArgumentError for a bad
-   * target or option, and with DialError when it does not connect: then neither `opened` nor
-   * `closed` fires.
+   * `unix:///path`, `udp://host:port`, `udp4://`, `udp6://`, or `tls://host:port`, which opens
+   * after its TLS handshake and rejects with TlsHandshakeError when that fails). Host names are
+   * resolved first, off the loop. Once connected the connection gets `opened` like an accepted one
+   * (before `serving` too: a dial from `init` is not held back), and the promise resolves with it
+   * after `opened` returns, even if `opened` closed it. Rejects with BadAddressError or
+   * InvalidArgumentError for a bad target or option, and with DialError when it does not connect:
+   * then neither `opened` nor `closed` fires.
    *
    * A udp target is a connected UDP socket, open at once (no handshake): each `data` call is one
    * datagram (what it leaves unconsumed is dropped), each write one datagram (one larger than UDP

@@ -19,6 +19,8 @@ export {
   OutputLimitError,
   ProxyProtocolError,
   ShutdownError,
+  TlsConfigError,
+  TlsHandshakeError,
   WorkerError,
 } from './errors.js';
 export {
@@ -44,5 +46,6 @@ export {
 export { RingBuffer, ringBufferPool, type RingBufferPool } from './ringbuffer.js';
 export { listen, serve, type ServeOptions } from './serve.js';
 export type { BackendKind } from './backend/select.js';
-export type { ProxyInfo, ProxyRefusal, ProxyTlv } from './backend/backend.js';
+export type { ProxyInfo, ProxyRefusal, ProxyTlv, TlsInfo } from './backend/backend.js';
+export type { DialTlsOptions, Pem, SniCertificate, TlsOptions, TlsVersion } from './tls-options.js';
 export { TimingWheel, type Scheduler, type Timer, type TimingWheelOptions } from './timingwheel/index.js';

@@ -9,6 +9,7 @@ import type { BackendKind } from './backend/select.js';
 import { startEngine } from './engine/engine.js';
 import { resolveOptions } from './engine/options.js';
 import { errorText, InvalidArgumentError } from './errors.js';
+import { checkServerTls, type TlsOptions } from './tls-options.js';
 import { LoadBalance, type Events, type Server } from './events.js';
 
 /** The second argument of serve() in its long form. */
@@ -60,6 +61,13 @@ export interface ServeOptions {
    * SharedArrayBuffer in it is shared, not copied): shared state for a server on several loops.
    */
   workerData?: unknown;
+  /**
+   * The server side of every `tls://`, `tls4://` and `tls6://` address: key and certificate (PEM),
+   * SNI certificates, ALPN, client certificates, versions, ciphers, session tickets (see TlsOptions).
+   * Needed when an address is TLS, refused when none is. A key that does not match its
+   * certificate, or a PEM OpenSSL cannot read, rejects listen() with TlsConfigError.
+   */
+  tls?: TlsOptions;
 }
 
 /** Every key ServeOptions has: any other is refused, naming it (a misspelt option must not be ignored). */
@@ -79,6 +87,7 @@ const kServeOptionKeys: ReadonlySet<string> = new Set([
   'grace',
   'linger',
   'workerData',
+  'tls',
 ]);
 
 /** Every member an Events object may have. */
@@ -289,7 +298,12 @@ export async function listen(
     );
   }
   const specs: ListenSpec[] = addrs.map((a, i) => parseAddress(a, i));
-  return startEngine(events, opts, specs);
+  const tlsSpec = specs.find((s) => s.tls);
+  if (tlsSpec !== undefined && o.tls === undefined)
+    throw new InvalidArgumentError('options.tls', undefined, `given for ${tlsSpec.text} (at least { key, cert })`);
+  if (tlsSpec === undefined && o.tls !== undefined)
+    throw new InvalidArgumentError('options.tls', o.tls, 'absent: no address is tls://, tls4:// or tls6://');
+  return startEngine(events, { ...opts, tls: o.tls === undefined ? null : checkServerTls(o.tls) }, specs);
 }
 
 /** Reads one member of the events object; a getter (or Proxy trap) that throws is refused, naming the member. */

@@ -6,8 +6,9 @@
  *   --body-budget BYTES (default 67108864: request bodies held at once, else 503)
  *   --headers-timeout MS (default 60000)  --request-timeout MS (default 300000), else 408
  *   --keep-alive-timeout MS (default 5000)  --max-connections N (default 10000)
+ *   --tls-cert FILE --tls-key FILE (HTTPS on tls://, ALPN http/1.1; the portable backend runs TLS for now)
  */
-import { fail, parseFlags, serveUntilSignal } from '../cli.js';
+import { fail, kTlsFlags, parseFlags, serveUntilSignal, tlsFromFlags } from '../cli.js';
 import { kDefaultBodyBudgetBytes } from './events.js';
 import { kDefaultLimits } from './parser.js';
 import { kDefaultTimeouts } from './timeouts.js';
@@ -26,7 +27,10 @@ const { port, loops, backend, values } = parseFlags('http', 8080, {
   'keep-alive-timeout': { type: 'string', default: String(kDefaultTimeouts.keepAliveMs) },
   'max-connections': { type: 'string', default: String(kDefaultMaxConnections) },
   'proxy-protocol': { type: 'boolean', default: false },
+  ...kTlsFlags,
 });
+const tls = tlsFromFlags('http', values['tls-cert'], values['tls-key'], ['http/1.1']);
+if (tls && values['proxy-protocol']) fail('http', '--proxy-protocol is not supported with --tls-cert yet');
 
 /** The flag's value as an integer from `min` to `max`, or the process ends naming it. */
 function integerFlag(name: keyof typeof values, min: number, max = Number.MAX_SAFE_INTEGER): string {
@@ -47,5 +51,5 @@ events.searchParams.set('requestTimeout', integerFlag('request-timeout', 0, kMax
 events.searchParams.set('keepAliveTimeout', integerFlag('keep-alive-timeout', 0, kMaxTimeoutMs));
 const maxConnections = Number(integerFlag('max-connections', 1));
 
-const address = `tcp://:${port}${values['proxy-protocol'] ? '?proxy=true' : ''}`;
-await serveUntilSignal('http', events, backend, address, { maxConnections });
+const address = `${tls ? 'tls' : 'tcp'}://:${port}${values['proxy-protocol'] ? '?proxy=true' : ''}`;
+await serveUntilSignal('http', events, backend, address, { maxConnections, ...(tls ? { tls } : {}) });

@@ -11,7 +11,9 @@
  * may still hold it: after onClose(id) the backend may reuse it, and calls naming a closed id are
  * ignored.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Addr, ListenSpec } from '../addr.js';
+import type { DialTlsConfig, ServerTlsConfig } from '../tls-options.js';
 
 /** One PROXY protocol v2 TLV (type and value, a copy the loop may keep). */
 export interface ProxyTlv {
@@ -37,6 +39,42 @@ export interface AddrPair {
   readonly remote: Addr;
   /** Set for a connection accepted on a PROXY protocol listener; undefined otherwise. */
   readonly proxy?: ProxyInfo;
+  /** Set for a TLS connection (a `tls://` listener or dial), once its handshake is done; undefined otherwise. */
+  readonly tls?: TlsInfo;
+}
+
+/** What a TLS connection's handshake settled (Conn.tls). */
+export interface TlsInfo {
+  /** The protocol version, 'TLSv1.2' or 'TLSv1.3'. */
+  readonly protocol: string;
+  /** The cipher suite's OpenSSL name, such as 'TLS_AES_256_GCM_SHA384'. */
+  readonly cipher: string;
+  /** The ALPN protocol agreed on, or null when none was. */
+  readonly alpnProtocol: string | null;
+  /** The server name the client asked for by SNI (the one sent, on a dial), or null. */
+  readonly servername: string | null;
+  /** Whether the session was resumed (a ticket or session id) rather than negotiated afresh. */
+  readonly resumed: boolean;
+  /** Whether the peer's certificate verified (false when it sent none). */
+  readonly authorized: boolean;
+  /** Why the peer's certificate did not verify (such as 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'), or null. */
+  readonly authorizationError: string | null;
+  /** The peer's certificate, read on first use (null when it sent none, or once the connection has closed). */
+  readonly peerCertificate: X509Certificate | null;
+  /** On a dial: the latest session the server gave, to pass as DialOptions.session later; null on a listener. */
+  readonly session: Uint8Array | null;
+}
+
+/**
+ * How a dial's TLS handshake failed, as a backend reports it in onClose: `reason` is OpenSSL's or
+ * Node's code (ERR_TLS_CERT_ALTNAME_INVALID, ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL, ...).
+ */
+export class TlsHandshakeFailure extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.reason = reason;
+  }
 }
 
 /**
@@ -116,6 +154,8 @@ export interface DialSpec {
   readonly localHost: string;
   /** Source port to bind before connecting (0 for any); tcp and udp only. */
   readonly localPort: number;
+  /** TLS over the connection (a `tls://` target), opened only once the handshake is done; absent for plain tcp. */
+  readonly tls?: DialTlsConfig;
 }
 
 /** The largest datagram a dialled UDP connection sends to an IPv4 peer: 65,535 minus the IP and UDP headers. */
@@ -177,6 +217,13 @@ export interface BackendHandler {
    */
   onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void;
   /**
+   * A connection accepted on the TLS listener of index `listenerIndex` failed its handshake and was
+   * closed before it opened: `reason` is OpenSSL's or Node's code, `peer` the socket's peer (null
+   * when the socket closed before it could be read). No
+   * onOpen or onClose is ever made for it. Backends rate-limit nothing: the loop does.
+   */
+  onTlsError?(listenerIndex: number, reason: string, peer: Addr | null, detail: string): void;
+  /**
    * Connection `id`, about to close (its onClose follows), relayed `out` bytes of its input to
    * another connection and was sent `into` bytes by one (Backend.relay), none of which passed
    * through onData or write(). Made only by a backend that implements relay(), and only for a
@@ -195,6 +242,8 @@ export interface BackendOptions {
    * kProxyHeaderMaxBytes (v2) or 107 bytes (v1).
    */
   readonly proxyHeaderTimeoutMs: number;
+  /** The server side of TLS listeners (`tls://`); a backend without TLS is never given it. */
+  readonly tls?: ServerTlsConfig | null;
 }
 
 /** The largest PROXY v2 header a listener accepts (16 + its length field); larger is 'too-long'. */

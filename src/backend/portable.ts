@@ -17,11 +17,16 @@
  * reported by a later receive or send) closes it with datagramError(). dgram has no pause, so while
  * reading is paused its datagrams are held (up to kHeldDatagramsMax, then dropped as the kernel
  * would) and delivered on resume.
+ * A TLS listener (`tls://`) is a node:tls server (src/backend/portable-tls.ts): a connection opens
+ * once its handshake is done, with its TlsInfo; a failed handshake is reported by onTlsError and
+ * never gets an id. A TLS dial opens at 'secureConnect'; a handshake that fails closes it with a
+ * TlsHandshakeFailure; options node:tls refuses at once make dial() return a TlsConfigError.
  */
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Addr, type ListenSpec } from '../addr.js';
-import { ConnectionError, ListenError } from '../errors.js';
+import { ConnectionError, ListenError, TlsConfigError } from '../errors.js';
 import { parseProxyHeader, type ProxyAddress, type ProxyHeader } from '../proxy-header.js';
 import {
   datagramError,
@@ -36,7 +41,9 @@ import {
   type DialSpec,
   type ProxyInfo,
   type ProxyRefusal,
+  TlsHandshakeFailure,
 } from './backend.js';
+import { connectTls, createPortableTlsServer, tlsInfo, tlsReason } from './portable-tls.js';
 import { resolveHost } from './resolve.js';
 import { removeStaleSocket, unlinkSocket } from './unixpath.js';
 
@@ -169,6 +176,8 @@ export class PortableBackend implements Backend {
   readonly #proxyListeners = new Set<number>();
   /** Sockets waiting for their PROXY header, with the function that drops one silently (stop()). */
   readonly #awaitingHeader = new Map<Socket, () => void>();
+  /** The sockets under TLS listeners' connections, until they close: stop() ends those still in a handshake. */
+  readonly #tlsRaw = new Set<Socket>();
   /** Servers closed by closeListeners(): net.Server.close() settles only once their connections have closed. */
   readonly #serverClosing: Promise<void>[] = [];
   #ops: Op[] = [];
@@ -192,24 +201,27 @@ export class PortableBackend implements Backend {
       await removeStaleSocket(spec.text, spec.path);
       this.#unixPaths.set(spec.index, spec.path);
     }
-    const key = `${spec.network}|${spec.family}|${host}|${spec.port}|${spec.path}`;
+    const key = `${spec.network}|${spec.family}|${host}|${spec.port}|${spec.path}|${spec.tls}`;
     const existing = spec.reusePort && (spec.port !== 0 || spec.path !== '') ? sharedByAddress.get(key) : undefined;
     if (existing) {
       existing.members.push({ backend: this, index: spec.index });
       this.#servers.push({ shared: existing, server: existing.server, path: '' });
       return boundAddr(spec, existing.server);
     }
-    const server = createServer({ allowHalfOpen: true, noDelay: this.#opts.tcpNoDelay });
+    const server = spec.tls
+      ? this.#tlsServer(spec)
+      : createServer({ allowHalfOpen: true, noDelay: this.#opts.tcpNoDelay });
     const shared: Shared | null = spec.reusePort
       ? { server, members: [{ backend: this, index: spec.index }], next: 0, key }
       : null;
+    const accepted = spec.tls ? 'secureConnection' : 'connection';
     if (shared) {
-      server.on('connection', (sock: Socket) => {
+      server.on(accepted, (sock: Socket) => {
         const m = shared.members[shared.next++ % shared.members.length]!;
         m.backend.#accept(sock, m.index);
       });
     } else {
-      server.on('connection', (sock: Socket) => this.#accept(sock, spec.index));
+      server.on(accepted, (sock: Socket) => this.#accept(sock, spec.index));
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
@@ -225,11 +237,39 @@ export class PortableBackend implements Backend {
     });
     if (shared) {
       const bound = boundAddr(spec, server);
-      shared.key = `${spec.network}|${spec.family}|${host}|${bound.port}|${spec.path}`;
+      shared.key = `${spec.network}|${spec.family}|${host}|${bound.port}|${spec.path}|${spec.tls}`;
       sharedByAddress.set(shared.key, shared);
     }
     this.#servers.push({ shared, server, path: spec.network === 'unix' ? spec.path : '' });
     return boundAddr(spec, server);
+  }
+
+  /**
+   * The node:tls server of a TLS listener, its failed handshakes reported by onTlsError (the
+   * socket is destroyed; it never had an id). A handshake is not half-open: a peer's FIN before it
+   * is done closes the socket (tlsClientError ECONNRESET); a connection is half-open once secure.
+   * Throws TlsConfigError for a configuration OpenSSL refuses.
+   */
+  #tlsServer(spec: ListenSpec): Server {
+    const cfg = this.#opts.tls;
+    if (cfg === undefined || cfg === null)
+      throw new ListenError(spec.text, 'EINVAL', 'a tls:// address needs ServeOptions.tls (key and cert)');
+    const server = createPortableTlsServer(cfg, { allowHalfOpen: false, noDelay: this.#opts.tcpNoDelay });
+    server.prependListener('secureConnection', (sock: TLSSocket) => (sock.allowHalfOpen = true));
+    server.on('connection', (raw: Socket) => {
+      this.#tlsRaw.add(raw);
+      raw.once('close', () => this.#tlsRaw.delete(raw));
+    });
+    server.on('tlsClientError', (err: Error, sock: TLSSocket) => {
+      const peer = sock.remoteAddress !== undefined ? new Addr('tcp', sock.remoteAddress, sock.remotePort ?? 0) : null;
+      sock.on('error', () => undefined);
+      sock.destroy();
+      const h = this.#handler;
+      if (h === null || this.#stopped) return;
+      h.onTlsError?.(spec.index, tlsReason(err), peer, err.message);
+      h.onBatchEnd();
+    });
+    return server;
   }
 
   write(id: number, data: Uint8Array): void {
@@ -403,6 +443,7 @@ export class PortableBackend implements Backend {
       this.#closeDgram(d, null);
     }
     for (const drop of [...this.#awaitingHeader.values()]) drop();
+    for (const raw of this.#tlsRaw) raw.destroy();
     await Promise.all(waits);
   }
 
@@ -422,6 +463,7 @@ export class PortableBackend implements Backend {
     const h = this.#handler;
     if (this.#stopped || h === null) return Object.assign(new Error('backend stopped'), { code: 'ECANCELED' });
     if (spec.network === 'udp') return this.#dialUdp(spec, h);
+    if (spec.tls !== undefined) return this.#dialTls(spec, h);
     let sock: Socket;
     try {
       sock =
@@ -563,6 +605,36 @@ export class PortableBackend implements Backend {
     });
   }
 
+  /**
+   * A TLS dial: connecting until its handshake is done. An error before the TCP connect is the
+   * connect's (its errno); one after it, the handshake's (a TlsHandshakeFailure).
+   */
+  #dialTls(spec: DialSpec, h: BackendHandler): number | Error {
+    let sock: TLSSocket;
+    try {
+      sock = connectTls(spec, this.#opts.tcpNoDelay);
+    } catch (err) {
+      // node:tls builds the context at once: a PEM it cannot read, a key that does not match.
+      return new TlsConfigError('dial options (ca, cert, key, passphrase, ciphers)', tlsReason(err), String(err), {
+        cause: err,
+      });
+    }
+    const servername = spec.tls!.servername;
+    let tcpUp = false;
+    sock.once('connect', () => (tcpUp = true));
+    const s = this.#track(sock, h);
+    s.connecting = true;
+    sock.prependListener('error', (err: Error) => {
+      if (tcpUp && s.connecting) s.err ??= new TlsHandshakeFailure(tlsReason(err), err.message, { cause: err });
+    });
+    sock.once('secureConnect', () => {
+      s.connecting = false;
+      if (s.closing) return;
+      this.#wire(s, h, kOriginDial, { ...streamAddrs(sock, undefined), tls: tlsInfo(sock, servername) });
+    });
+    return s.id;
+  }
+
   #accept(sock: Socket, listenerIndex: number): void {
     const h = this.#handler;
     if (this.#stopped || h === null) {
@@ -574,8 +646,9 @@ export class PortableBackend implements Backend {
       return;
     }
     const s = this.#track(sock, h);
+    const addrs = streamAddrs(sock, this.#unixPaths.get(listenerIndex));
     // The origin of an accepted connection is its listener's index.
-    this.#wire(s, h, listenerIndex, streamAddrs(sock, this.#unixPaths.get(listenerIndex)));
+    this.#wire(s, h, listenerIndex, 'encrypted' in sock ? { ...addrs, tls: tlsInfo(sock as TLSSocket, null) } : addrs);
   }
 
   /**
@@ -812,8 +885,8 @@ function listenOptions(
 function boundAddr(spec: ListenSpec, server: Server): Addr {
   if (spec.network === 'unix') return new Addr('unix', '', 0, spec.path);
   const a = server.address();
-  if (a === null || typeof a === 'string') return new Addr('tcp', '', spec.port);
-  return new Addr('tcp', a.address, a.port);
+  if (a === null || typeof a === 'string') return new Addr('tcp', '', spec.port, '', spec.tls === true);
+  return new Addr('tcp', a.address, a.port, '', spec.tls === true);
 }
 
 function streamAddrs(sock: Socket, unixPath: string | undefined): AddrPair {

@@ -5,7 +5,8 @@
  * every connection has closed.
  */
 import type { Addr, ListenSpec } from '../addr.js';
-import { createBackend } from '../backend/select.js';
+import { backendKindFor, createBackend } from '../backend/select.js';
+import { BackendUnavailableError } from '../errors.js';
 import type { Events } from '../events.js';
 import { newCounters } from '../loop/counters.js';
 import { LoopChannel } from './broadcast.js';
@@ -25,10 +26,16 @@ export async function startEngine(
   opts: EngineOptions,
   specs: readonly ListenSpec[],
 ): Promise<ServerHandle> {
+  const tlsSpec = specs.find((s) => s.tls);
+  if (opts.numLoops > 1 && tlsSpec !== undefined)
+    throw new BackendUnavailableError(
+      `numLoops ${opts.numLoops} with ${tlsSpec.text}: TLS runs on the portable backend for now, which runs one loop (use numLoops 1)`,
+    );
   if (opts.numLoops > 1) return startMultiLoop(events, opts, specs);
-  const backend = await createBackend(opts.backend, {
+  const backend = await createBackend(backendKindFor(opts.backend, specs), {
     tcpNoDelay: opts.tcpNoDelay,
     proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs,
+    tls: opts.tls,
   });
   const latch = shutdownLatch(opts.signal);
   const counters = newCounters(false);

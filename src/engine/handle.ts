@@ -60,6 +60,7 @@ export class ServerHandle implements Server {
     let bytesWritten = 0;
     let acceptErrors = this.#core.acceptorCounters?.[Counter.AcceptErrors] ?? 0;
     let proxyRefused = this.#core.acceptorCounters?.[Counter.ProxyRefused] ?? 0;
+    let tlsRefused = 0;
     for (const c of this.#core.counters) {
       const loop: LoopStats = {
         connections: c[Counter.Connections]!,
@@ -77,6 +78,7 @@ export class ServerHandle implements Server {
       bytesWritten += loop.bytesWritten;
       acceptErrors += c[Counter.AcceptErrors]!;
       proxyRefused += c[Counter.ProxyRefused]!;
+      tlsRefused += c[Counter.TlsRefused]!;
     }
     return {
       connections: this.connections,
@@ -88,6 +90,7 @@ export class ServerHandle implements Server {
       bytesWritten,
       acceptErrors,
       proxyRefused,
+      tlsRefused,
       loops,
     };
   }

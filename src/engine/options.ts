@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import type { BackendKind } from '../backend/select.js';
 import { LoadBalance, type Events } from '../events.js';
 import type { LoopTuning } from '../loop/tuning.js';
+import type { ServerTlsConfig } from '../tls-options.js';
 
 /** The default high-water mark of a connection's queued output. */
 const kHighWaterMarkBytes = 64 * 1024;
@@ -55,6 +56,8 @@ export interface EngineOptions {
   readonly eventsModule: string | null;
   /** ServeOptions.workerData: given to every loop's `init`, cloned. */
   readonly workerData: unknown;
+  /** ServeOptions.tls, checked (strings and byte arrays: structured-clonable); null without TLS listeners. */
+  readonly tls: ServerTlsConfig | null;
 }
 
 /** What serve() was given, validated; undefined where the user gave nothing. */
@@ -70,6 +73,7 @@ export interface GivenOptions extends Partial<LoopTuning> {
   readonly onError?: ((err: Error) => void) | undefined;
   readonly eventsModule: string | null;
   readonly workerData: unknown;
+  readonly tls?: ServerTlsConfig | null | undefined;
 }
 
 /** A loop's tuning with every default applied to what is given. */
@@ -102,6 +106,7 @@ export function resolveOptions(given: GivenOptions): EngineOptions {
     onError: given.onError ?? defaultOnError,
     eventsModule: given.eventsModule,
     workerData: given.workerData,
+    tls: given.tls ?? null,
   };
 }
 

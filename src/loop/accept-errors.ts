@@ -5,11 +5,12 @@
  * reported when that second is over, even if no other failure follows.
  *
  * ThrottledReporter is the mechanism; AcceptErrorReporter (one stream for every listener: accept
- * errors are a process-wide condition) and ProxyRefusalReporter (one stream per listener) use it.
+ * errors are a process-wide condition), ProxyRefusalReporter and TlsHandshakeReporter (one stream
+ * per listener each) use it.
  */
 import { Addr } from '../addr.js';
 import type { ProxyRefusal } from '../backend/backend.js';
-import { AcceptError, ProxyProtocolError } from '../errors.js';
+import { AcceptError, ProxyProtocolError, TlsHandshakeError } from '../errors.js';
 
 /** Accept errors (and PROXY refusals) are reported at most this often, per key. */
 export const kAcceptErrorReportMs = 1000;
@@ -130,6 +131,31 @@ export class ProxyRefusalReporter {
 
   onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void {
     this.#r.note(listenerIndex, listenerIndex, { reason, peer });
+  }
+
+  stop(): void {
+    this.#r.stop();
+  }
+}
+
+/** Failed handshakes on TLS listeners: a TlsHandshakeError at most once a second per listener. */
+export class TlsHandshakeReporter {
+  readonly #r: ThrottledReporter<{ reason: string; peer: Addr | null; detail: string }>;
+
+  constructor(report: (err: Error) => void) {
+    this.#r = new ThrottledReporter<{ reason: string; peer: Addr | null; detail: string }>(
+      report,
+      (addr, index, last, count) =>
+        new TlsHandshakeError(addr ? String(addr) : `listener ${index}`, last.peer, last.reason, count, last.detail),
+    );
+  }
+
+  setListenerAddrs(addrs: readonly Addr[]): void {
+    this.#r.setListenerAddrs(addrs);
+  }
+
+  onTlsError(listenerIndex: number, reason: string, peer: Addr | null, detail: string): void {
+    this.#r.note(listenerIndex, listenerIndex, { reason, peer, detail });
   }
 
   stop(): void {

@@ -5,7 +5,14 @@
  * from async code on the same thread).
  */
 import type { Addr } from '../addr.js';
-import { originIsDatagram, originIsDial, originListener, type AddrPair, type ProxyInfo } from '../backend/backend.js';
+import {
+  originIsDatagram,
+  originIsDial,
+  originListener,
+  type AddrPair,
+  type ProxyInfo,
+  type TlsInfo,
+} from '../backend/backend.js';
 import type { Conn, Output, PipeOptions } from '../conn-types.js';
 import type { LoopInit } from '../events.js';
 import type { RingBuffer } from '../ringbuffer.js';
@@ -382,6 +389,11 @@ export class StreamConn implements Conn {
   /** What the PROXY protocol header said, on a `?proxy=true` listener; null otherwise. */
   get proxy(): ProxyInfo | null {
     return this.#addrs.proxy ?? null;
+  }
+
+  /** What the TLS handshake settled, on a `tls://` listener or dial; null for a plain connection. */
+  get tls(): TlsInfo | null {
+    return this.#addrs.tls ?? null;
   }
 
   /** True until the connection has closed; false inside `closed` and after it. */

@@ -24,10 +24,12 @@ export const enum Counter {
   Dialed = 7,
   /** Connections a PROXY protocol listener closed before they opened (never in Accepted). */
   ProxyRefused = 8,
+  /** Connections a TLS listener closed because their handshake failed (never in Accepted). */
+  TlsRefused = 9,
 }
 
 /** Slots in a loop's counter array (one spare, for growth without a new layout). */
-const kCounterSlots = 10;
+const kCounterSlots = 11;
 
 /** A counter array for one loop; shared when `shared` (for a worker's loop). */
 export function newCounters(shared: boolean): Float64Array {

@@ -9,13 +9,25 @@
  * Invariant: an id is in `pending` from backend.dial() until exactly one of onOpen, onClose, the
  * connect timeout, an abort or the loop's stop takes it out; the last three close it with
  * backend.close(id, false), and its later onClose (or onOpen) then finds nothing here.
+ *
+ * A `tls://` target takes the TLS members of DialOptions (checkDialTls) and stays pending through
+ * its handshake; a handshake that fails rejects with TlsHandshakeError. Only a backend with TLS
+ * (the portable one, for now) dials it: the native backend refuses with BackendUnavailableError.
  * Owned by one loop; used on that loop's thread only.
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { parseAddress } from '../addr.js';
-import type { Backend, DialSpec } from '../backend/backend.js';
-import { BadAddressError, DialError, InvalidArgumentError } from '../errors.js';
+import { TlsHandshakeFailure, type Backend, type DialSpec } from '../backend/backend.js';
+import {
+  BackendUnavailableError,
+  BadAddressError,
+  DialError,
+  InvalidArgumentError,
+  TlsConfigError,
+  TlsHandshakeError,
+} from '../errors.js';
+import { checkDialTls, kDialTlsKeys, type DialTlsConfig } from '../tls-options.js';
 import type { Timer } from '../timingwheel/index.js';
 import type { LoopTimers } from './timers.js';
 
@@ -25,7 +37,7 @@ export const kDefaultDialTimeoutMs = 10_000;
 /** The longest connect timeout a timer can hold. */
 const kMaxDialTimeoutMs = 2 ** 31 - 1;
 
-const kDialOptionKeys = new Set(['context', 'timeout', 'localAddress', 'localPort', 'signal']);
+const kDialOptionKeys = new Set(['context', 'timeout', 'localAddress', 'localPort', 'signal', ...kDialTlsKeys]);
 
 /** A parsed dial target. */
 export interface DialTarget {
@@ -36,6 +48,8 @@ export interface DialTarget {
   readonly host: string;
   readonly port: number;
   readonly path: string;
+  /** A `tls://`, `tls4://` or `tls6://` target. */
+  readonly tls?: boolean;
 }
 
 /** DialOptions, checked. */
@@ -45,6 +59,8 @@ export interface CheckedDialOptions {
   readonly localAddress: string;
   readonly localPort: number;
   readonly signal: AbortSignal | null;
+  /** The TLS options of a `tls://` target. */
+  readonly tls?: DialTlsConfig;
 }
 
 /** Parses a dial target; throws InvalidArgumentError (not a string) or BadAddressError naming it. */
@@ -62,13 +78,16 @@ export function parseDialTarget(target: unknown): DialTarget {
   if (spec.port === 0) throw new BadAddressError(target, 'a dial target needs a port from 1 to 65535');
   const numeric = isIP(spec.host);
   const family = spec.family !== 0 ? spec.family : numeric === 4 ? 4 : numeric === 6 ? 6 : 0;
-  return { text: target, network: spec.network, family, host: spec.host, port: spec.port, path: '' };
+  const t: DialTarget = { text: target, network: spec.network, family, host: spec.host, port: spec.port, path: '' };
+  return spec.tls ? { ...t, tls: true } : t;
 }
 
 /** Checks DialOptions for `target`; throws InvalidArgumentError naming the bad option. */
 export function checkDialOptions(opts: unknown, target: DialTarget): CheckedDialOptions {
-  if (opts === undefined || opts === null)
-    return { context: undefined, timeoutMs: kDefaultDialTimeoutMs, localAddress: '', localPort: 0, signal: null };
+  if (opts === undefined || opts === null) {
+    const none = { context: undefined, timeoutMs: kDefaultDialTimeoutMs, localAddress: '', localPort: 0, signal: null };
+    return target.tls === true ? { ...none, tls: checkDialTls({}, target.host, isIP(target.host) !== 0) } : none;
+  }
   if (typeof opts !== 'object' || Array.isArray(opts))
     throw new InvalidArgumentError('dial options', opts, 'an object such as { timeout, context }');
   const o = opts as Record<string, unknown>;
@@ -79,6 +98,8 @@ export function checkDialOptions(opts: unknown, target: DialTarget): CheckedDial
         o[key],
         `a known option (${[...kDialOptionKeys].join(', ')}); ${JSON.stringify(key)} is none`,
       );
+    if (target.tls !== true && kDialTlsKeys.includes(key))
+      throw new InvalidArgumentError(`dial option ${key}`, o[key], `absent for ${target.text} (a tls:// target only)`);
   }
   let timeoutMs = kDefaultDialTimeoutMs;
   if (o.timeout !== undefined) {
@@ -121,7 +142,8 @@ export function checkDialOptions(opts: unknown, target: DialTarget): CheckedDial
       throw new InvalidArgumentError('dial option signal', o.signal, 'an AbortSignal');
     signal = o.signal;
   }
-  return { context: o.context, timeoutMs, localAddress, localPort, signal };
+  const checked = { context: o.context, timeoutMs, localAddress, localPort, signal };
+  return target.tls === true ? { ...checked, tls: checkDialTls(o, target.host, isIP(target.host) !== 0) } : checked;
 }
 
 /** The errno name an error carries (its `code`, or a string `errno`), or `fallback`. */
@@ -152,7 +174,7 @@ export async function resolveDialSpec(t: DialTarget, o: CheckedDialOptions): Pro
       throw new DialError(t.text, errno, `lookup ${t.host}: ${errno}`, { cause: err });
     }
   }
-  return {
+  const spec: DialSpec = {
     network: t.network,
     family: family === 6 ? 6 : 4,
     host,
@@ -161,6 +183,7 @@ export async function resolveDialSpec(t: DialTarget, o: CheckedDialOptions): Pro
     localHost: o.localAddress,
     localPort,
   };
+  return o.tls !== undefined ? { ...spec, tls: o.tls } : spec;
 }
 
 /** A dial the backend is connecting. */
@@ -203,10 +226,15 @@ export class Dialer {
   async start<T>(target: unknown, opts: unknown): Promise<T> {
     const t = parseDialTarget(target);
     const o = checkDialOptions(opts, t);
+    if (t.tls === true && this.#backend.name === 'native')
+      throw new BackendUnavailableError(
+        `dial ${t.text}: TLS runs on the portable backend for now (serve with backend: 'portable' to dial tls://)`,
+      );
     this.#checkGoing(t.text, o.signal);
     const spec = await resolveDialSpec(t, o);
     this.#checkGoing(t.text, o.signal);
     const r = this.#backend.dial(spec);
+    if (r instanceof TlsConfigError) throw r;
     if (typeof r !== 'number') {
       const errno = errnoOf(r, 'EIO');
       throw new DialError(t.text, errno, `connect ${errno}`, { cause: r });
@@ -248,6 +276,10 @@ export class Dialer {
   failed(id: number, err: Error | null): boolean {
     const p = this.take(id);
     if (p === undefined) return false;
+    if (err instanceof TlsHandshakeFailure) {
+      p.reject(new TlsHandshakeError(p.target, null, err.reason, 1, err.message, { cause: err }));
+      return true;
+    }
     const errno = errnoOf(err, 'ECONNABORTED');
     p.reject(new DialError(p.target, errno, `connect ${errno}`, err ? { cause: err } : undefined));
     return true;

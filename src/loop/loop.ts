@@ -47,7 +47,7 @@ import {
 import type { Conn, PipeOptions } from '../conn-types.js';
 import { Action, type ConnOptions, type Events, type LoopInit, type Output } from '../events.js';
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
-import { AcceptErrorReporter, ProxyRefusalReporter } from './accept-errors.js';
+import { AcceptErrorReporter, ProxyRefusalReporter, TlsHandshakeReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
 import { ConnState, StreamConn } from './conn.js';
 import { Counter, newCounters } from './counters.js';
@@ -103,6 +103,7 @@ export class Loop implements BackendHandler {
   #pending: StreamConn[] | null = [];
   readonly #acceptErrors: AcceptErrorReporter;
   readonly #proxyRefusals: ProxyRefusalReporter;
+  readonly #tlsErrors: TlsHandshakeReporter;
   readonly #dialer: Dialer;
   /** Dialled connections open now (maxConnections counts accepted ones only). */
   #dialedOpen = 0;
@@ -123,6 +124,7 @@ export class Loop implements BackendHandler {
     const lingerMs = opts.lingerMs;
     this.#acceptErrors = new AcceptErrorReporter(opts.onError);
     this.#proxyRefusals = new ProxyRefusalReporter(opts.onError);
+    this.#tlsErrors = new TlsHandshakeReporter(opts.onError);
     this.#timers = new LoopTimers(opts.idleTimeoutMs, lingerMs, (c, timeoutMs) => this.#idleExpired(c, timeoutMs));
     this.#closer = new ConnCloser(
       backend,
@@ -174,6 +176,7 @@ export class Loop implements BackendHandler {
     this.#listenerAddrs = addrs;
     this.#acceptErrors.setListenerAddrs(addrs);
     this.#proxyRefusals.setListenerAddrs(addrs);
+    this.#tlsErrors.setListenerAddrs(addrs);
   }
 
   // ---- BackendHandler ------------------------------------------------------------------------
@@ -375,6 +378,11 @@ export class Loop implements BackendHandler {
   onProxyRefused(listenerIndex: number, reason: ProxyRefusal, peer: Addr): void {
     this.counters[Counter.ProxyRefused]++;
     this.#proxyRefusals.onProxyRefused(listenerIndex, reason, peer);
+  }
+
+  onTlsError(listenerIndex: number, reason: string, peer: Addr | null, detail: string): void {
+    this.counters[Counter.TlsRefused]++;
+    this.#tlsErrors.onTlsError(listenerIndex, reason, peer, detail);
   }
 
   onRelayed(id: number, out: number, into: number): void {
@@ -590,6 +598,7 @@ export class Loop implements BackendHandler {
     this.#timers.stop();
     this.#acceptErrors.stop();
     this.#proxyRefusals.stop();
+    this.#tlsErrors.stop();
     if (this.#needFlush) this.#flush();
     this.#cutForShutdown(graceMs);
     await this.backend.stop();
