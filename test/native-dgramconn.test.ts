@@ -9,28 +9,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { CProgram, cProgramsSkip } from './c-programs.js';
 
-const kBuildScript = fileURLToPath(new URL('../../test/c/build.sh', import.meta.url));
-const skip = spawnSync(process.env['CC'] ?? 'gcc', ['--version']).status === 0 ? false : 'no C compiler';
-
-describe('native core: dialled UDP connections', { skip }, () => {
-  let dir = '';
-  let program = '';
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gevent-dgramconn-'));
-    program = join(dir, 'dgramconn');
-    const built = spawnSync('sh', [kBuildScript, 'dgramconn', program], { encoding: 'utf8' });
-    assert.equal(built.status, 0, `test/c/dgramconn.c builds against native/ without Node-API:\n${built.stderr}`);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+describe('native core: dialled UDP connections', { skip: cProgramsSkip }, () => {
+  let program: CProgram;
+  before(() => (program = CProgram.build('dgramconn')));
+  after(() => program.dispose());
 
   it('opens at once, keeps datagrams apart both ways, and closes as the contract says', () => {
-    const run = spawnSync(program, { encoding: 'utf8', timeout: 30000 });
+    const run = spawnSync(program.path, { encoding: 'utf8', timeout: 30000 });
     assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stdout}${run.stderr}`);
     assert.equal(run.status, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /udp dial: opened, datagrams kept apart both ways, closed/);

@@ -8,28 +8,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { CProgram, cProgramsSkip } from './c-programs.js';
 
-const kBuildScript = fileURLToPath(new URL('../../test/c/build.sh', import.meta.url));
-const skip = spawnSync(process.env['CC'] ?? 'gcc', ['--version']).status === 0 ? false : 'no C compiler';
-
-describe('native core: dial', { skip }, () => {
-  let dir = '';
-  let program = '';
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gevent-dial-'));
-    program = join(dir, 'dial');
-    const built = spawnSync('sh', [kBuildScript, 'dial', program], { encoding: 'utf8' });
-    assert.equal(built.status, 0, `test/c/dial.c builds against native/ without Node-API:\n${built.stderr}`);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+describe('native core: dial', { skip: cProgramsSkip }, () => {
+  let program: CProgram;
+  before(() => (program = CProgram.build('dial')));
+  after(() => program.dispose());
 
   it('opens, refuses, fails at once and cancels as the contract says', () => {
-    const run = spawnSync(program, { encoding: 'utf8', timeout: 30000 });
+    const run = spawnSync(program.path, { encoding: 'utf8', timeout: 30000 });
     assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stdout}${run.stderr}`);
     assert.equal(run.status, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /tcp dial: opened, echoed, closed/);
