@@ -71,6 +71,11 @@ interface LoadgenResult {
   loadgenCpuPct: number;
   loadgenSaturated: boolean;
   engine: string;
+  /** Round-trip times of the counted messages in µs (ping-pong modes; null for tcp-pipeline). */
+  p50Us: number | null;
+  p99Us: number | null;
+  p999Us: number | null;
+  maxUs: number | null;
 }
 
 interface Trial {
@@ -284,6 +289,11 @@ function emptyResult(workload: Workload, spec: ServerSpec, status: Result['statu
     ratio: null,
     loadgenCpuPct: Number.NaN,
     loadgenSaturated: false,
+    p50Us: null,
+    p99Us: null,
+    p999Us: null,
+    maxUs: null,
+    p99Ratio: null,
     serverCpuPct: Number.NaN,
     serverUsPerMsg: Number.NaN,
     upstreamCpuPct: Number.NaN,
@@ -305,8 +315,17 @@ function bestTrial(trials: Trial[]): Trial {
   return trials.reduce((best, t) => (t.lg.msgsPerSec > best.lg.msgsPerSec ? t : best));
 }
 
-function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], refMsgsPerSec: number | null): Result {
+/** What a cell's ratios divide by: the reference's msgs/s and p99 round trip (µs), from its fastest trial. */
+interface Reference {
+  msgsPerSec: number;
+  p99Us: number | null;
+}
+
+function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], ref: Reference | null): Result {
   const best = bestTrial(trials);
+  const refMsgsPerSec = ref === null ? null : ref.msgsPerSec;
+  const p99Us = best.lg.p99Us ?? null;
+  const refP99Us = ref === null ? null : ref.p99Us;
   const rss = trials.map((t) => t.rssPerConnBytes).filter((x): x is number => x !== null);
   return {
     ...emptyResult(workload, spec, 'ok', ''),
@@ -315,6 +334,11 @@ function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], refMsg
     ratio: refMsgsPerSec !== null && refMsgsPerSec > 0 ? best.lg.msgsPerSec / refMsgsPerSec : null,
     loadgenCpuPct: best.lg.loadgenCpuPct,
     loadgenSaturated: best.lg.loadgenSaturated,
+    p50Us: best.lg.p50Us ?? null,
+    p99Us,
+    p999Us: best.lg.p999Us ?? null,
+    maxUs: best.lg.maxUs ?? null,
+    p99Ratio: p99Us !== null && refP99Us !== null && refP99Us > 0 ? p99Us / refP99Us : null,
     serverCpuPct: best.serverCpuPct,
     serverUsPerMsg: usPerMessage(best.serverCpuPct, best.lg.msgsPerSec),
     upstreamCpuPct: best.upstreamCpuPct,
@@ -341,6 +365,9 @@ function logTrial(workload: Workload, server: string, t: Trial): void {
   console.log(
     `${workload.padEnd(14)} ${server.padEnd(16)} ${Math.round(t.lg.msgsPerSec).toLocaleString('en-US').padStart(13)} msgs/s` +
       `  loadgen CPU ${t.lg.loadgenCpuPct.toFixed(0)}%  server CPU ${t.serverCpuPct.toFixed(0)}%${proxy}${rss}` +
+      (t.lg.p50Us == null
+        ? ''
+        : `  p50/p99/p99.9 ${t.lg.p50Us}/${t.lg.p99Us}/${t.lg.p999Us} µs  max ${t.lg.maxUs} µs`) +
       `  other load ${t.otherLoadPct.toFixed(0)}%/${t.otherLoadgenCorePct.toFixed(0)}%` +
       (t.lg.errors > 0 ? `  ${t.lg.errors} ERRORS` : '') +
       (t.lg.losses > 0 ? `  ${t.lg.losses} lost` : ''),
@@ -390,8 +417,10 @@ async function runWorkload(
   });
   const ref = specs.find((s) => s.reference && !ended.has(s.name));
   const refTrials = ref === undefined ? [] : trials.get(ref.name)!;
-  const refMsgsPerSec = refTrials.length > 0 ? bestTrial(refTrials).lg.msgsPerSec : null;
-  return specs.map((spec) => ended.get(spec.name) ?? summarize(workload, spec, trials.get(spec.name)!, refMsgsPerSec));
+  const refBest = refTrials.length > 0 ? bestTrial(refTrials) : null;
+  const refCell: Reference | null =
+    refBest === null ? null : { msgsPerSec: refBest.lg.msgsPerSec, p99Us: refBest.lg.p99Us ?? null };
+  return specs.map((spec) => ended.get(spec.name) ?? summarize(workload, spec, trials.get(spec.name)!, refCell));
 }
 
 function printMachine(m: Machine): void {

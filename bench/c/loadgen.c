@@ -31,9 +31,17 @@
  *
  * The result is one JSON line on stdout, counted from the end of the warm-up to the end of the
  * run: {mode, conns, seconds, msgs, msgsPerSec, bytes, mbPerSec, errors, losses, stale,
- * loadgenCpuPct, loadgenSaturated, engine}. loadgenCpuPct is this process's user+system time
- * (getrusage) over wall time; loadgenSaturated is true from 90% on, when the figures may be the load generator's limit
- * rather than the server's.
+ * loadgenCpuPct, loadgenSaturated, engine, p50Us, p99Us, p999Us, maxUs}. loadgenCpuPct is this
+ * process's user+system time (getrusage) over wall time; loadgenSaturated is true from 90% on, when
+ * the figures may be the load generator's limit rather than the server's.
+ *
+ * Latency (ping-pong modes; null for tcp-pipeline): the round-trip time of every message whose
+ * echo completes in the counted interval, from the wake-up that sent it to the wake-up that saw
+ * the last byte of its echo (CLOCK_MONOTONIC, read once per wake-up, so that measuring costs no
+ * system call per message). For UDP a datagram sent again after a loss is timed from its last
+ * send. The times go into a fixed log-linear histogram (exact to 1 µs up to 1024 µs, then 512
+ * buckets per power of two, under 0.2% apart); p50Us, p99Us, p999Us are the upper bounds of the
+ * buckets holding those percentiles, maxUs the largest time measured.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -67,6 +75,9 @@
 #define kConnectTimeoutNs  (60ull * 1000000000ull)
 #define kSaturatedPct      90.0
 #define kStaleLookback     16
+#define kHistLinear        1024u /* 1 µs buckets below this many µs */
+#define kHistSubBits       9u    /* then 2^9 buckets per power of two */
+#define kHistBuckets       (kHistLinear + 48u * (1u << kHistSubBits))
 
 enum mode { kTcpPingpong, kTcpPipeline, kUdpPingpong, kTcpHeld };
 enum engine { kEngineAuto, kEngineUring, kEngineEpoll };
@@ -75,13 +86,13 @@ enum op { kOpRecv = 0, kOpSend = 1 };
 struct conn {
   int fd;
   bool want_out;
-  bool send_busy;      /* io_uring: a send is in flight */
-  uint32_t send_len;   /* io_uring: its length */
-  unsigned char *rbuf; /* io_uring: this connection's receive buffer */
-  uint32_t phase;      /* offset into g_pattern at which this connection's stream starts */
-  uint64_t sent;       /* stream bytes written, or submitted with io_uring (TCP); UDP: message index */
-  uint64_t recvd;      /* stream bytes received and verified (TCP) */
-  uint64_t last_send_ns;
+  bool send_busy;        /* io_uring: a send is in flight */
+  uint32_t send_len;     /* io_uring: its length */
+  unsigned char *rbuf;   /* io_uring: this connection's receive buffer */
+  uint32_t phase;        /* offset into g_pattern at which this connection's stream starts */
+  uint64_t sent;         /* stream bytes written, or submitted with io_uring (TCP); UDP: message index */
+  uint64_t recvd;        /* stream bytes received and verified (TCP) */
+  uint64_t last_send_ns; /* UDP: when the datagram in flight was sent; TCP: the message in flight */
 };
 
 static struct {
@@ -117,6 +128,44 @@ static uint64_t g_now;       /* io_uring: the time of the current wake-up */
 static bool g_multishot;     /* io_uring: receives are multishot, into g_bufs */
 static bool g_skip_send_cqe; /* io_uring: a send posts a CQE only when it fails */
 static struct uring_bufs g_bufs;
+static bool g_measuring;              /* inside the counted interval: round trips are recorded */
+static uint64_t g_hist[kHistBuckets]; /* round-trip times, log-linear µs buckets */
+static uint64_t g_hist_count, g_hist_max_ns;
+
+static unsigned hist_index(uint64_t us) {
+  if (us < kHistLinear) return (unsigned)us;
+  unsigned msb = 63u - (unsigned)__builtin_clzll(us); /* >= 10 */
+  unsigned shift = msb - kHistSubBits;                /* us >> shift is in [512, 1023] */
+  unsigned i = kHistLinear + (msb - 10u) * (1u << kHistSubBits) + (unsigned)((us >> shift) - (1u << kHistSubBits));
+  return i < kHistBuckets ? i : kHistBuckets - 1;
+}
+
+/* The largest µs value of bucket i. */
+static uint64_t hist_upper(unsigned i) {
+  if (i < kHistLinear) return i;
+  unsigned k = i - kHistLinear;
+  unsigned msb = 10u + k / (1u << kHistSubBits);
+  uint64_t lo = ((uint64_t)(1u << kHistSubBits) + k % (1u << kHistSubBits)) << (msb - kHistSubBits);
+  return lo + (1ull << (msb - kHistSubBits)) - 1;
+}
+
+static void hist_record(uint64_t ns) {
+  g_hist[hist_index(ns / 1000)]++;
+  g_hist_count++;
+  if (ns > g_hist_max_ns) g_hist_max_ns = ns;
+}
+
+/* The upper bound of the bucket holding the q-quantile, in µs. */
+static uint64_t hist_quantile(double q) {
+  uint64_t rank = (uint64_t)(q * (double)g_hist_count + 0.999999);
+  if (rank == 0) rank = 1;
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < kHistBuckets; i++) {
+    seen += g_hist[i];
+    if (seen >= rank) return hist_upper(i);
+  }
+  return hist_upper(kHistBuckets - 1);
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -256,6 +305,7 @@ static void tcp_refill(struct conn *c) {
     want = kMsgBytes - (size_t)(c->sent % kMsgBytes); /* finish a message the kernel split */
   } else {
     want = outstanding == 0 ? kMsgBytes : 0;
+    if (want > 0) c->last_send_ns = g_now; /* a new message: its round trip starts */
   }
   if (g_uring_on) {
     if (want == 0 || c->send_busy) return;
@@ -296,6 +346,8 @@ static void tcp_on_echo(struct conn *c, const unsigned char *buf, ssize_t n) {
   }
   c->recvd += (uint64_t)n;
   g_total_bytes += (uint64_t)n;
+  if (g_measuring && g_opt.mode != kTcpPipeline && c->recvd == c->sent && c->recvd % kMsgBytes == 0)
+    hist_record(g_now - c->last_send_ns); /* the whole echo of the message in flight is in */
   if (g_refill_on_echo) tcp_refill(c);
 }
 
@@ -368,6 +420,7 @@ static void tcp_echo_once_each(unsigned char *buf) {
       exit(1);
     }
     int n = epoll_wait(g_ep, events, kMaxEvents, 100);
+    g_now = now_ns();
     for (int i = 0; i < n; i++) {
       struct conn *c = events[i].data.ptr;
       if (c->fd >= 0) tcp_on_event(c, events[i].events, buf);
@@ -392,6 +445,7 @@ static void udp_on_echo(struct conn *c, const unsigned char *buf, ssize_t n, uin
   if (n == kMsgBytes && memcmp(buf, stream_at(c, c->sent * kMsgBytes), kMsgBytes) == 0) {
     g_total_msgs++;
     g_total_bytes += kMsgBytes;
+    if (g_measuring) hist_record(now - c->last_send_ns);
     c->sent++;
     udp_send(c, now);
     return;
@@ -531,6 +585,7 @@ static void wait_and_dispatch(uint64_t timeout_ns, unsigned char *buf) {
   int n = epoll_wait(g_ep, events, kMaxEvents, (int)(timeout_ns / 1000000ull) + 1);
   if (n < 0 && errno != EINTR) die("epoll_wait");
   uint64_t now = now_ns();
+  g_now = now;
   for (int i = 0; i < n; i++) {
     struct conn *c = events[i].data.ptr;
     if (c->fd < 0) continue;
@@ -617,6 +672,7 @@ int main(int argc, char **argv) {
       cpu0 = cpu_seconds();
       t0 = now;
       end = t0 + (uint64_t)(g_opt.duration_s * 1e9);
+      g_measuring = true;
     }
     if (now >= end) break;
     if (udp && now >= next_loss_scan) {
@@ -635,16 +691,22 @@ int main(int argc, char **argv) {
   uint64_t msgs = udp ? g_total_msgs - msgs0 : bytes / kMsgBytes;
   double cpu_pct = seconds > 0 ? 100.0 * cpu / seconds : 0;
   bool saturated = cpu_pct >= kSaturatedPct;
+  char latency[160] = "\"p50Us\":null,\"p99Us\":null,\"p999Us\":null,\"maxUs\":null";
+  if (g_opt.mode != kTcpPipeline && g_hist_count > 0)
+    snprintf(latency, sizeof latency, "\"p50Us\":%llu,\"p99Us\":%llu,\"p999Us\":%llu,\"maxUs\":%.1f",
+             (unsigned long long)hist_quantile(0.50), (unsigned long long)hist_quantile(0.99),
+             (unsigned long long)hist_quantile(0.999), (double)g_hist_max_ns / 1e3);
 
   printf("{\"mode\":\"%s\",\"conns\":%d,\"seconds\":%.3f,\"msgs\":%llu,\"msgsPerSec\":%.0f,"
          "\"bytes\":%llu,\"mbPerSec\":%.2f,\"errors\":%llu,\"losses\":%llu,\"stale\":%llu,"
-         "\"loadgenCpuPct\":%.1f,\"loadgenSaturated\":%s,\"engine\":\"%s\"}\n",
+         "\"loadgenCpuPct\":%.1f,\"loadgenSaturated\":%s,\"engine\":\"%s\",%s}\n",
          g_opt.mode_name, g_opt.conns, seconds, (unsigned long long)msgs, msgs / seconds, (unsigned long long)bytes,
          bytes / seconds / 1e6, (unsigned long long)g_errors, (unsigned long long)(g_losses - losses0),
          (unsigned long long)g_stale, cpu_pct, saturated ? "true" : "false",
          g_multishot  ? "io_uring-multishot"
          : g_uring_on ? "io_uring"
-                      : "epoll");
+                      : "epoll",
+         latency);
   fflush(stdout);
   close_all();
   if (saturated)

@@ -4,7 +4,7 @@
  */
 import { alignedTable, fmt, markdownTable } from './output.js';
 import { kProxyReferenceName, usPerMessage } from './proxy.js';
-import type { Result, RunInfo } from './report.js';
+import { fmtLatency, type Result, type RunInfo } from './report.js';
 
 const kHeader = [
   'workload',
@@ -12,6 +12,8 @@ const kHeader = [
   'msgs/s',
   `ratio to ${kProxyReferenceName}`,
   'MB/s',
+  'p50 / p99 µs',
+  `p99 to ${kProxyReferenceName}`,
   'proxy CPU',
   'proxy CPU µs/msg',
   'core 0 busy',
@@ -23,7 +25,7 @@ const kHeader = [
   'notes',
 ] as const;
 
-const kNumeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+const kNumeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
 
 function pct(n: number): string {
   return Number.isFinite(n) ? `${n.toFixed(0)}%` : 'n/a';
@@ -56,6 +58,8 @@ function rowOf(r: Result): string[] {
     fmt(r.msgsPerSec),
     r.ratio === null ? 'n/a' : r.ratio.toFixed(2),
     r.workload === 'proxy-pipeline' ? r.mbPerSec.toFixed(1) : '',
+    fmtLatency(r),
+    r.p99Ratio === null ? '' : r.p99Ratio.toFixed(2),
     pct(r.serverCpuPct),
     usText(r.serverUsPerMsg),
     pct(r.serverCorePct),
@@ -96,7 +100,9 @@ export function proxySection(results: Result[], info: RunInfo): string[] {
     "core and is not counted as the process's (and any other process's, which a quiet machine keeps",
     'near 0); "core 0 µs/msg" divides it by the messages, the fuller cost of relaying one. "upstream',
     'CPU" is the echo server\'s, on core 1 with the load generator; "core 1 busy" is all of core 1:',
-    'near 100% means core 1 rather than the proxy was the limit.',
+    'near 100% means core 1 rather than the proxy was the limit. "p50 / p99 µs" is the round-trip',
+    'time of a message through the proxy under that load (50th and 99th percentile, not for',
+    `\`proxy-pipeline\`); "p99 to ${kProxyReferenceName}" divides the p99 by HAProxy's.`,
     '',
     `HAProxy ${info.haproxy ?? '(not installed)'} runs \`haproxy -db -f CFG\` with \`nbthread 1\`, \`maxconn 4096\`,`,
     '`mode tcp`, timeouts of 5 s (connect) and 1 h (client, server), and one `listen` section that',

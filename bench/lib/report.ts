@@ -21,6 +21,16 @@ export interface Result {
   ratio: number | null;
   loadgenCpuPct: number;
   loadgenSaturated: boolean;
+  /**
+   * Round-trip times under load in µs, from the fastest trial: the 50th, 99th and 99.9th
+   * percentiles and the largest (ping-pong workloads; null for the pipelines and empty cells).
+   */
+  p50Us: number | null;
+  p99Us: number | null;
+  p999Us: number | null;
+  maxUs: number | null;
+  /** p99Us over the reference's (C, or HAProxy for the proxy workloads). */
+  p99Ratio: number | null;
   serverCpuPct: number;
   /** The server's CPU time per message in µs (serverCpuPct over msgsPerSec). */
   serverUsPerMsg: number;
@@ -77,6 +87,11 @@ function fmtRatio(r: number | null): string {
   return r === null ? 'n/a' : r.toFixed(2);
 }
 
+/** "p50 / p99" in µs, or '' where the workload has no latency (pipelines). */
+export function fmtLatency(r: Pick<Result, 'p50Us' | 'p99Us'>): string {
+  return r.p50Us === null || r.p99Us === null ? '' : `${fmtInt(r.p50Us)} / ${fmtInt(r.p99Us)}`;
+}
+
 function fmtPct(n: number): string {
   return Number.isFinite(n) ? `${n.toFixed(0)}%` : 'n/a';
 }
@@ -99,6 +114,8 @@ interface Row {
   msgs: string;
   ratio: string;
   mb: string;
+  latency: string;
+  p99Ratio: string;
   lgCpu: string;
   srvCpu: string;
   trials: string;
@@ -113,6 +130,8 @@ function rowOf(r: Result): Row {
     msgs: ok ? fmtInt(r.msgsPerSec) : r.status,
     ratio: ok ? fmtRatio(r.ratio) : '',
     mb: ok && r.workload === 'tcp-pipeline' ? r.mbPerSec.toFixed(1) : '',
+    latency: ok ? fmtLatency(r) : '',
+    p99Ratio: ok && r.p99Ratio !== null ? fmtRatio(r.p99Ratio) : '',
     lgCpu: ok ? fmtPct(r.loadgenCpuPct) : '',
     srvCpu: ok ? fmtPct(r.serverCpuPct) : '',
     trials: ok && r.trials.length > 1 ? r.trials.map(fmtK).join(' ') : '',
@@ -126,6 +145,8 @@ const kHeader: Row = {
   msgs: 'msgs/s',
   ratio: 'ratio to C',
   mb: 'MB/s',
+  latency: 'p50 / p99 µs',
+  p99Ratio: 'p99 to C',
   lgCpu: 'loadgen CPU',
   srvCpu: 'server CPU',
   trials: 'all trials',
@@ -133,7 +154,7 @@ const kHeader: Row = {
 };
 
 const kKeys = Object.keys(kHeader) as (keyof Row)[];
-const kRightAligned = new Set<keyof Row>(['msgs', 'ratio', 'mb', 'lgCpu', 'srvCpu']);
+const kRightAligned = new Set<keyof Row>(['msgs', 'ratio', 'mb', 'latency', 'p99Ratio', 'lgCpu', 'srvCpu']);
 
 /** A fixed-width table for the terminal. */
 export function consoleTable(results: Result[]): string {
@@ -281,6 +302,10 @@ export function markdownReport(all: Result[], info: RunInfo, svgName: string): s
     'over the counted interval: well under 100% means the load generator was not the limit.',
     '"server CPU" is the same for the server process. "other load" is CPU that other processes used',
     'on either core during the counted interval; figures with it are less reliable.',
+    '"p50 / p99 µs" is the round-trip time of a message under that load, from the wake-up of the load',
+    'generator that sent it to the wake-up that saw the last byte of its echo (50th and 99th',
+    'percentile over the counted interval of the fastest trial; not for `tcp-pipeline`); "p99 to C"',
+    "divides the p99 by the C reference's.",
     "RSS counts the server process's memory only: socket buffers live in the kernel, which is why",
     'the C server shows about 0 KiB per connection.',
     '',
