@@ -111,14 +111,29 @@ interface Stream {
   afterBacklog: number;
 }
 
-/** One pending operation, applied in order at flush(). */
-type Op =
-  | { kind: 0; s: Stream; data: Uint8Array }
-  | { kind: 1; s: Stream }
-  | { kind: 2; s: Stream }
-  | { kind: 3; sock: DgramSocket; data: Uint8Array; peer: PortablePeer }
-  | { kind: 4; d: DgramConn; data: Uint8Array }
-  | { kind: 5; d: DgramConn };
+/**
+ * One pending operation, applied in order at flush(). Every op has the same fields (those its kind
+ * does not use are null), so the code that applies them sees one object shape.
+ */
+interface Op {
+  kind: number;
+  s: Stream | null;
+  d: DgramConn | null;
+  sock: DgramSocket | null;
+  data: Uint8Array | null;
+  peer: PortablePeer | null;
+}
+
+function op(
+  kind: number,
+  s: Stream | null,
+  d: DgramConn | null,
+  data: Uint8Array | null,
+  sock: DgramSocket | null = null,
+  peer: PortablePeer | null = null,
+): Op {
+  return { kind, s, d, sock, data, peer };
+}
 
 const kWrite = 0;
 const kClose = 1;
@@ -274,10 +289,10 @@ export class PortableBackend implements Backend {
 
   write(id: number, data: Uint8Array): void {
     const s = this.#streams.get(id);
-    if (s !== undefined && !s.closing) this.#ops.push({ kind: kWrite, s, data });
+    if (s !== undefined && !s.closing) this.#ops.push(op(kWrite, s, null, data));
     else if (s === undefined) {
       const d = this.#dgramConns.get(id);
-      if (d !== undefined && !d.closing) this.#ops.push({ kind: kDgramSend, d, data });
+      if (d !== undefined && !d.closing) this.#ops.push(op(kDgramSend, null, d, data));
     }
   }
 
@@ -334,19 +349,19 @@ export class PortableBackend implements Backend {
     if (s === undefined) {
       const d = this.#dgramConns.get(id);
       if (d === undefined || d.closing) return;
-      if (flush) this.#ops.push({ kind: kDgramClose, d });
+      if (flush) this.#ops.push(op(kDgramClose, null, d, null));
       else this.#closeDgram(d, null);
       return;
     }
     if (s.closing) return;
     s.closing = true;
-    if (flush) this.#ops.push({ kind: kClose, s });
+    if (flush) this.#ops.push(op(kClose, s, null, null));
     else s.sock.destroy();
   }
 
   end(id: number): void {
     const s = this.#streams.get(id);
-    if (s !== undefined && !s.closing) this.#ops.push({ kind: kEnd, s });
+    if (s !== undefined && !s.closing) this.#ops.push(op(kEnd, s, null, null));
     else if (s === undefined) this.close(id, true); // a datagram socket has no half-close
   }
 
@@ -360,7 +375,7 @@ export class PortableBackend implements Backend {
     // Larger than any datagram can be: dropped, as the native backend drops it. Handed to dgram,
     // a length past 2^32 would wrap and go out as a short (or empty) datagram instead.
     if (data.length > kMaxDatagramBytes) return;
-    if (sock !== undefined) this.#ops.push({ kind: kSendTo, sock, data, peer: peer as PortablePeer });
+    if (sock !== undefined) this.#ops.push(op(kSendTo, null, null, data, sock, peer as PortablePeer));
   }
 
   flush(): void {
@@ -395,34 +410,24 @@ export class PortableBackend implements Backend {
 
   #apply(ops: Op[]): void {
     for (const op of ops) {
-      switch (op.kind) {
-        case kWrite:
-          if (!op.s.sock.destroyed) {
-            this.#writeStream(op.s, op.data);
-            if (!op.s.dirty) {
-              op.s.dirty = true;
-              this.#written.push(op.s);
-            }
+      const kind = op.kind;
+      if (kind === kWrite) {
+        const s = op.s!;
+        if (!s.sock.destroyed) {
+          this.#writeStream(s, op.data!);
+          if (!s.dirty) {
+            s.dirty = true;
+            this.#written.push(s);
           }
-          break;
-        case kClose:
-          if (op.s.backlog !== null) op.s.afterBacklog = kClose;
-          else closeFlushed(op.s.sock);
-          break;
-        case kEnd:
-          if (op.s.backlog !== null) op.s.afterBacklog = kEnd;
-          else op.s.sock.end();
-          break;
-        case kSendTo:
-          op.sock.send(op.data, op.peer.port, op.peer.host);
-          break;
-        case kDgramSend:
-          this.#sendDgram(op.d, op.data);
-          break;
-        case kDgramClose:
-          this.#closeDgram(op.d, null);
-          break;
-      }
+        }
+      } else if (kind === kClose || kind === kEnd) {
+        const s = op.s!;
+        if (s.backlog !== null) s.afterBacklog = kind;
+        else if (kind === kClose) closeFlushed(s.sock);
+        else s.sock.end();
+      } else if (kind === kSendTo) op.sock!.send(op.data!, op.peer!.port, op.peer!.host);
+      else if (kind === kDgramSend) this.#sendDgram(op.d!, op.data!);
+      else this.#closeDgram(op.d!, null);
     }
   }
 
