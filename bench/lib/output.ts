@@ -3,7 +3,7 @@
  * machine section at the top of a docs page, and writing docs files. Tables are rows
  * of cells; the columns in `numeric` are right-aligned.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Machine } from './machine.js';
 
@@ -72,11 +72,35 @@ export function machineSection(m: Machine, more: readonly [string, string][], co
   ];
 }
 
-/** Writes each file into `root`/docs and says so on the console, naming them in the order given. */
+/**
+ * The line after which a docs page is written by hand: everything from it on (spot checks, recipes,
+ * analyses) is kept when the page is generated again.
+ */
+export const kHandWrittenMarker = '<!-- Written by hand from here on: npm run bench keeps what follows. -->';
+
+/**
+ * `generated`, followed by the hand-written part of `previous` (from kHandWrittenMarker on), if
+ * it has one; a generated text that carries the marker itself is returned as it is.
+ */
+export function keepHandWritten(generated: string, previous: string | null): string {
+  if (previous === null || generated.includes(kHandWrittenMarker)) return generated;
+  const at = previous.indexOf(kHandWrittenMarker);
+  if (at < 0) return generated;
+  return `${generated.trimEnd()}\n\n${previous.slice(at)}`;
+}
+
+/**
+ * Writes each file into `root`/docs and says so on the console, naming them in the order given. A
+ * markdown page keeps its hand-written part (see kHandWrittenMarker).
+ */
 export function writeDocs(root: string, files: Record<string, string>): void {
   const docs = join(root, 'docs');
   mkdirSync(docs, { recursive: true });
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(docs, name), text);
+  for (const [name, text] of Object.entries(files)) {
+    const path = join(docs, name);
+    const previous = name.endsWith('.md') && existsSync(path) ? readFileSync(path, 'utf8') : null;
+    writeFileSync(path, keepHandWritten(text, previous));
+  }
   console.log(
     `wrote ${Object.keys(files)
       .map((name) => `docs/${name}`)
