@@ -380,18 +380,51 @@ class ProxiedAddrPair implements AddrPair {
   }
 }
 
-/** Where a datagram came from, kept encoded; `addr` is built on first use. */
+/**
+ * Where a datagram came from, kept encoded in eight small-integer fields (one per u32 of the
+ * encoded address: a typed-array copy would cost V8 an ArrayBuffer per datagram); `addr` is built
+ * on first use.
+ */
 class NativePeer implements DatagramPeer {
   #addr: Addr | undefined;
-  /** The sender's encoded address (kAddrU32 u32), handed back to C by sendTo. */
-  readonly encoded: Uint32Array;
+  readonly #w0: number;
+  readonly #w1: number;
+  readonly #w2: number;
+  readonly #w3: number;
+  readonly #w4: number;
+  readonly #w5: number;
+  readonly #w6: number;
+  readonly #w7: number;
 
   constructor(src: Uint32Array, at: number) {
-    this.encoded = src.slice(at, at + kAddrU32);
+    this.#w0 = src[at]! | 0;
+    this.#w1 = src[at + 1]! | 0;
+    this.#w2 = src[at + 2]! | 0;
+    this.#w3 = src[at + 3]! | 0;
+    this.#w4 = src[at + 4]! | 0;
+    this.#w5 = src[at + 5]! | 0;
+    this.#w6 = src[at + 6]! | 0;
+    this.#w7 = src[at + 7]! | 0;
   }
 
   get addr(): Addr {
-    return (this.#addr ??= decodeAddr('udp', this.encoded, 0, ''));
+    if (this.#addr === undefined) {
+      this.encodeInto(kScratch32, 0);
+      this.#addr = decodeAddr('udp', kScratch32, 0, '');
+    }
+    return this.#addr;
+  }
+
+  /** Writes the encoded address (kAddrU32 u32) into `out` at `at`, as sendTo hands it back to C. */
+  encodeInto(out: Uint32Array, at: number): void {
+    out[at] = this.#w0;
+    out[at + 1] = this.#w1;
+    out[at + 2] = this.#w2;
+    out[at + 3] = this.#w3;
+    out[at + 4] = this.#w4;
+    out[at + 5] = this.#w5;
+    out[at + 6] = this.#w6;
+    out[at + 7] = this.#w7;
   }
 }
 
@@ -612,7 +645,7 @@ export class NativeBackend implements Backend {
     }
     o32[at + 1] = info.slot;
     o32[at + 3] = Math.min(len, kMaxU32);
-    o32.set(peer.encoded, at + 4);
+    peer.encodeInto(o32, at + 4);
     o32[0] = cmds + 1 + kAddrSlots;
   }
 

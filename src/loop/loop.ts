@@ -317,6 +317,10 @@ export class Loop implements BackendHandler {
       const c = new UdpConn(this, listenerIndex, this.#listenerAddrs[listenerIndex]!, peer);
       // Events.data is declared with Conn for stream handlers' sake; a UDP handler declares DatagramConn.
       const r = data.call(this.events, c as unknown as Conn, input);
+      if (r instanceof Uint8Array) {
+        this.sendDatagram(c, r);
+        return;
+      }
       if (isThenable(r)) {
         this.#settleDetached('data', r);
         return;
