@@ -437,8 +437,11 @@ export class RingBuffer {
 
   #views(n: number): [Uint8Array, Uint8Array] {
     if (n === 0) return [kEmpty, kEmpty];
-    const tail = this.#buf.length - this.#r;
-    if (n <= tail) return [this.#buf.subarray(this.#r, this.#r + n), kEmpty];
+    const buf = this.#buf;
+    // All of the storage (a borrowed read, typically): the storage itself, no new view.
+    if (this.#r === 0 && n === buf.length) return [buf, kEmpty];
+    const tail = buf.length - this.#r;
+    if (n <= tail) return [buf.subarray(this.#r, this.#r + n), kEmpty];
     return [this.#buf.subarray(this.#r), this.#buf.subarray(0, n - tail)];
   }
 
