@@ -9,7 +9,7 @@
 #
 # Servers: c (bench/c/tls_echo.c, epoll + OpenSSL: the reference), gevent-portable (the echo
 # example with --tls-cert/--tls-key, TLS on node:tls), node (bench/servers/node-tls-echo.mjs) and
-# bun (bench/servers/bun-tls-echo.ts, Bun.listen with tls; skipped when Bun is not installed).
+# bun (bench/servers/bun-echo.ts --tls, Bun.listen with tls; skipped when Bun is not installed).
 # The certificate is a fresh ECDSA P-256 one; the protocol is what the server picks (TLS 1.3).
 # Needs `npm run build` (dist/), gcc, the OpenSSL headers (Debian: libssl-dev) and the openssl binary.
 set -eu
@@ -56,7 +56,7 @@ for name in $servers; do
     node) set -- node "$root/bench/servers/node-tls-echo.mjs" PORT "$tmp/cert.pem" "$tmp/key.pem" ;;
     bun)
       [ -x "$bun" ] || { echo "bun              (not installed: node_modules/@oven/bun-linux-x64)"; continue; }
-      set -- "$bun" "$root/bench/servers/bun-tls-echo.ts" PORT "$tmp/cert.pem" "$tmp/key.pem" ;;
+      set -- "$bun" "$root/bench/servers/bun-echo.ts" PORT --tls "$tmp/cert.pem" "$tmp/key.pem" ;;
     *) echo "tls-pingpong: unknown server $name" >&2; exit 2 ;;
   esac
   t=1

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define kReadBytes (64 * 1024)
 #define kMaxEvents 1024
 
@@ -33,21 +35,6 @@ struct pending {
 static struct pending *g_pending;
 static size_t g_max_fds;
 static int g_ep;
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static void raise_fd_limit(void) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-  }
-  g_max_fds = rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur;
-}
 
 static void watch(int fd, int op, unsigned events) {
   struct epoll_event ev = {.events = events, .data.fd = fd};
@@ -136,7 +123,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  size_t limit = raise_fd_limit();
+  g_max_fds = limit > 1048576 ? 1048576 : limit;
   g_pending = calloc(g_max_fds, sizeof *g_pending);
   if (!g_pending) die("calloc");
 

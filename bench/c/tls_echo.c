@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define kReadBytes (64 * 1024)
 #define kMaxEvents 1024
 
@@ -41,27 +43,6 @@ static struct conn *g_conns;
 static size_t g_max_fds;
 static int g_ep;
 static SSL_CTX *g_ctx;
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static void die_ssl(const char *what) {
-  fprintf(stderr, "%s failed\n", what);
-  ERR_print_errors_fp(stderr);
-  exit(1);
-}
-
-static void raise_fd_limit(void) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-  }
-  g_max_fds = rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur;
-}
 
 static void watch(int fd, int op, unsigned events) {
   struct epoll_event ev = {.events = events, .data.fd = fd};
@@ -238,7 +219,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  size_t limit = raise_fd_limit();
+  g_max_fds = limit > 1048576 ? 1048576 : limit;
   g_conns = calloc(g_max_fds, sizeof *g_conns);
   if (g_conns == NULL) die("calloc");
   g_ctx = make_ctx(argv[2], argv[3]);

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define kMsgBytes  6
 #define kMaxEvents 1024
 
@@ -48,17 +50,6 @@ static int g_ep;
 static int g_measuring;
 static unsigned long long g_msgs;
 static unsigned long long g_errors;
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static void die_ssl(const char *what) {
-  fprintf(stderr, "tls_loadgen: %s failed\n", what);
-  ERR_print_errors_fp(stderr);
-  exit(1);
-}
 
 static double now_s(void) {
   struct timespec ts;
@@ -159,11 +150,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  raise_fd_limit();
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL) die_ssl("SSL_CTX_new");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);

@@ -15,13 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define kBatch         64
 #define kDatagramBytes 65536
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
 
 int main(int argc, char **argv) {
   if (argc != 2) {

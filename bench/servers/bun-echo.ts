@@ -1,4 +1,4 @@
-// Bun echo server, what a Bun user would write: bun bun-echo.ts PORT [--udp]
+// Bun echo server, what a Bun user would write: bun bun-echo.ts PORT [--udp | --tls CERT KEY]
 // Run by Bun, not Node; the declarations below cover only the Bun API it uses, so that the
 // project's tsc (which includes bench/) type-checks it without Bun's own typings.
 
@@ -13,10 +13,16 @@ interface BunUdpSocket {
   send(bytes: Uint8Array, port: number, address: string): boolean;
 }
 
+interface BunFile {
+  readonly size: number;
+}
+
 declare const Bun: {
+  file(path: string): BunFile;
   listen(options: {
     hostname: string;
     port: number;
+    tls?: { cert: BunFile; key: BunFile };
     socket: {
       open(socket: BunTcpSocket): void;
       data(socket: BunTcpSocket, bytes: Uint8Array): void;
@@ -33,6 +39,9 @@ declare const Bun: {
 
 const port = Number(process.argv[2] ?? 5007);
 const udp = process.argv.includes('--udp');
+const tlsAt = process.argv.indexOf('--tls');
+const tls =
+  tlsAt < 0 ? undefined : { cert: Bun.file(process.argv[tlsAt + 1]!), key: Bun.file(process.argv[tlsAt + 2]!) };
 
 // Writes queued bytes in order; Bun's write takes what the kernel accepts and returns the count.
 function flush(socket: BunTcpSocket): void {
@@ -66,6 +75,7 @@ if (udp) {
   Bun.listen({
     hostname: '0.0.0.0',
     port,
+    ...(tls ? { tls } : {}),
     socket: {
       open(socket) {
         socket.data = { pending: [] };
