@@ -357,4 +357,28 @@ void gev_udp_on_event(gev_loop *loop, gev_listener *l);
 void gev_udp_queue(gev_loop *loop, uint32_t slot, const void *data, size_t len, const uint32_t *addr8);
 void gev_udp_flush(gev_loop *loop);
 
+/*
+ * tls.c: TLS as a gev_io layer, server side, over the process's own OpenSSL 3 (resolved at run time).
+ *
+ *   gev_tls_init      resolves OpenSSL once per process (any thread): 0, or -ENOSYS (not exported)
+ *                     or -ENOTSUP (not version 3) with a static sentence in *reason saying why TLS
+ *                     cannot run natively here.
+ *   gev_tls_ctx_new   a server context from a PEM private key and a PEM certificate (its chain may
+ *                     follow it): TLS 1.2 at least, no renegotiation, no compression. 0 with *out
+ *                     set, or -errno (-EINVAL for a key or certificate OpenSSL does not take or a key
+ *                     that does not match the certificate) with a static sentence in *reason. The
+ *                     caller frees it with gev_tls_ctx_free, from any thread, once no adopt is
+ *                     running with it (connections keep their own reference).
+ *   gev_tls_adopt     registers a connected fd as a TLS server connection of `origin` in its
+ *                     handshake (GEV_C_HANDSHAKE): its OPEN comes once the handshake completes, or
+ *                     CLOSE [id, EPROTO or ECONNABORTED] and never an OPEN when it fails (gev_io).
+ *                     0 with *id_out set, or -errno (the fd is then not closed).
+ */
+typedef struct gev_tls_ctx gev_tls_ctx;
+int gev_tls_init(const char **reason);
+int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len, gev_tls_ctx **out,
+                    const char **reason);
+void gev_tls_ctx_free(gev_tls_ctx *x);
+int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint32_t *id_out);
+
 #endif
