@@ -357,7 +357,8 @@ static int ctx_key(SSL_CTX *ctx, const char *pem, size_t len) {
 }
 
 int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len, gev_tls_ctx **out,
-                    const char **reason) {
+                    const char **reason_out) {
+  const char *unused, **reason = reason_out != NULL ? reason_out : &unused;
   int rc = gev_tls_init(reason);
   if (rc != 0) return rc;
   if (key_len > INT_MAX || cert_len > INT_MAX) {

@@ -18,7 +18,9 @@
  *      the server still reads what the client sends after it; a flushed CLOSE writes everything
  *      queued, then close_notify, then closes;
  *   7. a client that stops reading: the server's output is held (plaintext queued, ciphertext held,
- *      EPOLLOUT armed), then all 8 MiB arrive in order once it reads, and the hold is gone.
+ *      EPOLLOUT armed), then all 8 MiB arrive in order once it reads, and the hold is gone;
+ *   8. handshakes are capped per wake-up: of 24 ClientHellos ready at once, one fill answers
+ *      GEV_HANDSHAKE_CAP, and the rest are answered by the next fills; all 24 open.
  * Run it under the sanitizers too (test/c/build.sh with GEVENT_TEST_CFLAGS).
  */
 #include "harness.h"
@@ -32,7 +34,8 @@
 
 #define ORIGIN 9u
 #define MIB    (1u << 20)
-#define MAXS   16
+#define MAXS   40
+#define NCAP   24
 
 /* A server-side connection as JS would see it. */
 typedef struct {
@@ -546,6 +549,31 @@ static void stalled(gev_loop *loop, gev_tls_ctx *ctx) {
   printf("stalled: %zu bytes queued and ciphertext held with EPOLLOUT, then 8 MiB in order, hold gone\n", held_q);
 }
 
+static void capped(gev_loop *loop, gev_tls_ctx *ctx) {
+  static client cl[NCAP];
+  sconn *s[NCAP];
+  for (int i = 0; i < NCAP; i++) {
+    s[i] = open_pair(loop, ctx, &cl[i], 0, 0);
+    CHECK(SSL_do_handshake(cl[i].ssl) == -1, "client hello");
+    client_send(loop, &cl[i], 0, 0);
+  }
+  usleep(20000);
+  pump(loop, 100);
+  CHECK(loop->hs_used == GEV_HANDSHAKE_CAP, "one fill steps %u handshakes", loop->hs_used);
+  int answered = 0;
+  for (int i = 0; i < NCAP; i++) {
+    struct pollfd p = {cl[i].fd, POLLIN, 0};
+    answered += poll(&p, 1, 0) == 1;
+  }
+  CHECK(answered == (int)GEV_HANDSHAKE_CAP, "%d clients answered after one fill", answered);
+  for (int i = 0; i < NCAP; i++) handshake(loop, &cl[i], s[i], 0);
+  for (int i = 0; i < NCAP; i++) {
+    close_server(loop, s[i]);
+    client_free(&cl[i]);
+  }
+  printf("capped: one fill answers %u of %d ClientHellos, all %d open in the end\n", GEV_HANDSHAKE_CAP, NCAP, NCAP);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   gev_loop *loop = h_loop_new();
@@ -557,6 +585,7 @@ int main(void) {
   failures(loop, ctx);
   close_notify(loop, ctx);
   stalled(loop, ctx);
+  capped(loop, ctx);
   CHECK(loop->live == 0, "no connection left live (%u)", loop->live);
   h_loop_free(loop);
   gev_tls_ctx_free(ctx);
