@@ -245,6 +245,7 @@ struct gev_loop {
 
   int spare_fd;       /* released to accept and drop a connection when out of fds */
   uint8_t *relay_buf; /* GEV_READ_BUDGET bytes relayed input passes through, made by the first relay */
+  void *tls_scratch;  /* tls.c's buffers every TLS connection's bytes pass through, made by the first */
   size_t udp_slot;    /* receive slot per datagram; a larger datagram is dropped as truncated */
 
   uint64_t dgram_truncated;

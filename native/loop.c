@@ -337,5 +337,6 @@ void gev_loop_free(gev_loop *loop) {
   free(loop->dirty.ids);
   free(loop->ready.ids);
   free(loop->relay_buf);
+  free(loop->tls_scratch);
   free(loop);
 }

@@ -2,13 +2,21 @@
  * TLS as a gev_io layer (internal.h): server-side TLS per connection, the core above it seeing
  * plaintext only.
  *
- *   socket ──recv──► rbio ──SSL_read──► plaintext, into the core's buffer
- *   plaintext (the core's iov, gathered into records of at most GEV_TLS_RECORD bytes)
- *          ──SSL_write──► wbio ──send──► socket; what the socket does not take stays in wbio
+ *   socket ──recv──► loop's in scratch ──BIO──► SSL_read ──► plaintext, into the core's buffer
+ *   plaintext (the core's iov, gathered into records of at most GEV_TLS_RECORD bytes) ──SSL_write
+ *          ──BIO──► loop's out scratch ──send──► socket
  *
- * rbio and wbio are memory BIOs owned by the connection's SSL. wbio holding bytes is the layer's
- * held output (GEV_C_IO_HELD): sendv takes no plaintext while it holds any, so a connection holds at
- * most about one record of ciphertext, and everything else waits as plaintext in the core's queue.
+ * Each connection's SSL reads and writes through a BIO of this file (one method, made once per
+ * process) over the loop's scratch (gev_tls_scratch, made by its first TLS connection): a
+ * connection keeps no buffer of its own while idle. Between two calls into the layer the scratch
+ * is empty; what would be left in it moves to the connection:
+ *   saved   ciphertext read from the socket that SSL has not consumed yet (recv stopped with its
+ *           buffer full); served first by the next read;
+ *   held    ciphertext the socket did not take: the layer's held output (GEV_C_IO_HELD). Output made
+ *           while some is held goes behind it. sendv takes no plaintext while any is held, so a
+ *           connection holds about one record (or one handshake flight), and everything else waits
+ *           as plaintext in the core's queue.
+ * Both are allocated when needed and freed once empty.
  *
  *   adopt (gev_tls_adopt) ─► GEV_C_HANDSHAKE: every event steps SSL_do_handshake; no record
  *        ├─ done ─► OPEN, then DATA/END/CLOSE as for any connection
@@ -38,8 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEV_TLS_RECORD  16384u /* plaintext per record written */
-#define GEV_TLS_SCRATCH 16896u /* ciphertext read from the socket per call: a full record and more */
+#define GEV_TLS_RECORD 16384u /* plaintext per record written */
+#define GEV_TLS_IN     32768u /* ciphertext read from the socket per recv(2) */
+#define GEV_TLS_OUT    65536u /* ciphertext gathered before a send(2): a handshake flight, a record */
 
 #define GEV_TLS_FUNCS(X)                                                                  \
   X(unsigned long, OpenSSL_version_num, (void))                                           \
@@ -61,14 +70,19 @@
   X(int, SSL_shutdown, (SSL *))                                                           \
   X(int, SSL_get_error, (const SSL *, int))                                               \
   X(int, SSL_pending, (const SSL *))                                                      \
-  X(const BIO_METHOD *, BIO_s_mem, (void))                                                \
+  X(int, BIO_get_new_index, (void))                                                       \
+  X(BIO_METHOD *, BIO_meth_new, (int, const char *))                                      \
+  X(int, BIO_meth_set_write, (BIO_METHOD *, int (*)(BIO *, const char *, int)))           \
+  X(int, BIO_meth_set_read, (BIO_METHOD *, int (*)(BIO *, char *, int)))                  \
+  X(int, BIO_meth_set_ctrl, (BIO_METHOD *, long (*)(BIO *, int, long, void *)))           \
   X(BIO *, BIO_new, (const BIO_METHOD *))                                                 \
   X(BIO *, BIO_new_mem_buf, (const void *, int))                                          \
   X(int, BIO_free, (BIO *))                                                               \
-  X(int, BIO_read, (BIO *, void *, int))                                                  \
-  X(int, BIO_write, (BIO *, const void *, int))                                           \
-  X(long, BIO_ctrl, (BIO *, int, long, void *))                                           \
-  X(size_t, BIO_ctrl_pending, (BIO *))                                                    \
+  X(void, BIO_set_data, (BIO *, void *))                                                  \
+  X(void *, BIO_get_data, (BIO *))                                                        \
+  X(void, BIO_set_init, (BIO *, int))                                                     \
+  X(void, BIO_set_flags, (BIO *, int))                                                    \
+  X(void, BIO_clear_flags, (BIO *, int))                                                  \
   X(X509 *, PEM_read_bio_X509, (BIO *, X509 **, pem_password_cb *, void *))               \
   X(EVP_PKEY *, PEM_read_bio_PrivateKey, (BIO *, EVP_PKEY **, pem_password_cb *, void *)) \
   X(void, X509_free, (X509 *))                                                            \
@@ -82,21 +96,41 @@ static struct {
 } fn;
 
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static int tls_status = -ENOSYS; /* 0 once every function resolved and the version fits */
+static BIO_METHOD *tls_bio_method; /* made once, kept for the process's life */
+static int tls_status = -ENOSYS;   /* 0 once every function resolved and the version fits */
 static const char *tls_reason = "OpenSSL was not looked for";
 
 struct gev_tls_ctx {
   SSL_CTX *ctx;
 };
 
+/* A loop's scratch (loop->tls_scratch), used by one call into the layer at a time. */
+typedef struct gev_tls_scratch {
+  size_t in_len; /* bytes read into `in` by the current call */
+  size_t in_off; /* of which SSL has consumed this many */
+  size_t out_len;
+  uint8_t in[GEV_TLS_IN];
+  uint8_t out[GEV_TLS_OUT];
+} gev_tls_scratch;
+
+/* A growable byte run with a read offset: a connection's saved input or held output. */
+typedef struct tls_run {
+  uint8_t *p;
+  size_t off, len, cap;
+} tls_run;
+
 /* A connection's TLS state (c->io_state). */
 typedef struct gev_tls_conn {
   SSL *ssl;
-  BIO *rbio; /* ciphertext read from the socket, owned by ssl */
-  BIO *wbio; /* ciphertext to write to the socket (the held output), owned by ssl */
-  int ended; /* close_notify written */
-  int eof;   /* the end of the stream was seen after input recv has returned */
+  gev_tls_scratch *sc; /* the loop's */
+  tls_run saved;       /* ciphertext read, not yet consumed by SSL */
+  tls_run held;        /* ciphertext not yet written */
+  int werr;            /* a failed allocation of `held`: the connection's end (ENOMEM) */
+  int ended;           /* close_notify written */
+  int eof;             /* the end of the stream was seen after input recv has returned */
 } gev_tls_conn;
+
+static int tls_bio_new_method(void);
 
 static void tls_resolve(void) {
   int missing = 0;
@@ -118,6 +152,11 @@ static void tls_resolve(void) {
     tls_reason = "the process's OpenSSL is not version 3";
     return;
   }
+  if (tls_bio_new_method() != 0) {
+    tls_status = -ENOMEM;
+    tls_reason = "OpenSSL could not make the BIO method TLS connections use";
+    return;
+  }
   tls_status = 0;
   tls_reason = NULL;
 }
@@ -135,59 +174,142 @@ static unsigned long err_drain(void) {
   return first;
 }
 
-static long mem_data(BIO *b, char **p) { return fn.BIO_ctrl(b, BIO_CTRL_INFO, 0, p); }
-
-/*
- * Writes wbio's ciphertext to the socket. 0 when all of it is written (GEV_C_IO_HELD cleared), -1
- * with errno EAGAIN when the socket holds back the rest (GEV_C_IO_HELD set), or a fatal errno.
- */
-static int tls_push(gev_conn *c, gev_tls_conn *t) {
-  char sink[4096];
-  for (;;) {
-    char *p = NULL;
-    long n = mem_data(t->wbio, &p);
-    if (n <= 0) {
-      c->flags &= (uint16_t)~GEV_C_IO_HELD;
-      return 0;
-    }
-    struct iovec iov = {p, (size_t)n};
-    ssize_t w = sys_sendv(c->fd, &iov, 1);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) c->flags |= GEV_C_IO_HELD;
-      return -1;
-    }
-    if (w == n) {
-      fn.BIO_ctrl(t->wbio, BIO_CTRL_RESET, 0, NULL);
-      continue;
-    }
-    for (size_t left = (size_t)w; left > 0;) { /* drop what was written */
-      int k = (int)(left < sizeof sink ? left : sizeof sink);
-      fn.BIO_read(t->wbio, sink, k);
-      left -= (size_t)k;
-    }
+static int run_append(tls_run *r, const void *p, size_t n) {
+  if (r->off == r->len) r->off = r->len = 0;
+  if (r->len + n > r->cap) {
+    size_t cap = r->cap ? r->cap : 4096u;
+    while (cap < r->len + n) cap *= 2u;
+    uint8_t *q = realloc(r->p, cap);
+    if (q == NULL) return -1;
+    r->p = q;
+    r->cap = cap;
   }
+  memcpy(r->p + r->len, p, n);
+  r->len += n;
+  return 0;
 }
 
-/* Reads the socket once into rbio: the count, 0 at its end, or -1 with errno. */
-static ssize_t tls_fill(gev_conn *c, gev_tls_conn *t) {
-  char buf[GEV_TLS_SCRATCH];
-  ssize_t n;
-  do n = sys_recv(c->fd, buf, sizeof buf);
-  while (n < 0 && errno == EINTR);
-  if (n > 0 && fn.BIO_write(t->rbio, buf, (int)n) != (int)n) {
-    err_drain();
-    errno = ENOMEM;
+static void run_free(tls_run *r) {
+  free(r->p);
+  memset(r, 0, sizeof *r);
+}
+
+/* The BIO's read: saved input first, then what the current call read into the loop's scratch. */
+static int bio_read(BIO *b, char *p, int n) {
+  gev_tls_conn *t = fn.BIO_get_data(b);
+  gev_tls_scratch *sc = t->sc;
+  fn.BIO_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+  size_t k = 0;
+  if (t->saved.off < t->saved.len) {
+    k = t->saved.len - t->saved.off;
+    if (k > (size_t)n) k = (size_t)n;
+    memcpy(p, t->saved.p + t->saved.off, k);
+    t->saved.off += k;
+    if (t->saved.off == t->saved.len) run_free(&t->saved);
+  } else if (sc->in_off < sc->in_len) {
+    k = sc->in_len - sc->in_off;
+    if (k > (size_t)n) k = (size_t)n;
+    memcpy(p, sc->in + sc->in_off, k);
+    sc->in_off += k;
+  } else {
+    fn.BIO_set_flags(b, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
     return -1;
   }
+  return (int)k;
+}
+
+/* The BIO's write: into the loop's out scratch, or behind held output (in order). */
+static int bio_write(BIO *b, const char *p, int n) {
+  gev_tls_conn *t = fn.BIO_get_data(b);
+  gev_tls_scratch *sc = t->sc;
+  fn.BIO_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+  if (t->held.off == t->held.len && sc->out_len + (size_t)n <= sizeof sc->out) {
+    memcpy(sc->out + sc->out_len, p, (size_t)n);
+    sc->out_len += (size_t)n;
+    return n;
+  }
+  if ((sc->out_len > 0 && run_append(&t->held, sc->out, sc->out_len) != 0) || run_append(&t->held, p, (size_t)n) != 0) {
+    t->werr = ENOMEM;
+    return -1;
+  }
+  sc->out_len = 0;
   return n;
 }
 
-/* Pushes output that reading produced (a handshake's reply, a key update), keeping errno: a
- * failure to write it shows at the next send or EPOLLOUT. */
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+static int tls_bio_new_method(void) {
+  BIO_METHOD *m = fn.BIO_meth_new(fn.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gevent");
+  if (m == NULL || fn.BIO_meth_set_write(m, bio_write) != 1 || fn.BIO_meth_set_read(m, bio_read) != 1 ||
+      fn.BIO_meth_set_ctrl(m, bio_ctrl) != 1) {
+    err_drain();
+    return -1;
+  }
+  tls_bio_method = m;
+  return 0;
+}
+
+/*
+ * Ends a call into the layer: input SSL has not consumed moves from the loop's scratch to `saved`,
+ * and output is written to the socket, what it does not take moving to `held`. 0 when nothing is
+ * held (GEV_C_IO_HELD cleared); -1 with errno EAGAIN when some is (GEV_C_IO_HELD set), or with a
+ * fatal errno.
+ */
+static int tls_push(gev_conn *c, gev_tls_conn *t) {
+  gev_tls_scratch *sc = t->sc;
+  int rc = 0;
+  if (sc->in_off < sc->in_len && run_append(&t->saved, sc->in + sc->in_off, sc->in_len - sc->in_off) != 0)
+    t->werr = ENOMEM;
+  sc->in_off = sc->in_len = 0;
+  if (sc->out_len > 0) {
+    struct iovec iov = {sc->out, sc->out_len};
+    ssize_t w;
+    do w = sys_sendv(c->fd, &iov, 1);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) rc = errno;
+    if (w < 0) w = 0;
+    if (rc == 0 && (size_t)w < sc->out_len && run_append(&t->held, sc->out + w, sc->out_len - (size_t)w) != 0)
+      t->werr = ENOMEM;
+    sc->out_len = 0;
+  }
+  while (rc == 0 && t->held.off < t->held.len) {
+    struct iovec iov = {t->held.p + t->held.off, t->held.len - t->held.off};
+    ssize_t w = sys_sendv(c->fd, &iov, 1);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      rc = errno;
+      break;
+    }
+    t->held.off += (size_t)w;
+  }
+  if (t->held.off == t->held.len) run_free(&t->held);
+  if (t->werr != 0 && rc == 0) rc = t->werr;
+  if (rc == 0) {
+    c->flags &= (uint16_t)~GEV_C_IO_HELD;
+    return 0;
+  }
+  if (rc == EAGAIN || rc == EWOULDBLOCK) c->flags |= GEV_C_IO_HELD;
+  errno = rc;
+  return -1;
+}
+
+/* Reads the socket once into the loop's scratch (only ever empty here: SSL asks for more only
+ * once it has consumed everything): the count, 0 at its end, or -1 with errno. */
+static ssize_t tls_fill(gev_conn *c, gev_tls_conn *t) {
+  gev_tls_scratch *sc = t->sc;
+  ssize_t n;
+  do n = sys_recv(c->fd, sc->in, sizeof sc->in);
+  while (n < 0 && errno == EINTR);
+  sc->in_off = 0;
+  sc->in_len = n > 0 ? (size_t)n : 0;
+  return n;
+}
+
+/* Ends a call that read (see tls_push), keeping errno: a failure to write shows at the next send
+ * or EPOLLOUT. */
 static void tls_push_quiet(gev_conn *c, gev_tls_conn *t) {
   int saved = errno;
-  if (fn.BIO_ctrl_pending(t->wbio) > 0) tls_push(c, t);
+  tls_push(c, t);
   errno = saved;
 }
 
@@ -316,13 +438,15 @@ static int tls_end(gev_conn *c) {
 
 static int tls_buffered(const gev_conn *c) {
   const gev_tls_conn *t = c->io_state;
-  return t->eof || fn.SSL_pending(t->ssl) > 0 || fn.BIO_ctrl_pending(t->rbio) > 0;
+  return t->eof || t->saved.off < t->saved.len || fn.SSL_pending(t->ssl) > 0;
 }
 
 static void tls_release(gev_conn *c) {
   gev_tls_conn *t = c->io_state;
   if (t == NULL) return;
   fn.SSL_free(t->ssl);
+  run_free(&t->saved);
+  run_free(&t->held);
   free(t);
   c->io_state = NULL;
 }
@@ -410,21 +534,28 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
   int rc = sys_local_addr(fd, addr);
   if (rc != 0) return rc;
   int is_tcp = addr[0] == GEV_ADDR_INET4 || addr[0] == GEV_ADDR_INET6;
+  if (loop->tls_scratch == NULL) {
+    gev_tls_scratch *sc = malloc(sizeof *sc);
+    if (sc == NULL) return -ENOMEM;
+    sc->in_len = sc->in_off = sc->out_len = 0;
+    loop->tls_scratch = sc;
+  }
   gev_tls_conn *t = calloc(1, sizeof *t);
   if (t == NULL) return -ENOMEM;
+  t->sc = loop->tls_scratch;
   fn.ERR_clear_error();
   t->ssl = fn.SSL_new(x->ctx);
-  t->rbio = fn.BIO_new(fn.BIO_s_mem());
-  t->wbio = fn.BIO_new(fn.BIO_s_mem());
-  if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+  BIO *b = fn.BIO_new(tls_bio_method);
+  if (t->ssl == NULL || b == NULL) {
     err_drain();
-    if (t->rbio != NULL) fn.BIO_free(t->rbio);
-    if (t->wbio != NULL) fn.BIO_free(t->wbio);
+    if (b != NULL) fn.BIO_free(b);
     if (t->ssl != NULL) fn.SSL_free(t->ssl);
     free(t);
     return -ENOMEM;
   }
-  fn.SSL_set_bio(t->ssl, t->rbio, t->wbio);
+  fn.BIO_set_data(b, t);
+  fn.BIO_set_init(b, 1);
+  fn.SSL_set_bio(t->ssl, b, b); /* one BIO both ways, owned by the SSL */
   fn.SSL_set_accept_state(t->ssl);
   rc = gev_conn_add_layered(loop, fd, origin, is_tcp, &gev_io_tls, t, id_out);
   if (rc != 0) {
