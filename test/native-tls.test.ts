@@ -5,7 +5,8 @@
  * reports nothing before it completes, small writes share a record, a failed handshake (garbage,
  * FIN, reset) closes with a distinct errno and never opens and leaves the thread's error queue
  * empty, close_notify works both ways, and output to a peer that stops reading is held and then
- * drained in order, and handshakes are capped per wake-up. Skipped when gcc or the OpenSSL headers are not installed.
+ * drained in order, handshakes are capped per wake-up, and input the layer holds when the read budget
+ * runs out or reading pauses arrives later. Skipped when gcc or the OpenSSL headers are not installed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -34,6 +35,8 @@ describe('native core: TLS layer', { skip: kSkip }, () => {
       /close_notify: the client's reads as END, END sends close_notify then FIN and reads on/,
       /stalled: \d+ bytes queued and ciphertext held with EPOLLOUT, then 8 MiB in order, hold gone/,
       /capped: one fill answers 16 of 24 ClientHellos, all 24 open in the end/,
+      /budget: 100 bytes the layer held past the read budget arrived in the next fill, the socket empty/,
+      /paused: 100 bytes the layer held when reading paused arrived after resume, the socket empty/,
       /all tls cases passed/,
     ]) {
       assert.match(run.stdout, line);

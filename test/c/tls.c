@@ -20,7 +20,10 @@
  *   7. a client that stops reading: the server's output is held (plaintext queued, ciphertext held,
  *      EPOLLOUT armed), then all 8 MiB arrive in order once it reads, and the hold is gone;
  *   8. handshakes are capped per wake-up: of 24 ClientHellos ready at once, one fill answers
- *      GEV_HANDSHAKE_CAP, and the rest are answered by the next fills; all 24 open.
+ *      GEV_HANDSHAKE_CAP, and the rest are answered by the next fills; all 24 open;
+ *   9. input the layer holds (read from the socket, not yet delivered) when the read budget runs
+ *      out arrives in the next fill, and, when JS paused reading then, after resume, though the
+ *      socket has nothing more.
  * Run it under the sanitizers too (test/c/build.sh with GEVENT_TEST_CFLAGS).
  */
 #include "harness.h"
@@ -30,6 +33,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #define ORIGIN 9u
@@ -447,7 +451,8 @@ static void close_notify(gev_loop *loop, gev_tls_ctx *ctx) {
   int end = 0;
   sconn *s = open_pair(loop, ctx, &cl, 0, 0);
   handshake(loop, &cl, s, 0);
-  client_write(loop, &cl, "last", 4);
+  /* "last" and close_notify in one send: one read finds the data and the end behind it. */
+  CHECK(SSL_write(cl.ssl, "last", 4) == 4, "client write");
   CHECK(SSL_shutdown(cl.ssl) == 0, "client close_notify");
   client_send(loop, &cl, 0, 0);
   PUMP_UNTIL(loop, s->ended);
@@ -574,6 +579,42 @@ static void capped(gev_loop *loop, gev_tls_ctx *ctx) {
   printf("capped: one fill answers %u of %d ClientHellos, all %d open in the end\n", GEV_HANDSHAKE_CAP, NCAP, NCAP);
 }
 
+static void held_input(gev_loop *loop, gev_tls_ctx *ctx, int pause) {
+  const size_t total = GEV_READ_BUDGET + 100u;
+  client cl;
+  sconn *s = open_pair(loop, ctx, &cl, 0, 0);
+  handshake(loop, &cl, s, 0);
+  uint8_t *buf = malloc(total);
+  CHECK(buf != NULL, "malloc");
+  for (size_t i = 0; i < total; i++) buf[i] = pat(i);
+  client_write(loop, &cl, buf, total);
+  usleep(20000);
+  pump(loop, 100);
+  CHECK(s->data_len == GEV_READ_BUDGET, "one fill reads the budget (%zu)", s->data_len);
+  gev_conn *c = gev_conn_get(loop, s->id);
+  int unread = -1;
+  CHECK(ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0, "the socket holds nothing more (%d)", unread);
+  if (pause) {
+    h_command(loop, GEV_OP_PAUSE, s->id, NULL, 0, 1);
+    gev_flush(loop, NULL, 0);
+    for (int i = 0; i < 3; i++) pump(loop, 20);
+    CHECK(s->data_len == GEV_READ_BUDGET, "nothing while paused (%zu)", s->data_len);
+    h_command(loop, GEV_OP_PAUSE, s->id, NULL, 0, 0);
+    gev_flush(loop, NULL, 0);
+  }
+  PUMP_UNTIL(loop, s->data_len == total);
+  CHECK(memcmp(s->data, buf, total) == 0, "in order");
+  free(buf);
+  close_server(loop, s);
+  client_free(&cl);
+  if (pause)
+    printf("paused: %zu bytes the layer held when reading paused arrived after resume, the socket empty\n",
+           total - GEV_READ_BUDGET);
+  else
+    printf("budget: %zu bytes the layer held past the read budget arrived in the next fill, the socket empty\n",
+           total - GEV_READ_BUDGET);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   gev_loop *loop = h_loop_new();
@@ -586,6 +627,8 @@ int main(void) {
   close_notify(loop, ctx);
   stalled(loop, ctx);
   capped(loop, ctx);
+  held_input(loop, ctx, 0);
+  held_input(loop, ctx, 1);
   CHECK(loop->live == 0, "no connection left live (%u)", loop->live);
   h_loop_free(loop);
   gev_tls_ctx_free(ctx);
