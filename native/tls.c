@@ -125,7 +125,8 @@ typedef struct gev_tls_conn {
   gev_tls_scratch *sc; /* the loop's */
   tls_run saved;       /* ciphertext read, not yet consumed by SSL */
   tls_run held;        /* ciphertext not yet written */
-  int werr;            /* a failed allocation of `held`: the connection's end (ENOMEM) */
+  int werr;            /* a failed allocation of `saved` or `held`: the connection's end (ENOMEM) */
+  int rerr;            /* a read's error found after input recv has returned, for its next call */
   int ended;           /* close_notify written */
   int eof;             /* the end of the stream was seen after input recv has returned */
 } gev_tls_conn;
@@ -345,6 +346,10 @@ static ssize_t tls_recv(gev_conn *c, void *buf, size_t len) {
   gev_tls_conn *t = c->io_state;
   size_t got = 0;
   int err = 0;
+  if (t->rerr != 0) {
+    errno = t->rerr;
+    return -1;
+  }
   if (len > INT_MAX) len = INT_MAX;
   while (got < len) {
     fn.ERR_clear_error();
@@ -368,7 +373,11 @@ static ssize_t tls_recv(gev_conn *c, void *buf, size_t len) {
     break;
   }
   tls_push_quiet(c, t);
-  if (got > 0) return (ssize_t)got;
+  if (t->werr != 0) err = t->werr;
+  else if (got > 0) {
+    t->rerr = err;
+    return (ssize_t)got;
+  }
   if (err == 0) return 0; /* the end: close_notify, or a FIN */
   errno = err;
   return -1;
@@ -438,7 +447,7 @@ static int tls_end(gev_conn *c) {
 
 static int tls_buffered(const gev_conn *c) {
   const gev_tls_conn *t = c->io_state;
-  return t->eof || t->saved.off < t->saved.len || fn.SSL_pending(t->ssl) > 0;
+  return t->eof || t->rerr != 0 || t->saved.off < t->saved.len || fn.SSL_pending(t->ssl) > 0;
 }
 
 static void tls_release(gev_conn *c) {
@@ -466,6 +475,7 @@ static int ctx_certs(SSL_CTX *ctx, const char *pem, size_t len) {
       rc = -EINVAL;
     }
   }
+  if (rc == 0) err_drain(); /* the read past the last certificate fails, as expected */
   fn.BIO_free(b);
   return rc;
 }

@@ -13,7 +13,8 @@
  *   4. small writes in one flush leave as one record per send flush.c gathers (64 writes);
  *   5. garbage instead of a ClientHello: CLOSE [EPROTO], never OPEN or DATA, an empty error queue;
  *      a peer that sends FIN after its ClientHello: CLOSE [ECONNABORTED]; one that resets:
- *      CLOSE [ECONNRESET]; neither ever OPEN;
+ *      CLOSE [ECONNRESET]; neither ever OPEN; once open, a reset right behind data gives the data,
+ *      then CLOSE [ECONNRESET];
  *   6. close_notify both ways: the client's reads as END; END sends close_notify and then FIN, and
  *      the server still reads what the client sends after it; a flushed CLOSE writes everything
  *      queued, then close_notify, then closes;
@@ -315,6 +316,7 @@ static void contexts(gev_tls_ctx **ctx) {
   make_identity(&g_key, &g_cert, &g_x509);
   rc = gev_tls_ctx_new(g_key, strlen(g_key), g_cert, strlen(g_cert), ctx, &why);
   CHECK(rc == 0, "gev_tls_ctx_new: %s", why ? why : "?");
+  CHECK(ERR_peek_error() == 0, "error queue empty after a context is made");
   char *key2, *cert2;
   make_identity(&key2, &cert2, NULL);
   gev_tls_ctx *bad = NULL;
@@ -440,8 +442,22 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   PUMP_UNTIL(loop, s->closed);
   CHECK(!s->opened && s->close_err == ECONNRESET, "reset mid-handshake: CLOSE [ECONNRESET] (%d)", s->close_err);
   client_free(&cl);
+
+  /* Once open, a reset right behind data: the data, then CLOSE [ECONNRESET] (not an END). */
+  s = open_pair(loop, ctx, &cl, 0, 0);
+  handshake(loop, &cl, s, 0);
+  client_write(loop, &cl, "bye", 3);
+  h_reset(cl.fd);
+  cl.fd = -1;
+  usleep(20000);
+  PUMP_UNTIL(loop, s->closed);
+  CHECK(s->data_len == 3 && memcmp(s->data, "bye", 3) == 0 && s->ended == 0 && s->close_err == ECONNRESET,
+        "reset behind data: DATA, no END, CLOSE [ECONNRESET] (%zu, %d, %d)", s->data_len, s->ended, s->close_err);
+  free(s->data);
+  s->data = NULL;
+  client_free(&cl);
   printf("failures: garbage CLOSE [EPROTO], FIN CLOSE [ECONNABORTED], reset CLOSE [ECONNRESET], never OPEN, "
-         "error queue empty\n");
+         "error queue empty; a reset behind data: DATA, then CLOSE [ECONNRESET]\n");
 }
 
 static void close_notify(gev_loop *loop, gev_tls_ctx *ctx) {
