@@ -119,9 +119,10 @@ typedef struct gev_proxy {
  *   handshake(c)         steps the layer's handshake: 1 done, 0 under way, -1 with errno (EPROTO
  *                        for a peer that does not speak the protocol, ECONNABORTED for one that
  *                        left, a socket's errno). While GEV_C_HANDSHAKE is set the core calls it on
- *                        every event instead of reading, emits no record and runs no command; done,
- *                        it emits OPEN and reads at once; failed, it closes with CLOSE [id, errno]
- *                        and there is never an OPEN (as for a dial that fails).
+ *                        every event instead of reading (at most GEV_HANDSHAKE_CAP times a wake-up,
+ *                        the rest staying ready), emits no record and runs no command but CLOSE
+ *                        (errno 0); done, it emits OPEN and reads at once; failed, it closes with
+ *                        CLOSE [id, errno] and there is never an OPEN (as for a dial that fails).
  *   end(c)               writes the layer's end of stream (TLS: close_notify), once however often
  *                        it is called. The core calls it when the queue has drained under an END or
  *                        a flushed CLOSE, and shuts down or closes the socket only once the layer
@@ -135,11 +136,12 @@ typedef struct gev_proxy {
  * Held output: a layer whose recv, sendv, handshake or end could not write all its own bytes
  * (TLS records) keeps them and sets GEV_C_IO_HELD in c->flags, clearing it once they are written.
  * The core polls EPOLLOUT while the flag is set (as while its queue is non-empty) and then calls
- * sendv, with the queue or with n == 0. Held output is not counted in qbytes: a layer holds at most
- * about one record of it, and stops taking plaintext while it holds any.
+ * sendv, with the queue or with n == 0. Held output is not counted in qbytes: a layer holds about
+ * one record (or one handshake flight) of it at most, and stops taking plaintext while it holds any.
  *
  * buf and iov belong to the caller and are valid only during the call. Every call runs on the loop's
- * thread, inside a fill or a flush, and must never call back into the core.
+ * thread, inside a fill or a flush, and must never call back into the core (setting or clearing
+ * GEV_C_IO_HELD is the one thing a layer does to the connection).
  */
 typedef struct gev_io {
   ssize_t (*recv)(gev_conn *c, void *buf, size_t len);
