@@ -14,6 +14,7 @@
         "native/proxyproto.c",
         "native/relay.c",
         "native/sys.c",
+        "native/tls.c",
         "native/udp.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

@@ -28,7 +28,11 @@
  * table scan (mark_dirty). Every other connection is served on.
  *
  * Bytes move only through the connection's gev_io pair (c->io: recv in conn_read, sendv in
- * gev_conn_send and conn_drain); every other socket call goes through sys.c.
+ * gev_conn_send and conn_drain); every other socket call goes through sys.c. A layered connection
+ * (tls.c) adds three states to the above, see gev_io in internal.h: GEV_C_HANDSHAKE (EPOLLIN, and
+ * EPOLLOUT while held, no record until its OPEN, no command), GEV_C_IO_HELD (EPOLLOUT with an empty
+ * queue; an END or a flushed CLOSE waits for the held bytes too) and the loop's ready list (input
+ * the layer holds, read by the next fill).
  */
 #include "internal.h"
 
@@ -84,7 +88,7 @@ static int slot_take(gev_loop *loop, uint32_t *slot_out) {
  * one place: a dialled socket keeps the option set before its handshake). On failure (-EMFILE for
  * a full table, -ENOMEM, an epoll_ctl error) the fd is not closed. */
 static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_t flags, uint32_t events,
-                    uint32_t *id_out) {
+                    const gev_io *io, void *state, uint32_t *id_out) {
   uint32_t slot;
   /* The pending list's reserve for this connection's CLOSE and OPEN records (loop.c). */
   int rc = gev_loop_reserve(loop, 1u + 1u + GEV_ADDR_SLOTS);
@@ -96,7 +100,8 @@ static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_
   c->fd = fd;
   c->flags = (uint16_t)(GEV_C_OPEN | flags | (is_tcp ? GEV_C_TCP : 0));
   c->origin = origin;
-  c->io = &gev_io_plain;
+  c->io = io;
+  c->io_state = state;
   c->events = events;
   c->read_epoch = 0;
   c->read_used = 0;
@@ -110,6 +115,7 @@ static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_
   if (rc != 0) {
     c->fd = -1;
     c->flags = 0;
+    c->io_state = NULL;
     c->next_free = loop->free_head;
     loop->free_head = slot;
     return rc;
@@ -123,13 +129,21 @@ static int conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint16_
 /* Registers an accepted or adopted fd of `origin`; the caller emits OPEN. On failure the fd is not
  * closed (see conn_add). */
 int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out) {
-  return conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, id_out);
+  return conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, &gev_io_plain, NULL, id_out);
 }
 
 /* Registers a PROXY listener's fd as header-pending (GEV_C_PROXY_WAIT, EPOLLIN): no OPEN until
  * proxyaccept.c has read its header. On failure the fd is not closed. */
 int gev_conn_add_pending(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out) {
-  return conn_add(loop, fd, origin, is_tcp, GEV_C_PROXY_WAIT, EPOLLIN, id_out);
+  return conn_add(loop, fd, origin, is_tcp, GEV_C_PROXY_WAIT, EPOLLIN, &gev_io_plain, NULL, id_out);
+}
+
+/* Registers `fd` over the layer `io` with its state (the connection's from then on, released
+ * through io->release) in its handshake (GEV_C_HANDSHAKE, EPOLLIN): no OPEN until it completes.
+ * On failure neither the fd nor the state is touched. */
+int gev_conn_add_layered(gev_loop *loop, int fd, uint32_t origin, int is_tcp, const gev_io *io, void *state,
+                         uint32_t *id_out) {
+  return conn_add(loop, fd, origin, is_tcp, GEV_C_HANDSHAKE, EPOLLIN, io, state, id_out);
 }
 
 int gev_conn_adopt(gev_loop *loop, int fd, uint32_t origin, uint32_t flags, uint32_t *id_out) {
@@ -173,11 +187,11 @@ int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, c
   if (rc == 0) rc = sys_connect(fd, sa, len);
   origin |= GEV_ORIGIN_DIAL;
   if (rc == -EINPROGRESS) {
-    rc = conn_add(loop, fd, origin, is_tcp, GEV_C_CONNECTING, EPOLLOUT, id_out);
+    rc = conn_add(loop, fd, origin, is_tcp, GEV_C_CONNECTING, EPOLLOUT, &gev_io_plain, NULL, id_out);
   } else if (rc == 0) {
     uint32_t addr[GEV_ADDR_U32];
     sys_peer_addr(fd, addr);
-    rc = conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, id_out);
+    rc = conn_add(loop, fd, origin, is_tcp, 0, EPOLLIN, &gev_io_plain, NULL, id_out);
     if (rc == 0) gev_loop_emit(loop, GEV_REC_OPEN, *id_out, origin, 0, addr);
   }
   if (rc != 0) sys_close(fd);
@@ -211,7 +225,9 @@ int gev_conn_connect_unix(gev_loop *loop, const char *path, uint32_t origin, uin
 static void conn_interest(gev_loop *loop, gev_conn *c) {
   uint32_t ev = 0;
   if (!(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED | GEV_C_RELAY_HELD))) ev |= EPOLLIN;
-  if (c->qhead != NULL) ev |= EPOLLOUT;
+  if (c->qhead != NULL || (c->flags & GEV_C_IO_HELD)) ev |= EPOLLOUT;
+  if ((ev & EPOLLIN) && !(c->events & EPOLLIN) && c->io->buffered != NULL && c->io->buffered(c))
+    gev_conn_ready_push(loop, c);
   if (c->flags & GEV_C_HUP_PARKED) {
     /* Back into the epoll set once reading resumes (or output waits): the hang-up is reported
      * again at once, with whatever is still unread. */
@@ -352,6 +368,9 @@ static void conn_teardown(gev_loop *loop, gev_conn *c) {
   sys_close(c->fd);
   queue_free(c);
   gev_proxy_free(loop, c);
+  if (c->io->release != NULL) c->io->release(c);
+  c->io = &gev_io_plain;
+  c->io_state = NULL;
   c->fd = -1;
   c->flags = 0;
   c->events = 0;
@@ -386,8 +405,15 @@ void gev_conn_release(gev_loop *loop, gev_conn *c) {
   if (loop->parked) gev_listener_unpark_all(loop);
 }
 
-/* The queue drained: carry out a requested close or half-close. Returns 0 if still open. */
+/* The queue drained: carry out a requested close or half-close, once the layer's end of stream
+ * (if any) is written too. Returns 0 if still open. */
 static int after_drain(gev_loop *loop, gev_conn *c) {
+  if (!(c->flags & (GEV_C_CLOSING | GEV_C_ENDING))) return 0;
+  if (c->io->end != NULL && c->io->end(c) != 0) {
+    gev_conn_close(loop, c, errno);
+    return -1;
+  }
+  if (c->flags & GEV_C_IO_HELD) return 0;
   if (c->flags & GEV_C_CLOSING) {
     gev_conn_close(loop, c, 0);
     return -1;
@@ -399,9 +425,19 @@ static int after_drain(gev_loop *loop, gev_conn *c) {
   return 0;
 }
 
-/* Writes the queue out until EAGAIN. Returns -1 when the connection closed. */
+/* Writes the queue out until EAGAIN (the layer's held output first). Returns -1 when the
+ * connection closed. */
 static int conn_drain(gev_loop *loop, gev_conn *c) {
   struct iovec iov[64];
+  if (c->qhead == NULL && (c->flags & GEV_C_IO_HELD)) {
+    ssize_t w;
+    do w = c->io->sendv(c, iov, 0);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      gev_conn_close(loop, c, errno);
+      return -1;
+    }
+  }
   while (c->qhead != NULL) {
     int n = 0;
     size_t total = 0;
@@ -455,7 +491,10 @@ void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, s
       w = 0;
     }
     sent = (size_t)w;
-    if (sent == total) return;
+    if (sent == total) {
+      if (c->flags & GEV_C_IO_HELD) conn_interest(loop, c);
+      return;
+    }
   }
   if (queue_append(c, iov, iovcnt, total, sent) != 0) {
     conn_close(loop, c, ENOMEM, GEV_NOMEM_QUEUE);
@@ -467,23 +506,21 @@ void gev_conn_send(gev_loop *loop, gev_conn *c, struct iovec *iov, int iovcnt, s
 
 void gev_conn_request_close(gev_loop *loop, gev_conn *c, int flush) {
   if (c->relay != NULL) gev_relay_dest_ending(loop, c);
-  if (!flush || c->qhead == NULL) {
+  if (!flush) {
     gev_conn_close(loop, c, 0);
     return;
   }
   c->flags |= GEV_C_CLOSING;
+  if (c->qhead == NULL && after_drain(loop, c) != 0) return;
   conn_interest(loop, c);
 }
 
 void gev_conn_end(gev_loop *loop, gev_conn *c) {
   if (c->relay != NULL) gev_relay_dest_ending(loop, c);
   if (c->flags & (GEV_C_WR_SHUT | GEV_C_ENDING | GEV_C_CLOSING)) return;
-  if (c->qhead == NULL) {
-    sys_shutdown_wr(c->fd);
-    c->flags |= GEV_C_WR_SHUT;
-  } else {
-    c->flags |= GEV_C_ENDING;
-  }
+  c->flags |= GEV_C_ENDING;
+  if (c->qhead == NULL && after_drain(loop, c) != 0) return;
+  conn_interest(loop, c);
 }
 
 void gev_conn_keepalive(gev_conn *c, uint32_t seconds) {
@@ -511,12 +548,12 @@ static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
     size_t space = loop->in_size - pos;
     size_t want = GEV_READ_BUDGET - c->read_used;
     if (want > space) want = space;
-    if (want == 0) return 0;
     int fresh = rec == NULL;
-    if (fresh) {
-      if (!gev_loop_room(loop, 1)) return 0;
-      rec = gev_loop_record(loop, 1);
+    if (want == 0 || (fresh && !gev_loop_room(loop, 1))) {
+      if (rec != NULL && c->io->buffered != NULL && c->io->buffered(c)) gev_conn_ready_push(loop, c);
+      return 0;
     }
+    if (fresh) rec = gev_loop_record(loop, 1);
     ssize_t n = c->io->recv(c, loop->in8 + pos, want);
     if (n > 0) {
       if (fresh) {
@@ -529,7 +566,7 @@ static int conn_read(gev_loop *loop, gev_conn *c, uint32_t id) {
       }
       loop->in_byte_pos = pos + (size_t)n;
       c->read_used += (uint32_t)n;
-      if ((size_t)n < want) return 0;
+      if ((size_t)n < want && (c->io->buffered == NULL || !c->io->buffered(c))) return 0;
       continue;
     }
     if (fresh) loop->in_nrec--;
@@ -565,6 +602,73 @@ static void conn_connected(gev_loop *loop, gev_conn *c, uint32_t id) {
   gev_loop_emit(loop, GEV_REC_OPEN, id, c->origin, 0, addr);
 }
 
+/*
+ * One step of a layer's handshake (see gev_io), at most GEV_HANDSHAKE_CAP a wake-up: the rest stay
+ * ready and wait for the next. Done, the connection opens (OPEN with its peer) and 0 tells the
+ * caller to read it at once; -1 when it is still under way, deferred or closed.
+ */
+static int conn_handshake(gev_loop *loop, gev_conn *c, uint32_t id) {
+  if (loop->hs_epoch != loop->epoch) {
+    loop->hs_epoch = loop->epoch;
+    loop->hs_used = 0;
+  }
+  if (loop->hs_used >= GEV_HANDSHAKE_CAP) return -1;
+  loop->hs_used++;
+  int r = c->io->handshake(c);
+  if (r < 0) {
+    gev_conn_close(loop, c, errno);
+    return -1;
+  }
+  if (r > 0) {
+    uint32_t addr[GEV_ADDR_U32];
+    sys_peer_addr(c->fd, addr);
+    c->flags &= (uint16_t)~GEV_C_HANDSHAKE;
+    gev_loop_emit(loop, GEV_REC_OPEN, id, c->origin, 0, addr);
+  }
+  conn_interest(loop, c);
+  return r > 0 ? 0 : -1;
+}
+
+/* Reads what the loop's ready list names (gev_conn_ready_push): connections whose layer holds
+ * input, as far as the arena takes. The ones a read leaves with input push themselves again. */
+void gev_conn_run_ready(gev_loop *loop) {
+  gev_idlist *r = &loop->ready;
+  if (r->overflow) {
+    r->overflow = 0;
+    r->n = 0;
+    for (uint32_t s = 0; s < loop->nconns; s++) {
+      gev_conn *c = &loop->conns[s];
+      if ((c->flags & GEV_C_OPEN) && c->io->buffered != NULL && c->io->buffered(c)) gev_conn_ready_push(loop, c);
+    }
+  }
+  uint32_t n = r->n, i = 0;
+  /* The same room a fill keeps for each event (arena_full in loop.c). */
+  for (; i < n && loop->in_nrec + 1u + GEV_ADDR_SLOTS + GEV_REC_RESERVE <= loop->in_rec_cap &&
+         loop->in_byte_pos < loop->in_size && loop->pending.n == 0;
+       i++)
+    gev_conn_on_event(loop, r->ids[i], EPOLLIN);
+  memmove(r->ids, r->ids + i, (size_t)(r->n - i) * sizeof *r->ids);
+  r->n -= i;
+  if (r->n > 0 || r->overflow) gev_loop_notify(loop);
+}
+
+/* Puts `c` on the ready list: its layer holds input that c->fd will not announce. When the list
+ * cannot grow, the next fill scans the table instead. */
+void gev_conn_ready_push(gev_loop *loop, gev_conn *c) {
+  gev_idlist *r = &loop->ready;
+  if (!r->overflow && r->n == r->cap) {
+    uint32_t cap = r->cap ? r->cap * 2u : 64u;
+    uint32_t *ids = realloc(r->ids, (size_t)cap * sizeof *ids);
+    if (ids == NULL) r->overflow = 1;
+    else {
+      r->ids = ids;
+      r->cap = cap;
+    }
+  }
+  if (!r->overflow) r->ids[r->n++] = conn_id(loop, c);
+  if (!loop->filling) gev_loop_notify(loop);
+}
+
 void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
   gev_conn *c = gev_conn_get(loop, id);
   if (c == NULL) return;
@@ -580,12 +684,17 @@ void gev_conn_on_event(gev_loop *loop, uint32_t id, uint32_t ev) {
     gev_proxy_on_event(loop, c);
     return;
   }
+  if (c->flags & GEV_C_HANDSHAKE) {
+    if (conn_handshake(loop, c, id) != 0) return;
+    ev |= EPOLLIN;
+  }
   if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
       !(c->flags & (GEV_C_RD_EOF | GEV_C_CLOSING | GEV_C_PAUSED | GEV_C_RELAY_HELD))) {
     gev_conn *dst = c->relay != NULL ? gev_relay_dest(loop, c) : NULL;
     if ((dst != NULL ? gev_relay_read(loop, c, id, dst) : conn_read(loop, c, id)) != 0) return;
+    if ((c->flags & GEV_C_IO_HELD) && !(c->events & EPOLLOUT)) conn_interest(loop, c);
   }
-  if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && c->qhead != NULL) {
+  if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && (c->qhead != NULL || (c->flags & GEV_C_IO_HELD))) {
     if (conn_drain(loop, c) != 0) return;
     if (c->qbytes != c->reported && queue_report(loop, c) != 0) return;
   }
@@ -616,6 +725,7 @@ void gev_conn_free_all(gev_loop *loop) {
     if (c->flags & GEV_C_OPEN) sys_close(c->fd);
     queue_free(c);
     if (c->flags & GEV_C_OPEN) gev_proxy_free(loop, c);
+    if ((c->flags & GEV_C_OPEN) && c->io->release != NULL) c->io->release(c);
     free(c->relay);
     c->relay = NULL;
   }

@@ -6,7 +6,8 @@
  * close, end, keep-alive, pause and watch commands act in order after the writes before them.
  * Commands naming a stale id are ignored. A dial still connecting takes CLOSE only, which cancels
  * it at once (errno 0, whatever the flush word); its writes and other commands are dropped (gev.h).
- * A connection whose PROXY header is pending takes no command at all: JS has not heard of it. What this call causes (a CLOSE after EPIPE or a close
+ * A connection whose PROXY header is pending takes no command at all: JS has not heard of it. One
+ * in its layer's handshake (GEV_C_HANDSHAKE) takes CLOSE only, as a dial still connecting does. What this call causes (a CLOSE after EPIPE or a close
  * request, a QUEUED report for each connection left with output queued) reaches JS through the
  * pending list, never from inside this call.
  */
@@ -27,7 +28,7 @@ static void run_send(gev_loop *loop, run *r) {
   if (r->n == 0) return;
   gev_conn *c = gev_conn_get(loop, r->id);
   if (c != NULL && (c->flags & GEV_C_DGRAM)) gev_dgram_send(loop, c, r->iov, r->n); /* one datagram per write */
-  else if (c != NULL && !(c->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT)))
+  else if (c != NULL && !(c->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT | GEV_C_HANDSHAKE)))
     gev_conn_send(loop, c, r->iov, r->n, r->total);
   r->n = 0;
   r->total = 0;
@@ -80,7 +81,7 @@ void gev_flush(gev_loop *loop, const struct iovec *ext, uint32_t next) {
     i++;
     gev_conn *c = gev_conn_get(loop, k[1]);
     if (c == NULL || (c->flags & GEV_C_PROXY_WAIT)) continue;
-    if (c->flags & GEV_C_CONNECTING) {
+    if (c->flags & (GEV_C_CONNECTING | GEV_C_HANDSHAKE)) {
       if (op == GEV_OP_CLOSE) gev_conn_close(loop, c, 0);
       continue;
     }

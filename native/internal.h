@@ -24,6 +24,7 @@
 #define GEV_PENDING_SPARE     16u /* pending slots kept for one event's END/ACCEPT_ERROR (loop.c) */
 #define GEV_PENDING_INIT      64u /* pending slots allocated when the loop opens */
 #define GEV_ACCEPT_BACKOFF_MS 100 /* a listener parked after an accept error retries this late */
+#define GEV_HANDSHAKE_CAP     16  /* layer handshake steps per wake-up; the rest wait for the next */
 /* A queue copy this large asks for huge pages (sys_advise_huge). It is glibc's largest mmap
  * threshold, so the block is always a mapping of its own, unmapped on free with its advice. */
 #define GEV_HUGE_COPY (32u << 20)
@@ -48,6 +49,8 @@
 #define GEV_C_CONNECTING 0x400u  /* dialled, handshake under way: EPOLLOUT alone, no OPEN yet */
 #define GEV_C_PROXY_WAIT 0x800u  /* PROXY listener's: header not complete yet, no OPEN yet (proxyaccept.c) */
 #define GEV_C_RELAY_HELD 0x2000u /* relaying into a connection holding too much output: EPOLLIN not wanted (relay.c) */
+#define GEV_C_HANDSHAKE  0x4000u /* its gev_io layer's handshake is under way: no OPEN yet (see gev_io) */
+#define GEV_C_IO_HELD    0x8000u /* its gev_io layer holds output for the socket: EPOLLOUT wanted (see gev_io) */
 
 /* A dialled (connected) UDP socket: one DATA record per datagram, one datagram per write (dgramconn.c). */
 #define GEV_C_DGRAM 0x1000u
@@ -95,26 +98,58 @@ typedef struct gev_proxy {
 /*
  * The one pair every stream connection's bytes go through (conn.c calls nothing else to move
  * them), so that a layer such as TLS can stand between the core and the socket by supplying its
- * own pair. gev_io_plain (io.c) is the socket itself.
+ * own pair and hooks. gev_io_plain (io.c) is the socket itself, with no hook; tls.c is a layer.
  *
  *   recv(c, buf, len)    reads at most len bytes of plaintext into buf. Returns the count (> 0),
  *                        0 at the end of the stream (the peer is done sending), or -1 with errno:
  *                        EAGAIN/EWOULDBLOCK when nothing can be read until c->fd polls readable
  *                        again, EINTR to be called again at once, anything else a fatal error that
- *                        closes the connection with that errno.
+ *                        closes the connection with that errno. A count short of len, with
+ *                        buffered(c) false, means the layer holds no more input: the next comes
+ *                        with c->fd polling readable.
  *   sendv(c, iov, n)     takes as many leading bytes of iov[0..n) as it can without blocking and
  *                        returns that count (possibly fewer than offered), or -1 with errno:
  *                        EAGAIN/EWOULDBLOCK when none can be taken until c->fd polls writable,
  *                        EINTR to be called again, anything else fatal (EPIPE, ECONNRESET, ...).
  *                        Bytes counted as taken are the layer's from then on; the rest the core
  *                        queues and offers again, first and in order. It never raises SIGPIPE.
+ *                        With n == 0 it only pushes output the layer holds (0, or -1 as above).
  *
- * buf and iov belong to the caller and are valid only during the call. Both run on the loop's
- * thread, inside a fill (recv) or a flush or fill (sendv), and must never call back into the core.
+ * The hooks, NULL in the plain pair:
+ *   handshake(c)         steps the layer's handshake: 1 done, 0 under way, -1 with errno (EPROTO
+ *                        for a peer that does not speak the protocol, ECONNABORTED for one that
+ *                        left, a socket's errno). While GEV_C_HANDSHAKE is set the core calls it on
+ *                        every event instead of reading (at most GEV_HANDSHAKE_CAP times a wake-up,
+ *                        the rest staying ready), emits no record and runs no command but CLOSE
+ *                        (errno 0); done, it emits OPEN and reads at once; failed, it closes with
+ *                        CLOSE [id, errno] and there is never an OPEN (as for a dial that fails).
+ *   end(c)               writes the layer's end of stream (TLS: close_notify), once however often
+ *                        it is called. The core calls it when the queue has drained under an END or
+ *                        a flushed CLOSE, and shuts down or closes the socket only once the layer
+ *                        holds nothing. 0, or -1 with a fatal errno.
+ *   buffered(c)          true when the layer holds input recv has not returned yet. A read that
+ *                        stops for the budget or a full arena, and a connection whose reading is
+ *                        resumed, go on the loop's ready list (`ready`) when it holds some: c->fd
+ *                        will not poll readable for it, so the next fill reads it from there.
+ *   release(c)           frees the layer's state (c->io_state) when the connection is torn down.
+ *
+ * Held output: a layer whose recv, sendv, handshake or end could not write all its own bytes
+ * (TLS records) keeps them and sets GEV_C_IO_HELD in c->flags, clearing it once they are written.
+ * The core polls EPOLLOUT while the flag is set (as while its queue is non-empty) and then calls
+ * sendv, with the queue or with n == 0. Held output is not counted in qbytes: a layer holds about
+ * one record (or one handshake flight) of it at most, and stops taking plaintext while it holds any.
+ *
+ * buf and iov belong to the caller and are valid only during the call. Every call runs on the loop's
+ * thread, inside a fill or a flush, and must never call back into the core (setting or clearing
+ * GEV_C_IO_HELD is the one thing a layer does to the connection).
  */
 typedef struct gev_io {
   ssize_t (*recv)(gev_conn *c, void *buf, size_t len);
   ssize_t (*sendv)(gev_conn *c, const struct iovec *iov, int iovcnt);
+  int (*handshake)(gev_conn *c);
+  int (*end)(gev_conn *c);
+  int (*buffered)(const gev_conn *c);
+  void (*release)(gev_conn *c);
 } gev_io;
 
 extern const gev_io gev_io_plain;
@@ -129,6 +164,7 @@ struct gev_conn {
   uint32_t read_used;
   uint32_t next_free;
   const gev_io *io; /* how its bytes move, see gev_io */
+  void *io_state;   /* the layer's own state, NULL for the plain pair */
   gev_chunk *qhead;
   gev_chunk *qtail;
   size_t qbytes;    /* bytes in the queue, exactly: sum of (len - off) over its chunks */
@@ -205,9 +241,13 @@ struct gev_loop {
   gev_listener ls[GEV_MAX_LISTENERS];
   gev_pending pending;
   gev_idlist dirty;
+  gev_idlist ready;  /* connections whose layer holds input c->fd will not announce (gev_io) */
+  uint32_t hs_epoch; /* the wake-up hs_used counts for */
+  uint32_t hs_used;  /* layer handshake steps in that wake-up (GEV_HANDSHAKE_CAP) */
 
   int spare_fd;       /* released to accept and drop a connection when out of fds */
   uint8_t *relay_buf; /* GEV_READ_BUDGET bytes relayed input passes through, made by the first relay */
+  void *tls_scratch;  /* tls.c's buffers every TLS connection's bytes pass through, made by the first */
   size_t udp_slot;    /* receive slot per datagram; a larger datagram is dropped as truncated */
 
   uint64_t dgram_truncated;
@@ -284,6 +324,10 @@ void gev_conn_free_all(gev_loop *loop);
 void gev_conn_interest(gev_loop *loop, gev_conn *c);
 void gev_conn_read_eof(gev_loop *loop, gev_conn *c, uint32_t id);
 int gev_conn_report(gev_loop *loop, gev_conn *c);
+int gev_conn_add_layered(gev_loop *loop, int fd, uint32_t origin, int is_tcp, const gev_io *io, void *state,
+                         uint32_t *id_out);
+void gev_conn_ready_push(gev_loop *loop, gev_conn *c);
+void gev_conn_run_ready(gev_loop *loop);
 
 /* listen.c: accept and the parking of listeners. */
 void gev_listener_on_event(gev_loop *loop, uint32_t slot);
@@ -315,5 +359,29 @@ void gev_dgram_send(gev_loop *loop, gev_conn *c, const struct iovec *iov, int io
 void gev_udp_on_event(gev_loop *loop, gev_listener *l);
 void gev_udp_queue(gev_loop *loop, uint32_t slot, const void *data, size_t len, const uint32_t *addr8);
 void gev_udp_flush(gev_loop *loop);
+
+/*
+ * tls.c: TLS as a gev_io layer, server side, over the process's own OpenSSL 3 (resolved at run time).
+ *
+ *   gev_tls_init      resolves OpenSSL once per process (any thread): 0, or -ENOSYS (not exported)
+ *                     or -ENOTSUP (not version 3) with a static sentence in *reason saying why TLS
+ *                     cannot run natively here.
+ *   gev_tls_ctx_new   a server context from a PEM private key and a PEM certificate (its chain may
+ *                     follow it): TLS 1.2 at least, no renegotiation, no compression. 0 with *out
+ *                     set, or -errno (-EINVAL for a key or certificate OpenSSL does not take or a key
+ *                     that does not match the certificate) with a static sentence in *reason. The
+ *                     caller frees it with gev_tls_ctx_free, from any thread, once no adopt is
+ *                     running with it (connections keep their own reference).
+ *   gev_tls_adopt     registers a connected fd as a TLS server connection of `origin` in its
+ *                     handshake (GEV_C_HANDSHAKE): its OPEN comes once the handshake completes, or
+ *                     CLOSE [id, EPROTO or ECONNABORTED] and never an OPEN when it fails (gev_io).
+ *                     0 with *id_out set, or -errno (the fd is then not closed).
+ */
+typedef struct gev_tls_ctx gev_tls_ctx;
+int gev_tls_init(const char **reason);
+int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len, gev_tls_ctx **out,
+                    const char **reason);
+void gev_tls_ctx_free(gev_tls_ctx *x);
+int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint32_t *id_out);
 
 #endif

@@ -6,8 +6,9 @@
  * itself through its eventfd (gev_loop_notify) so that a wake-up comes to deliver them; the list keeps a reserve so that no record
  * that must reach JS ever waits on an allocation (see pending_grow). The one timerfd serves two
  * deadlines, armed (absolute, CLOCK_MONOTONIC ms) for the earlier: the retry of listeners parked
- * after an accept error, and the oldest pending PROXY header (proxyaccept.c). Nothing here knows
- * about Node-API or libuv.
+ * after an accept error, and the oldest pending PROXY header (proxyaccept.c). A fill reads the
+ * ready list first (connections whose gev_io layer holds input their fd will not announce, conn.c),
+ * then the epoll events. Nothing here knows about Node-API or libuv.
  */
 #include "internal.h"
 
@@ -289,6 +290,7 @@ static int arena_full(gev_loop *loop) {
 uint32_t gev_loop_fill(gev_loop *loop) {
   begin_fill(loop);
   drain_pending(loop);
+  if (loop->ready.n > 0 || loop->ready.overflow) gev_conn_run_ready(loop);
   for (int round = 0; round < GEV_EPOLL_ROUNDS && !arena_full(loop); round++) {
     int n = epoll_wait(loop->epfd, loop->evs, GEV_EPOLL_EVENTS, 0);
     if (n <= 0) break;
@@ -333,6 +335,8 @@ void gev_loop_free(gev_loop *loop) {
   release_fds(loop);
   free(loop->pending.slots);
   free(loop->dirty.ids);
+  free(loop->ready.ids);
   free(loop->relay_buf);
+  free(loop->tls_scratch);
   free(loop);
 }

@@ -56,7 +56,7 @@ void gev_relay_set(gev_loop *loop, gev_conn *c, uint32_t to, uint32_t hw) {
   stop_out(loop, c);
   if (to == 0) return;
   gev_conn *d = gev_conn_get(loop, to);
-  if (d == NULL || (d->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT))) return;
+  if (d == NULL || (d->flags & (GEV_C_CONNECTING | GEV_C_PROXY_WAIT | GEV_C_HANDSHAKE))) return;
   if (loop->relay_buf == NULL) loop->relay_buf = malloc(GEV_READ_BUDGET);
   if (loop->relay_buf == NULL || relay_of(c) == NULL || relay_of(d) == NULL) return;
   if (d->relay->from != 0) {
@@ -92,12 +92,17 @@ int gev_relay_read(gev_loop *loop, gev_conn *c, uint32_t id, gev_conn *dst) {
     c->read_used = 0;
   }
   uint32_t hw = c->relay->hw;
+  int got = 0;
   for (;;) {
     size_t want = GEV_READ_BUDGET - c->read_used;
-    if (want == 0) return 0;
+    if (want == 0) {
+      if (got && c->io->buffered != NULL && c->io->buffered(c)) gev_conn_ready_push(loop, c);
+      return 0;
+    }
     ssize_t n = c->io->recv(c, loop->relay_buf, want);
     if (n > 0) {
       struct iovec iov = {loop->relay_buf, (size_t)n};
+      got = 1;
       c->read_used += (uint32_t)n;
       c->relay->rx += (uint64_t)n;
       dst->relay->tx += (uint64_t)n;
@@ -109,7 +114,7 @@ int gev_relay_read(gev_loop *loop, gev_conn *c, uint32_t id, gev_conn *dst) {
         gev_conn_interest(loop, c);
         return 0;
       }
-      if ((size_t)n < want) return 0;
+      if ((size_t)n < want && (c->io->buffered == NULL || !c->io->buffered(c))) return 0;
       continue;
     }
     if (n == 0) {

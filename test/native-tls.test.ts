@@ -1,0 +1,45 @@
+/**
+ * TLS as a layer of the native core, tested in C (test/c/tls.c, linked with native/*.c without
+ * Node-API, OpenSSL found at run time as in the node binary): a mismatched key is refused, echoes
+ * of random records come back byte-exact over TLS 1.3 and 1.2, a handshake fed one byte at a time
+ * reports nothing before it completes, small writes share a record, a failed handshake (garbage,
+ * FIN, reset) closes with a distinct errno and never opens and leaves the thread's error queue
+ * empty, close_notify works both ways, and output to a peer that stops reading is held and then
+ * drained in order, handshakes are capped per wake-up, and input the layer holds when the read budget
+ * runs out or reading pauses arrives later. Skipped when gcc or the OpenSSL headers are not installed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { CProgram, cProgramsSkip } from './c-programs.js';
+
+const kSkip = cProgramsSkip || (existsSync('/usr/include/openssl/ssl.h') ? false : 'no OpenSSL headers (libssl-dev)');
+
+describe('native core: TLS layer', { skip: kSkip }, () => {
+  let program: CProgram;
+  before(() => (program = CProgram.build('tls')));
+  after(() => program.dispose());
+
+  it('handshakes, echoes, fails, ends and holds output as tls.c says', () => {
+    const run = spawnSync(program.path, { encoding: 'utf8', timeout: 120000 });
+    assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stdout}${run.stderr}`);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    for (const line of [
+      /contexts: OpenSSL 3 found at run time, a mismatched key and a non-PEM certificate refused/,
+      /echo: TLS 1\.3: 6291456 random bytes in random records came back byte-exact/,
+      /echo: TLS 1\.2: 1048576 random bytes in random records came back byte-exact/,
+      /coalesce: TLS 1\.3: 100 writes of one flush left as 2 records, one per gathered send/,
+      /bytewise: a handshake fed one byte at a time, no record before the last byte, then OPEN/,
+      /failures: garbage CLOSE \[EPROTO\], FIN CLOSE \[ECONNABORTED\], reset CLOSE \[ECONNRESET\], never OPEN/,
+      /close_notify: the client's reads as END, END sends close_notify then FIN and reads on/,
+      /stalled: \d+ bytes queued and ciphertext held with EPOLLOUT, then 8 MiB in order, hold gone/,
+      /capped: one fill answers 16 of 24 ClientHellos, all 24 open in the end/,
+      /budget: 100 bytes the layer held past the read budget arrived in the next fill, the socket empty/,
+      /paused: 100 bytes the layer held when reading paused arrived after resume, the socket empty/,
+      /all tls cases passed/,
+    ]) {
+      assert.match(run.stdout, line);
+    }
+  });
+});
