@@ -123,19 +123,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  size_t limit = raise_fd_limit();
-  g_max_fds = limit > 1048576 ? 1048576 : limit;
+  g_max_fds = fd_table_size();
   g_pending = calloc(g_max_fds, sizeof *g_pending);
   if (!g_pending) die("calloc");
 
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa = {
-      .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])), .sin_addr.s_addr = htonl(INADDR_ANY)};
-  if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0) die("bind");
-  if (listen(lfd, SOMAXCONN) != 0) die("listen");
+  int lfd = listen_tcp4(argv[1]);
 
   g_ep = epoll_create1(EPOLL_CLOEXEC);
   if (g_ep < 0) die("epoll_create1");

@@ -219,19 +219,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  size_t limit = raise_fd_limit();
-  g_max_fds = limit > 1048576 ? 1048576 : limit;
+  g_max_fds = fd_table_size();
   g_conns = calloc(g_max_fds, sizeof *g_conns);
   if (g_conns == NULL) die("calloc");
   g_ctx = make_ctx(argv[2], argv[3]);
 
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1]))};
-  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0) die("bind");
-  if (listen(lfd, 4096) != 0) die("listen");
+  int lfd = listen_tcp4(argv[1]);
 
   g_ep = epoll_create1(EPOLL_CLOEXEC);
   if (g_ep < 0) die("epoll_create1");
