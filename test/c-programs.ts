@@ -40,6 +40,17 @@ export class CProgram {
     return new CProgram(dir, path);
   }
 
+  /**
+   * Runs the program with `args`, fails the test unless it exits 0 on its own within `timeoutMs`
+   * (the output is in the message), and returns what it printed.
+   */
+  passes(timeoutMs: number, args: readonly string[] = []): string {
+    const run = spawnSync(this.path, args, { encoding: 'utf8', timeout: timeoutMs });
+    assert.equal(run.signal, null, `killed by ${run.signal}:\n${run.stdout}${run.stderr}`);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    return run.stdout;
+  }
+
   /** Removes the program and its folder. */
   dispose(): void {
     rmSync(this.#dir, { recursive: true, force: true });
