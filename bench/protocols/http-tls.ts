@@ -2,7 +2,7 @@
  * The HTTPS run of the HTTP benchmark (`npm run bench:http -- --tls`): the same trials as plain
  * HTTP (http-trial.ts), against servers that serve HTTPS with one ECDSA P-256 certificate made for
  * the run, under two workloads: `keep-alive` and `close` (`Connection: close` on every request, so
- * every request pays a full TLS handshake). Each row reports requests/s and the server's CPU time
+ * every request opens a connection and pays a TLS handshake, full or resumed). Each row reports requests/s and the server's CPU time
  * per request, both against node:https: near 90k requests/s over TLS wrk fills its own core, and
  * there CPU per request compares the servers where requests/s cannot. Writes
  * docs/benchmarks-https.md.
@@ -105,6 +105,7 @@ function rowCells(r: Row, rows: readonly Row[]): string[] {
     t.non2xx > 0 ? `${t.non2xx} non-2xx` : '',
     t.socketErrors > 0 ? socketErrorNote(t) : '',
     t.silentClose ? 'closes without `Connection: close` (see notes)' : '',
+    t.resumes === true ? 'resumes TLS sessions' : t.resumes === false ? 'no TLS session resumption' : '',
     t.otherLoadPct >= 10 ? `other load ${fmt(t.otherLoadPct)}%` : '',
     t.quiet ? '' : 'machine busy at start',
     t.wrkCpuPct >= 90 ? 'wrk saturated' : '',
@@ -212,11 +213,18 @@ wrk runs pinned to core ${kLoadCore}, in one of two workloads:
   \`\`\`
 
 - Connection: close: every request asks the server to close, so every request opens a new
-  connection with a full TLS handshake (no session resumption: wrk does not offer one):
+  connection with a TLS handshake:
 
   \`\`\`sh
   ${wrk(true)}
   \`\`\`
+
+wrk does not make every one of those handshakes a full one: when it closes a connection it keeps
+the connection's TLS session (\`SSL_shutdown\`, then \`SSL_clear\`, which keeps a session that was
+shut down cleanly) and offers it on the next connection. A server that issues TLS 1.3 session
+tickets then resumes part of the handshakes (a pre-shared key with a fresh ECDHE, no certificate
+signature), as it would for a browser. The check before each trial connects twice, the second
+time offering the session of the first, and the notes column says whether the server resumed it.
 
 Before it is timed, each server is checked once per trial: a GET over TLS that must answer 200
 with the expected body, and for Connection: close a request after which the server must close the

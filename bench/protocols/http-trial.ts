@@ -80,6 +80,12 @@ export interface Trial {
    * a read error each time it reconnected.
    */
   silentClose: boolean;
+  /**
+   * For a `Connection: close` load over TLS: the server resumed a TLS session that a client
+   * offered again. wrk keeps each connection's session when it closes it and offers it on the next
+   * one, so against such a server part of its handshakes resume. Null otherwise.
+   */
+  resumes: boolean | null;
 }
 
 export interface Row extends Cell<Trial> {
@@ -120,17 +126,28 @@ function checkKeepAlive(port: number, path: string, scheme: Scheme): Promise<voi
   });
 }
 
+/** What a `Connection: close` check found. */
+interface Closed {
+  /** The response said `Connection: close`. */
+  said: boolean;
+  /** The TLS session the server gave (a TLS 1.3 ticket), for the next connection to offer. */
+  session: Buffer | null;
+  /** The connection resumed the session it offered. */
+  resumed: boolean;
+}
+
 /**
  * Sends one request with `Connection: close` and reads until the server closes: a server that
- * keeps the connection open fails the check. Resolves whether the response said `Connection: close`.
+ * keeps the connection open fails the check. Over TLS it offers `session` when given one.
  */
-function checkClose(port: number, path: string, scheme: Scheme): Promise<boolean> {
+function checkClose(port: number, path: string, scheme: Scheme, session: Buffer | null = null): Promise<Closed> {
   return new Promise((resolve, reject) => {
     const socket =
       scheme.name === 'http'
         ? net.connect({ host: '127.0.0.1', port })
-        : tls.connect({ host: '127.0.0.1', port, ca: scheme.ca });
+        : tls.connect({ host: '127.0.0.1', port, ca: scheme.ca, ...(session !== null ? { session } : {}) });
     const parts: Buffer[] = [];
+    let ticket: Buffer | null = null;
     const timer = setTimeout(
       () => socket.destroy(new Error(`GET ${path} with Connection: close: the server did not close the connection`)),
       kCheckTimeoutMs,
@@ -138,6 +155,7 @@ function checkClose(port: number, path: string, scheme: Scheme): Promise<boolean
     socket.once(scheme.name === 'http' ? 'connect' : 'secureConnect', () =>
       socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`),
     );
+    socket.on('session', (s: Buffer) => (ticket = s));
     socket.on('data', (d: Buffer) => parts.push(d));
     socket.on('error', (err) => {
       clearTimeout(timer);
@@ -149,11 +167,30 @@ function checkClose(port: number, path: string, scheme: Scheme): Promise<boolean
       const [head = '', body = ''] = text.split('\r\n\r\n', 2);
       if (!head.startsWith('HTTP/1.1 200') || body !== kExpectedBody[path]) {
         reject(new Error(`GET ${path} with Connection: close answered ${JSON.stringify(text.slice(0, 120))}`));
-      } else {
-        resolve(/\r\nconnection:\s*close\r?$/im.test(head));
+        return;
       }
+      resolve({
+        said: /\r\nconnection:\s*close\r?$/im.test(head),
+        session: ticket,
+        resumed: socket instanceof tls.TLSSocket && socket.isSessionReused(),
+      });
     });
   });
+}
+
+/**
+ * The `Connection: close` check twice, the second time offering the first one's TLS session:
+ * whether the server closes silently (Trial.silentClose), and over TLS whether it resumes.
+ */
+async function checkCloseTwice(
+  port: number,
+  path: string,
+  scheme: Scheme,
+): Promise<Pick<Trial, 'silentClose' | 'resumes'>> {
+  const first = await checkClose(port, path, scheme);
+  if (scheme.name === 'http') return { silentClose: !first.said, resumes: null };
+  const second = await checkClose(port, path, scheme, first.session);
+  return { silentClose: !first.said, resumes: first.session !== null && second.resumed };
 }
 
 /** Runs wrk from the load core for `seconds` (`wrk -t1 -cN -dS [-H 'Connection: close'] URL`). */
@@ -201,7 +238,7 @@ async function runTrial(
   const port = await freePort();
   const child = await startServer(root, server.argv(port), port);
   try {
-    const silentClose = load.close ? !(await checkClose(port, load.path, scheme)) : false;
+    const closing = load.close ? await checkCloseTwice(port, load.path, scheme) : { silentClose: false, resumes: null };
     if (!load.close) await checkKeepAlive(port, load.path, scheme);
     const url = `${scheme.name}://127.0.0.1:${port}${load.path}`;
     if (opts.warmupS > 0) await runWrk(root, url, opts.warmupS, opts.conns, load.close);
@@ -216,7 +253,7 @@ async function runTrial(
       serverSysPct: usage.serverSysPct,
       otherLoadPct: otherLoadPct(usage, wrk.cpuPct),
       quiet,
-      silentClose,
+      ...closing,
     };
   } finally {
     await stopChild(child);
