@@ -167,8 +167,12 @@ function markdown(
 ): string {
   const { machine: m, opts } = run;
   const table = markdownTable(
-    [...kHeader, 'all trials (requests/s)'],
-    rows.map((r) => [...rowCells(r, rows), r.all.map((x) => fmt(x)).join(' / ')]),
+    [...kHeader, 'all trials (requests/s)', 'all trials (server µs/request)'],
+    rows.map((r) => [
+      ...rowCells(r, rows),
+      r.all.map((x) => fmt(x)).join(' / '),
+      r.allCpuUs.map((x) => fmt(x, 1)).join(' / '),
+    ]),
     kNumeric,
   );
   const notes = runNotes(rows, load);
@@ -237,7 +241,10 @@ than 10% busy for a second.
   divided by the requests answered in it. Over TLS wrk fills its own core near 90k requests/s
   (every byte it sends and receives is encrypted too), so where wrk is saturated, requests/s
   shows wrk's limit and this column shows the servers' difference.
-- "CPU/request to node:https" is that cost over node:https's: below 1.00 is cheaper.
+- "CPU/request to node:https" is that cost over node:https's: below 1.00 is cheaper. The row
+  shows the trial with the median requests/s; the last column gives every trial's cost, since
+  other load on the cores raises it too (contention for caches and the core), so the lowest of
+  them is the least disturbed.
 - "server CPU" is the server's CPU in % of one core, with the system (kernel) part in brackets;
   "wrk CPU" is wrk's own user+system time (bash \`times\`) in % of one core.
 - Socket errors are wrk's, by kind; a TLS handshake that fails counts as a connect error.

@@ -94,6 +94,8 @@ export interface Row extends Cell<Trial> {
   ratio: number | null;
   /** requests/s of every trial, in the order run. */
   all: number[];
+  /** The server's CPU µs per request in every trial, in the order run. */
+  allCpuUs: number[];
 }
 
 export const kExpectedBody: Record<string, string> = {
@@ -323,6 +325,7 @@ export async function measure(m: Measure): Promise<Row[]> {
           trial: null,
           ratio: null,
           all: [],
+          allCpuUs: [],
         });
         continue;
       }
@@ -334,6 +337,7 @@ export async function measure(m: Measure): Promise<Row[]> {
         trial: t,
         ratio: refRps === null ? null : t.rps / refRps,
         all: ts.map((x) => x.rps),
+        allCpuUs: ts.map(cpuUsPerRequest),
       });
     }
   }
