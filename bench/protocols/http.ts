@@ -8,65 +8,48 @@
  *   npm run bench:http -- [--duration S] [--warmup S] [--trials N] [--conns N]
  *                         [--only gevent-native,gevent-portable,node-http,bun] [--paths /plaintext,/json]
  *                         [--no-write-docs] [--quiet-wait S]
+ *   npm run bench:http -- --tls [--workloads keep-alive,close] [--only gevent-portable-tls,node-https,bun-https]
+ *                         [--paths /plaintext] [the other flags above]
  *
  * Servers: the HTTP example (one loop, native and portable), a minimal node:http server
  * (servers/node-http.mjs) and Bun.serve (servers/bun-http.ts) when Bun is installed. Every
  * process it starts runs in its own process group and is killed when its trial ends, when the
  * run fails, and on SIGINT/SIGTERM (bench/lib/proc.ts).
+ *
+ * With --tls every server serves HTTPS instead, with one ECDSA P-256 certificate made for the run
+ * by openssl (and removed at its end), under two workloads: `keep-alive` (connections kept open)
+ * and `close` (`-H 'Connection: close'`: a TLS handshake per request). That run writes
+ * docs/benchmarks-https.md and leaves docs/benchmarks-http.md alone (http-tls.ts).
  */
 import { spawnSync } from 'node:child_process';
-import http from 'node:http';
 import { join } from 'node:path';
-import { CpuWindow, kLoadCore, kServerCore, otherLoadPct, waitQuiet } from '../lib/cpu.js';
+import { kLoadCore, kServerCore } from '../lib/cpu.js';
 import { describeMachine, findBun, type Machine } from '../lib/machine.js';
 import { commandLine, FlagChecks, findRoot, hasCommand, nameList, parseFlags, runMain } from '../lib/options.js';
 import { alignedTable, fmt, machineSection, markdownTable, writeDocs } from '../lib/output.js';
-import { freePort, stopChild } from '../lib/proc.js';
 import { exampleServers, type ProtocolServer } from '../lib/servers.js';
-import { endedNote, oneLine, runLoadTool, runRounds, startServer, type Cell, type LoadToolRun } from '../lib/trial.js';
+import { endedNote } from '../lib/trial.js';
+import { runHttps } from './http-tls.js';
+import {
+  badRows,
+  caveats,
+  kTlsWorkloads,
+  measure,
+  type HttpOptions,
+  type Row,
+  type TlsWorkload,
+  type Trial,
+} from './http-trial.js';
 
 const kTag = 'bench:http';
 const kReference = 'node-http';
 const kTargetRatio = 2;
-const kWrkSlackMs = 30_000;
-
-interface Options {
-  quietWaitS: number;
-  durationS: number;
-  warmupS: number;
-  trials: number;
-  conns: number;
-  only: string[] | null;
-  paths: string[];
-  writeDocs: boolean;
-}
-
-/** One wrk run against one server. */
-interface Trial {
-  rps: number;
-  latency: string;
-  non2xx: number;
-  socketErrors: number;
-  wrkCpuPct: number;
-  serverCpuPct: number;
-  /** The kernel's share of serverCpuPct (system time). */
-  serverSysPct: number;
-  otherLoadPct: number;
-  /** Whether both cores were quiet before the server started. */
-  quiet: boolean;
-}
-
-interface Row extends Cell<Trial> {
-  path: string;
-  ratio: number | null;
-  /** requests/s of every trial, in the order run. */
-  all: number[];
-}
 
 const kPaths = ['/plaintext', '/json'];
-const kExpectedBody: Record<string, string> = { '/plaintext': 'Hello, World!', '/json': '{"message":"Hello, World!"}' };
+/** The paths an HTTPS run loads unless --paths says otherwise. */
+const kTlsPaths = ['/plaintext'];
 
-function parseOptions(argv: string[]): Options {
+function parseOptions(argv: string[]): HttpOptions {
   const values = parseFlags(
     argv,
     {
@@ -75,14 +58,21 @@ function parseOptions(argv: string[]): Options {
       trials: { type: 'string', default: '1' },
       conns: { type: 'string', default: '100' },
       paths: { type: 'string' },
+      tls: { type: 'boolean', default: false },
+      workloads: { type: 'string' },
     },
     'usage: npm run bench:http -- [--duration S] [--warmup S] [--trials N] [--conns N] [--only NAMES]\n' +
       '                             [--paths /plaintext,/json] [--no-write-docs] [--quiet-wait S]\n' +
-      'servers: gevent-native, gevent-portable, node-http, bun',
+      '                             [--tls [--workloads keep-alive,close]]\n' +
+      'servers: gevent-native, gevent-portable, node-http, bun;\n' +
+      '  with --tls: gevent-portable-tls, node-https, bun-https (HTTPS, written to docs/benchmarks-https.md)',
   );
   const flags = new FlagChecks(kTag);
-  const paths = nameList(values.paths) ?? kPaths;
+  const paths = nameList(values.paths) ?? (values.tls ? kTlsPaths : kPaths);
   flags.known('path', paths, kPaths);
+  const workloads = nameList(values.workloads);
+  if (workloads !== null && !values.tls) throw new Error(`${kTag}: --workloads goes with --tls`);
+  flags.known('workload', workloads, kTlsWorkloads);
   return {
     durationS: flags.positive('duration', values.duration),
     warmupS: flags.positive('warmup', values.warmup, { zero: true }),
@@ -92,6 +82,8 @@ function parseOptions(argv: string[]): Options {
     paths,
     writeDocs: !values['no-write-docs'],
     quietWaitS: flags.positive('quiet-wait', values['quiet-wait'], { zero: true }),
+    tls: values.tls,
+    workloads: (workloads ?? kTlsWorkloads) as TlsWorkload[],
   };
 }
 
@@ -111,74 +103,6 @@ function catalogue(root: string, bun: string | null): ProtocolServer[] {
       unavailable: bun === null ? 'Bun is not installed (node_modules/@oven/bun-linux-x64)' : null,
     },
   ];
-}
-
-/** GETs `path` once and checks the status and body, so that a broken server is not timed. */
-function checkResponse(port: number, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.once('end', () => {
-        const body = Buffer.concat(parts).toString();
-        if (res.statusCode === 200 && body === kExpectedBody[path]) resolve();
-        else reject(new Error(`GET ${path} answered ${res.statusCode} ${JSON.stringify(body.slice(0, 80))}`));
-      });
-    });
-    req.once('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error(`GET ${path} timed out`)));
-  });
-}
-
-/** Runs wrk from the load core for `seconds` (`wrk -t1 -cN -dS URL`). */
-function runWrk(root: string, url: string, seconds: number, conns: number): Promise<LoadToolRun> {
-  return runLoadTool(root, ['wrk', '-t1', `-c${conns}`, `-d${seconds}s`, url], seconds * 1000 + kWrkSlackMs);
-}
-
-function parseWrk(
-  output: string,
-): Omit<Trial, 'wrkCpuPct' | 'serverCpuPct' | 'serverSysPct' | 'otherLoadPct' | 'quiet'> {
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
-  if (!rps) throw new Error(`no Requests/sec in wrk's output: ${output.trim().split('\n').slice(-4).join(' / ')}`);
-  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
-  return {
-    rps: Number(rps[1]),
-    latency: /Latency\s+(\S+)/.exec(output)?.[1] ?? '',
-    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0),
-    socketErrors: errors ? errors.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
-  };
-}
-
-/** One trial: a fresh server on the server core, checked, warmed up, measured, then stopped whatever happens. */
-async function runTrial(root: string, server: ProtocolServer, path: string, opts: Options): Promise<Trial> {
-  const quiet = await waitQuiet(opts.quietWaitS);
-  const port = await freePort();
-  const child = await startServer(root, server.argv(port), port);
-  try {
-    await checkResponse(port, path);
-    const url = `http://127.0.0.1:${port}${path}`;
-    if (opts.warmupS > 0) await runWrk(root, url, opts.warmupS, opts.conns);
-    const cpu = new CpuWindow(child.pid);
-    cpu.start();
-    const wrk = await runWrk(root, url, opts.durationS, opts.conns);
-    const usage = cpu.end();
-    return {
-      ...parseWrk(wrk.output),
-      wrkCpuPct: wrk.cpuPct,
-      serverCpuPct: usage.serverPct,
-      serverSysPct: usage.serverSysPct,
-      otherLoadPct: otherLoadPct(usage, wrk.cpuPct),
-      quiet,
-    };
-  } finally {
-    await stopChild(child);
-  }
-}
-
-/** The trial with the median requests/s (the upper of the middle two for an even count). */
-function medianTrial(trials: Trial[]): Trial {
-  const sorted = [...trials].sort((a, b) => a.rps - b.rps);
-  return sorted[sorted.length >> 1]!;
 }
 
 function rowCells(r: Row): string[] {
@@ -234,35 +158,11 @@ function targetNotes(rows: Row[], paths: string[]): string[] {
   });
 }
 
-/** Caveats that the figures themselves show: a saturated wrk, other load, a busy machine. */
-function caveats(rows: Row[]): string[] {
-  const cells = (pred: (t: Trial) => boolean): string =>
-    rows
-      .filter((r) => r.trial !== null && pred(r.trial))
-      .map((r) => `${r.server} ${r.path}`)
-      .join(', ');
-  const notes: string[] = [];
-  const saturated = cells((t) => t.wrkCpuPct >= 90);
-  if (saturated !== '') {
-    notes.push(
-      `wrk used 90% or more of its core in: ${saturated}. There the figure is as much wrk's limit as the ` +
-        "server's: on loopback each side's send also runs the other side's receive processing, and one wrk " +
-        'thread is all that the second core holds.',
-    );
-  }
-  const busy = cells((t) => t.otherLoadPct >= 10 || !t.quiet);
-  if (busy !== '')
-    notes.push(
-      `Other processes used 10% or more of a core, or the machine was busy at the start, in: ${busy}. Those figures are less reliable.`,
-    );
-  return notes;
-}
-
 function markdown(
   rows: Row[],
   servers: ProtocolServer[],
   m: Machine,
-  opts: Options,
+  opts: HttpOptions,
   command: string,
   wrk: string,
 ): string {
@@ -277,6 +177,8 @@ function markdown(
 Written by \`npm run bench:http\` (\`bench/protocols/http.ts\`); rerun it rather than editing this
 file. The figures come from one run on one machine: compare them with each other, not with
 figures from another machine.
+HTTPS, with a TLS handshake per request as well, is in [benchmarks-https.md](benchmarks-https.md)
+(\`npm run bench:http -- --tls\`).
 
 ${machineSection(
   m,
@@ -331,8 +233,8 @@ ${targetNotes(rows, opts.paths)
   .map((n) => `- ${n}`)
   .join('\n')}
 ${
-  caveats(rows).length > 0
-    ? `\n## Notes\n\n${caveats(rows)
+  caveats(rows, rowName).length > 0
+    ? `\n## Notes\n\n${caveats(rows, rowName)
         .map((n) => `- ${n}`)
         .join('\n')}\n`
     : ''
@@ -344,6 +246,52 @@ function wrkVersion(): string | null {
   const r = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
   if (r.error !== undefined) return null;
   return /^wrk \S+/.exec(`${r.stdout}${r.stderr}`)?.[0] ?? 'wrk';
+}
+
+/** A row's name in the notes: server and path. */
+function rowName(r: Row): string {
+  return `${r.server} ${r.path}`;
+}
+
+/** The plain-HTTP run: every path against every server; writes docs/benchmarks-http.md. */
+async function runHttp(
+  root: string,
+  machine: Machine,
+  wrk: string,
+  opts: HttpOptions,
+  argv: string[],
+): Promise<number> {
+  const all = catalogue(root, findBun(root));
+  new FlagChecks(kTag).known(
+    'server',
+    opts.only,
+    all.map((s) => s.name),
+  );
+  const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
+  const skipped = new Map<string, string>();
+  for (const s of servers) if (s.unavailable !== null) skipped.set(s.name, s.unavailable);
+
+  const rows = await measure({
+    root,
+    servers,
+    skipped,
+    loads: opts.paths.map((path) => ({ path, close: false })),
+    scheme: { name: 'http' },
+    reference: kReference,
+    trials: opts.trials,
+    opts,
+    label: (load) => load.path,
+  });
+
+  console.log('');
+  console.log(alignedTable(kHeader, rows.map(rowCells), kNumeric));
+  for (const n of targetNotes(rows, opts.paths)) console.log(`target: ${n}`);
+  for (const n of caveats(rows, rowName)) console.log(`note: ${n}`);
+  if (opts.writeDocs) {
+    const command = commandLine('bench:http', 'dist/bench/protocols/http.js', argv);
+    writeDocs(root, { 'benchmarks-http.md': markdown(rows, servers, machine, opts, command, wrk) });
+  }
+  return badRows(rows).length > 0 ? 1 : 0;
 }
 
 async function main(): Promise<number> {
@@ -358,82 +306,7 @@ async function main(): Promise<number> {
     `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}; node ${machine.node}, bun ${machine.bun ?? '(not installed)'}`,
   );
   if (machine.cores < 2) console.log('note: fewer than 2 cores, so the server and wrk share one');
-
-  const all = catalogue(root, findBun(root));
-  new FlagChecks(kTag).known(
-    'server',
-    opts.only,
-    all.map((s) => s.name),
-  );
-  const servers = all.filter((s) => opts.only === null || opts.only.includes(s.name));
-  const skipped = new Map<string, string>();
-  for (const s of servers) if (s.unavailable !== null) skipped.set(s.name, s.unavailable);
-
-  const rows: Row[] = [];
-  for (const path of opts.paths) {
-    const trials = new Map<string, Trial[]>(servers.map((s) => [s.name, []]));
-    const failed = new Map<string, string>();
-    await runRounds({
-      rounds: opts.trials,
-      servers: servers.filter((s) => !skipped.has(s.name)),
-      trial: (server) => runTrial(root, server, path, opts),
-      ran: (server, t) => {
-        trials.get(server.name)!.push(t);
-        console.log(
-          `${path.padEnd(10)} ${server.name.padEnd(16)} ${fmt(t.rps).padStart(9)} req/s  latency ${t.latency}  ` +
-            `server CPU ${fmt(t.serverCpuPct)}% (${fmt(t.serverSysPct)}% sys)  wrk CPU ${fmt(t.wrkCpuPct)}%` +
-            (t.non2xx + t.socketErrors > 0 ? `  ${t.non2xx} non-2xx, ${t.socketErrors} socket errors` : ''),
-        );
-      },
-      stopped: (server, how, message) => {
-        const msg = oneLine(message);
-        (how === 'skipped' ? skipped : failed).set(server.name, msg);
-        console.log(`${path.padEnd(10)} ${server.name.padEnd(16)} ${how === 'skipped' ? 'skipped' : 'FAILED'}: ${msg}`);
-      },
-    });
-    const ref = trials.get(kReference);
-    const refRps = ref !== undefined && ref.length > 0 ? medianTrial(ref).rps : null;
-    for (const server of servers) {
-      const ts = trials.get(server.name)!;
-      const skip = skipped.get(server.name);
-      const fail = failed.get(server.name);
-      if (ts.length === 0 || fail !== undefined) {
-        rows.push({
-          path,
-          server: server.name,
-          status: skip !== undefined ? 'skipped' : 'failed',
-          note: skip ?? fail ?? '',
-          trial: null,
-          ratio: null,
-          all: [],
-        });
-        continue;
-      }
-      const t = medianTrial(ts);
-      rows.push({
-        path,
-        server: server.name,
-        status: 'ok',
-        note: '',
-        trial: t,
-        ratio: refRps === null ? null : t.rps / refRps,
-        all: ts.map((x) => x.rps),
-      });
-    }
-  }
-
-  console.log('');
-  console.log(alignedTable(kHeader, rows.map(rowCells), kNumeric));
-  for (const n of targetNotes(rows, opts.paths)) console.log(`target: ${n}`);
-  for (const n of caveats(rows)) console.log(`note: ${n}`);
-  if (opts.writeDocs) {
-    const command = commandLine('bench:http', 'dist/bench/protocols/http.js', argv);
-    writeDocs(root, { 'benchmarks-http.md': markdown(rows, servers, machine, opts, command, wrk) });
-  }
-  const bad = rows.filter(
-    (r) => r.status === 'failed' || (r.trial !== null && r.trial.non2xx + r.trial.socketErrors > 0),
-  );
-  return bad.length > 0 ? 1 : 0;
+  return opts.tls ? runHttps({ root, machine, wrk, opts, argv }) : runHttp(root, machine, wrk, opts, argv);
 }
 
 runMain(main);

@@ -1,17 +1,25 @@
-// Bun HTTP server, what a Bun user would write: bun bun-http.ts PORT
+// Bun HTTP server, what a Bun user would write: bun bun-http.ts PORT [CERT KEY]
 // The same routes and headers as examples/http: /plaintext and /json (TechEmpower shapes); Bun
-// adds Date itself. Run by Bun, not Node; the declaration below covers only the Bun API it uses,
-// so that the project's tsc (which includes bench/) type-checks it without Bun's own typings.
+// adds Date itself. With CERT and KEY (PEM files) it serves HTTPS (`Bun.serve({ tls })`). Run by
+// Bun, not Node; the declarations below cover only the Bun API it uses, so that the project's tsc
+// (which includes bench/) type-checks it without Bun's own typings.
 
 declare const Bun: {
-  serve(options: { hostname: string; port: number; fetch(req: Request): Response }): unknown;
+  serve(options: {
+    hostname: string;
+    port: number;
+    tls?: { cert: unknown; key: unknown };
+    fetch(req: Request): Response;
+  }): unknown;
+  file(path: string): unknown;
 };
 
-const port = Number(process.argv[2] ?? 8080);
+const [port = '8080', cert, key] = process.argv.slice(2);
 
 Bun.serve({
   hostname: '0.0.0.0',
-  port,
+  port: Number(port),
+  ...(cert !== undefined && key !== undefined ? { tls: { cert: Bun.file(cert), key: Bun.file(key) } } : {}),
   fetch(req) {
     const path = req.url.slice(req.url.indexOf('/', 8));
     if (path === '/plaintext') {
