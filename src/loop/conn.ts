@@ -79,15 +79,21 @@ class ConnExtra {
  * boundaries through the same interface.
  *
  * A server may hold many thousands of idle connections, so a Conn is kept small: the fields the
- * message path reads are plain, the booleans share one flag word, and the rarely set fields live
- * in a ConnExtra made on demand. The accessors below make them read like plain fields.
+ * message path reads are plain, the booleans share one flag word, the input buffer is made only
+ * when input is kept, and the rarely set fields live in a ConnExtra made on demand. The accessors
+ * below make them read like plain fields.
  */
 export class StreamConn implements Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
   context: unknown = undefined;
   /** @internal */ readonly id: number;
   /** @internal The loop that owns this connection. */ readonly owner: Loop;
-  /** @internal */ readonly input: RingBuffer;
+  /**
+   * @internal The input this connection holds between `data` calls: null until a handler leaves
+   * bytes unconsumed (or returns an object, which may be a promise), as `data` is otherwise lent the
+   * loop's spare buffer.
+   */
+  input: RingBuffer | null = null;
   /** @internal */ state: ConnState = ConnState.Open;
   /** @internal Output written since the last flush. */ unflushed = 0;
   /** @internal Bytes received. */ readBytes = 0;
@@ -99,12 +105,11 @@ export class StreamConn implements Conn {
   readonly #addrs: AddrPair;
 
   /** @internal */
-  constructor(loop: Loop, id: number, origin: number, addrs: AddrPair, input: RingBuffer) {
+  constructor(loop: Loop, id: number, origin: number, addrs: AddrPair) {
     this.owner = loop;
     this.id = id;
     this.origin = origin;
     this.#addrs = addrs;
-    this.input = input;
   }
 
   /** @internal wake() has queued a microtask that has not run yet. */
