@@ -49,7 +49,7 @@ import { Action, type ConnOptions, type Events, type LoopInit, type Output } fro
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter, ProxyRefusalReporter, TlsHandshakeReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
-import { ConnState, StreamConn } from './conn.js';
+import { ConnState, StreamConn, streamConnClass } from './conn.js';
 import { Counter, newCounters } from './counters.js';
 import { Dialer } from './dial.js';
 import { asHandlerError, isThenable, parseReply, toBytes, watchSettled } from './reply.js';
@@ -82,6 +82,8 @@ export class Loop implements BackendHandler {
   readonly counters: Float64Array;
   readonly #opts: LoopOptions;
   readonly #conns = new Map<number, StreamConn>();
+  /** Makes this loop's connections. */
+  readonly #Conn = streamConnClass(this);
   readonly #timers: LoopTimers;
   readonly #closer: ConnCloser;
   readonly #datagramInput = new RingBuffer(0);
@@ -196,7 +198,7 @@ export class Loop implements BackendHandler {
       this.#openDialed(id, origin, addrs);
       return;
     }
-    const c = new StreamConn(this, id, origin, addrs);
+    const c = new this.#Conn(id, origin, addrs);
     this.#conns.set(id, c);
     this.counters[Counter.Accepted]++;
     this.counters[Counter.Connections] = this.#conns.size;
@@ -641,7 +643,7 @@ export class Loop implements BackendHandler {
       this.#scheduleFlush();
       return;
     }
-    const c = new StreamConn(this, id, origin, addrs);
+    const c = new this.#Conn(id, origin, addrs);
     c.context = p.context;
     this.#conns.set(id, c);
     this.#dialedOpen++;
