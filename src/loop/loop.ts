@@ -49,6 +49,7 @@ import { Action, type ConnOptions, type Events, type LoopInit, type Output } fro
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter, ProxyRefusalReporter, TlsHandshakeReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
+import { ConnTable } from './conn-table.js';
 import { ConnState, StreamConn, streamConnClass } from './conn.js';
 import { Counter, newCounters } from './counters.js';
 import { Dialer } from './dial.js';
@@ -81,7 +82,7 @@ export class Loop implements BackendHandler {
   /** This loop's running totals, by Counter slot; written by this loop only, on its thread. */
   readonly counters: Float64Array;
   readonly #opts: LoopOptions;
-  readonly #conns = new Map<number, StreamConn>();
+  readonly #conns = new ConnTable<StreamConn>();
   /** Makes this loop's connections. */
   readonly #Conn = streamConnClass(this);
   readonly #timers: LoopTimers;
@@ -199,7 +200,7 @@ export class Loop implements BackendHandler {
       return;
     }
     const c = new this.#Conn(id, origin, addrs);
-    this.#conns.set(id, c);
+    this.#conns.set(c);
     this.counters[Counter.Accepted]++;
     this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(1, origin);
@@ -645,7 +646,7 @@ export class Loop implements BackendHandler {
     }
     const c = new this.#Conn(id, origin, addrs);
     c.context = p.context;
-    this.#conns.set(id, c);
+    this.#conns.set(c);
     this.#dialedOpen++;
     this.counters[Counter.Dialed]++;
     this.counters[Counter.Connections] = this.#conns.size;
