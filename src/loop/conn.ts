@@ -84,9 +84,9 @@ class ConnExtra {
  *
  * A server may hold many thousands of idle connections, so a Conn is kept small: the fields the
  * message path reads are plain, the state and the booleans share one flag word, the owning loop
- * sits on a per-loop prototype, the input buffer is made only when input is kept, and the rarely
- * set fields live in a ConnExtra made on demand. The accessors below make them read like plain
- * fields.
+ * sits on a per-loop prototype, the input buffer is made only when input is kept, the addresses
+ * are recalled from the backend when it can give them again, and the rarely set fields live in a
+ * ConnExtra made on demand. The accessors below make them read like plain fields.
  */
 export class StreamConn implements Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
@@ -107,13 +107,17 @@ export class StreamConn implements Conn {
   #extra: ConnExtra | null = null;
   /** @internal Where the connection came from: a listener index, or a dial (see kOriginDial). */
   readonly origin: number;
-  readonly #addrs: AddrPair;
+  /**
+   * @internal The connection's addresses; null while the backend can recall them (a recallable
+   * pair, which the loop does not keep until they are first asked for, or the connection closes).
+   */
+  addrs: AddrPair | null;
 
   /** @internal */
-  constructor(id: number, origin: number, addrs: AddrPair) {
+  constructor(id: number, origin: number, addrs: AddrPair | null) {
     this.id = id;
     this.origin = origin;
-    this.#addrs = addrs;
+    this.addrs = addrs;
   }
 
   /** @internal Where the connection is in its life (kept in the flag word). */
@@ -396,22 +400,22 @@ export class StreamConn implements Conn {
 
   /** The server-side address of this connection. */
   get localAddr(): Addr {
-    return this.#addrs.local;
+    return (this.addrs ?? this.owner.recallAddrs(this)).local;
   }
 
   /** The peer's address. */
   get remoteAddr(): Addr {
-    return this.#addrs.remote;
+    return (this.addrs ?? this.owner.recallAddrs(this)).remote;
   }
 
   /** What the PROXY protocol header said, on a `?proxy=true` listener; null otherwise. */
   get proxy(): ProxyInfo | null {
-    return this.#addrs.proxy ?? null;
+    return (this.addrs ?? this.owner.recallAddrs(this)).proxy ?? null;
   }
 
   /** What the TLS handshake settled, on a `tls://` listener or dial; null for a plain connection. */
   get tls(): TlsInfo | null {
-    return this.#addrs.tls ?? null;
+    return (this.addrs ?? this.owner.recallAddrs(this)).tls ?? null;
   }
 
   /** True until the connection has closed; false inside `closed` and after it. */
@@ -517,7 +521,7 @@ export class StreamConn implements Conn {
 }
 
 /** @internal A StreamConn constructor for `loop`'s connections: it keeps `owner` on its prototype rather than in every Conn. */
-export function streamConnClass(loop: Loop): new (id: number, origin: number, addrs: AddrPair) => StreamConn {
+export function streamConnClass(loop: Loop): new (id: number, origin: number, addrs: AddrPair | null) => StreamConn {
   class LoopConn extends StreamConn {}
   Object.defineProperty(LoopConn.prototype, 'owner', { value: loop });
   return LoopConn;

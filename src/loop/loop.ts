@@ -199,7 +199,7 @@ export class Loop implements BackendHandler {
       this.#openDialed(id, origin, addrs);
       return;
     }
-    const c = new this.#Conn(id, origin, addrs);
+    const c = new this.#Conn(id, origin, this.#keptAddrs(addrs));
     this.#conns.set(c);
     this.counters[Counter.Accepted]++;
     this.counters[Counter.Connections] = this.#conns.size;
@@ -288,6 +288,8 @@ export class Loop implements BackendHandler {
       return;
     }
     this.#conns.delete(id);
+    // The backend recalls addresses only while the connection is open: keep them from now on.
+    if (c.addrs === null) this.recallAddrs(c);
     if (c.outbound) this.#dialedOpen--;
     this.counters[Counter.Closed]++;
     this.counters[Counter.Connections] = this.#conns.size;
@@ -413,6 +415,11 @@ export class Loop implements BackendHandler {
   }
 
   // ---- used by StreamConn ----------------------------------------------------------------------------
+
+  /** The addresses of `c`, recalled from the backend (and kept from then on) when `c` holds none. */
+  recallAddrs(c: StreamConn): AddrPair {
+    return (c.addrs ??= this.backend.recallAddrs!(c.id, c.origin));
+  }
 
   /** Conn.send: queue bytes and make sure a flush follows. */
   send(c: StreamConn, data: Output): boolean {
@@ -644,7 +651,7 @@ export class Loop implements BackendHandler {
       this.#scheduleFlush();
       return;
     }
-    const c = new this.#Conn(id, origin, addrs);
+    const c = new this.#Conn(id, origin, this.#keptAddrs(addrs));
     c.context = p.context;
     this.#conns.set(c);
     this.#dialedOpen++;
@@ -653,6 +660,11 @@ export class Loop implements BackendHandler {
     this.#opts.onCount?.(1, origin);
     this.#open(c);
     p.resolve(c);
+  }
+
+  /** What a new Conn keeps of its addresses: nothing when the backend can recall them (AddrPair.recallable). */
+  #keptAddrs(addrs: AddrPair): AddrPair | null {
+    return addrs.recallable === true && this.backend.recallAddrs !== undefined ? null : addrs;
   }
 
   #open(c: StreamConn): void {
