@@ -42,6 +42,8 @@ const kTag = 'bench';
 const kSettleMs = 300;
 const kLoadgenSlackMs = 120_000;
 const kCSources = ['echo_epoll', 'udp_echo_mmsg', 'loadgen'] as const;
+/** How often the server's RSS is sampled during tcp-held's ping-pong. */
+const kRssSampleMs = 200;
 
 interface Options {
   durationS: number;
@@ -89,6 +91,8 @@ interface Trial {
   otherLoadPct: number;
   otherLoadgenCorePct: number;
   rssPerConnBytes: number | null;
+  /** tcp-held: (the highest server VmRSS sampled during the ping-pong − VmRSS before) / connections. */
+  rssActivePerConnBytes: number | null;
   quiet: boolean;
 }
 
@@ -172,6 +176,8 @@ async function runLoadgen(
   const held = workload === 'tcp-held';
   const rssBefore = held ? readRssBytes(server.pid) : 0;
   let rssAfter = 0;
+  let rssPeak = 0;
+  let rssTimer: NodeJS.Timeout | undefined;
   const cpu = new CpuWindow(server.pid);
   const upstreamCpu = upstream === null ? null : new CpuWindow(upstream.child.pid);
   let warmupTimer: NodeJS.Timeout | undefined;
@@ -209,9 +215,18 @@ async function runLoadgen(
     const msg = JSON.parse(line) as { event?: string } & Partial<LoadgenResult>;
     if (msg.event === 'connected') {
       rssAfter = readRssBytes(server.pid);
+      rssPeak = rssAfter;
       loadgen.proc.stdin?.write('go\n');
       startCpuWindow();
+      rssTimer = setInterval(() => {
+        try {
+          rssPeak = Math.max(rssPeak, readRssBytes(server.pid));
+        } catch {
+          // The server is gone: the trial fails on its own.
+        }
+      }, kRssSampleMs);
     } else if (msg.mode !== undefined) {
+      clearInterval(rssTimer);
       usage = cpu.end();
       if (upstreamCpu !== null) upstreamCpuPct = upstreamCpu.end().serverPct;
       result = msg as LoadgenResult;
@@ -220,6 +235,7 @@ async function runLoadgen(
   const limitMs = (opts.warmupS + opts.durationS) * 1000 + kLoadgenSlackMs;
   const code = await waitExit(loadgen, limitMs);
   clearTimeout(warmupTimer);
+  clearInterval(rssTimer);
   await stopChild(loadgen);
   lines.close();
   const got = result as LoadgenResult | null;
@@ -237,6 +253,7 @@ async function runLoadgen(
       usage.loadCorePct - got.loadgenCpuPct - (Number.isNaN(upstreamCpuPct) ? 0 : upstreamCpuPct),
     ),
     rssPerConnBytes: held ? (rssAfter - rssBefore) / opts.heldConns : null,
+    rssActivePerConnBytes: held ? (rssPeak - rssBefore) / opts.heldConns : null,
     quiet: true,
   };
 }
@@ -305,6 +322,7 @@ function emptyResult(workload: Workload, spec: ServerSpec, status: Result['statu
     errors: 0,
     losses: 0,
     rssPerConnBytes: null,
+    rssActivePerConnBytes: null,
     conns: 0,
     trials: [],
   };
@@ -327,6 +345,7 @@ function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], ref: R
   const p99Us = best.lg.p99Us ?? null;
   const refP99Us = ref === null ? null : ref.p99Us;
   const rss = trials.map((t) => t.rssPerConnBytes).filter((x): x is number => x !== null);
+  const rssActive = trials.map((t) => t.rssActivePerConnBytes).filter((x): x is number => x !== null);
   return {
     ...emptyResult(workload, spec, 'ok', ''),
     msgsPerSec: best.lg.msgsPerSec,
@@ -350,13 +369,17 @@ function summarize(workload: Workload, spec: ServerSpec, trials: Trial[], ref: R
     errors: trials.reduce((n, t) => n + t.lg.errors, 0),
     losses: trials.reduce((n, t) => n + t.lg.losses, 0),
     rssPerConnBytes: rss.length > 0 ? median(rss) : null,
+    rssActivePerConnBytes: rssActive.length > 0 ? median(rssActive) : null,
     conns: best.lg.conns,
     trials: trials.map((t) => t.lg.msgsPerSec),
   };
 }
 
 function logTrial(workload: Workload, server: string, t: Trial): void {
-  const rss = t.rssPerConnBytes === null ? '' : `  RSS/conn ${(t.rssPerConnBytes / 1024).toFixed(1)} KiB`;
+  const rss =
+    t.rssPerConnBytes === null
+      ? ''
+      : `  RSS/conn ${(t.rssPerConnBytes / 1024).toFixed(2)} KiB idle, ${((t.rssActivePerConnBytes ?? 0) / 1024).toFixed(2)} KiB active`;
   const proxy = Number.isNaN(t.upstreamCpuPct)
     ? ''
     : ` (${usText(usPerMessage(t.serverCpuPct, t.lg.msgsPerSec))} µs/msg)  upstream CPU ${t.upstreamCpuPct.toFixed(0)}%` +

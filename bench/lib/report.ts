@@ -48,6 +48,8 @@ export interface Result {
   errors: number;
   losses: number;
   rssPerConnBytes: number | null;
+  /** tcp-held: the same from the highest VmRSS sampled during the ping-pong. */
+  rssActivePerConnBytes: number | null;
   conns: number;
   trials: number[];
 }
@@ -98,7 +100,10 @@ function fmtPct(n: number): string {
 
 function notesOf(r: Result): string {
   const parts: string[] = [];
-  if (r.rssPerConnBytes !== null) parts.push(`RSS/conn ${(r.rssPerConnBytes / 1024).toFixed(1)} KiB`);
+  if (r.rssPerConnBytes !== null) {
+    const active = r.rssActivePerConnBytes === null ? '' : ` (${(r.rssActivePerConnBytes / 1024).toFixed(1)} active)`;
+    parts.push(`RSS/conn ${(r.rssPerConnBytes / 1024).toFixed(1)} KiB${active}`);
+  }
   if (r.losses > 0) parts.push(`${r.losses} lost`);
   if (r.errors > 0) parts.push(`${r.errors} ERRORS`);
   if (r.loadgenSaturated) parts.push('load generator saturated');
@@ -295,7 +300,8 @@ export function markdownReport(all: Result[], info: RunInfo, svgName: string): s
     '- `udp-pingpong`: 100 UDP sockets, one 6-byte datagram in flight each; a datagram unanswered',
     '  within 200 ms is sent again and counted as lost.',
     '- `tcp-held`: 9000 connections opened and echoed once, then ping-pong on all of them. RSS/conn is',
-    '  (server VmRSS after all are connected and echoed once − VmRSS before) / connections.',
+    '  (server VmRSS after all are connected and echoed once − VmRSS before) / connections; "active"',
+    '  in brackets takes the highest VmRSS sampled every 200 ms during the ping-pong instead.',
     '',
     '"ratio to C" divides by the C reference of the same workload (`bench/c/echo_epoll.c` for TCP,',
     '`bench/c/udp_echo_mmsg.c` for UDP). "loadgen CPU" is the load generator\'s own user+system time',

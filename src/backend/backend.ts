@@ -41,6 +41,12 @@ export interface AddrPair {
   readonly proxy?: ProxyInfo;
   /** Set for a TLS connection (a `tls://` listener or dial), once its handshake is done; undefined otherwise. */
   readonly tls?: TlsInfo;
+  /**
+   * True when the backend's recallAddrs() makes this pair again, equal, for as long as the
+   * connection is open: the BackendHandler need not keep it, and recalls it on first use, or at
+   * the latest in the connection's onClose.
+   */
+  readonly recallable?: boolean;
 }
 
 /** What a TLS connection's handshake settled (Conn.tls). */
@@ -303,6 +309,11 @@ export interface Backend {
   relay?(id: number, to: number, highWater: number): void;
   /** With relay(): the bytes relayed out of open connection `id` and into it so far, or null once it is closed. */
   relayed?(id: number): readonly [out: number, into: number] | null;
+  /**
+   * The addresses of open connection `id` (opened with `origin`) whose onOpen pair was recallable;
+   * valid until its onClose returns.
+   */
+  recallAddrs?(id: number, origin: number): AddrPair;
   /** Sends one datagram from the UDP listener of index `listenerIndex` back to `peer`. */
   sendTo(listenerIndex: number, data: Uint8Array, peer: DatagramPeer): void;
   /**

@@ -50,6 +50,7 @@ import {
   kAddrSlots,
   kAddrU32,
   kHeaderU32,
+  kIdSlotBits,
   kMaxExtBuffers,
   kMaxKeepAliveSeconds,
   kOriginDial,
@@ -157,6 +158,10 @@ interface ListenerInfo {
 }
 
 const kScratch32 = new Uint32Array(kAddrU32);
+/** The slot of a connection id (its low kIdSlotBits bits). */
+const kSlotMask = (1 << kIdSlotBits) - 1;
+/** Slots #peers starts with. */
+const kMinPeerSlots = 256;
 /** Where connRelayed writes its two counts. */
 const kRelayScratch = new Float64Array(2);
 const kScratch8 = new Uint8Array(kScratch32.buffer, 16, 16);
@@ -286,6 +291,11 @@ class NativeAddrPair implements AddrPair {
     return (this.#local ??= this.#backend.localAddr(this.#id, this.#origin, this.#familyPort >>> 16));
   }
 
+  /** An accepted IPv4 or unix connection's pair: the backend keeps its peer by slot (NativeBackend.recallAddrs). */
+  get recallable(): boolean {
+    return this.#origin < kOriginDial;
+  }
+
   /** Writes the peer back into `out` as an encoded address (8 u32; flowinfo is not kept). */
   protected encode(out: Uint32Array): void {
     out[0] = this.#familyPort >>> 16;
@@ -312,6 +322,11 @@ class NativeAddrPair6 extends NativeAddrPair {
     this.#word2 = src[at + 6] | 0;
     this.#word3 = src[at + 7] | 0;
     this.#scope = src[at + 3] | 0;
+  }
+
+  /** An IPv6 peer is not kept by slot: the loop keeps this pair. */
+  override get recallable(): boolean {
+    return false;
   }
 
   protected override encode(out: Uint32Array): void {
@@ -444,6 +459,13 @@ export class NativeBackend implements Backend {
   readonly #dialing = new Map<number, DialSpec>();
   /** Dialled UDP connections until their Close record: the peer that names their closing error. */
   readonly #udpDials = new Map<number, DialSpec>();
+  /**
+   * The peer of each accepted IPv4 or unix connection, by slot, as NativeAddrPair keeps it (family
+   * and port, address word 0), so that the loop need not keep the pair (recallAddrs); grown by
+   * doubling to the highest slot seen. Holds a slot's peer until the slot's next Open, which comes
+   * after its Close record.
+   */
+  #peers = new Int32Array(0);
   #handler: NativeBackendHandler | null = null;
   #inBatch = false;
   #stopRequested = false;
@@ -701,6 +723,25 @@ export class NativeBackend implements Backend {
     };
   }
 
+  recallAddrs(id: number, origin: number): AddrPair {
+    const at = (id & kSlotMask) * 2;
+    return new NativeAddrPair(this, id, origin, this.#peers[at]!, this.#peers[at + 1]!);
+  }
+
+  /** Keeps the encoded IPv4 or unix peer at `at` in `src` for accepted connection `id` (see #peers). */
+  private keepPeer(id: number, src: Uint32Array, at: number): void {
+    const to = (id & kSlotMask) * 2;
+    if (to + 2 > this.#peers.length) {
+      let n = this.#peers.length === 0 ? kMinPeerSlots * 2 : this.#peers.length * 2;
+      while (n < to + 2) n *= 2;
+      const grown = new Int32Array(n);
+      grown.set(this.#peers);
+      this.#peers = grown;
+    }
+    this.#peers[to] = (src[at]! << 16) | src[at + 1]!;
+    this.#peers[to + 1] = src[at + 4]! | 0;
+  }
+
   /** @internal The network of the connections of `origin` (a listener index; a dial is TCP, or UDP for kOriginDialDatagram). */
   networkOf(origin: number): Network {
     if (origin === kOriginDialDatagram) return 'udp';
@@ -833,6 +874,7 @@ export class NativeBackend implements Backend {
             proxy = null;
           } else {
             const remote = origin >= kOriginDial ? this.dialOpened(id, r, i + kSlotU32) : undefined;
+            if (remote === undefined && r[i + kSlotU32] !== AddrFamily.Inet6) this.keepPeer(id, r, i + kSlotU32);
             h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote));
           }
           i += kSlotU32 * (1 + kAddrSlots);

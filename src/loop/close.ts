@@ -24,7 +24,7 @@ import type { LoopTimers } from './timers.js';
 export class ConnCloser {
   readonly #backend: Backend;
   /** The loop's connection table; read only, for its size. */
-  readonly #conns: ReadonlyMap<number, StreamConn>;
+  readonly #conns: { readonly size: number };
   readonly #timers: LoopTimers;
   readonly #lingerMs: number;
   /** Makes sure the loop flushes soon, so that the backend acts on a close. */
@@ -38,7 +38,7 @@ export class ConnCloser {
 
   constructor(
     backend: Backend,
-    conns: ReadonlyMap<number, StreamConn>,
+    conns: { readonly size: number },
     timers: LoopTimers,
     lingerMs: number,
     scheduleFlush: () => void,

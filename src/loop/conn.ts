@@ -51,6 +51,10 @@ const enum Flag {
   Relayed = 1 << 13,
 }
 
+/** Where the ConnState sits in the flag word: bits kStateShift to kStateShift + 2. */
+const kStateShift = 14;
+const kStateMask = 7 << kStateShift;
+
 /** `word` with `bit` set (on) or cleared. */
 function withBit(word: number, bit: Flag, on: boolean): number {
   return on ? word | bit : word & ~bit;
@@ -79,16 +83,23 @@ class ConnExtra {
  * boundaries through the same interface.
  *
  * A server may hold many thousands of idle connections, so a Conn is kept small: the fields the
- * message path reads are plain, the booleans share one flag word, and the rarely set fields live
- * in a ConnExtra made on demand. The accessors below make them read like plain fields.
+ * message path reads are plain, the state and the booleans share one flag word, the owning loop
+ * sits on a per-loop prototype, the input buffer is made only when input is kept, the addresses
+ * are recalled from the backend when it can give them again, and the rarely set fields live in a
+ * ConnExtra made on demand. The accessors below make them read like plain fields.
  */
 export class StreamConn implements Conn {
   /** Any per-connection value the application wants to keep (the seed's Context/SetContext). */
   context: unknown = undefined;
   /** @internal */ readonly id: number;
-  /** @internal The loop that owns this connection. */ readonly owner: Loop;
-  /** @internal */ readonly input: RingBuffer;
-  /** @internal */ state: ConnState = ConnState.Open;
+  /** @internal The loop that owns this connection (on the prototype: see streamConnClass). */
+  declare readonly owner: Loop;
+  /**
+   * @internal The input this connection holds between `data` calls: null until a handler leaves
+   * bytes unconsumed (or returns an object, which may be a promise), as `data` is otherwise lent the
+   * loop's spare buffer.
+   */
+  input: RingBuffer | null = null;
   /** @internal Output written since the last flush. */ unflushed = 0;
   /** @internal Bytes received. */ readBytes = 0;
   /** @internal Bytes handed to the backend to write. */ handedBytes = 0;
@@ -96,15 +107,26 @@ export class StreamConn implements Conn {
   #extra: ConnExtra | null = null;
   /** @internal Where the connection came from: a listener index, or a dial (see kOriginDial). */
   readonly origin: number;
-  readonly #addrs: AddrPair;
+  /**
+   * @internal The connection's addresses; null while the backend can recall them (a recallable
+   * pair, which the loop does not keep until they are first asked for, or the connection closes).
+   */
+  addrs: AddrPair | null;
 
   /** @internal */
-  constructor(loop: Loop, id: number, origin: number, addrs: AddrPair, input: RingBuffer) {
-    this.owner = loop;
+  constructor(id: number, origin: number, addrs: AddrPair | null) {
     this.id = id;
     this.origin = origin;
-    this.#addrs = addrs;
-    this.input = input;
+    this.addrs = addrs;
+  }
+
+  /** @internal Where the connection is in its life (kept in the flag word). */
+  get state(): ConnState {
+    return (this.#flags & kStateMask) >> kStateShift;
+  }
+  /** @internal */
+  set state(state: ConnState) {
+    this.#flags = (this.#flags & ~kStateMask) | (state << kStateShift);
   }
 
   /** @internal wake() has queued a microtask that has not run yet. */
@@ -378,22 +400,22 @@ export class StreamConn implements Conn {
 
   /** The server-side address of this connection. */
   get localAddr(): Addr {
-    return this.#addrs.local;
+    return (this.addrs ?? this.owner.recallAddrs(this)).local;
   }
 
   /** The peer's address. */
   get remoteAddr(): Addr {
-    return this.#addrs.remote;
+    return (this.addrs ?? this.owner.recallAddrs(this)).remote;
   }
 
   /** What the PROXY protocol header said, on a `?proxy=true` listener; null otherwise. */
   get proxy(): ProxyInfo | null {
-    return this.#addrs.proxy ?? null;
+    return (this.addrs ?? this.owner.recallAddrs(this)).proxy ?? null;
   }
 
   /** What the TLS handshake settled, on a `tls://` listener or dial; null for a plain connection. */
   get tls(): TlsInfo | null {
-    return this.#addrs.tls ?? null;
+    return (this.addrs ?? this.owner.recallAddrs(this)).tls ?? null;
   }
 
   /** True until the connection has closed; false inside `closed` and after it. */
@@ -496,4 +518,11 @@ export class StreamConn implements Conn {
   get pipedTo(): Conn | null {
     return this.pipeTo;
   }
+}
+
+/** @internal A StreamConn constructor for `loop`'s connections: it keeps `owner` on its prototype rather than in every Conn. */
+export function streamConnClass(loop: Loop): new (id: number, origin: number, addrs: AddrPair | null) => StreamConn {
+  class LoopConn extends StreamConn {}
+  Object.defineProperty(LoopConn.prototype, 'owner', { value: loop });
+  return LoopConn;
 }

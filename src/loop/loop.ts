@@ -49,7 +49,8 @@ import { Action, type ConnOptions, type Events, type LoopInit, type Output } fro
 import { RingBuffer, ringBufferPool } from '../ringbuffer.js';
 import { AcceptErrorReporter, ProxyRefusalReporter, TlsHandshakeReporter } from './accept-errors.js';
 import { ConnCloser } from './close.js';
-import { ConnState, StreamConn } from './conn.js';
+import { ConnTable } from './conn-table.js';
+import { ConnState, StreamConn, streamConnClass } from './conn.js';
 import { Counter, newCounters } from './counters.js';
 import { Dialer } from './dial.js';
 import { asHandlerError, isThenable, parseReply, toBytes, watchSettled } from './reply.js';
@@ -81,10 +82,21 @@ export class Loop implements BackendHandler {
   /** This loop's running totals, by Counter slot; written by this loop only, on its thread. */
   readonly counters: Float64Array;
   readonly #opts: LoopOptions;
-  readonly #conns = new Map<number, StreamConn>();
+  readonly #conns = new ConnTable<StreamConn>();
+  /** Makes this loop's connections. */
+  readonly #Conn = streamConnClass(this);
   readonly #timers: LoopTimers;
   readonly #closer: ConnCloser;
   readonly #datagramInput = new RingBuffer(0);
+  /**
+   * The input `data` gets for a connection that holds none of its own: received bytes are lent
+   * into it, and it becomes that connection's own buffer when the handler leaves bytes unconsumed
+   * or returns an object, which may be a promise (the loop then takes another from the pool). Most
+   * connections consume what arrives and never hold a buffer.
+   */
+  #spareInput: RingBuffer = ringBufferPool.get();
+  /** The connection #spareInput is lent to, during its `data` call; null when it is free. */
+  #lentTo: StreamConn | null = null;
   readonly #highWater: number;
   readonly #lowWater: number;
   readonly #maxOutput: number;
@@ -187,8 +199,8 @@ export class Loop implements BackendHandler {
       this.#openDialed(id, origin, addrs);
       return;
     }
-    const c = new StreamConn(this, id, origin, addrs, ringBufferPool.get());
-    this.#conns.set(id, c);
+    const c = new this.#Conn(id, origin, this.#keptAddrs(addrs));
+    this.#conns.set(c);
     this.counters[Counter.Accepted]++;
     this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(1, origin);
@@ -214,7 +226,7 @@ export class Loop implements BackendHandler {
       if (c.state !== ConnState.Pending) continue;
       c.state = ConnState.Open;
       this.#open(c);
-      if (c.state === ConnState.Open && c.input.length > 0) this.#runData(c);
+      if (c.state === ConnState.Open && c.input !== null && c.input.length > 0) this.#runData(c);
       if (c.endPending) this.onEnd(c.id);
     }
     this.onBatchEnd();
@@ -276,6 +288,8 @@ export class Loop implements BackendHandler {
       return;
     }
     this.#conns.delete(id);
+    // The backend recalls addresses only while the connection is open: keep them from now on.
+    if (c.addrs === null) this.recallAddrs(c);
     if (c.outbound) this.#dialedOpen--;
     this.counters[Counter.Closed]++;
     this.counters[Counter.Connections] = this.#conns.size;
@@ -293,7 +307,7 @@ export class Loop implements BackendHandler {
       c.queued = 0;
     }
     if (this.#closer.onClosed(c) || c.destroyed) err = null;
-    ringBufferPool.put(c.input);
+    if (c.input !== null) ringBufferPool.put(c.input);
     if (!seen) return;
     try {
       const closed = this.events.closed;
@@ -405,6 +419,11 @@ export class Loop implements BackendHandler {
   }
 
   // ---- used by StreamConn ----------------------------------------------------------------------------
+
+  /** The addresses of `c`, recalled from the backend (and kept from then on) when `c` holds none. */
+  recallAddrs(c: StreamConn): AddrPair {
+    return (c.addrs ??= this.backend.recallAddrs!(c.id, c.origin));
+  }
 
   /** Conn.send: queue bytes and make sure a flush follows. */
   send(c: StreamConn, data: Output): boolean {
@@ -524,8 +543,8 @@ export class Loop implements BackendHandler {
     c.pipeTo = dest;
     c.pipeEnd = end;
     dest.pipeFrom = c;
-    const input = c.input;
-    if (input.length > 0) {
+    const input = this.#inputOf(c);
+    if (input !== null && input.length > 0) {
       const held = input.bytes();
       input.retrieveAll();
       this.#outsideBatch(() => this.#relay(c, dest, held));
@@ -636,15 +655,20 @@ export class Loop implements BackendHandler {
       this.#scheduleFlush();
       return;
     }
-    const c = new StreamConn(this, id, origin, addrs, ringBufferPool.get());
+    const c = new this.#Conn(id, origin, this.#keptAddrs(addrs));
     c.context = p.context;
-    this.#conns.set(id, c);
+    this.#conns.set(c);
     this.#dialedOpen++;
     this.counters[Counter.Dialed]++;
     this.counters[Counter.Connections] = this.#conns.size;
     this.#opts.onCount?.(1, origin);
     this.#open(c);
     p.resolve(c);
+  }
+
+  /** What a new Conn keeps of its addresses: nothing when the backend can recall them (AddrPair.recallable). */
+  #keptAddrs(addrs: AddrPair): AddrPair | null {
+    return addrs.recallable === true && this.backend.recallAddrs !== undefined ? null : addrs;
   }
 
   #open(c: StreamConn): void {
@@ -672,21 +696,55 @@ export class Loop implements BackendHandler {
   }
 
   #runData(c: StreamConn): void {
-    const input = c.input;
+    let input = c.input;
+    if (input === null) {
+      if (this.#lentTo === null) this.#lentTo = c;
+      input = this.#lentTo === c ? this.#spareInput : (c.input = ringBufferPool.get());
+    }
     let r: unknown;
     try {
       const data = this.events.data;
       if (data) r = data.call(this.events, c, input);
       else input.retrieveAll();
     } catch (err) {
+      this.#endLend(c, undefined);
       this.#releaseInput(c);
       this.#fail(c, new HandlerError('data', err));
       return;
     }
     // A datagram connection's input is one datagram: what `data` left of it is dropped.
-    if (c.datagram) c.input.reset();
+    if (c.datagram) input.reset();
+    this.#endLend(c, r);
     if (!this.#releaseInput(c)) return;
     if (r !== undefined && r !== null) this.#apply(c, 'data', r);
+  }
+
+  /**
+   * Ends the lend of #spareInput to `c` once its `data` call has returned `r` (undefined after a
+   * throw): the buffer becomes `c`'s own when it holds bytes or `r` is an object other than bytes,
+   * which may be a promise (an async handler may go on using its input), and is emptied of the
+   * lent bytes otherwise. `r` is not inspected further here: its getters (`then`) are user code,
+   * read once, by #apply.
+   */
+  #endLend(c: StreamConn, r: unknown): void {
+    if (this.#lentTo !== c) return;
+    this.#lentTo = null;
+    const spare = this.#spareInput;
+    if (
+      spare.length > 0 ||
+      (typeof r === 'object' && r !== null && !ArrayBuffer.isView(r)) ||
+      typeof r === 'function'
+    ) {
+      c.input = spare;
+      this.#spareInput = ringBufferPool.get();
+    } else {
+      spare.release();
+    }
+  }
+
+  /** The input `c` holds: its own buffer, the spare while lent to it, or null. */
+  #inputOf(c: StreamConn): RingBuffer | null {
+    return c.input ?? (this.#lentTo === c ? this.#spareInput : null);
   }
 
   /** Runs connection callback `handler` (other than data) and applies its result. */
@@ -777,16 +835,22 @@ export class Loop implements BackendHandler {
    * cannot grow.
    */
   #keepInput(c: StreamConn, bytes: Uint8Array): boolean {
-    const input = c.input;
-    const total = input.length + bytes.length;
+    const held = this.#inputOf(c);
+    const total = (held === null ? 0 : held.length) + bytes.length;
     if (total > this.#maxInput) {
       c.closeError ??= new InputLimitError(this.#maxInput, total);
       this.#closeForInput(c);
       return false;
     }
     try {
-      if (input.length === 0) input.borrow(bytes);
-      else input.write(bytes);
+      if (held === null) {
+        if (c.state !== ConnState.Open || this.#lentTo !== null) (c.input = ringBufferPool.get()).borrow(bytes);
+        else {
+          this.#spareInput.borrow(bytes);
+          this.#lentTo = c;
+        }
+      } else if (held.length === 0) held.borrow(bytes);
+      else held.write(bytes);
       return true;
     } catch (err) {
       c.closeError ??= new NoMemoryError('input buffer', { cause: err });
@@ -801,12 +865,14 @@ export class Loop implements BackendHandler {
    * storage cannot be allocated.
    */
   #releaseInput(c: StreamConn): boolean {
+    const input = c.input;
+    if (input === null) return true;
     try {
-      c.input.release();
+      input.release();
       return true;
     } catch (err) {
-      c.input.reset();
-      c.input.release();
+      input.reset();
+      input.release();
       c.closeError ??= new NoMemoryError('input buffer', { cause: err });
       this.#closeForInput(c);
       return false;
@@ -815,8 +881,11 @@ export class Loop implements BackendHandler {
 
   /** Closes a connection whose input cannot be kept: its unread input dropped, its replies written (lingering). */
   #closeForInput(c: StreamConn): void {
-    c.input.reset();
-    c.input.release();
+    const input = c.input;
+    if (input !== null) {
+      input.reset();
+      input.release();
+    }
     if (c.state === ConnState.Pending) this.#closer.closeNow(c);
     else this.#fail(c, c.closeError!);
   }
