@@ -323,7 +323,9 @@ uint32_t gev_loop_stop_all(gev_loop *loop) {
   gev_proxy_drop_all(loop);
   for (uint32_t s = 0; s < loop->nconns; s++) {
     gev_conn *c = &loop->conns[s];
-    if (c->flags & GEV_C_OPEN) gev_conn_close(loop, c, 0);
+    /* An accepted connection still in its handshake was never heard of by JS: no CLOSE. */
+    if ((c->flags & GEV_C_HANDSHAKE) && !(c->origin & GEV_ORIGIN_DIAL)) gev_conn_release(loop, c);
+    else if (c->flags & GEV_C_OPEN) gev_conn_close(loop, c, 0);
   }
   return end_fill(loop);
 }
@@ -338,5 +340,6 @@ void gev_loop_free(gev_loop *loop) {
   free(loop->ready.ids);
   free(loop->relay_buf);
   free(loop->tls_scratch);
+  if (loop->tls_free != NULL) loop->tls_free(loop->tls_ctx);
   free(loop);
 }

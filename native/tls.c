@@ -20,7 +20,8 @@
  *
  *   adopt (gev_tls_adopt) ─► GEV_C_HANDSHAKE: every event steps SSL_do_handshake; no record
  *        ├─ done ─► OPEN, then DATA/END/CLOSE as for any connection
- *        └─ failed ─► CLOSE [id, EPROTO], or ECONNABORTED when the peer left, and never an OPEN
+ *        └─ failed ─► TLS_REFUSED [origin, EPROTO and OpenSSL's error, or ECONNABORTED when the
+ *                     peer left] + peer, and never an OPEN (a dial's: CLOSE [id, errno])
  *   END, or a flushed CLOSE, once the queue drained ─► close_notify (end), then the socket's
  *        shutdown or close once it is written; a peer's close_notify reads as the end of the stream
  *        (so does a FIN without one, as most servers take it)
@@ -88,7 +89,13 @@
   X(void, X509_free, (X509 *))                                                            \
   X(void, EVP_PKEY_free, (EVP_PKEY *))                                                    \
   X(void, ERR_clear_error, (void))                                                        \
-  X(unsigned long, ERR_get_error, (void))
+  X(unsigned long, ERR_get_error, (void))                                                 \
+  X(const char *, ERR_reason_error_string, (unsigned long))                               \
+  X(const char *, SSL_get_version, (const SSL *))                                         \
+  X(const SSL_CIPHER *, SSL_get_current_cipher, (const SSL *))                            \
+  X(const char *, SSL_CIPHER_get_name, (const SSL_CIPHER *))                              \
+  X(const char *, SSL_get_servername, (const SSL *, const int))                           \
+  X(int, SSL_session_reused, (const SSL *))
 
 #define GEV_TLS_MEMBER(ret, name, args) ret(*name) args;
 static struct {
@@ -129,6 +136,7 @@ typedef struct gev_tls_conn {
   int rerr;            /* a read's error found after input recv has returned, for its next call */
   int ended;           /* close_notify written */
   int eof;             /* the end of the stream was seen after input recv has returned */
+  uint32_t failure;    /* OpenSSL's first error of a failed handshake, 0 if none */
 } gev_tls_conn;
 
 static int tls_bio_new_method(void);
@@ -324,8 +332,9 @@ static int tls_handshake(gev_conn *c) {
       return 1;
     }
     int e = fn.SSL_get_error(t->ssl, r);
-    err_drain();
+    unsigned long first = err_drain();
     if (e != SSL_ERROR_WANT_READ) {
+      t->failure = (uint32_t)first;
       tls_push_quiet(c, t); /* the alert, if OpenSSL wrote one */
       errno = EPROTO;
       return -1;
@@ -375,7 +384,7 @@ static ssize_t tls_recv(gev_conn *c, void *buf, size_t len) {
   tls_push_quiet(c, t);
   if (t->werr != 0) err = t->werr;
   else if (got > 0) {
-    t->rerr = err;
+    t->rerr = err == EAGAIN || err == EWOULDBLOCK ? 0 : err; /* the socket's EAGAIN is no error to keep */
     return (ssize_t)got;
   }
   if (err == 0) return 0; /* the end: close_notify, or a FIN */
@@ -460,7 +469,9 @@ static void tls_release(gev_conn *c) {
   c->io_state = NULL;
 }
 
-static const gev_io gev_io_tls = {tls_recv, tls_sendv, tls_handshake, tls_end, tls_buffered, tls_release};
+static uint32_t tls_failure(const gev_conn *c) { return ((const gev_tls_conn *)c->io_state)->failure; }
+
+static const gev_io gev_io_tls = {tls_recv, tls_sendv, tls_handshake, tls_end, tls_buffered, tls_release, tls_failure};
 
 /* Reads every certificate of a PEM block: the first is the leaf, the rest its chain. */
 static int ctx_certs(SSL_CTX *ctx, const char *pem, size_t len) {
@@ -573,4 +584,43 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
     free(t);
   }
   return rc;
+}
+
+int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
+                 const char **reason) {
+  if (loop->tls_ctx != NULL) {
+    if (reason != NULL) *reason = "the loop has a TLS context already";
+    return -EALREADY;
+  }
+  gev_tls_ctx *x = NULL;
+  int rc = gev_tls_ctx_new(key_pem, key_len, cert_pem, cert_len, &x, reason);
+  if (rc != 0) return rc;
+  loop->tls_ctx = x;
+  loop->tls_adopt = gev_tls_adopt;
+  loop->tls_free = gev_tls_ctx_free;
+  return 0;
+}
+
+int gev_conn_tls_info(gev_loop *loop, uint32_t id, gev_tls_info *out) {
+  gev_conn *c = gev_conn_get(loop, id);
+  if (c == NULL || c->io != &gev_io_tls || (c->flags & GEV_C_HANDSHAKE)) return -EBADF;
+  SSL *ssl = ((gev_tls_conn *)c->io_state)->ssl;
+  const SSL_CIPHER *cipher = fn.SSL_get_current_cipher(ssl);
+  const char *name = fn.SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  out->protocol = fn.SSL_get_version(ssl);
+  out->cipher = cipher != NULL ? fn.SSL_CIPHER_get_name(cipher) : "";
+  out->servername[0] = '\0';
+  if (name != NULL) {
+    size_t n = strlen(name);
+    if (n >= sizeof out->servername) n = sizeof out->servername - 1;
+    memcpy(out->servername, name, n);
+    out->servername[n] = '\0';
+  }
+  out->resumed = fn.SSL_session_reused(ssl) == 1;
+  return 0;
+}
+
+const char *gev_tls_reason(uint32_t err) {
+  if (err == 0 || gev_tls_init(NULL) != 0) return NULL;
+  return fn.ERR_reason_error_string(err);
 }
