@@ -438,10 +438,10 @@ static napi_value js_tls_available(napi_env env, napi_callback_info info) {
   return str(env, reason != NULL ? reason : "OpenSSL is not usable here");
 }
 
-/* loopTls(loop, key Uint8Array, cert Uint8Array): the context of the loop's TLS listeners. 0, or
- * [-errno, the sentence saying what OpenSSL refused]. */
+/* loopTls(loop, key Uint8Array, cert Uint8Array, handshakeTimeoutMs): the context of the loop's
+ * TLS listeners. 0, or [-errno, the sentence saying what OpenSSL refused]. */
 static napi_value js_loop_tls(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   if (n->closing) return num(env, -EBADF);
@@ -450,7 +450,7 @@ static napi_value js_loop_tls(napi_env env, napi_callback_info info) {
   const char *cert = arg_typed(env, argv[2], &cert_len);
   if (key == NULL || cert == NULL) return num(env, -EINVAL);
   const char *reason = NULL;
-  int rc = gev_loop_tls(n->loop, key, key_len, cert, cert_len, &reason);
+  int rc = gev_loop_tls(n->loop, key, key_len, cert, cert_len, arg_u32(env, argv[3]), &reason);
   if (rc == 0) return num(env, 0);
   napi_value pair;
   napi_create_array_with_length(env, 2, &pair);

@@ -405,6 +405,15 @@ void gev_conn_release(gev_loop *loop, gev_conn *c) {
   if (loop->parked) gev_listener_unpark_all(loop);
 }
 
+/* Closes accepted connection `c` in its layer's handshake, which JS never heard of: TLS_REFUSED
+ * [origin, err, why] + its peer (when getpeername still knows it), and its slot free at once. */
+void gev_conn_refuse(gev_loop *loop, gev_conn *c, int err, uint32_t why) {
+  uint32_t addr[GEV_ADDR_U32], origin = c->origin;
+  sys_peer_addr(c->fd, addr);
+  gev_conn_release(loop, c);
+  gev_loop_emit(loop, GEV_REC_TLS_REFUSED, origin, (uint32_t)err, why, addr);
+}
+
 /* The queue drained: carry out a requested close or half-close, once the layer's end of stream
  * (if any) is written too. Returns 0 if still open. */
 static int after_drain(gev_loop *loop, gev_conn *c) {
@@ -620,12 +629,9 @@ static int conn_handshake(gev_loop *loop, gev_conn *c, uint32_t id) {
     gev_conn_close(loop, c, errno);
     return -1;
   }
-  if (r < 0) { /* an accepted connection JS never heard of: refused, with no CLOSE */
+  if (r < 0) {
     int err = errno;
-    uint32_t addr[GEV_ADDR_U32], origin = c->origin, why = c->io->failure != NULL ? c->io->failure(c) : 0;
-    sys_peer_addr(c->fd, addr);
-    gev_conn_release(loop, c);
-    gev_loop_emit(loop, GEV_REC_TLS_REFUSED, origin, (uint32_t)err, why, addr);
+    gev_conn_refuse(loop, c, err, c->io->failure != NULL ? c->io->failure(c) : 0);
     return -1;
   }
   if (r > 0) {

@@ -7,8 +7,8 @@
  *
  *   in arena  (C writes during gev_loop_fill, JS reads during the batch callback)
  *     u32[0..HDR_U32)  header: [0] record slots used, [1] bytes used
- *     then records, SLOT_U32 u32 a slot: [type, a, b, c]; OPEN, DGRAM, ACCEPTED, PROXY and
- *                  PROXY_REFUSED take 1 + ADDR_SLOTS slots (the extra ones carry a socket address,
+ *     then records, SLOT_U32 u32 a slot: [type, a, b, c]; OPEN, DGRAM, ACCEPTED, PROXY,
+ *                  PROXY_REFUSED, RELAYED and TLS_REFUSED take 1 + ADDR_SLOTS slots (the extra ones carry a socket address,
  *                  see gev_addr_encode)
  *     bytes        payload region; offsets in records are absolute byte offsets into the buffer
  *
@@ -165,7 +165,9 @@ int gev_conn_connect_udp(gev_loop *loop, int family, const char *host, int port,
  *                       A TLS listener's connection opens once its handshake is done; a failed
  *                       one gives TLS_REFUSED [listener index, errno, OpenSSL error or 0] + peer
  *                       instead (EPROTO: the peer does not speak TLS or was refused; ECONNABORTED
- *                       or ECONNRESET: it left), and JS never hears of its id.
+ *                       or ECONNRESET: it left; ETIMEDOUT: no handshake within
+ *                       handshake_timeout_ms of its accept, 0 for no deadline), and JS never
+ *                       hears of its id.
  *   gev_conn_tls_info   what open TLS connection `id`'s handshake settled; -EBADF when it is not
  *                       one (or closed). The strings are OpenSSL's (static) or copied into `out`.
  *   gev_tls_reason      OpenSSL's text for an error of a TLS_REFUSED record, or NULL.
@@ -178,7 +180,7 @@ typedef struct gev_tls_info {
 } gev_tls_info;
 int gev_tls_init(const char **reason);
 int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
-                 const char **reason);
+                 uint32_t handshake_timeout_ms, const char **reason);
 int gev_conn_tls_info(gev_loop *loop, uint32_t id, gev_tls_info *out);
 const char *gev_tls_reason(uint32_t err);
 

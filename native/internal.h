@@ -259,6 +259,8 @@ struct gev_loop {
   struct gev_tls_ctx *tls_ctx;
   int (*tls_adopt)(gev_loop *loop, int fd, uint32_t origin, struct gev_tls_ctx *x, uint32_t *id_out);
   void (*tls_free)(struct gev_tls_ctx *x);
+  void (*tls_expire)(gev_loop *loop, uint64_t now); /* refuses handshakes past their deadline */
+  uint32_t tls_timeout_ms;                          /* the handshake deadline, 0 for none */
   size_t udp_slot; /* receive slot per datagram; a larger datagram is dropped as truncated */
 
   uint64_t dgram_truncated;
@@ -318,6 +320,7 @@ uint32_t gev_rec_slots(uint32_t type);
 gev_conn *gev_conn_get(gev_loop *loop, uint32_t id);
 uint32_t gev_conn_id(gev_loop *loop, gev_conn *c);
 void gev_conn_release(gev_loop *loop, gev_conn *c);
+void gev_conn_refuse(gev_loop *loop, gev_conn *c, int err, uint32_t why);
 int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
 int gev_conn_add_pending(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
 int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, const struct sockaddr *local,

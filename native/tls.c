@@ -22,6 +22,8 @@
  *        ├─ done ─► OPEN, then DATA/END/CLOSE as for any connection
  *        └─ failed ─► TLS_REFUSED [origin, EPROTO and OpenSSL's error, or ECONNABORTED when the
  *                     peer left] + peer, and never an OPEN (a dial's: CLOSE [id, errno])
+ *   a deadline (gev_loop_tls) ─► handshakes in the loop's FIFO, oldest first; past it TLS_REFUSED
+ *        [origin, ETIMEDOUT] (the loop's timer)
  *   END, or a flushed CLOSE, once the queue drained ─► close_notify (end), then the socket's
  *        shutdown or close once it is written; a peer's close_notify reads as the end of the stream
  *        (so does a FIN without one, as most servers take it)
@@ -112,7 +114,11 @@ struct gev_tls_ctx {
 };
 
 /* A loop's scratch (loop->tls_scratch), used by one call into the layer at a time. */
+typedef struct gev_tls_conn gev_tls_conn;
+
 typedef struct gev_tls_scratch {
+  gev_tls_conn *hs_head; /* connections in their handshake, oldest (earliest deadline) first */
+  gev_tls_conn *hs_tail;
   size_t in_len; /* bytes read into `in` by the current call */
   size_t in_off; /* of which SSL has consumed this many */
   size_t out_len;
@@ -127,7 +133,7 @@ typedef struct tls_run {
 } tls_run;
 
 /* A connection's TLS state (c->io_state). */
-typedef struct gev_tls_conn {
+struct gev_tls_conn {
   SSL *ssl;
   gev_tls_scratch *sc; /* the loop's */
   tls_run saved;       /* ciphertext read, not yet consumed by SSL */
@@ -137,7 +143,11 @@ typedef struct gev_tls_conn {
   int ended;           /* close_notify written */
   int eof;             /* the end of the stream was seen after input recv has returned */
   uint32_t failure;    /* OpenSSL's first error of a failed handshake, 0 if none */
-} gev_tls_conn;
+  uint32_t id;         /* the connection's, while in the deadline FIFO */
+  int in_fifo;         /* in the loop's FIFO of handshakes with a deadline */
+  uint64_t deadline_ms;
+  gev_tls_conn *hs_prev, *hs_next;
+};
 
 static int tls_bio_new_method(void);
 
@@ -322,12 +332,48 @@ static void tls_push_quiet(gev_conn *c, gev_tls_conn *t) {
   errno = saved;
 }
 
+/* Takes `t` out of the loop's FIFO of handshakes with a deadline (if it is in it). */
+static void fifo_remove(gev_tls_conn *t) {
+  if (!t->in_fifo) return;
+  gev_tls_scratch *sc = t->sc;
+  if (t->hs_prev != NULL) t->hs_prev->hs_next = t->hs_next;
+  else sc->hs_head = t->hs_next;
+  if (t->hs_next != NULL) t->hs_next->hs_prev = t->hs_prev;
+  else sc->hs_tail = t->hs_prev;
+  t->hs_prev = t->hs_next = NULL;
+  t->in_fifo = 0;
+}
+
+/* The timer fired at `now`: refuses (ETIMEDOUT) every handshake past its deadline, as many as the
+ * arena takes (the rest at once in the next fill), and arms the timer for the next deadline. */
+static void tls_expire(gev_loop *loop, uint64_t now) {
+  gev_tls_scratch *sc = loop->tls_scratch;
+  while (sc != NULL && sc->hs_head != NULL) {
+    gev_tls_conn *t = sc->hs_head;
+    if (t->deadline_ms > now) {
+      gev_loop_timer_want(loop, t->deadline_ms);
+      return;
+    }
+    if (!gev_loop_room(loop, 1u + GEV_ADDR_SLOTS)) {
+      gev_loop_timer_want(loop, now);
+      return;
+    }
+    gev_conn *c = gev_conn_get(loop, t->id);
+    if (c == NULL) { /* cannot happen: release takes it out first */
+      fifo_remove(t);
+      continue;
+    }
+    gev_conn_refuse(loop, c, ETIMEDOUT, 0);
+  }
+}
+
 static int tls_handshake(gev_conn *c) {
   gev_tls_conn *t = c->io_state;
   for (;;) {
     fn.ERR_clear_error();
     int r = fn.SSL_do_handshake(t->ssl);
     if (r == 1) {
+      fifo_remove(t);
       if (tls_push(c, t) != 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
       return 1;
     }
@@ -462,6 +508,7 @@ static int tls_buffered(const gev_conn *c) {
 static void tls_release(gev_conn *c) {
   gev_tls_conn *t = c->io_state;
   if (t == NULL) return;
+  fifo_remove(t);
   fn.SSL_free(t->ssl);
   run_free(&t->saved);
   run_free(&t->held);
@@ -559,6 +606,7 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
     gev_tls_scratch *sc = malloc(sizeof *sc);
     if (sc == NULL) return -ENOMEM;
     sc->in_len = sc->in_off = sc->out_len = 0;
+    sc->hs_head = sc->hs_tail = NULL;
     loop->tls_scratch = sc;
   }
   gev_tls_conn *t = calloc(1, sizeof *t);
@@ -582,12 +630,24 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
   if (rc != 0) {
     fn.SSL_free(t->ssl);
     free(t);
+    return rc;
   }
-  return rc;
+  if (loop->tls_timeout_ms > 0) {
+    gev_tls_scratch *sc = t->sc;
+    t->id = *id_out;
+    t->deadline_ms = sys_now_ms() + loop->tls_timeout_ms;
+    t->in_fifo = 1;
+    t->hs_prev = sc->hs_tail;
+    if (sc->hs_tail != NULL) sc->hs_tail->hs_next = t;
+    else sc->hs_head = t;
+    sc->hs_tail = t;
+    gev_loop_timer_want(loop, t->deadline_ms);
+  }
+  return 0;
 }
 
 int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
-                 const char **reason) {
+                 uint32_t handshake_timeout_ms, const char **reason) {
   if (loop->tls_ctx != NULL) {
     if (reason != NULL) *reason = "the loop has a TLS context already";
     return -EALREADY;
@@ -598,6 +658,8 @@ int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char
   loop->tls_ctx = x;
   loop->tls_adopt = gev_tls_adopt;
   loop->tls_free = gev_tls_ctx_free;
+  loop->tls_expire = tls_expire;
+  loop->tls_timeout_ms = handshake_timeout_ms;
   return 0;
 }
 

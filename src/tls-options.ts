@@ -96,8 +96,7 @@ export interface ServerTlsConfig {
   readonly ciphers: string | null;
   readonly ticketKeys: Uint8Array | null;
   readonly sessionTimeoutS: number | null;
-  /** The handshake deadline given, or null for the default (kHandshakeTimeoutMs on the portable backend). */
-  readonly handshakeTimeoutMs: number | null;
+  readonly handshakeTimeoutMs: number;
 }
 
 /** DialTlsOptions, checked; `servername` is '' when none is sent. */
@@ -144,8 +143,8 @@ const kServerTlsKeys: ReadonlySet<string> = new Set([
   'handshakeTimeout',
 ]);
 
-/** The default handshake deadline of a TLS listener on the portable backend. */
-export const kHandshakeTimeoutMs = 10_000;
+/** The default handshake deadline of a TLS listener. */
+const kHandshakeTimeoutMs = 10_000;
 
 /** The longest delay a timer takes (setTimeout's limit). */
 const kMaxTimerMs = 2 ** 31 - 1;
@@ -191,7 +190,7 @@ export function checkServerTls(value: unknown): ServerTlsConfig {
       });
     }
   }
-  let handshakeTimeoutMs: number | null = null;
+  let handshakeTimeoutMs = kHandshakeTimeoutMs;
   if (o.handshakeTimeout !== undefined) {
     const t = o.handshakeTimeout;
     if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > kMaxTimerMs)

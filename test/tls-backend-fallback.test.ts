@@ -1,7 +1,7 @@
 /**
  * Which backend runs TLS. On backend 'auto', a tls:// server whose options the native layer runs
- * (key and cert) is native; one with any other option (alpn, sni, requestCert, handshakeTimeout,
- * ...) runs on the portable backend, and the process is warned once (GEVENT_TLS_PORTABLE), naming
+ * (key and cert) is native; one with any other option (alpn, sni, requestCert,
+ * sessionTimeout, ...) runs on the portable backend, and the process is warned once (GEVENT_TLS_PORTABLE), naming
  * the option, however many such servers start. Backend 'native' with such an option is refused
  * naming it; numLoops > 1 with TLS is refused.
  */
@@ -31,7 +31,7 @@ test(
       const a = await listen({}, { tls: { ...plainTls, alpn: ['h2'] } }, 'tls://127.0.0.1:0');
       const b = await listen(
         {},
-        { tls: { ...plainTls, handshakeTimeout: 500 } },
+        { tls: { ...plainTls, sessionTimeout: 60 } },
         'tls://127.0.0.1:0',
         'tcp://127.0.0.1:0',
       );
@@ -56,7 +56,7 @@ test('backend native with an option the native TLS layer does not run is refused
     [{ passphrase: 'x' }, 'passphrase'],
     [{ minVersion: 'TLSv1.3' as const }, 'minVersion'],
     [{ ticketKeys: Buffer.alloc(48) }, 'ticketKeys'],
-    [{ handshakeTimeout: 100 }, 'handshakeTimeout'],
+    [{ sessionTimeout: 60 }, 'sessionTimeout'],
   ] as const) {
     await assert.rejects(
       listen({}, { backend: 'native', tls: { ...tls, ...extra } }, 'tls://127.0.0.1:0'),

@@ -122,9 +122,10 @@ export interface NativeAddon {
   tlsAvailable(): string | null;
   /**
    * Gives the loop the context of its ListenFlag.Tls listeners from a PEM key and certificate
-   * (chain after it); once per loop. 0, -errno, or [-errno, what OpenSSL refused].
+   * (chain after it), and their handshake deadline (ms from accept; past it a TlsRefused with
+   * ETIMEDOUT); once per loop. 0, -errno, or [-errno, what OpenSSL refused].
    */
-  loopTls(loop: LoopHandle, key: Uint8Array, cert: Uint8Array): number | [number, string];
+  loopTls(loop: LoopHandle, key: Uint8Array, cert: Uint8Array, handshakeTimeoutMs: number): number | [number, string];
   /** [protocol, cipher, servername ('' for none), resumed] of open TLS connection `id`, or -errno. */
   connTlsInfo(loop: LoopHandle, id: number): [string, string, string, boolean] | number;
   /** OpenSSL's text for the error word of a TlsRefused record, or null. */

@@ -4,15 +4,18 @@
  * option, the TlsInfo of a connection whose handshake is done, and the reason of one that failed.
  *
  * The native layer runs a server with a key and a certificate (its chain after it), TLS 1.2 at
- * least, no renegotiation, session tickets with keys of its own. Every other option (`sni`, `ca`
- * with `requestCert`, `passphrase`, `alpn`, `minVersion` 'TLSv1.3', `ciphers`, `ticketKeys`,
- * `sessionTimeout`, `handshakeTimeout`) runs on the portable backend (node:tls).
+ * least, no renegotiation, session tickets with keys of its own, and `handshakeTimeout`. Every other
+ * option (`sni`, `ca` with `requestCert`, `passphrase`, `alpn`, `minVersion` 'TLSv1.3', `ciphers`,
+ * `ticketKeys`, `sessionTimeout`) runs on the portable backend (node:tls).
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { TlsConfigError } from '../errors.js';
 import type { Pem, ServerTlsConfig } from '../tls-options.js';
 import type { TlsInfo } from './backend.js';
+
+const kETIMEDOUT = osConstants.errno.ETIMEDOUT;
 
 /** The first option of `cfg` the native layer does not run (`options.tls.sni`, ...), or null. */
 export function nativeTlsUnsupported(cfg: ServerTlsConfig): string | null {
@@ -26,7 +29,6 @@ export function nativeTlsUnsupported(cfg: ServerTlsConfig): string | null {
   if (cfg.ciphers !== null) return `${o}ciphers`;
   if (cfg.ticketKeys !== null) return `${o}ticketKeys`;
   if (cfg.sessionTimeoutS !== null) return `${o}sessionTimeout`;
-  if (cfg.handshakeTimeoutMs !== null) return `${o}handshakeTimeout`;
   return null;
 }
 
@@ -83,7 +85,7 @@ export function nativeTlsInfo(protocol: string, cipher: string, servername: stri
 /**
  * The reason and message of a TlsRefused record: Node's code for OpenSSL's error (`wrong version
  * number` becomes ERR_SSL_WRONG_VERSION_NUMBER, as node:tls names it), else the errno's name
- * (ECONNABORTED, ECONNRESET: the peer left mid-handshake).
+ * (ECONNABORTED, ECONNRESET: the peer left mid-handshake), or ERR_TLS_HANDSHAKE_TIMEOUT as node:tls.
  */
 export function nativeTlsRefusal(errno: number, sslText: string | null): { reason: string; detail: string } {
   if (sslText !== null && sslText !== '')
@@ -91,6 +93,8 @@ export function nativeTlsRefusal(errno: number, sslText: string | null): { reaso
       reason: `ERR_SSL_${sslText.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`,
       detail: `the handshake failed: ${sslText}`,
     };
+  if (errno === kETIMEDOUT)
+    return { reason: 'ERR_TLS_HANDSHAKE_TIMEOUT', detail: 'no handshake within options.tls.handshakeTimeout' };
   let name: string;
   try {
     name = getSystemErrorName(-Math.abs(errno));

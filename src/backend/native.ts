@@ -561,7 +561,7 @@ export class NativeBackend implements Backend {
     const why = this.#addon.tlsAvailable();
     if (why !== null) throw new BackendUnavailableError(`${spec.text}: TLS cannot run natively here: ${why}`);
     const { key, cert } = checkedNativePem(cfg);
-    const rc = this.#addon.loopTls(this.#loop, key, cert);
+    const rc = this.#addon.loopTls(this.#loop, key, cert, cfg.handshakeTimeoutMs);
     if (Array.isArray(rc)) throw new TlsConfigError('options.tls.key', errnoName(rc[0]), rc[1]);
     if (rc < 0) throw this.listenError(spec, rc);
     this.#tlsContext = true;

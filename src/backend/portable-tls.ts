@@ -19,7 +19,7 @@ import {
 } from 'node:tls';
 import type { TcpNetConnectOpts } from 'node:net';
 import { TlsConfigError } from '../errors.js';
-import { kHandshakeTimeoutMs, type Pem, type ServerTlsConfig } from '../tls-options.js';
+import type { Pem, ServerTlsConfig } from '../tls-options.js';
 import type { DialSpec, TlsInfo } from './backend.js';
 
 const kSecureOptions = cryptoConstants.SSL_OP_NO_RENEGOTIATION ?? 0;
@@ -46,7 +46,7 @@ export function createPortableTlsServer(
     ...net,
     requestCert: cfg.requestCert,
     rejectUnauthorized: cfg.rejectUnauthorized,
-    handshakeTimeout: cfg.handshakeTimeoutMs ?? kHandshakeTimeoutMs,
+    handshakeTimeout: cfg.handshakeTimeoutMs,
     ...(cfg.alpn !== null ? { ALPNProtocols: cfg.alpn } : {}),
     ...(byName.size > 0
       ? {

@@ -47,8 +47,9 @@ typedef struct {
   uint32_t id;
   int echo; /* DATA goes back as a WRITE */
   int opened, ended, closed, close_err;
-  int refused;      /* TLS_REFUSED instead of OPEN */
-  uint32_t failure; /* its OpenSSL error */
+  int refused;          /* TLS_REFUSED instead of OPEN */
+  uint32_t failure;     /* its OpenSSL error */
+  uint32_t peer_family; /* its peer's, GEV_ADDR_* */
   uint8_t *data;
   size_t data_len, data_cap;
   uint64_t queued;
@@ -93,6 +94,7 @@ static void on_record(const uint32_t *r, void *arg) {
     last->refused = 1;
     last->close_err = (int)r[2];
     last->failure = r[3];
+    last->peer_family = r[4];
     return;
   }
   sconn *s = by_id(r[1]);
@@ -425,6 +427,7 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
         "garbage: TLS_REFUSED [EPROTO] (%d), never OPEN", s->close_err);
   CHECK(s->failure != 0 && gev_tls_reason(s->failure) != NULL, "garbage: OpenSSL's error with it (%s)",
         gev_tls_reason(s->failure));
+  CHECK(s->peer_family == GEV_ADDR_INET4, "garbage: the peer with it (family %u)", s->peer_family);
   for (int i = 0; i < 50 && !cl.eof; i++) {
     struct pollfd p = {cl.fd, POLLIN, 0};
     (void)poll(&p, 1, 100);
