@@ -382,22 +382,36 @@ test('no common ALPN protocol: the handshake fails on both sides, never opened',
   }
 });
 
-test('a key that does not match its certificate rejects listen() naming it; so does a bad PEM', { skip }, async () => {
-  const f = tlsFixtures();
-  await assert.rejects(
-    listen({}, { backend: 'portable', tls: { key: f.strayKey, cert: f.serverCert } }, 'tls://127.0.0.1:0'),
-    (err: unknown) => {
-      assert.ok(err instanceof TlsConfigError, String(err));
-      assert.equal(err.code, 'ERR_GEVENT_TLS_CONFIG');
-      assert.equal(err.field, 'options.tls.key');
-      assert.match(err.message, /does not match options\.tls\.cert/);
-      return true;
+for (const backend of kBackends)
+  test(
+    `${backend}: a key that does not match its certificate rejects listen() naming it; so does a bad PEM`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      await assert.rejects(
+        listen({}, { backend, tls: { key: f.strayKey, cert: f.serverCert } }, 'tls://127.0.0.1:0'),
+        (err: unknown) => {
+          assert.ok(err instanceof TlsConfigError, String(err));
+          assert.equal(err.code, 'ERR_GEVENT_TLS_CONFIG');
+          assert.equal(err.field, 'options.tls.key');
+          assert.match(err.message, /does not match options\.tls\.cert/);
+          assert.match(err.reason, /MISMATCH/);
+          return true;
+        },
+      );
+      await assert.rejects(
+        listen({}, { backend, tls: { key: f.serverKey, cert: 'not a certificate' } }, 'tls://127.0.0.1:0'),
+        (err: unknown) => err instanceof TlsConfigError && err.field === 'options.tls.cert',
+      );
+      await assert.rejects(
+        listen({}, { backend, tls: { key: 'not a key', cert: f.serverCert } }, 'tls://127.0.0.1:0'),
+        (err: unknown) => err instanceof TlsConfigError && err.field === 'options.tls.key',
+      );
     },
   );
-  await assert.rejects(
-    listen({}, { backend: 'portable', tls: { key: f.serverKey, cert: 'not a certificate' } }, 'tls://127.0.0.1:0'),
-    (err: unknown) => err instanceof TlsConfigError && err.field === 'options.tls.cert',
-  );
+
+test('an SNI key that does not match its certificate rejects listen() naming it', { skip }, async () => {
+  const f = tlsFixtures();
   await assert.rejects(
     listen(
       {},
