@@ -31,6 +31,7 @@ describe('native core: TLS layer', { skip: kSkip }, () => {
       /echo: TLS 1\.2: 1048576 random bytes in random records came back byte-exact/,
       /coalesce: TLS 1\.3: 100 writes of one flush left as 2 records, one per gathered send/,
       /bytewise: a handshake fed one byte at a time, no record before the last byte, then OPEN/,
+      /twice: data after a read that ended at EAGAIN arrives too/,
       /failures: garbage TLS_REFUSED \[EPROTO, OpenSSL's error\], FIN TLS_REFUSED \[ECONNABORTED\], reset TLS_REFUSED \[ECONNRESET\], never OPEN/,
       /close_notify: the client's reads as END, END sends close_notify then FIN and reads on/,
       /stalled: \d+ bytes queued and ciphertext held with EPOLLOUT, then 8 MiB in order, hold gone/,

@@ -9,7 +9,7 @@
  *   2. echo: 6 MiB of random bytes, written by the client in records of random sizes and read in
  *      random sizes, come back byte-exact (TLS 1.3, and 1 MiB over TLS 1.2);
  *   3. the handshake fed one byte at a time: no record at all before the client's last byte, then
- *      OPEN;
+ *      OPEN; data sent after a read that ended with the socket empty arrives too;
  *   4. small writes in one flush leave as one record per send flush.c gathers (64 writes);
  *   5. garbage instead of a ClientHello: TLS_REFUSED [EPROTO, OpenSSL's error] with the peer, never
  *      OPEN or DATA, an empty error queue; a peer that sends FIN after its ClientHello: TLS_REFUSED
@@ -415,6 +415,22 @@ static void bytewise(gev_loop *loop, gev_tls_ctx *ctx) {
   printf("bytewise: a handshake fed one byte at a time, no record before the last byte, then OPEN\n");
 }
 
+/* A read that took data and then found the socket empty (EAGAIN) leaves the connection readable:
+ * what the client sends later arrives too. */
+static void twice(gev_loop *loop, gev_tls_ctx *ctx) {
+  client cl;
+  sconn *s = open_pair(loop, ctx, &cl, 0, 0);
+  handshake(loop, &cl, s, 0);
+  client_write(loop, &cl, "one", 3);
+  PUMP_UNTIL(loop, s->data_len == 3);
+  client_write(loop, &cl, "two", 3);
+  PUMP_UNTIL(loop, s->data_len == 6);
+  CHECK(memcmp(s->data, "onetwo", 6) == 0, "twice: both writes, in order");
+  close_server(loop, s);
+  client_free(&cl);
+  printf("twice: data after a read that ended at EAGAIN arrives too\n");
+}
+
 static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   /* Garbage instead of a ClientHello. */
   client cl;
@@ -658,6 +674,7 @@ int main(void) {
   echo(loop, ctx, 6u * MIB, 0, "TLS 1.3");
   echo(loop, ctx, 1u * MIB, TLS1_2_VERSION, "TLS 1.2");
   bytewise(loop, ctx);
+  twice(loop, ctx);
   failures(loop, ctx);
   close_notify(loop, ctx);
   stalled(loop, ctx);
