@@ -29,6 +29,11 @@
  * connection never opens. A hand-off listener's Accepted record says it is a PROXY one, and the
  * adopting loop reads the header (adopt(fd, origin, true)).
  *
+ * TLS listeners: the first one gives the loop its context (loopTls, from BackendOptions.tls, checked
+ * in native-tls.ts) and each is bound with ListenFlag.Tls. C runs the handshake before the Open
+ * (native/tls.c); at the Open, connTlsInfo says what it settled, kept as the pair's `tls`. A failed
+ * handshake is a TlsRefused record, onTlsError(listener, reason, peer, detail), and no Open.
+ *
  * Threading: a NativeBackend belongs to the thread that created it, and so do all its calls.
  */
 import { isIP } from 'node:net';
@@ -388,17 +393,21 @@ class ProxiedAddrPair implements AddrPair {
 
 /** A TLS listener's connection: its addresses and what its handshake settled. */
 class TlsAddrPair implements AddrPair {
+  readonly #pair: AddrPair;
+
   constructor(
-    readonly pair: AddrPair,
+    pair: AddrPair,
     readonly tls: TlsInfo,
-  ) {}
+  ) {
+    this.#pair = pair;
+  }
 
   get local(): Addr {
-    return this.pair.local;
+    return this.#pair.local;
   }
 
   get remote(): Addr {
-    return this.pair.remote;
+    return this.#pair.remote;
   }
 }
 
