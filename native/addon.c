@@ -421,6 +421,74 @@ static napi_value js_connect_unix(napi_env env, napi_callback_info info) {
   return num(env, rc != 0 ? rc : (double)id);
 }
 
+static napi_value str(napi_env env, const char *s) {
+  napi_value r;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+/* tlsAvailable(): null when TLS can run natively in this process, else the sentence saying why not. */
+static napi_value js_tls_available(napi_env env, napi_callback_info info) {
+  const char *reason = NULL;
+  napi_value r;
+  if (gev_tls_init(&reason) == 0) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  return str(env, reason != NULL ? reason : "OpenSSL is not usable here");
+}
+
+/* loopTls(loop, key Uint8Array, cert Uint8Array, handshakeTimeoutMs): the context of the loop's
+ * TLS listeners. 0, or [-errno, the sentence saying what OpenSSL refused]. */
+static napi_value js_loop_tls(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
+  size_t key_len = 0, cert_len = 0;
+  const char *key = arg_typed(env, argv[1], &key_len);
+  const char *cert = arg_typed(env, argv[2], &cert_len);
+  if (key == NULL || cert == NULL) return num(env, -EINVAL);
+  const char *reason = NULL;
+  int rc = gev_loop_tls(n->loop, key, key_len, cert, cert_len, arg_u32(env, argv[3]), &reason);
+  if (rc == 0) return num(env, 0);
+  napi_value pair;
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, num(env, rc));
+  napi_set_element(env, pair, 1, str(env, reason != NULL ? reason : ""));
+  return pair;
+}
+
+/* connTlsInfo(loop, id): [protocol, cipher, servername ('' for none), resumed] of an open TLS
+ * connection, or -errno. */
+static napi_value js_conn_tls_info(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  gev_node *n = arg_node(env, argv[0]);
+  if (n == NULL) return NULL;
+  if (n->closing) return num(env, -EBADF);
+  gev_tls_info ti;
+  int rc = gev_conn_tls_info(n->loop, arg_u32(env, argv[1]), &ti);
+  if (rc != 0) return num(env, rc);
+  napi_value arr, b;
+  napi_create_array_with_length(env, 4, &arr);
+  napi_set_element(env, arr, 0, str(env, ti.protocol != NULL ? ti.protocol : ""));
+  napi_set_element(env, arr, 1, str(env, ti.cipher != NULL ? ti.cipher : ""));
+  napi_set_element(env, arr, 2, str(env, ti.servername));
+  napi_get_boolean(env, ti.resumed != 0, &b);
+  napi_set_element(env, arr, 3, b);
+  return arr;
+}
+
+/* tlsReason(err): OpenSSL's text for the error of a TLS_REFUSED record, or null. */
+static napi_value js_tls_reason(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  const char *reason = gev_tls_reason(arg_u32(env, argv[0]));
+  if (reason != NULL) return str(env, reason);
+  napi_value r;
+  napi_get_null(env, &r);
+  return r;
+}
+
 /* stopAll(loop): closes listeners and connections, filling the in arena with CLOSE records.
  * Returns the record slots written; call again until it returns 0. */
 static napi_value js_stop_all(napi_env env, napi_callback_info info) {
@@ -509,6 +577,10 @@ NAPI_MODULE_INIT() {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tlsAvailable", NULL, js_tls_available, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"loopTls", NULL, js_loop_tls, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connTlsInfo", NULL, js_conn_tls_info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tlsReason", NULL, js_tls_reason, NULL, NULL, NULL, napi_enumerable, NULL},
       {"constants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

@@ -405,6 +405,15 @@ void gev_conn_release(gev_loop *loop, gev_conn *c) {
   if (loop->parked) gev_listener_unpark_all(loop);
 }
 
+/* Closes accepted connection `c` in its layer's handshake, which JS never heard of: TLS_REFUSED
+ * [origin, err, why] + its peer (when getpeername still knows it), and its slot free at once. */
+void gev_conn_refuse(gev_loop *loop, gev_conn *c, int err, uint32_t why) {
+  uint32_t addr[GEV_ADDR_U32], origin = c->origin;
+  sys_peer_addr(c->fd, addr);
+  gev_conn_release(loop, c);
+  gev_loop_emit(loop, GEV_REC_TLS_REFUSED, origin, (uint32_t)err, why, addr);
+}
+
 /* The queue drained: carry out a requested close or half-close, once the layer's end of stream
  * (if any) is written too. Returns 0 if still open. */
 static int after_drain(gev_loop *loop, gev_conn *c) {
@@ -605,7 +614,8 @@ static void conn_connected(gev_loop *loop, gev_conn *c, uint32_t id) {
 /*
  * One step of a layer's handshake (see gev_io), at most GEV_HANDSHAKE_CAP a wake-up: the rest stay
  * ready and wait for the next. Done, the connection opens (OPEN with its peer) and 0 tells the
- * caller to read it at once; -1 when it is still under way, deferred or closed.
+ * caller to read it at once; -1 when it is still under way, deferred or closed (failed: a dial's
+ * CLOSE, an accepted connection's TLS_REFUSED with its peer, when getpeername still knows it).
  */
 static int conn_handshake(gev_loop *loop, gev_conn *c, uint32_t id) {
   if (loop->hs_epoch != loop->epoch) {
@@ -615,8 +625,13 @@ static int conn_handshake(gev_loop *loop, gev_conn *c, uint32_t id) {
   if (loop->hs_used >= GEV_HANDSHAKE_CAP) return -1;
   loop->hs_used++;
   int r = c->io->handshake(c);
-  if (r < 0) {
+  if (r < 0 && (c->origin & GEV_ORIGIN_DIAL)) {
     gev_conn_close(loop, c, errno);
+    return -1;
+  }
+  if (r < 0) {
+    int err = errno;
+    gev_conn_refuse(loop, c, err, c->io->failure != NULL ? c->io->failure(c) : 0);
     return -1;
   }
   if (r > 0) {

@@ -7,8 +7,8 @@
  *
  *   in arena  (C writes during gev_loop_fill, JS reads during the batch callback)
  *     u32[0..HDR_U32)  header: [0] record slots used, [1] bytes used
- *     then records, SLOT_U32 u32 a slot: [type, a, b, c]; OPEN, DGRAM, ACCEPTED, PROXY and
- *                  PROXY_REFUSED take 1 + ADDR_SLOTS slots (the extra ones carry a socket address,
+ *     then records, SLOT_U32 u32 a slot: [type, a, b, c]; OPEN, DGRAM, ACCEPTED, PROXY,
+ *                  PROXY_REFUSED, RELAYED and TLS_REFUSED take 1 + ADDR_SLOTS slots (the extra ones carry a socket address,
  *                  see gev_addr_encode)
  *     bytes        payload region; offsets in records are absolute byte offsets into the buffer
  *
@@ -151,5 +151,37 @@ int gev_conn_connect_unix(gev_loop *loop, const char *path, uint32_t origin, uin
  */
 int gev_conn_connect_udp(gev_loop *loop, int family, const char *host, int port, const char *local_host, int local_port,
                          uint32_t origin, uint32_t *id_out);
+
+/*
+ * TLS server connections (tls.c), over the process's own OpenSSL 3, found at run time.
+ *
+ *   gev_tls_init        resolves OpenSSL once per process (any thread): 0, or -ENOSYS (not
+ *                       exported) or -ENOTSUP (not version 3) with a static sentence in *reason
+ *                       saying why TLS cannot run natively here.
+ *   gev_loop_tls        gives the loop the context its GEV_LISTEN_TLS listeners use, from a PEM
+ *                       private key and a PEM certificate (its chain may follow it); once per loop,
+ *                       freed with it. 0, -EALREADY, or -errno with a static sentence in *reason
+ *                       (-EINVAL for a key or certificate OpenSSL does not take, or a mismatch).
+ *                       A TLS listener's connection opens once its handshake is done; a failed
+ *                       one gives TLS_REFUSED [listener index, errno, OpenSSL error or 0] + peer
+ *                       instead (EPROTO: the peer does not speak TLS or was refused; ECONNABORTED
+ *                       or ECONNRESET: it left; ETIMEDOUT: no handshake within
+ *                       handshake_timeout_ms of its accept, 0 for no deadline), and JS never
+ *                       hears of its id.
+ *   gev_conn_tls_info   what open TLS connection `id`'s handshake settled; -EBADF when it is not
+ *                       one (or closed). The strings are OpenSSL's (static) or copied into `out`.
+ *   gev_tls_reason      OpenSSL's text for an error of a TLS_REFUSED record, or NULL.
+ */
+typedef struct gev_tls_info {
+  const char *protocol; /* "TLSv1.2", "TLSv1.3" */
+  const char *cipher;   /* "TLS_AES_256_GCM_SHA384", ... */
+  char servername[256]; /* the SNI name the client sent, "" when none */
+  int resumed;          /* the session was resumed */
+} gev_tls_info;
+int gev_tls_init(const char **reason);
+int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
+                 uint32_t handshake_timeout_ms, const char **reason);
+int gev_conn_tls_info(gev_loop *loop, uint32_t id, gev_tls_info *out);
+const char *gev_tls_reason(uint32_t err);
 
 #endif

@@ -28,6 +28,7 @@
   X(INT, REC_PROXY, 10)         /* [PROXY, id, ver|LOCAL|tlv len<<16, tlv off] + dst */                  \
   X(INT, REC_PROXY_REFUSED, 11) /* [.., listener index, PROXY_E_*, 0] + peer */                          \
   X(INT, REC_RELAYED, 12)       /* [RELAYED, id, 0, 0] + [rx lo, rx hi, tx lo, tx hi, 0...]: at CLOSE */ \
+  X(INT, REC_TLS_REFUSED, 13)   /* [.., listener index, errno, OpenSSL error or 0] + peer: no OPEN */    \
   /* PROXY protocol listeners: word b of PROXY, the header cap, and why a header was refused. */         \
   X(INT, PROXY_LOCAL, 1 << 8)    /* command LOCAL (v2) or UNKNOWN (v1): the socket's addresses */        \
   X(INT, PROXY_UNIX, 1 << 9)     /* v2 AF_UNIX: the 216-byte address block precedes the TLV bytes */     \
@@ -63,6 +64,7 @@
   X(INT, LISTEN_V6ONLY, 1 << 1)    /* IPV6_V6ONLY on (off without it) for an IPv6 socket */              \
   X(INT, LISTEN_HANDOFF, 1 << 2)   /* report accepted fds (ACCEPTED) instead of opening them */          \
   X(INT, LISTEN_PROXY, 1 << 3)     /* a PROXY header first; ACCEPTED word c carries this bit on */       \
+  X(INT, LISTEN_TLS, 1 << 4)       /* TLS server connections over the loop's context (tls.c) */          \
   /* A connection's origin: the JS listener index it was accepted on, or this bit for a dial. */         \
   X(U32, ORIGIN_DIAL, 0x80000000u)                                                                       \
   /* Arena layout: a header of HDR_U32 u32, then slots of SLOT_U32 u32 each. */                          \

@@ -121,8 +121,10 @@ typedef struct gev_proxy {
  *                        left, a socket's errno). While GEV_C_HANDSHAKE is set the core calls it on
  *                        every event instead of reading (at most GEV_HANDSHAKE_CAP times a wake-up,
  *                        the rest staying ready), emits no record and runs no command but CLOSE
- *                        (errno 0); done, it emits OPEN and reads at once; failed, it closes with
- *                        CLOSE [id, errno] and there is never an OPEN (as for a dial that fails).
+ *                        (errno 0); done, it emits OPEN and reads at once; failed, it closes and
+ *                        there is never an OPEN: a dial's gives CLOSE [id, errno] (as for a dial
+ *                        that fails), an accepted one's, which JS never heard of, TLS_REFUSED
+ *                        [listener index, errno, failure(c)] + the peer, its slot free at once.
  *   end(c)               writes the layer's end of stream (TLS: close_notify), once however often
  *                        it is called. The core calls it when the queue has drained under an END or
  *                        a flushed CLOSE, and shuts down or closes the socket only once the layer
@@ -132,6 +134,8 @@ typedef struct gev_proxy {
  *                        resumed, go on the loop's ready list (`ready`) when it holds some: c->fd
  *                        will not poll readable for it, so the next fill reads it from there.
  *   release(c)           frees the layer's state (c->io_state) when the connection is torn down.
+ *   failure(c)           after a failed handshake: the layer's own code for why (TLS: OpenSSL's
+ *                        first error), 0 when it has none.
  *
  * Held output: a layer whose recv, sendv, handshake or end could not write all its own bytes
  * (TLS records) keeps them and sets GEV_C_IO_HELD in c->flags, clearing it once they are written.
@@ -150,6 +154,7 @@ typedef struct gev_io {
   int (*end)(gev_conn *c);
   int (*buffered)(const gev_conn *c);
   void (*release)(gev_conn *c);
+  uint32_t (*failure)(const gev_conn *c);
 } gev_io;
 
 extern const gev_io gev_io_plain;
@@ -180,6 +185,7 @@ typedef struct gev_listener {
   int kind;
   int handoff;          /* report accepted fds instead of registering them (GEV_LISTEN_HANDOFF) */
   int proxy;            /* connections start with a PROXY header (GEV_LISTEN_PROXY) */
+  int tls;              /* connections are TLS over the loop's context (GEV_LISTEN_TLS) */
   int parked;           /* EPOLLIN dropped after an accept error, until the timer or a close */
   uint32_t error_epoch; /* the wake-up that last emitted ACCEPT_ERROR */
   uint32_t origin;      /* the JS listener index, carried by its records */
@@ -248,7 +254,14 @@ struct gev_loop {
   int spare_fd;       /* released to accept and drop a connection when out of fds */
   uint8_t *relay_buf; /* GEV_READ_BUDGET bytes relayed input passes through, made by the first relay */
   void *tls_scratch;  /* tls.c's buffers every TLS connection's bytes pass through, made by the first */
-  size_t udp_slot;    /* receive slot per datagram; a larger datagram is dropped as truncated */
+  /* The context of the loop's TLS listeners (gev_loop_tls) and the tls.c functions that adopt a
+   * connection over it and free it: pointers, so that a core built without tls.c links. */
+  struct gev_tls_ctx *tls_ctx;
+  int (*tls_adopt)(gev_loop *loop, int fd, uint32_t origin, struct gev_tls_ctx *x, uint32_t *id_out);
+  void (*tls_free)(struct gev_tls_ctx *x);
+  void (*tls_expire)(gev_loop *loop, uint64_t now); /* refuses handshakes past their deadline */
+  uint32_t tls_timeout_ms;                          /* the handshake deadline, 0 for none */
+  size_t udp_slot; /* receive slot per datagram; a larger datagram is dropped as truncated */
 
   uint64_t dgram_truncated;
   uint64_t dgram_send_dropped;
@@ -307,6 +320,7 @@ uint32_t gev_rec_slots(uint32_t type);
 gev_conn *gev_conn_get(gev_loop *loop, uint32_t id);
 uint32_t gev_conn_id(gev_loop *loop, gev_conn *c);
 void gev_conn_release(gev_loop *loop, gev_conn *c);
+void gev_conn_refuse(gev_loop *loop, gev_conn *c, int err, uint32_t why);
 int gev_conn_add(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
 int gev_conn_add_pending(gev_loop *loop, int fd, uint32_t origin, int is_tcp, uint32_t *id_out);
 int gev_conn_connect(gev_loop *loop, const struct sockaddr *sa, socklen_t len, const struct sockaddr *local,
@@ -363,9 +377,7 @@ void gev_udp_flush(gev_loop *loop);
 /*
  * tls.c: TLS as a gev_io layer, server side, over the process's own OpenSSL 3 (resolved at run time).
  *
- *   gev_tls_init      resolves OpenSSL once per process (any thread): 0, or -ENOSYS (not exported)
- *                     or -ENOTSUP (not version 3) with a static sentence in *reason saying why TLS
- *                     cannot run natively here.
+ *   gev_tls_init      (gev.h) whether TLS can run natively in this process.
  *   gev_tls_ctx_new   a server context from a PEM private key and a PEM certificate (its chain may
  *                     follow it): TLS 1.2 at least, no renegotiation, no compression. 0 with *out
  *                     set, or -errno (-EINVAL for a key or certificate OpenSSL does not take or a key
@@ -374,11 +386,12 @@ void gev_udp_flush(gev_loop *loop);
  *                     running with it (connections keep their own reference).
  *   gev_tls_adopt     registers a connected fd as a TLS server connection of `origin` in its
  *                     handshake (GEV_C_HANDSHAKE): its OPEN comes once the handshake completes, or
- *                     CLOSE [id, EPROTO or ECONNABORTED] and never an OPEN when it fails (gev_io).
+ *                     TLS_REFUSED [origin, EPROTO or ECONNABORTED, OpenSSL's error] + peer and
+ *                     never an OPEN when it fails (gev_io). gev_loop_tls (gev.h) makes it the
+ *                     loop's way to adopt its TLS listeners' connections.
  *                     0 with *id_out set, or -errno (the fd is then not closed).
  */
 typedef struct gev_tls_ctx gev_tls_ctx;
-int gev_tls_init(const char **reason);
 int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len, gev_tls_ctx **out,
                     const char **reason);
 void gev_tls_ctx_free(gev_tls_ctx *x);

@@ -9,4 +9,4 @@ static ssize_t plain_recv(gev_conn *c, void *buf, size_t len) { return sys_recv(
 
 static ssize_t plain_sendv(gev_conn *c, const struct iovec *iov, int iovcnt) { return sys_sendv(c->fd, iov, iovcnt); }
 
-const gev_io gev_io_plain = {plain_recv, plain_sendv, NULL, NULL, NULL, NULL};
+const gev_io gev_io_plain = {plain_recv, plain_sendv, NULL, NULL, NULL, NULL, NULL};

@@ -5,7 +5,9 @@
  * reports the accepted fd to JS (ACCEPTED records) so an acceptor can pass it to another loop,
  * which registers it with gev_conn_adopt. Both records carry the listener's origin, its JS index.
  * A PROXY protocol listener's connections open only once their header is read (proxyaccept.c); a
- * hand-off one's ACCEPTED record says so (GEV_LISTEN_PROXY), for the adopting loop to read it.
+ * hand-off one's ACCEPTED record says so (GEV_LISTEN_PROXY), for the adopting loop to read it. A
+ * TLS listener's connections open only once their handshake is done (tls.c, over the loop's
+ * context, gev_loop_tls); such a listener is neither a PROXY nor a hand-off one.
  * Sockets are made, configured (sys_listen_options, from the GEV_LISTEN_* flags) and accepted in
  * sys.c; every fd is non-blocking and close-on-exec.
  *
@@ -86,10 +88,13 @@ static int listener_add(gev_loop *loop, int fd, int kind, uint32_t flags, uint32
   l->origin = origin;
   l->handoff = kind != GEV_L_UDP && (flags & GEV_LISTEN_HANDOFF) != 0;
   l->proxy = kind != GEV_L_UDP && (flags & GEV_LISTEN_PROXY) != 0;
+  l->tls = kind != GEV_L_UDP && (flags & GEV_LISTEN_TLS) != 0;
   return (int)slot;
 }
 
 int gev_listen_tcp(gev_loop *loop, int family, const char *host, int port, uint32_t flags, uint32_t origin) {
+  if ((flags & GEV_LISTEN_TLS) && (loop->tls_ctx == NULL || (flags & (GEV_LISTEN_PROXY | GEV_LISTEN_HANDOFF))))
+    return -EINVAL;
   int fd = bind_inet(SOCK_STREAM, family, host, port, flags);
   if (fd < 0) return fd;
   int rc = sys_listen(fd);
@@ -122,6 +127,8 @@ int gev_listen_unix(gev_loop *loop, const char *path, uint32_t flags, uint32_t o
   struct sockaddr_un sa;
   struct stat st;
   size_t n = strlen(path);
+  if ((flags & GEV_LISTEN_TLS) && (loop->tls_ctx == NULL || (flags & (GEV_LISTEN_PROXY | GEV_LISTEN_HANDOFF))))
+    return -EINVAL;
   if (n == 0 || n >= sizeof sa.sun_path) return -ENAMETOOLONG;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
@@ -249,13 +256,14 @@ void gev_listener_on_event(gev_loop *loop, uint32_t slot) {
     }
     uint32_t id;
     int rc = l->proxy ? gev_proxy_accept(loop, fd, l->origin, l->kind == GEV_L_TCP, addr)
+             : l->tls ? loop->tls_adopt(loop, fd, l->origin, loop->tls_ctx, &id)
                       : gev_conn_add(loop, fd, l->origin, l->kind == GEV_L_TCP, &id);
     if (rc != 0) {
       sys_close(fd);
       accept_error(loop, l, -rc);
       continue;
     }
-    if (l->proxy) continue;
+    if (l->proxy || l->tls) continue;
     gev_loop_emit(loop, GEV_REC_OPEN, id, l->origin, 0, addr);
   }
 }

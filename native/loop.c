@@ -166,7 +166,7 @@ static int pending_push(gev_loop *loop, const uint32_t *rec, uint32_t slots) {
 /* The slots a record of `type` takes: those followed by an address take GEV_ADDR_SLOTS more. */
 uint32_t gev_rec_slots(uint32_t type) {
   int addr = type == GEV_REC_OPEN || type == GEV_REC_DGRAM || type == GEV_REC_ACCEPTED || type == GEV_REC_PROXY ||
-             type == GEV_REC_PROXY_REFUSED || type == GEV_REC_RELAYED;
+             type == GEV_REC_PROXY_REFUSED || type == GEV_REC_RELAYED || type == GEV_REC_TLS_REFUSED;
   return addr ? 1u + GEV_ADDR_SLOTS : 1u;
 }
 
@@ -250,8 +250,8 @@ void gev_loop_timer_want(gev_loop *loop, uint64_t at_ms) {
   if (sys_timer_arm_at(loop->tfd, at_ms) == 0) loop->timer_at = at_ms ? at_ms : 1;
 }
 
-/* The timer fired: retry parked listeners when their time came, expire PROXY headers past their
- * deadline (as many as the arena takes), and arm again for whatever is left. */
+/* The timer fired: retry parked listeners when their time came, expire PROXY headers and TLS
+ * handshakes past their deadline (as many as the arena takes), and arm again for whatever is left. */
 static void on_timer(gev_loop *loop) {
   uint64_t v = 0;
   if (read(loop->tfd, &v, sizeof v) != (ssize_t)sizeof v) return;
@@ -263,6 +263,7 @@ static void on_timer(gev_loop *loop) {
   }
   if (loop->unpark_at != 0) gev_loop_timer_want(loop, loop->unpark_at);
   gev_proxy_expire(loop, now);
+  if (loop->tls_expire != NULL) loop->tls_expire(loop, now);
 }
 
 static void begin_fill(gev_loop *loop) {
@@ -323,7 +324,9 @@ uint32_t gev_loop_stop_all(gev_loop *loop) {
   gev_proxy_drop_all(loop);
   for (uint32_t s = 0; s < loop->nconns; s++) {
     gev_conn *c = &loop->conns[s];
-    if (c->flags & GEV_C_OPEN) gev_conn_close(loop, c, 0);
+    /* An accepted connection still in its handshake was never heard of by JS: no CLOSE. */
+    if ((c->flags & GEV_C_HANDSHAKE) && !(c->origin & GEV_ORIGIN_DIAL)) gev_conn_release(loop, c);
+    else if (c->flags & GEV_C_OPEN) gev_conn_close(loop, c, 0);
   }
   return end_fill(loop);
 }
@@ -338,5 +341,6 @@ void gev_loop_free(gev_loop *loop) {
   free(loop->ready.ids);
   free(loop->relay_buf);
   free(loop->tls_scratch);
+  if (loop->tls_free != NULL) loop->tls_free(loop->tls_ctx);
   free(loop);
 }

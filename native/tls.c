@@ -20,7 +20,10 @@
  *
  *   adopt (gev_tls_adopt) ─► GEV_C_HANDSHAKE: every event steps SSL_do_handshake; no record
  *        ├─ done ─► OPEN, then DATA/END/CLOSE as for any connection
- *        └─ failed ─► CLOSE [id, EPROTO], or ECONNABORTED when the peer left, and never an OPEN
+ *        └─ failed ─► TLS_REFUSED [origin, EPROTO and OpenSSL's error, or ECONNABORTED when the
+ *                     peer left] + peer, and never an OPEN (a dial's: CLOSE [id, errno])
+ *   a deadline (gev_loop_tls) ─► handshakes in the loop's FIFO, oldest first; past it TLS_REFUSED
+ *        [origin, ETIMEDOUT] (the loop's timer)
  *   END, or a flushed CLOSE, once the queue drained ─► close_notify (end), then the socket's
  *        shutdown or close once it is written; a peer's close_notify reads as the end of the stream
  *        (so does a FIN without one, as most servers take it)
@@ -88,7 +91,13 @@
   X(void, X509_free, (X509 *))                                                            \
   X(void, EVP_PKEY_free, (EVP_PKEY *))                                                    \
   X(void, ERR_clear_error, (void))                                                        \
-  X(unsigned long, ERR_get_error, (void))
+  X(unsigned long, ERR_get_error, (void))                                                 \
+  X(const char *, ERR_reason_error_string, (unsigned long))                               \
+  X(const char *, SSL_get_version, (const SSL *))                                         \
+  X(const SSL_CIPHER *, SSL_get_current_cipher, (const SSL *))                            \
+  X(const char *, SSL_CIPHER_get_name, (const SSL_CIPHER *))                              \
+  X(const char *, SSL_get_servername, (const SSL *, const int))                           \
+  X(int, SSL_session_reused, (const SSL *))
 
 #define GEV_TLS_MEMBER(ret, name, args) ret(*name) args;
 static struct {
@@ -105,7 +114,11 @@ struct gev_tls_ctx {
 };
 
 /* A loop's scratch (loop->tls_scratch), used by one call into the layer at a time. */
+typedef struct gev_tls_conn gev_tls_conn;
+
 typedef struct gev_tls_scratch {
+  gev_tls_conn *hs_head; /* connections in their handshake, oldest (earliest deadline) first */
+  gev_tls_conn *hs_tail;
   size_t in_len; /* bytes read into `in` by the current call */
   size_t in_off; /* of which SSL has consumed this many */
   size_t out_len;
@@ -120,7 +133,7 @@ typedef struct tls_run {
 } tls_run;
 
 /* A connection's TLS state (c->io_state). */
-typedef struct gev_tls_conn {
+struct gev_tls_conn {
   SSL *ssl;
   gev_tls_scratch *sc; /* the loop's */
   tls_run saved;       /* ciphertext read, not yet consumed by SSL */
@@ -129,7 +142,12 @@ typedef struct gev_tls_conn {
   int rerr;            /* a read's error found after input recv has returned, for its next call */
   int ended;           /* close_notify written */
   int eof;             /* the end of the stream was seen after input recv has returned */
-} gev_tls_conn;
+  uint32_t failure;    /* OpenSSL's first error of a failed handshake, 0 if none */
+  uint32_t id;         /* the connection's, while in the deadline FIFO */
+  int in_fifo;         /* in the loop's FIFO of handshakes with a deadline */
+  uint64_t deadline_ms;
+  gev_tls_conn *hs_prev, *hs_next;
+};
 
 static int tls_bio_new_method(void);
 
@@ -314,18 +332,55 @@ static void tls_push_quiet(gev_conn *c, gev_tls_conn *t) {
   errno = saved;
 }
 
+/* Takes `t` out of the loop's FIFO of handshakes with a deadline (if it is in it). */
+static void fifo_remove(gev_tls_conn *t) {
+  if (!t->in_fifo) return;
+  gev_tls_scratch *sc = t->sc;
+  if (t->hs_prev != NULL) t->hs_prev->hs_next = t->hs_next;
+  else sc->hs_head = t->hs_next;
+  if (t->hs_next != NULL) t->hs_next->hs_prev = t->hs_prev;
+  else sc->hs_tail = t->hs_prev;
+  t->hs_prev = t->hs_next = NULL;
+  t->in_fifo = 0;
+}
+
+/* The timer fired at `now`: refuses (ETIMEDOUT) every handshake past its deadline, as many as the
+ * arena takes (the rest at once in the next fill), and arms the timer for the next deadline. */
+static void tls_expire(gev_loop *loop, uint64_t now) {
+  gev_tls_scratch *sc = loop->tls_scratch;
+  while (sc != NULL && sc->hs_head != NULL) {
+    gev_tls_conn *t = sc->hs_head;
+    if (t->deadline_ms > now) {
+      gev_loop_timer_want(loop, t->deadline_ms);
+      return;
+    }
+    if (!gev_loop_room(loop, 1u + GEV_ADDR_SLOTS)) {
+      gev_loop_timer_want(loop, now);
+      return;
+    }
+    gev_conn *c = gev_conn_get(loop, t->id);
+    if (c == NULL) { /* cannot happen: release takes it out first */
+      fifo_remove(t);
+      continue;
+    }
+    gev_conn_refuse(loop, c, ETIMEDOUT, 0);
+  }
+}
+
 static int tls_handshake(gev_conn *c) {
   gev_tls_conn *t = c->io_state;
   for (;;) {
     fn.ERR_clear_error();
     int r = fn.SSL_do_handshake(t->ssl);
     if (r == 1) {
+      fifo_remove(t);
       if (tls_push(c, t) != 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
       return 1;
     }
     int e = fn.SSL_get_error(t->ssl, r);
-    err_drain();
+    unsigned long first = err_drain();
     if (e != SSL_ERROR_WANT_READ) {
+      t->failure = (uint32_t)first;
       tls_push_quiet(c, t); /* the alert, if OpenSSL wrote one */
       errno = EPROTO;
       return -1;
@@ -375,7 +430,7 @@ static ssize_t tls_recv(gev_conn *c, void *buf, size_t len) {
   tls_push_quiet(c, t);
   if (t->werr != 0) err = t->werr;
   else if (got > 0) {
-    t->rerr = err;
+    t->rerr = err == EAGAIN || err == EWOULDBLOCK ? 0 : err; /* the socket's EAGAIN is no error to keep */
     return (ssize_t)got;
   }
   if (err == 0) return 0; /* the end: close_notify, or a FIN */
@@ -453,6 +508,7 @@ static int tls_buffered(const gev_conn *c) {
 static void tls_release(gev_conn *c) {
   gev_tls_conn *t = c->io_state;
   if (t == NULL) return;
+  fifo_remove(t);
   fn.SSL_free(t->ssl);
   run_free(&t->saved);
   run_free(&t->held);
@@ -460,7 +516,9 @@ static void tls_release(gev_conn *c) {
   c->io_state = NULL;
 }
 
-static const gev_io gev_io_tls = {tls_recv, tls_sendv, tls_handshake, tls_end, tls_buffered, tls_release};
+static uint32_t tls_failure(const gev_conn *c) { return ((const gev_tls_conn *)c->io_state)->failure; }
+
+static const gev_io gev_io_tls = {tls_recv, tls_sendv, tls_handshake, tls_end, tls_buffered, tls_release, tls_failure};
 
 /* Reads every certificate of a PEM block: the first is the leaf, the rest its chain. */
 static int ctx_certs(SSL_CTX *ctx, const char *pem, size_t len) {
@@ -548,6 +606,7 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
     gev_tls_scratch *sc = malloc(sizeof *sc);
     if (sc == NULL) return -ENOMEM;
     sc->in_len = sc->in_off = sc->out_len = 0;
+    sc->hs_head = sc->hs_tail = NULL;
     loop->tls_scratch = sc;
   }
   gev_tls_conn *t = calloc(1, sizeof *t);
@@ -571,6 +630,59 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
   if (rc != 0) {
     fn.SSL_free(t->ssl);
     free(t);
+    return rc;
   }
-  return rc;
+  if (loop->tls_timeout_ms > 0) {
+    gev_tls_scratch *sc = t->sc;
+    t->id = *id_out;
+    t->deadline_ms = sys_now_ms() + loop->tls_timeout_ms;
+    t->in_fifo = 1;
+    t->hs_prev = sc->hs_tail;
+    if (sc->hs_tail != NULL) sc->hs_tail->hs_next = t;
+    else sc->hs_head = t;
+    sc->hs_tail = t;
+    gev_loop_timer_want(loop, t->deadline_ms);
+  }
+  return 0;
+}
+
+int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
+                 uint32_t handshake_timeout_ms, const char **reason) {
+  if (loop->tls_ctx != NULL) {
+    if (reason != NULL) *reason = "the loop has a TLS context already";
+    return -EALREADY;
+  }
+  gev_tls_ctx *x = NULL;
+  int rc = gev_tls_ctx_new(key_pem, key_len, cert_pem, cert_len, &x, reason);
+  if (rc != 0) return rc;
+  loop->tls_ctx = x;
+  loop->tls_adopt = gev_tls_adopt;
+  loop->tls_free = gev_tls_ctx_free;
+  loop->tls_expire = tls_expire;
+  loop->tls_timeout_ms = handshake_timeout_ms;
+  return 0;
+}
+
+int gev_conn_tls_info(gev_loop *loop, uint32_t id, gev_tls_info *out) {
+  gev_conn *c = gev_conn_get(loop, id);
+  if (c == NULL || c->io != &gev_io_tls || (c->flags & GEV_C_HANDSHAKE)) return -EBADF;
+  SSL *ssl = ((gev_tls_conn *)c->io_state)->ssl;
+  const SSL_CIPHER *cipher = fn.SSL_get_current_cipher(ssl);
+  const char *name = fn.SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  out->protocol = fn.SSL_get_version(ssl);
+  out->cipher = cipher != NULL ? fn.SSL_CIPHER_get_name(cipher) : "";
+  out->servername[0] = '\0';
+  if (name != NULL) {
+    size_t n = strlen(name);
+    if (n >= sizeof out->servername) n = sizeof out->servername - 1;
+    memcpy(out->servername, name, n);
+    out->servername[n] = '\0';
+  }
+  out->resumed = fn.SSL_session_reused(ssl) == 1;
+  return 0;
+}
+
+const char *gev_tls_reason(uint32_t err) {
+  if (err == 0 || gev_tls_init(NULL) != 0) return NULL;
+  return fn.ERR_reason_error_string(err);
 }

@@ -63,6 +63,10 @@ const kSurface = [
   'close',
   'closeFd',
   'stats',
+  'tlsAvailable',
+  'loopTls',
+  'connTlsInfo',
+  'tlsReason',
 ];
 /** What the addon exports besides functions. */
 const kData = ['constants'];

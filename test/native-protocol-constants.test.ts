@@ -48,6 +48,7 @@ const kRec: Mirror<typeof Rec> = {
   Proxy: ['REC_PROXY', Rec.Proxy],
   ProxyRefused: ['REC_PROXY_REFUSED', Rec.ProxyRefused],
   Relayed: ['REC_RELAYED', Rec.Relayed],
+  TlsRefused: ['REC_TLS_REFUSED', Rec.TlsRefused],
 };
 
 const kProxyReason: Mirror<typeof ProxyReason> = {
@@ -87,6 +88,7 @@ const kListenFlag: Mirror<typeof ListenFlag> = {
   V6Only: ['LISTEN_V6ONLY', ListenFlag.V6Only],
   HandOff: ['LISTEN_HANDOFF', ListenFlag.HandOff],
   Proxy: ['LISTEN_PROXY', ListenFlag.Proxy],
+  Tls: ['LISTEN_TLS', ListenFlag.Tls],
 };
 
 const kAddrFamily: Mirror<typeof AddrFamily> = {

@@ -3,7 +3,7 @@
  * Node-API, OpenSSL found at run time as in the node binary): a mismatched key is refused, echoes
  * of random records come back byte-exact over TLS 1.3 and 1.2, a handshake fed one byte at a time
  * reports nothing before it completes, small writes share a record, a failed handshake (garbage,
- * FIN, reset) closes with a distinct errno and never opens and leaves the thread's error queue
+ * FIN, reset) is refused with a distinct errno and never opens and leaves the thread's error queue
  * empty, close_notify works both ways, and output to a peer that stops reading is held and then
  * drained in order, handshakes are capped per wake-up, and input the layer holds when the read budget
  * runs out or reading pauses arrives later. Skipped when gcc or the OpenSSL headers are not installed.
@@ -28,7 +28,8 @@ describe('native core: TLS layer', { skip: kSkip }, () => {
       /echo: TLS 1\.2: 1048576 random bytes in random records came back byte-exact/,
       /coalesce: TLS 1\.3: 100 writes of one flush left as 2 records, one per gathered send/,
       /bytewise: a handshake fed one byte at a time, no record before the last byte, then OPEN/,
-      /failures: garbage CLOSE \[EPROTO\], FIN CLOSE \[ECONNABORTED\], reset CLOSE \[ECONNRESET\], never OPEN/,
+      /twice: data after a read that ended at EAGAIN arrives too/,
+      /failures: garbage TLS_REFUSED \[EPROTO, OpenSSL's error\], FIN TLS_REFUSED \[ECONNABORTED\], reset TLS_REFUSED \[ECONNRESET\], never OPEN/,
       /close_notify: the client's reads as END, END sends close_notify then FIN and reads on/,
       /stalled: \d+ bytes queued and ciphertext held with EPOLLOUT, then 8 MiB in order, hold gone/,
       /capped: one fill answers 16 of 24 ClientHellos, all 24 open in the end/,

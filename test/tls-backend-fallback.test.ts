@@ -1,7 +1,9 @@
 /**
- * Which backend runs TLS: a server with a tls:// address on backend 'auto' runs on the portable
- * backend, and the process is warned once (GEVENT_TLS_PORTABLE) however many such servers start,
- * where the native backend would otherwise have run; numLoops > 1 with TLS is refused.
+ * Which backend runs TLS. On backend 'auto', a tls:// server whose options the native layer runs
+ * (key and cert) is native; one with any other option (alpn, sni, requestCert,
+ * sessionTimeout, ...) runs on the portable backend, and the process is warned once (GEVENT_TLS_PORTABLE), naming
+ * the option, however many such servers start. Backend 'native' with such an option is refused
+ * naming it; numLoops > 1 with TLS is refused.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -10,7 +12,7 @@ import { backendsUnderTest } from './helpers.js';
 import { opensslMissing, tlsFixtures } from './tls-fixtures.js';
 
 test(
-  'backend auto with a tls:// address: portable, one GEVENT_TLS_PORTABLE warning for two servers',
+  'backend auto with a tls:// address: native for key and cert, portable with one GEVENT_TLS_PORTABLE warning otherwise',
   { skip: opensslMissing },
   async (t) => {
     if (!(await backendsUnderTest()).includes('native'))
@@ -22,26 +24,51 @@ test(
     };
     process.on('warning', onWarning);
     try {
-      const tls = { key: f.serverKey, cert: f.serverCert };
-      const a = await listen({}, { tls }, 'tls://127.0.0.1:0');
-      const b = await listen({}, { tls }, 'tls://127.0.0.1:0', 'tcp://127.0.0.1:0');
+      const plainTls = { key: f.serverKey, cert: f.serverCert };
+      const n = await listen({}, { tls: plainTls }, 'tls://127.0.0.1:0');
+      assert.equal(n.backend, 'native');
+      await n.shutdown();
+      const a = await listen({}, { tls: { ...plainTls, alpn: ['h2'] } }, 'tls://127.0.0.1:0');
+      const b = await listen(
+        {},
+        { tls: { ...plainTls, sessionTimeout: 60 } },
+        'tls://127.0.0.1:0',
+        'tcp://127.0.0.1:0',
+      );
       assert.equal(a.backend, 'portable');
       assert.equal(b.backend, 'portable');
       await a.shutdown();
       await b.shutdown();
-      const plain = await listen({}, {}, 'tcp://127.0.0.1:0');
-      assert.equal(plain.backend, 'native');
-      await plain.shutdown();
       await new Promise((r) => setImmediate(r));
       assert.equal(warnings.length, 1);
-      assert.match(warnings[0]!.message, /tls:\/\/127\.0\.0\.1:0 needs TLS/);
+      assert.match(warnings[0]!.message, /tls:\/\/127\.0\.0\.1:0: options\.tls\.alpn is set/);
     } finally {
       process.off('warning', onWarning);
     }
   },
 );
 
-test('numLoops > 1 with a tls:// address is refused: the portable backend runs one loop', async () => {
+test('backend native with an option the native TLS layer does not run is refused, naming it', async () => {
+  const tls = { key: 'k', cert: 'c' };
+  for (const [extra, name] of [
+    [{ sni: { 'a.test': tls } }, 'sni'],
+    [{ requestCert: true }, 'requestCert'],
+    [{ passphrase: 'x' }, 'passphrase'],
+    [{ minVersion: 'TLSv1.3' as const }, 'minVersion'],
+    [{ ticketKeys: Buffer.alloc(48) }, 'ticketKeys'],
+    [{ sessionTimeout: 60 }, 'sessionTimeout'],
+  ] as const) {
+    await assert.rejects(
+      listen({}, { backend: 'native', tls: { ...tls, ...extra } }, 'tls://127.0.0.1:0'),
+      (err: unknown) =>
+        err instanceof BackendUnavailableError &&
+        err.message.includes(`options.tls.${name} is set`) &&
+        /portable backend/.test(err.message),
+    );
+  }
+});
+
+test('numLoops > 1 with a tls:// address is refused: TLS servers run one loop', async () => {
   await assert.rejects(
     listen({ numLoops: 2 }, { tls: { key: 'k', cert: 'c' } }, 'tls://127.0.0.1:0'),
     (err: unknown) => err instanceof BackendUnavailableError && /numLoops 2 with tls:\/\//.test(err.message),

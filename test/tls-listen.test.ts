@@ -1,7 +1,9 @@
 /**
- * TLS listeners (`tls://`) on the portable backend, with node:tls clients that check the host name:
+ * TLS listeners (`tls://`) with node:tls clients that check the host name, on both backends where
+ * the native layer runs the options (key, cert, handshakeTimeout), on the portable one otherwise:
  * - an echo is byte-exact up to 1 MiB; `opened` runs after the handshake; c.tls gives protocol,
- *   cipher, ALPN, server name, resumed, authorized and the peer certificate; server.addrs say tls://;
+ *   cipher, ALPN (portable), server name, resumed, authorized and the peer certificate (portable);
+ *   server.addrs say tls://;
  * - a client certificate with requestCert: authorized, peerCertificate's subject; none when one is
  *   required: refused, TlsHandshakeError, never `opened`;
  * - SNI picks the certificate for the name asked for, the default one otherwise;
@@ -30,7 +32,16 @@ import {
   type ServeOptions,
   type TlsInfo,
 } from '../src/index.js';
-import { assertNoFdLeak, openFdCount, readEnd, startServer, waitFor, within, type Running } from './helpers.js';
+import {
+  assertNoFdLeak,
+  backendsUnderTest,
+  openFdCount,
+  readEnd,
+  startServer,
+  waitFor,
+  within,
+  type Running,
+} from './helpers.js';
 import { opensslMissing, tlsFixtures, type TlsFixtures } from './tls-fixtures.js';
 
 const kMiB = 1 << 20;
@@ -46,10 +57,16 @@ const echo: Events['data'] = (_c, input) => {
   return out;
 };
 
-/** A portable TLS echo server on tls://127.0.0.1:0 recording `opened` and onError. */
+type BackendName = 'portable' | 'native';
+
+/** The backends a TLS listener with only key, cert and handshakeTimeout runs on. */
+const kBackends = await backendsUnderTest();
+
+/** A TLS echo server on tls://127.0.0.1:0 (portable unless asked) recording `opened` and onError. */
 async function tlsEcho(
   f: TlsFixtures,
   tls: Partial<NonNullable<ServeOptions['tls']>> = {},
+  backend: BackendName = 'portable',
 ): Promise<{ run: Running; port: number; seen: Seen }> {
   const seen: Seen = { opened: [], errors: [] };
   const run = await startServer(
@@ -60,7 +77,7 @@ async function tlsEcho(
       data: echo,
     },
     {
-      backend: 'portable',
+      backend,
       tls: { key: f.serverKey, cert: f.serverCert, ...tls },
       onError: (err) => seen.errors.push(err),
     },
@@ -105,38 +122,40 @@ function closedSock(s: Socket | TLSSocket): Promise<void> {
 
 const skip = opensslMissing;
 
-test(
-  'a node:tls client with a host name check echoes byte-exact up to 1 MiB; c.tls reports the handshake',
-  { skip },
-  async () => {
-    const f = tlsFixtures();
-    const { run, port, seen } = await tlsEcho(f, { alpn: ['h2', 'http/1.1'] });
-    try {
-      assert.match(String(run.server.addrs[0]), /^tls:\/\/127\.0\.0\.1:\d+$/);
-      assert.equal(run.server.backend, 'portable');
-      const s = await client(f, port, { ALPNProtocols: ['http/1.1'] });
-      assert.equal(s.authorized, true);
-      assert.deepEqual(await roundTrip(s, Buffer.from('hello')), Buffer.from('hello'));
-      const big = randomBytes(kMiB);
-      assert.ok((await roundTrip(s, big)).equals(big));
-      s.end();
-      await closedSock(s);
-      assert.equal(seen.opened.length, 1);
-      const t = seen.opened[0]!.tls!;
-      assert.equal(t.protocol, 'TLSv1.3');
-      assert.match(t.cipher, /^TLS_/);
-      assert.equal(t.alpnProtocol, 'http/1.1');
-      assert.equal(t.servername, 'localhost');
-      assert.equal(t.resumed, false);
-      assert.equal(t.authorized, false);
-      assert.equal(t.peerCertificate, null);
-      assert.equal(t.session, null);
-      assert.deepEqual(seen.errors, []);
-    } finally {
-      await run.stop();
-    }
-  },
-);
+for (const backend of kBackends)
+  test(
+    `${backend}: a node:tls client with a host name check echoes byte-exact up to 1 MiB; c.tls reports the handshake`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      const native = backend === 'native';
+      const { run, port, seen } = await tlsEcho(f, native ? {} : { alpn: ['h2', 'http/1.1'] }, backend);
+      try {
+        assert.match(String(run.server.addrs[0]), /^tls:\/\/127\.0\.0\.1:\d+$/);
+        assert.equal(run.server.backend, backend);
+        const s = await client(f, port, { ALPNProtocols: ['http/1.1'] });
+        assert.equal(s.authorized, true);
+        assert.deepEqual(await roundTrip(s, Buffer.from('hello')), Buffer.from('hello'));
+        const big = randomBytes(kMiB);
+        assert.ok((await roundTrip(s, big)).equals(big));
+        s.end();
+        await closedSock(s);
+        assert.equal(seen.opened.length, 1);
+        const t = seen.opened[0]!.tls!;
+        assert.equal(t.protocol, 'TLSv1.3');
+        assert.match(t.cipher, /^TLS_/);
+        assert.equal(t.alpnProtocol, native ? null : 'http/1.1');
+        assert.equal(t.servername, 'localhost');
+        assert.equal(t.resumed, false);
+        assert.equal(t.authorized, false);
+        assert.equal(t.peerCertificate, null);
+        assert.equal(t.session, null);
+        assert.deepEqual(seen.errors, []);
+      } finally {
+        await run.stop();
+      }
+    },
+  );
 
 test('a plain connection has c.tls null', async () => {
   let tls: TlsInfo | null | undefined;
@@ -227,36 +246,37 @@ for (const [what, bytes, reason] of [
   ['plain HTTP', Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'), /HTTP_REQUEST|WRONG_VERSION|RECORD/],
   ['garbage', Buffer.from(randomBytes(64).fill(0x42, 0, 1)), /WRONG_VERSION|RECORD|UNKNOWN_PROTOCOL|PACKET/],
 ] as const) {
-  test(
-    `${what} sent to a TLS port: closed, never opened, onError gets TlsHandshakeError with a code`,
-    { skip },
-    async () => {
-      const f = tlsFixtures();
-      const { run, port, seen } = await tlsEcho(f);
-      try {
-        const end = await sendRaw(port, bytes);
-        assert.ok(end.how === 'eof' || end.how === 'ECONNRESET', end.how);
-        await waitFor(() => seen.errors.length > 0, 'onError');
-        const e = seen.errors[0]!;
-        assert.ok(e instanceof TlsHandshakeError, String(e));
-        assert.match(e.reason, reason);
-        assert.equal(e.count, 1);
-        assert.equal(e.address, String(run.server.addrs[0]));
-        assert.equal(e.peer?.host, '127.0.0.1');
-        assert.equal(seen.opened.length, 0);
-        const stats = run.server.stats();
-        assert.equal(stats.tlsRefused, 1);
-        assert.equal(stats.accepted, 0);
-        // The listener goes on.
-        const s = await client(f, port);
-        assert.deepEqual(await roundTrip(s, Buffer.from('ok')), Buffer.from('ok'));
-        s.end();
-        await closedSock(s);
-      } finally {
-        await run.stop();
-      }
-    },
-  );
+  for (const backend of kBackends)
+    test(
+      `${backend}: ${what} sent to a TLS port: closed, never opened, onError gets TlsHandshakeError with a code`,
+      { skip },
+      async () => {
+        const f = tlsFixtures();
+        const { run, port, seen } = await tlsEcho(f, {}, backend);
+        try {
+          const end = await sendRaw(port, bytes);
+          assert.ok(end.how === 'eof' || end.how === 'ECONNRESET', end.how);
+          await waitFor(() => seen.errors.length > 0, 'onError');
+          const e = seen.errors[0]!;
+          assert.ok(e instanceof TlsHandshakeError, String(e));
+          assert.match(e.reason, reason);
+          assert.equal(e.count, 1);
+          assert.equal(e.address, String(run.server.addrs[0]));
+          assert.equal(e.peer?.host, '127.0.0.1');
+          assert.equal(seen.opened.length, 0);
+          const stats = run.server.stats();
+          assert.equal(stats.tlsRefused, 1);
+          assert.equal(stats.accepted, 0);
+          // The listener goes on.
+          const s = await client(f, port);
+          assert.deepEqual(await roundTrip(s, Buffer.from('ok')), Buffer.from('ok'));
+          s.end();
+          await closedSock(s);
+        } finally {
+          await run.stop();
+        }
+      },
+    );
 }
 
 /** The first bytes a node:tls client sends (its ClientHello), caught by a plain listener. */
@@ -273,26 +293,32 @@ async function clientHello(f: TlsFixtures): Promise<Buffer> {
   return b;
 }
 
-test('a client that leaves mid-handshake: never opened, reported, the listener goes on', { skip }, async () => {
-  const f = tlsFixtures();
-  const { run, port, seen } = await tlsEcho(f);
-  try {
-    const hello = await clientHello(f);
-    const s = netConnect(port, '127.0.0.1');
-    await new Promise((r) => s.once('connect', r));
-    s.write(hello.subarray(0, 20));
-    s.destroy();
-    await waitFor(() => seen.errors.length > 0, 'onError');
-    assert.ok(seen.errors[0] instanceof TlsHandshakeError);
-    assert.equal(seen.opened.length, 0);
-    const c = await client(f, port);
-    assert.deepEqual(await roundTrip(c, Buffer.from('still')), Buffer.from('still'));
-    c.end();
-    await closedSock(c);
-  } finally {
-    await run.stop();
-  }
-});
+for (const backend of kBackends)
+  test(
+    `${backend}: a client that leaves mid-handshake: never opened, reported, the listener goes on`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      const { run, port, seen } = await tlsEcho(f, {}, backend);
+      try {
+        const hello = await clientHello(f);
+        const s = netConnect(port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        s.write(hello.subarray(0, 20));
+        s.destroy();
+        await waitFor(() => seen.errors.length > 0, 'onError');
+        assert.ok(seen.errors[0] instanceof TlsHandshakeError);
+        assert.equal(seen.opened.length, 0);
+        assert.equal(run.server.stats().tlsRefused, 1);
+        const c = await client(f, port);
+        assert.deepEqual(await roundTrip(c, Buffer.from('still')), Buffer.from('still'));
+        c.end();
+        await closedSock(c);
+      } finally {
+        await run.stop();
+      }
+    },
+  );
 
 /** A Duplex over `sock` that hands what is written to it to the socket one byte at a time. */
 function byteAtATime(sock: Socket): Duplex {
@@ -319,25 +345,26 @@ function byteAtATime(sock: Socket): Duplex {
   return d;
 }
 
-test('a handshake fed one byte at a time completes and echoes', { skip }, async () => {
-  const f = tlsFixtures();
-  const { run, port, seen } = await tlsEcho(f);
-  try {
-    const raw = netConnect({ port, host: '127.0.0.1', noDelay: true });
-    await new Promise((r) => raw.once('connect', r));
-    const s = await new Promise<TLSSocket>((resolve, reject) => {
-      const t = tlsConnect({ socket: byteAtATime(raw), servername: 'localhost', ca: f.caCert }, () => resolve(t));
-      t.once('error', reject);
-    });
-    assert.deepEqual(await roundTrip(s, Buffer.from('slow')), Buffer.from('slow'));
-    s.end();
-    await closedSock(raw);
-    assert.equal(seen.opened.length, 1);
-    assert.deepEqual(seen.errors, []);
-  } finally {
-    await run.stop();
-  }
-});
+for (const backend of kBackends)
+  test(`${backend}: a handshake fed one byte at a time completes and echoes`, { skip }, async () => {
+    const f = tlsFixtures();
+    const { run, port, seen } = await tlsEcho(f, {}, backend);
+    try {
+      const raw = netConnect({ port, host: '127.0.0.1', noDelay: true });
+      await new Promise((r) => raw.once('connect', r));
+      const s = await new Promise<TLSSocket>((resolve, reject) => {
+        const t = tlsConnect({ socket: byteAtATime(raw), servername: 'localhost', ca: f.caCert }, () => resolve(t));
+        t.once('error', reject);
+      });
+      assert.deepEqual(await roundTrip(s, Buffer.from('slow')), Buffer.from('slow'));
+      s.end();
+      await closedSock(raw);
+      assert.equal(seen.opened.length, 1);
+      assert.deepEqual(seen.errors, []);
+    } finally {
+      await run.stop();
+    }
+  });
 
 test('no common ALPN protocol: the handshake fails on both sides, never opened', { skip }, async () => {
   const f = tlsFixtures();
@@ -355,22 +382,36 @@ test('no common ALPN protocol: the handshake fails on both sides, never opened',
   }
 });
 
-test('a key that does not match its certificate rejects listen() naming it; so does a bad PEM', { skip }, async () => {
-  const f = tlsFixtures();
-  await assert.rejects(
-    listen({}, { backend: 'portable', tls: { key: f.strayKey, cert: f.serverCert } }, 'tls://127.0.0.1:0'),
-    (err: unknown) => {
-      assert.ok(err instanceof TlsConfigError, String(err));
-      assert.equal(err.code, 'ERR_GEVENT_TLS_CONFIG');
-      assert.equal(err.field, 'options.tls.key');
-      assert.match(err.message, /does not match options\.tls\.cert/);
-      return true;
+for (const backend of kBackends)
+  test(
+    `${backend}: a key that does not match its certificate rejects listen() naming it; so does a bad PEM`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      await assert.rejects(
+        listen({}, { backend, tls: { key: f.strayKey, cert: f.serverCert } }, 'tls://127.0.0.1:0'),
+        (err: unknown) => {
+          assert.ok(err instanceof TlsConfigError, String(err));
+          assert.equal(err.code, 'ERR_GEVENT_TLS_CONFIG');
+          assert.equal(err.field, 'options.tls.key');
+          assert.match(err.message, /does not match options\.tls\.cert/);
+          assert.match(err.reason, /MISMATCH/);
+          return true;
+        },
+      );
+      await assert.rejects(
+        listen({}, { backend, tls: { key: f.serverKey, cert: 'not a certificate' } }, 'tls://127.0.0.1:0'),
+        (err: unknown) => err instanceof TlsConfigError && err.field === 'options.tls.cert',
+      );
+      await assert.rejects(
+        listen({}, { backend, tls: { key: 'not a key', cert: f.serverCert } }, 'tls://127.0.0.1:0'),
+        (err: unknown) => err instanceof TlsConfigError && err.field === 'options.tls.key',
+      );
     },
   );
-  await assert.rejects(
-    listen({}, { backend: 'portable', tls: { key: f.serverKey, cert: 'not a certificate' } }, 'tls://127.0.0.1:0'),
-    (err: unknown) => err instanceof TlsConfigError && err.field === 'options.tls.cert',
-  );
+
+test('an SNI key that does not match its certificate rejects listen() naming it', { skip }, async () => {
+  const f = tlsFixtures();
   await assert.rejects(
     listen(
       {},
@@ -407,53 +448,60 @@ test('bad TLS options are refused naming the field; tls and its addresses go tog
     });
   }
   await assert.rejects(
-    listen({}, { backend: 'native', tls }, 'tls://127.0.0.1:0'),
-    (err: unknown) => err instanceof BackendUnavailableError && /portable backend/.test(err.message),
+    listen({}, { backend: 'native', tls: { ...tls, alpn: ['h2'] } }, 'tls://127.0.0.1:0'),
+    (err: unknown) =>
+      err instanceof BackendUnavailableError && /options\.tls\.alpn.*portable backend/.test(err.message),
   );
 });
 
-test('a stalled handshake ends at handshakeTimeout: ERR_TLS_HANDSHAKE_TIMEOUT, never opened', { skip }, async () => {
-  const f = tlsFixtures();
-  const { run, port, seen } = await tlsEcho(f, { handshakeTimeout: 100 });
-  try {
-    const s = netConnect(port, '127.0.0.1');
-    await new Promise((r) => s.once('connect', r));
-    const end = await within(readEnd(s), 15_000, 'the server closing a silent client');
-    assert.ok(end.how === 'eof' || end.how === 'ECONNRESET', end.how);
-    await waitFor(() => seen.errors.length > 0, 'onError');
-    assert.ok(seen.errors[0] instanceof TlsHandshakeError);
-    assert.equal((seen.errors[0] as TlsHandshakeError).reason, 'ERR_TLS_HANDSHAKE_TIMEOUT');
-    assert.equal(seen.opened.length, 0);
-  } finally {
-    await run.stop();
-  }
-});
+for (const backend of kBackends)
+  test(
+    `${backend}: a stalled handshake ends at handshakeTimeout: ERR_TLS_HANDSHAKE_TIMEOUT, never opened`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      const { run, port, seen } = await tlsEcho(f, { handshakeTimeout: 100 }, backend);
+      try {
+        const s = netConnect(port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        const end = await within(readEnd(s), 15_000, 'the server closing a silent client');
+        assert.ok(end.how === 'eof' || end.how === 'ECONNRESET', end.how);
+        await waitFor(() => seen.errors.length > 0, 'onError');
+        assert.ok(seen.errors[0] instanceof TlsHandshakeError);
+        assert.equal((seen.errors[0] as TlsHandshakeError).reason, 'ERR_TLS_HANDSHAKE_TIMEOUT');
+        assert.equal(seen.opened.length, 0);
+      } finally {
+        await run.stop();
+      }
+    },
+  );
 
-test(
-  'no fd is left open after TLS connections, failed handshakes and a client stalled mid-handshake at stop',
-  { skip },
-  async () => {
-    const f = tlsFixtures();
-    const hello = await clientHello(f);
-    const before = openFdCount();
-    const { run, port, seen } = await tlsEcho(f);
-    const ok = await client(f, port);
-    assert.deepEqual(await roundTrip(ok, Buffer.from('a')), Buffer.from('a'));
-    ok.end();
-    await closedSock(ok);
-    await sendRaw(port, Buffer.from('GET / HTTP/1.0\r\n\r\n'));
-    const stalled = netConnect(port, '127.0.0.1');
-    await new Promise((r) => stalled.once('connect', r));
-    stalled.write(hello.subarray(0, 10));
-    const stalledEnd = readEnd(stalled);
-    await run.stop();
-    await within(stalledEnd, 10_000, 'the stalled client closed by stop');
-    stalled.destroy();
-    await closedSock(stalled);
-    assert.equal(seen.opened.length, 1);
-    assertNoFdLeak(before);
-  },
-);
+for (const backend of kBackends)
+  test(
+    `${backend}: no fd is left open after TLS connections, failed handshakes and a client stalled mid-handshake at stop`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      const hello = await clientHello(f);
+      const before = openFdCount();
+      const { run, port, seen } = await tlsEcho(f, {}, backend);
+      const ok = await client(f, port);
+      assert.deepEqual(await roundTrip(ok, Buffer.from('a')), Buffer.from('a'));
+      ok.end();
+      await closedSock(ok);
+      await sendRaw(port, Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+      const stalled = netConnect(port, '127.0.0.1');
+      await new Promise((r) => stalled.once('connect', r));
+      stalled.write(hello.subarray(0, 10));
+      const stalledEnd = readEnd(stalled);
+      await run.stop();
+      await within(stalledEnd, 10_000, 'the stalled client closed by stop');
+      stalled.destroy();
+      await closedSock(stalled);
+      assert.equal(seen.opened.length, 1);
+      assertNoFdLeak(before);
+    },
+  );
 
 test('shared ticketKeys: a session one server gave resumes on another, for SNI names too', { skip }, async () => {
   const f = tlsFixtures();

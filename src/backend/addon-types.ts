@@ -118,6 +118,18 @@ export interface NativeAddon {
    * dropped on send, pending record slots, listeners parked after an accept error].
    */
   stats(loop: LoopHandle, out: Float64Array): number;
+  /** null when TLS can run natively in this process (OpenSSL 3 found), else the sentence saying why not. */
+  tlsAvailable(): string | null;
+  /**
+   * Gives the loop the context of its ListenFlag.Tls listeners from a PEM key and certificate
+   * (chain after it), and their handshake deadline (ms from accept; past it a TlsRefused with
+   * ETIMEDOUT); once per loop. 0, -errno, or [-errno, what OpenSSL refused].
+   */
+  loopTls(loop: LoopHandle, key: Uint8Array, cert: Uint8Array, handshakeTimeoutMs: number): number | [number, string];
+  /** [protocol, cipher, servername ('' for none), resumed] of open TLS connection `id`, or -errno. */
+  connTlsInfo(loop: LoopHandle, id: number): [string, string, string, boolean] | number;
+  /** OpenSSL's text for the error word of a TlsRefused record, or null. */
+  tlsReason(err: number): string | null;
   /** Every protocol constant of native/gev_proto.h by its C name without GEV_ (frozen). */
   readonly constants: Readonly<Record<string, number>>;
 }
@@ -212,6 +224,12 @@ export const enum Rec {
    * connection id (Op.Relay), right before its Close; only for a connection that relayed any
    */
   Relayed = 12,
+  /**
+   * [listener, errno, OpenSSL error or 0] + the socket's peer (AddrFamily.None when it reset): a TLS
+   * listener's connection failed its handshake and closed before Open (EPROTO: not TLS, or refused;
+   * ECONNABORTED, ECONNRESET: it left); its id is never used
+   */
+  TlsRefused = 13,
 }
 
 /** Why a PROXY protocol listener refused a connection (PROXY_E_*), word b of ProxyRefused. */
@@ -273,4 +291,6 @@ export const enum ListenFlag {
   HandOff = 1 << 2,
   /** every connection starts with a PROXY protocol header, read in C before Open */
   Proxy = 1 << 3,
+  /** every connection is TLS over the loop's context (loopTls), opened once its handshake is done */
+  Tls = 1 << 4,
 }

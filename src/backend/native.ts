@@ -29,6 +29,11 @@
  * connection never opens. A hand-off listener's Accepted record says it is a PROXY one, and the
  * adopting loop reads the header (adopt(fd, origin, true)).
  *
+ * TLS listeners: the first one gives the loop its context (loopTls, from BackendOptions.tls, checked
+ * in native-tls.ts) and each is bound with ListenFlag.Tls. C runs the handshake before the Open
+ * (native/tls.c); at the Open, connTlsInfo says what it settled, kept as the pair's `tls`. A failed
+ * handshake is a TlsRefused record, onTlsError(listener, reason, peer, detail), and no Open.
+ *
  * Threading: a NativeBackend belongs to the thread that created it, and so do all its calls.
  */
 import { isIP } from 'node:net';
@@ -41,10 +46,13 @@ import {
   InvalidArgumentError,
   ListenError,
   NoMemoryError,
+  TlsConfigError,
 } from '../errors.js';
 import { loadAddon } from './addon.js';
 import { resolveHost } from './resolve.js';
+import type { ServerTlsConfig } from '../tls-options.js';
 import { parseProxyTlvs } from '../proxy-header.js';
+import { checkedNativePem, nativeTlsInfo, nativeTlsRefusal } from './native-tls.js';
 import {
   AddrFamily,
   kAddrSlots,
@@ -80,6 +88,7 @@ import {
   type ProxyInfo,
   type ProxyRefusal,
   type ProxyTlv,
+  type TlsInfo,
 } from './backend.js';
 
 export { nativeAvailable, loadAddon } from './addon.js';
@@ -155,6 +164,8 @@ interface ListenerInfo {
   readonly slot: number;
   readonly network: Network;
   readonly addr: Addr;
+  /** A TLS listener's: its connections' Open records get their TlsInfo. */
+  readonly tls?: boolean;
 }
 
 const kScratch32 = new Uint32Array(kAddrU32);
@@ -395,6 +406,26 @@ class ProxiedAddrPair implements AddrPair {
   }
 }
 
+/** A TLS listener's connection: its addresses and what its handshake settled. */
+class TlsAddrPair implements AddrPair {
+  readonly #pair: AddrPair;
+
+  constructor(
+    pair: AddrPair,
+    readonly tls: TlsInfo,
+  ) {
+    this.#pair = pair;
+  }
+
+  get local(): Addr {
+    return this.#pair.local;
+  }
+
+  get remote(): Addr {
+    return this.#pair.remote;
+  }
+}
+
 /**
  * Where a datagram came from, kept encoded in eight small-integer fields (one per u32 of the
  * encoded address: a typed-array copy would cost V8 an ArrayBuffer per datagram); `addr` is built
@@ -467,6 +498,9 @@ export class NativeBackend implements Backend {
    */
   #peers = new Int32Array(0);
   #handler: NativeBackendHandler | null = null;
+  /** Whether the loop has its TLS context (loopTls, made by the first TLS listener). */
+  #tlsContext = false;
+  readonly #tls: ServerTlsConfig | null;
   #inBatch = false;
   #stopRequested = false;
   #closed = false;
@@ -480,6 +514,7 @@ export class NativeBackend implements Backend {
       throw new InvalidArgumentError('udpSlotBytes', udpSlot, `an integer from 1 to ${kUdpSlotBytes}`);
     }
     this.#addon = loadAddon();
+    this.#tls = options.tls ?? null;
     const inArena = new ArrayBuffer((kHeaderU32 + kInRecordSlots * kSlotU32) * 4 + kInPayloadBytes);
     const outArena = new ArrayBuffer(kOutArenaBytes);
     const proxyTimeout = options.proxyHeaderTimeoutMs ?? kDefaultProxyHeaderTimeoutMs;
@@ -517,7 +552,8 @@ export class NativeBackend implements Backend {
     if (this.#stopped) throw new ListenError(spec.text, 'ECANCELED', 'the backend is stopped');
     const handOff =
       (options?.handOff === true ? ListenFlag.HandOff : 0) |
-      (spec.proxyProtocol === true && spec.network !== 'udp' ? ListenFlag.Proxy : 0);
+      (spec.proxyProtocol === true && spec.network !== 'udp' ? ListenFlag.Proxy : 0) |
+      (spec.tls === true ? this.tlsContext(spec) : 0);
     let slot: number;
     if (spec.network === 'unix') {
       slot = this.#addon.listenUnix(this.#loop, spec.path, handOff, spec.index);
@@ -536,10 +572,31 @@ export class NativeBackend implements Backend {
     slot = bind(this.#loop, family, host, spec.port, flags, spec.index);
     if (slot < 0) throw this.listenError(spec, slot);
     const rc = this.#addon.listenerAddr(this.#loop, slot, kScratch32);
-    const addr =
+    const bound =
       rc === 0 ? decodeAddr(spec.network, kScratch32.slice(), 0, '') : new Addr(spec.network, host, spec.port);
-    this.#listeners[spec.index] = { slot, network: spec.network, addr };
+    const tls = spec.tls === true;
+    const addr = tls ? new Addr(bound.network, bound.host, bound.port, bound.path, true) : bound;
+    this.#listeners[spec.index] = { slot, network: spec.network, addr, tls };
     return addr;
+  }
+
+  /**
+   * Makes the loop's TLS context from BackendOptions.tls, once, for the TLS listener `spec`, and
+   * returns ListenFlag.Tls. Throws TlsConfigError naming the option OpenSSL refuses.
+   */
+  private tlsContext(spec: ListenSpec): number {
+    if (this.#tlsContext) return ListenFlag.Tls;
+    const cfg = this.#tls;
+    if (cfg === null)
+      throw new ListenError(spec.text, 'EINVAL', 'a tls:// address needs ServeOptions.tls (key and cert)');
+    const why = this.#addon.tlsAvailable();
+    if (why !== null) throw new BackendUnavailableError(`${spec.text}: TLS cannot run natively here: ${why}`);
+    const { key, cert } = checkedNativePem(cfg);
+    const rc = this.#addon.loopTls(this.#loop, key, cert, cfg.handshakeTimeoutMs);
+    if (Array.isArray(rc)) throw new TlsConfigError('options.tls.key', errnoName(rc[0]), rc[1]);
+    if (rc < 0) throw this.listenError(spec, rc);
+    this.#tlsContext = true;
+    return ListenFlag.Tls;
   }
 
   /**
@@ -636,7 +693,7 @@ export class NativeBackend implements Backend {
     this.#listeners.forEach((info, index) => {
       if (info === undefined || info.slot < 0) return;
       this.#addon.listenerClose(this.#loop, info.slot);
-      this.#listeners[index] = { slot: -1, network: info.network, addr: info.addr };
+      this.#listeners[index] = { ...info, slot: -1 };
     });
     return Promise.resolve();
   }
@@ -875,7 +932,9 @@ export class NativeBackend implements Backend {
           } else {
             const remote = origin >= kOriginDial ? this.dialOpened(id, r, i + kSlotU32) : undefined;
             if (remote === undefined && r[i + kSlotU32] !== AddrFamily.Inet6) this.keepPeer(id, r, i + kSlotU32);
-            h.onOpen(id, origin, NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote));
+            const pair = NativeAddrPair.from(this, id, origin, r, i + kSlotU32, remote);
+            // A TLS connection's pair carries its handshake's result, which recallAddrs cannot give again.
+            h.onOpen(id, origin, this.#tlsContext ? this.tlsPair(id, origin, pair) : pair);
           }
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Proxy) {
@@ -885,6 +944,12 @@ export class NativeBackend implements Backend {
           const origin = r[i + 1];
           const reason = kProxyRefusals[r[i + 2]] ?? 'closed';
           h.onProxyRefused(origin, reason, decodeAddr(this.networkOf(origin), r, i + kSlotU32, ''));
+          i += kSlotU32 * (1 + kAddrSlots);
+        } else if (type === Rec.TlsRefused) {
+          const origin = r[i + 1];
+          const peer = r[i + kSlotU32] === AddrFamily.None ? null : decodeAddr('tcp', r, i + kSlotU32, '');
+          const { reason, detail } = nativeTlsRefusal(r[i + 2], this.#addon.tlsReason(r[i + 3]));
+          h.onTlsError?.(origin, reason, peer, detail);
           i += kSlotU32 * (1 + kAddrSlots);
         } else if (type === Rec.Close) {
           const id = r[i + 1];
@@ -938,6 +1003,13 @@ export class NativeBackend implements Backend {
       this.#stopRequested = false;
       this.finishStop();
     }
+  }
+
+  /** The pair of connection `id` with its TlsInfo when it came from a TLS listener. */
+  private tlsPair(id: number, origin: number, pair: AddrPair): AddrPair {
+    if (this.#listeners[origin]?.tls !== true) return pair;
+    const t = this.#addon.connTlsInfo(this.#loop, id);
+    return typeof t === 'number' ? pair : new TlsAddrPair(pair, nativeTlsInfo(t[0], t[1], t[2], t[3]));
   }
 
   /** Reads the Proxy record at `i`: its ProxyInfo (TLVs copied out of the arena) and destination. */

@@ -29,10 +29,10 @@ export async function startEngine(
   const tlsSpec = specs.find((s) => s.tls);
   if (opts.numLoops > 1 && tlsSpec !== undefined)
     throw new BackendUnavailableError(
-      `numLoops ${opts.numLoops} with ${tlsSpec.text}: TLS runs on the portable backend for now, which runs one loop (use numLoops 1)`,
+      `numLoops ${opts.numLoops} with ${tlsSpec.text}: TLS servers run one loop for now (use numLoops 1)`,
     );
   if (opts.numLoops > 1) return startMultiLoop(events, opts, specs);
-  const backend = await createBackend(backendKindFor(opts.backend, specs), {
+  const backend = await createBackend(backendKindFor(opts.backend, specs, opts.tls), {
     tcpNoDelay: opts.tcpNoDelay,
     proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs,
     tls: opts.tls,

@@ -9,12 +9,12 @@
  *   2. echo: 6 MiB of random bytes, written by the client in records of random sizes and read in
  *      random sizes, come back byte-exact (TLS 1.3, and 1 MiB over TLS 1.2);
  *   3. the handshake fed one byte at a time: no record at all before the client's last byte, then
- *      OPEN;
+ *      OPEN; data sent after a read that ended with the socket empty arrives too;
  *   4. small writes in one flush leave as one record per send flush.c gathers (64 writes);
- *   5. garbage instead of a ClientHello: CLOSE [EPROTO], never OPEN or DATA, an empty error queue;
- *      a peer that sends FIN after its ClientHello: CLOSE [ECONNABORTED]; one that resets:
- *      CLOSE [ECONNRESET]; neither ever OPEN; once open, a reset right behind data gives the data,
- *      then CLOSE [ECONNRESET];
+ *   5. garbage instead of a ClientHello: TLS_REFUSED [EPROTO, OpenSSL's error] with the peer, never
+ *      OPEN or DATA, an empty error queue; a peer that sends FIN after its ClientHello: TLS_REFUSED
+ *      [ECONNABORTED]; one that resets: TLS_REFUSED [ECONNRESET]; neither ever OPEN; once open, a
+ *      reset right behind data gives the data, then CLOSE [ECONNRESET];
  *   6. close_notify both ways: the client's reads as END; END sends close_notify and then FIN, and
  *      the server still reads what the client sends after it; a flushed CLOSE writes everything
  *      queued, then close_notify, then closes;
@@ -47,6 +47,9 @@ typedef struct {
   uint32_t id;
   int echo; /* DATA goes back as a WRITE */
   int opened, ended, closed, close_err;
+  int refused;          /* TLS_REFUSED instead of OPEN */
+  uint32_t failure;     /* its OpenSSL error */
+  uint32_t peer_family; /* its peer's, GEV_ADDR_* */
   uint8_t *data;
   size_t data_len, data_cap;
   uint64_t queued;
@@ -84,6 +87,16 @@ static sconn *by_id(uint32_t id) {
 
 static void on_record(const uint32_t *r, void *arg) {
   gev_loop *loop = arg;
+  if (r[0] == GEV_REC_TLS_REFUSED) { /* names the listener, not the id: the newest connection's */
+    sconn *last = g_ns > 0 ? &g_s[g_ns - 1] : NULL;
+    CHECK(r[1] == ORIGIN && last != NULL && !last->closed && !last->opened, "TLS_REFUSED with the origin, no OPEN");
+    last->closed = 1;
+    last->refused = 1;
+    last->close_err = (int)r[2];
+    last->failure = r[3];
+    last->peer_family = r[4];
+    return;
+  }
   sconn *s = by_id(r[1]);
   CHECK(s != NULL, "record %u for a connection of this test (%u)", r[0], r[1]);
   CHECK(!s->closed, "record %u after CLOSE", r[0]);
@@ -402,6 +415,22 @@ static void bytewise(gev_loop *loop, gev_tls_ctx *ctx) {
   printf("bytewise: a handshake fed one byte at a time, no record before the last byte, then OPEN\n");
 }
 
+/* A read that took data and then found the socket empty (EAGAIN) leaves the connection readable:
+ * what the client sends later arrives too. */
+static void twice(gev_loop *loop, gev_tls_ctx *ctx) {
+  client cl;
+  sconn *s = open_pair(loop, ctx, &cl, 0, 0);
+  handshake(loop, &cl, s, 0);
+  client_write(loop, &cl, "one", 3);
+  PUMP_UNTIL(loop, s->data_len == 3);
+  client_write(loop, &cl, "two", 3);
+  PUMP_UNTIL(loop, s->data_len == 6);
+  CHECK(memcmp(s->data, "onetwo", 6) == 0, "twice: both writes, in order");
+  close_server(loop, s);
+  client_free(&cl);
+  printf("twice: data after a read that ended at EAGAIN arrives too\n");
+}
+
 static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   /* Garbage instead of a ClientHello. */
   client cl;
@@ -410,8 +439,11 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   CHECK(send(cl.fd, get, strlen(get), MSG_NOSIGNAL) == (ssize_t)strlen(get), "send");
   PUMP_UNTIL(loop, s->closed);
   CHECK(ERR_peek_error() == 0, "the thread's error queue is empty after a failed handshake");
-  CHECK(!s->opened && s->data_len == 0 && s->close_err == EPROTO, "garbage: CLOSE [EPROTO] (%d), never OPEN",
-        s->close_err);
+  CHECK(!s->opened && s->refused && s->data_len == 0 && s->close_err == EPROTO,
+        "garbage: TLS_REFUSED [EPROTO] (%d), never OPEN", s->close_err);
+  CHECK(s->failure != 0 && gev_tls_reason(s->failure) != NULL, "garbage: OpenSSL's error with it (%s)",
+        gev_tls_reason(s->failure));
+  CHECK(s->peer_family == GEV_ADDR_INET4, "garbage: the peer with it (family %u)", s->peer_family);
   for (int i = 0; i < 50 && !cl.eof; i++) {
     struct pollfd p = {cl.fd, POLLIN, 0};
     (void)poll(&p, 1, 100);
@@ -428,7 +460,8 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   CHECK(!s->closed && !s->opened, "waiting for the client's next flight");
   shutdown(cl.fd, SHUT_WR);
   PUMP_UNTIL(loop, s->closed);
-  CHECK(!s->opened && s->close_err == ECONNABORTED, "FIN mid-handshake: CLOSE [ECONNABORTED] (%d)", s->close_err);
+  CHECK(!s->opened && s->refused && s->close_err == ECONNABORTED, "FIN mid-handshake: TLS_REFUSED [ECONNABORTED] (%d)",
+        s->close_err);
   CHECK(ERR_peek_error() == 0, "error queue empty");
   client_free(&cl);
 
@@ -440,7 +473,8 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   h_reset(cl.fd);
   cl.fd = -1;
   PUMP_UNTIL(loop, s->closed);
-  CHECK(!s->opened && s->close_err == ECONNRESET, "reset mid-handshake: CLOSE [ECONNRESET] (%d)", s->close_err);
+  CHECK(!s->opened && s->refused && s->close_err == ECONNRESET, "reset mid-handshake: TLS_REFUSED [ECONNRESET] (%d)",
+        s->close_err);
   client_free(&cl);
 
   /* Once open, a reset right behind data: the data, then CLOSE [ECONNRESET] (not an END). */
@@ -456,8 +490,9 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   free(s->data);
   s->data = NULL;
   client_free(&cl);
-  printf("failures: garbage CLOSE [EPROTO], FIN CLOSE [ECONNABORTED], reset CLOSE [ECONNRESET], never OPEN, "
-         "error queue empty; a reset behind data: DATA, then CLOSE [ECONNRESET]\n");
+  printf("failures: garbage TLS_REFUSED [EPROTO, OpenSSL's error], FIN TLS_REFUSED [ECONNABORTED], reset "
+         "TLS_REFUSED [ECONNRESET], never OPEN, error queue empty; a reset behind data: DATA, then CLOSE "
+         "[ECONNRESET]\n");
 }
 
 static void close_notify(gev_loop *loop, gev_tls_ctx *ctx) {
@@ -639,6 +674,7 @@ int main(void) {
   echo(loop, ctx, 6u * MIB, 0, "TLS 1.3");
   echo(loop, ctx, 1u * MIB, TLS1_2_VERSION, "TLS 1.2");
   bytewise(loop, ctx);
+  twice(loop, ctx);
   failures(loop, ctx);
   close_notify(loop, ctx);
   stalled(loop, ctx);
