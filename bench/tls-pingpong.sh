@@ -5,10 +5,11 @@
 # server's CPU (user+system, from /proc/PID/stat over the timed seconds), its CPU time per message,
 # and the load generator's own CPU (at 90% or more the figure is the load generator's limit).
 #
-#   sh bench/tls-pingpong.sh [DURATION=5] [CONNS=100] [TRIALS=2] [SERVERS="c gevent-portable node bun"]
+#   sh bench/tls-pingpong.sh [DURATION=5] [CONNS=100] [TRIALS=2] [SERVERS="c gevent-native gevent-portable node bun"]
 #
-# Servers: c (bench/c/tls_echo.c, epoll + OpenSSL: the reference), gevent-portable (the echo
-# example with --tls-cert/--tls-key, TLS on node:tls), node (bench/servers/node-tls-echo.mjs) and
+# Servers: c (bench/c/tls_echo.c, epoll + OpenSSL: the reference), gevent-native and
+# gevent-portable (the echo example with --tls-cert/--tls-key: TLS in the native core over Node's
+# OpenSSL, and TLS on node:tls), node (bench/servers/node-tls-echo.mjs) and
 # bun (bench/servers/bun-echo.ts --tls, Bun.listen with tls; skipped when Bun is not installed).
 # The certificate is a fresh ECDSA P-256 one; the protocol is what the server picks (TLS 1.3).
 # Needs `npm run build` (dist/), gcc, the OpenSSL headers (Debian: libssl-dev) and the openssl binary.
@@ -16,7 +17,7 @@ set -eu
 duration=${1:-5}
 conns=${2:-100}
 trials=${3:-2}
-servers=${4:-c gevent-portable node bun}
+servers=${4:-c gevent-native gevent-portable node bun}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bench/bin"
 bun="$root/node_modules/@oven/bun-linux-x64/bin/bun"
@@ -50,8 +51,8 @@ echo "server           trial     msgs/s  server CPU  server µs/msg  loadgen CPU
 for name in $servers; do
   case "$name" in
     c) set -- "$bin/tls_echo" PORT "$tmp/cert.pem" "$tmp/key.pem" ;;
-    gevent-portable)
-      set -- node "$root/dist/examples/echo/main.js" --port PORT --loops 1 --backend portable \
+    gevent-native | gevent-portable)
+      set -- node "$root/dist/examples/echo/main.js" --port PORT --loops 1 --backend "${name#gevent-}" \
         --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" ;;
     node) set -- node "$root/bench/servers/node-tls-echo.mjs" PORT "$tmp/cert.pem" "$tmp/key.pem" ;;
     bun)

@@ -1,7 +1,7 @@
 /**
  * The echo server: every byte a client sends comes back. The seed's echo example, with flags:
  *   --port N (default 5007)  --loops N  --udp  --trace  --reuseport  --backend native|portable|auto
- *   --tls-cert FILE --tls-key FILE (TLS echo on tls://; the portable backend runs TLS for now)
+ *   --tls-cert FILE --tls-key FILE (TLS echo on tls://, on the native loop where Node's OpenSSL can run it)
  */
 import { fail, kTlsFlags, parseFlags, serveUntilSignal, tlsFromFlags } from '../cli.js';
 
