@@ -91,6 +91,13 @@ interface Stream {
   dirty: boolean;
   /** Reading is paused (pauseReading). */
   paused: boolean;
+  /**
+   * On a TLS socket, the callback every write carries: it reports the queue once the write is done.
+   * A TLS socket counts a write as queued until its record is written, so a write usually leaves
+   * the queue nonempty; this reports its end without the empty write #awaitWritten would add (an
+   * empty write costs a TLS socket as much as a record). Null on a plain socket.
+   */
+  written: (() => void) | null;
   /** A report is due once the queued output is written (#awaitWritten). */
   awaiting: boolean;
   /** A dial that has not connected yet: an error now is the connect's, reported by onClose with its errno as `code`. */
@@ -721,12 +728,14 @@ export class PortableBackend implements Backend {
       dirty: false,
       paused: false,
       awaiting: false,
+      written: null,
       connecting: false,
       endHeld: false,
       backlog: null,
       backlogBytes: 0,
       afterBacklog: -1,
     };
+    if ('encrypted' in sock) s.written = () => this.#requeued(s);
     this.#streams.set(id, s);
     sock.on('error', (err: NodeJS.ErrnoException) => {
       s.err ??= s.connecting ? err : new ConnectionError(err.code ?? 'EIO', err.message);
@@ -770,7 +779,8 @@ export class PortableBackend implements Backend {
       return;
     }
     if (data.length <= kWriteSliceBytes) {
-      s.sock.write(data);
+      if (s.written === null) s.sock.write(data);
+      else s.sock.write(data, s.written);
       return;
     }
     // Node hands every write buffered behind the one in flight to the kernel as one writev, whose
@@ -795,7 +805,7 @@ export class PortableBackend implements Backend {
     if (slice === head) backlog.shift();
     else backlog[0] = head.subarray(kWriteSliceBytes);
     s.backlogBytes -= slice.length;
-    sock.write(slice, backlog.length > 0 ? (e) => this.#sliceWritten(s, e) : undefined);
+    sock.write(slice, backlog.length > 0 ? (e) => this.#sliceWritten(s, e) : (s.written ?? undefined));
     if (backlog.length === 0) {
       s.backlog = null;
       const then = s.afterBacklog;
@@ -818,6 +828,8 @@ export class PortableBackend implements Backend {
   #awaitWritten(s: Stream): void {
     const sock = s.sock;
     if (s.awaiting || sock.writableNeedDrain || sock.destroyed) return;
+    // On a TLS socket the last write carries s.written, which reports once it is done.
+    if (s.written !== null && !sock.writableEnded) return;
     s.awaiting = true;
     const done = (): void => {
       s.awaiting = false;
