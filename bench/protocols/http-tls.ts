@@ -59,8 +59,8 @@ function catalogue(root: string, bun: string | null, cert: TestCert): ProtocolSe
     },
     {
       name: kReference,
-      label: 'node:https, minimal handler (bench/protocols/servers/node-https.mjs)',
-      argv: (port) => [process.execPath, server('node-https.mjs'), String(port), cert.certFile, cert.keyFile],
+      label: 'node:https, minimal handler (bench/protocols/servers/node-http.mjs CERT KEY)',
+      argv: (port) => [process.execPath, server('node-http.mjs'), String(port), cert.certFile, cert.keyFile],
       unavailable: null,
     },
     {
