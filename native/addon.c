@@ -438,19 +438,23 @@ static napi_value js_tls_available(napi_env env, napi_callback_info info) {
   return str(env, reason != NULL ? reason : "OpenSSL is not usable here");
 }
 
-/* loopTls(loop, key Uint8Array, cert Uint8Array, handshakeTimeoutMs): the context of the loop's
- * TLS listeners. 0, or [-errno, the sentence saying what OpenSSL refused]. */
+/* loopTls(loop, key Uint8Array, cert Uint8Array, alpn Uint8Array (wire format, empty for none),
+ * handshakeTimeoutMs): the context of the loop's TLS listeners. 0, or [-errno, the sentence saying
+ * what OpenSSL refused]. */
 static napi_value js_loop_tls(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   gev_node *n = arg_node(env, argv[0]);
   if (n == NULL) return NULL;
   if (n->closing) return num(env, -EBADF);
   size_t key_len = 0, cert_len = 0;
   const char *key = arg_typed(env, argv[1], &key_len);
   const char *cert = arg_typed(env, argv[2], &cert_len);
-  if (key == NULL || cert == NULL) return num(env, -EINVAL);
+  size_t alpn_len = 0;
+  const char *alpn = arg_typed(env, argv[3], &alpn_len);
+  if (key == NULL || cert == NULL) return num(env, -EINVAL); /* an empty alpn may have no data */
   const char *reason = NULL;
-  int rc = gev_loop_tls(n->loop, key, key_len, cert, cert_len, arg_u32(env, argv[3]), &reason);
+  int rc = gev_loop_tls(n->loop, key, key_len, cert, cert_len, (const unsigned char *)alpn, alpn_len,
+                        arg_u32(env, argv[4]), &reason);
   if (rc == 0) return num(env, 0);
   napi_value pair;
   napi_create_array_with_length(env, 2, &pair);
@@ -459,8 +463,8 @@ static napi_value js_loop_tls(napi_env env, napi_callback_info info) {
   return pair;
 }
 
-/* connTlsInfo(loop, id): [protocol, cipher, servername ('' for none), resumed] of an open TLS
- * connection, or -errno. */
+/* connTlsInfo(loop, id): [protocol, cipher, servername ('' for none), resumed, ALPN protocol ('' for
+ * none)] of an open TLS connection, or -errno. */
 static napi_value js_conn_tls_info(napi_env env, napi_callback_info info) {
   ARGS(2);
   gev_node *n = arg_node(env, argv[0]);
@@ -470,12 +474,13 @@ static napi_value js_conn_tls_info(napi_env env, napi_callback_info info) {
   int rc = gev_conn_tls_info(n->loop, arg_u32(env, argv[1]), &ti);
   if (rc != 0) return num(env, rc);
   napi_value arr, b;
-  napi_create_array_with_length(env, 4, &arr);
+  napi_create_array_with_length(env, 5, &arr);
   napi_set_element(env, arr, 0, str(env, ti.protocol != NULL ? ti.protocol : ""));
   napi_set_element(env, arr, 1, str(env, ti.cipher != NULL ? ti.cipher : ""));
   napi_set_element(env, arr, 2, str(env, ti.servername));
   napi_get_boolean(env, ti.resumed != 0, &b);
   napi_set_element(env, arr, 3, b);
+  napi_set_element(env, arr, 4, str(env, ti.alpn));
   return arr;
 }
 

@@ -159,7 +159,9 @@ int gev_conn_connect_udp(gev_loop *loop, int family, const char *host, int port,
  *                       exported) or -ENOTSUP (not version 3) with a static sentence in *reason
  *                       saying why TLS cannot run natively here.
  *   gev_loop_tls        gives the loop the context its GEV_LISTEN_TLS listeners use, from a PEM
- *                       private key and a PEM certificate (its chain may follow it); once per loop,
+ *                       private key and a PEM certificate (its chain may follow it) and an ALPN
+ *                       list in wire format (alpn_len 0 for none; a client offering none of it is
+ *                       refused with no_application_protocol, as node:tls does); once per loop,
  *                       freed with it. 0, -EALREADY, or -errno with a static sentence in *reason
  *                       (-EINVAL for a key or certificate OpenSSL does not take, or a mismatch).
  *                       A TLS listener's connection opens once its handshake is done; a failed
@@ -177,10 +179,11 @@ typedef struct gev_tls_info {
   const char *cipher;   /* "TLS_AES_256_GCM_SHA384", ... */
   char servername[256]; /* the SNI name the client sent, "" when none */
   int resumed;          /* the session was resumed */
+  char alpn[256];       /* the ALPN protocol chosen, "" when none */
 } gev_tls_info;
 int gev_tls_init(const char **reason);
 int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
-                 uint32_t handshake_timeout_ms, const char **reason);
+                 const unsigned char *alpn, size_t alpn_len, uint32_t handshake_timeout_ms, const char **reason);
 int gev_conn_tls_info(gev_loop *loop, uint32_t id, gev_tls_info *out);
 const char *gev_tls_reason(uint32_t err);
 

@@ -379,11 +379,14 @@ void gev_udp_flush(gev_loop *loop);
  *
  *   gev_tls_init      (gev.h) whether TLS can run natively in this process.
  *   gev_tls_ctx_new   a server context from a PEM private key and a PEM certificate (its chain may
- *                     follow it): TLS 1.2 at least, no renegotiation, no compression. 0 with *out
+ *                     follow it) and an ALPN list in wire format (length-prefixed names, server's
+ *                     preference first; alpn_len 0 for none, when the client's offer is ignored):
+ *                     TLS 1.2 at least, no renegotiation, no compression. 0 with *out
  *                     set, or -errno (-EINVAL for a key or certificate OpenSSL does not take or a key
  *                     that does not match the certificate) with a static sentence in *reason. The
  *                     caller frees it with gev_tls_ctx_free, from any thread, once no adopt is
- *                     running with it (connections keep their own reference).
+ *                     running with it and none of its connections is in its handshake (the ALPN
+ *                     choice reads its list; open connections keep their own reference).
  *   gev_tls_adopt     registers a connected fd as a TLS server connection of `origin` in its
  *                     handshake (GEV_C_HANDSHAKE): its OPEN comes once the handshake completes, or
  *                     TLS_REFUSED [origin, EPROTO or ECONNABORTED, OpenSSL's error] + peer and
@@ -392,8 +395,8 @@ void gev_udp_flush(gev_loop *loop);
  *                     0 with *id_out set, or -errno (the fd is then not closed).
  */
 typedef struct gev_tls_ctx gev_tls_ctx;
-int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len, gev_tls_ctx **out,
-                    const char **reason);
+int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
+                    const unsigned char *alpn, size_t alpn_len, gev_tls_ctx **out, const char **reason);
 void gev_tls_ctx_free(gev_tls_ctx *x);
 int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint32_t *id_out);
 

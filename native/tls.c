@@ -97,7 +97,9 @@
   X(const SSL_CIPHER *, SSL_get_current_cipher, (const SSL *))                            \
   X(const char *, SSL_CIPHER_get_name, (const SSL_CIPHER *))                              \
   X(const char *, SSL_get_servername, (const SSL *, const int))                           \
-  X(int, SSL_session_reused, (const SSL *))
+  X(int, SSL_session_reused, (const SSL *))                                               \
+  X(void, SSL_CTX_set_alpn_select_cb, (SSL_CTX *, SSL_CTX_alpn_select_cb_func, void *))   \
+  X(void, SSL_get0_alpn_selected, (const SSL *, const unsigned char **, unsigned int *))
 
 #define GEV_TLS_MEMBER(ret, name, args) ret(*name) args;
 static struct {
@@ -111,6 +113,8 @@ static const char *tls_reason = "OpenSSL was not looked for";
 
 struct gev_tls_ctx {
   SSL_CTX *ctx;
+  unsigned char *alpn; /* the server's protocols in wire format (length-prefixed), NULL for none */
+  unsigned int alpn_len;
 };
 
 /* A loop's scratch (loop->tls_scratch), used by one call into the layer at a time. */
@@ -548,8 +552,37 @@ static int ctx_key(SSL_CTX *ctx, const char *pem, size_t len) {
   return rc;
 }
 
-int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len, gev_tls_ctx **out,
-                    const char **reason_out) {
+/* Picks the first of the server's protocols (its order of preference) that the client offers, as
+ * node:tls does; no overlap is a fatal no_application_protocol alert, as node:tls sends. */
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                           unsigned int inlen, void *arg) {
+  (void)ssl;
+  const gev_tls_ctx *x = arg;
+  for (unsigned int i = 0; i < x->alpn_len; i += 1u + x->alpn[i]) {
+    const unsigned char *mine = &x->alpn[i];
+    for (unsigned int j = 0; j < inlen && j + 1u + in[j] <= inlen; j += 1u + in[j]) {
+      if (in[j] == mine[0] && memcmp(&in[j + 1], mine + 1, mine[0]) == 0) {
+        *out = &in[j + 1];
+        *outlen = in[j];
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* Whether `p` is a well-formed ALPN list: length-prefixed names of 1 to 255 bytes, at least one. */
+static int alpn_valid(const unsigned char *p, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    if (p[i] == 0 || i + 1 + p[i] > len) return 0;
+    i += 1 + (size_t)p[i];
+  }
+  return len > 0;
+}
+
+int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
+                    const unsigned char *alpn, size_t alpn_len, gev_tls_ctx **out, const char **reason_out) {
   const char *unused, **reason = reason_out != NULL ? reason_out : &unused;
   int rc = gev_tls_init(reason);
   if (rc != 0) return rc;
@@ -557,8 +590,21 @@ int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, s
     *reason = "the key or the certificate is too large";
     return -EINVAL;
   }
+  if (alpn_len > 0 && (alpn_len > 0xffff || !alpn_valid(alpn, alpn_len))) {
+    *reason = "the ALPN list is not length-prefixed protocol names";
+    return -EINVAL;
+  }
   gev_tls_ctx *x = calloc(1, sizeof *x);
   if (x == NULL) return -ENOMEM;
+  if (alpn_len > 0) {
+    x->alpn = malloc(alpn_len);
+    if (x->alpn == NULL) {
+      free(x);
+      return -ENOMEM;
+    }
+    memcpy(x->alpn, alpn, alpn_len);
+    x->alpn_len = (unsigned int)alpn_len;
+  }
   fn.ERR_clear_error();
   x->ctx = fn.SSL_CTX_new(fn.TLS_server_method());
   if (x->ctx == NULL) {
@@ -568,6 +614,7 @@ int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, s
     fn.SSL_CTX_ctrl(x->ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL);
     fn.SSL_CTX_set_options(x->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     fn.SSL_CTX_ctrl(x->ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, NULL);
+    if (x->alpn != NULL) fn.SSL_CTX_set_alpn_select_cb(x->ctx, tls_alpn_select, x);
     /* The key first: a certificate set after it drops a key it does not match, which the check
      * below then reports, where a key set after the certificate would fail to load instead. */
     rc = ctx_key(x->ctx, key_pem, key_len);
@@ -584,6 +631,7 @@ int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, s
   if (rc != 0) {
     err_drain();
     if (x->ctx != NULL) fn.SSL_CTX_free(x->ctx);
+    free(x->alpn);
     free(x);
     return rc;
   }
@@ -594,6 +642,7 @@ int gev_tls_ctx_new(const char *key_pem, size_t key_len, const char *cert_pem, s
 void gev_tls_ctx_free(gev_tls_ctx *x) {
   if (x == NULL) return;
   fn.SSL_CTX_free(x->ctx);
+  free(x->alpn);
   free(x);
 }
 
@@ -647,13 +696,13 @@ int gev_tls_adopt(gev_loop *loop, int fd, uint32_t origin, gev_tls_ctx *x, uint3
 }
 
 int gev_loop_tls(gev_loop *loop, const char *key_pem, size_t key_len, const char *cert_pem, size_t cert_len,
-                 uint32_t handshake_timeout_ms, const char **reason) {
+                 const unsigned char *alpn, size_t alpn_len, uint32_t handshake_timeout_ms, const char **reason) {
   if (loop->tls_ctx != NULL) {
     if (reason != NULL) *reason = "the loop has a TLS context already";
     return -EALREADY;
   }
   gev_tls_ctx *x = NULL;
-  int rc = gev_tls_ctx_new(key_pem, key_len, cert_pem, cert_len, &x, reason);
+  int rc = gev_tls_ctx_new(key_pem, key_len, cert_pem, cert_len, alpn, alpn_len, &x, reason);
   if (rc != 0) return rc;
   loop->tls_ctx = x;
   loop->tls_adopt = gev_tls_adopt;
@@ -679,6 +728,12 @@ int gev_conn_tls_info(gev_loop *loop, uint32_t id, gev_tls_info *out) {
     out->servername[n] = '\0';
   }
   out->resumed = fn.SSL_session_reused(ssl) == 1;
+  const unsigned char *proto = NULL;
+  unsigned int plen = 0;
+  fn.SSL_get0_alpn_selected(ssl, &proto, &plen);
+  if (proto == NULL || plen >= sizeof out->alpn) plen = 0;
+  if (plen > 0) memcpy(out->alpn, proto, plen);
+  out->alpn[plen] = '\0';
   return 0;
 }
 

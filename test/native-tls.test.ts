@@ -6,7 +6,8 @@
  * FIN, reset) is refused with a distinct errno and never opens and leaves the thread's error queue
  * empty, close_notify works both ways, and output to a peer that stops reading is held and then
  * drained in order, handshakes are capped per wake-up, and input the layer holds when the read budget
- * runs out or reading pauses arrives later. Skipped when gcc or the OpenSSL headers are not installed.
+ * runs out or reading pauses arrives later; ALPN picks the server's preference and refuses a client
+ * with no protocol in common. Skipped when gcc or the OpenSSL headers are not installed.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -35,6 +36,7 @@ describe('native core: TLS layer', { skip: kSkip }, () => {
       /capped: one fill answers 16 of 24 ClientHellos, all 24 open in the end/,
       /budget: 100 bytes the layer held past the read budget arrived in the next fill, the socket empty/,
       /paused: 100 bytes the layer held when reading paused arrived after resume, the socket empty/,
+      /alpn: the server's preference chosen, none without an offer, no overlap TLS_REFUSED \[EPROTO, no application protocol\], a malformed list refused/,
       /all tls cases passed/,
     ]) {
       assert.match(stdout, line);

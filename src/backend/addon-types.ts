@@ -122,12 +122,23 @@ export interface NativeAddon {
   tlsAvailable(): string | null;
   /**
    * Gives the loop the context of its ListenFlag.Tls listeners from a PEM key and certificate
-   * (chain after it), and their handshake deadline (ms from accept; past it a TlsRefused with
-   * ETIMEDOUT); once per loop. 0, -errno, or [-errno, what OpenSSL refused].
+   * (chain after it), their ALPN protocols in wire format (each name after its length byte, the
+   * server's preference first; empty for none: a client with none in common is refused with
+   * no_application_protocol) and their handshake deadline (ms from accept; past it a TlsRefused
+   * with ETIMEDOUT); once per loop. 0, -errno, or [-errno, what OpenSSL refused].
    */
-  loopTls(loop: LoopHandle, key: Uint8Array, cert: Uint8Array, handshakeTimeoutMs: number): number | [number, string];
-  /** [protocol, cipher, servername ('' for none), resumed] of open TLS connection `id`, or -errno. */
-  connTlsInfo(loop: LoopHandle, id: number): [string, string, string, boolean] | number;
+  loopTls(
+    loop: LoopHandle,
+    key: Uint8Array,
+    cert: Uint8Array,
+    alpn: Uint8Array,
+    handshakeTimeoutMs: number,
+  ): number | [number, string];
+  /**
+   * [protocol, cipher, servername ('' for none), resumed, ALPN protocol ('' for none)] of open TLS
+   * connection `id`, or -errno.
+   */
+  connTlsInfo(loop: LoopHandle, id: number): [string, string, string, boolean, string] | number;
   /** OpenSSL's text for the error word of a TlsRefused record, or null. */
   tlsReason(err: number): string | null;
   /** Every protocol constant of native/gev_proto.h by its C name without GEV_ (frozen). */

@@ -67,12 +67,29 @@ function pemBytes(p: Pem): Uint8Array {
   return typeof p === 'string' ? Buffer.from(p) : p;
 }
 
+/** `options.tls.alpn` (names checked by tls-options.ts) in ALPN's wire format; empty for none. */
+export function alpnWire(alpn: readonly string[] | null): Uint8Array {
+  if (alpn === null) return new Uint8Array(0);
+  return Buffer.concat(
+    alpn.map((p) => {
+      const name = Buffer.from(p);
+      return Buffer.concat([Uint8Array.of(name.length), name]);
+    }),
+  );
+}
+
 /** The TlsInfo of a native connection from connTlsInfo's answer. */
-export function nativeTlsInfo(protocol: string, cipher: string, servername: string, resumed: boolean): TlsInfo {
+export function nativeTlsInfo(
+  protocol: string,
+  cipher: string,
+  servername: string,
+  resumed: boolean,
+  alpnProtocol: string,
+): TlsInfo {
   return Object.freeze({
     protocol,
     cipher,
-    alpnProtocol: null,
+    alpnProtocol: alpnProtocol !== '' ? alpnProtocol : null,
     servername: servername !== '' ? servername : null,
     resumed,
     authorized: false,

@@ -52,7 +52,7 @@ import { loadAddon } from './addon.js';
 import { resolveHost } from './resolve.js';
 import type { ServerTlsConfig } from '../tls-options.js';
 import { parseProxyTlvs } from '../proxy-header.js';
-import { checkedNativePem, nativeTlsInfo, nativeTlsRefusal } from './native-tls.js';
+import { alpnWire, checkedNativePem, nativeTlsInfo, nativeTlsRefusal } from './native-tls.js';
 import {
   AddrFamily,
   kAddrSlots,
@@ -592,7 +592,7 @@ export class NativeBackend implements Backend {
     const why = this.#addon.tlsAvailable();
     if (why !== null) throw new BackendUnavailableError(`${spec.text}: TLS cannot run natively here: ${why}`);
     const { key, cert } = checkedNativePem(cfg);
-    const rc = this.#addon.loopTls(this.#loop, key, cert, cfg.handshakeTimeoutMs);
+    const rc = this.#addon.loopTls(this.#loop, key, cert, alpnWire(cfg.alpn), cfg.handshakeTimeoutMs);
     if (Array.isArray(rc)) throw new TlsConfigError('options.tls.key', errnoName(rc[0]), rc[1]);
     if (rc < 0) throw this.listenError(spec, rc);
     this.#tlsContext = true;
@@ -1009,7 +1009,7 @@ export class NativeBackend implements Backend {
   private tlsPair(id: number, origin: number, pair: AddrPair): AddrPair {
     if (this.#listeners[origin]?.tls !== true) return pair;
     const t = this.#addon.connTlsInfo(this.#loop, id);
-    return typeof t === 'number' ? pair : new TlsAddrPair(pair, nativeTlsInfo(t[0], t[1], t[2], t[3]));
+    return typeof t === 'number' ? pair : new TlsAddrPair(pair, nativeTlsInfo(t[0], t[1], t[2], t[3], t[4]));
   }
 
   /** Reads the Proxy record at `i`: its ProxyInfo (TLVs copied out of the arena) and destination. */

@@ -24,7 +24,10 @@
  *      GEV_HANDSHAKE_CAP, and the rest are answered by the next fills; all 24 open;
  *   9. input the layer holds (read from the socket, not yet delivered) when the read budget runs
  *      out arrives in the next fill, and, when JS paused reading then, after resume, though the
- *      socket has nothing more.
+ *      socket has nothing more;
+ *  10. ALPN: the server's first protocol the client offers is chosen (gev_conn_tls_info, and the
+ *      client agrees); a client offering none of them is refused (TLS_REFUSED [EPROTO, no
+ *      application protocol]); one offering no ALPN opens with none; a malformed list is refused.
  * Run it under the sanitizers too (test/c/build.sh with GEVENT_TEST_CFLAGS).
  */
 #include "harness.h"
@@ -39,7 +42,7 @@
 
 #define ORIGIN 9u
 #define MIB    (1u << 20)
-#define MAXS   40
+#define MAXS   48
 #define NCAP   24
 
 /* A server-side connection as JS would see it. */
@@ -327,15 +330,15 @@ static void contexts(gev_tls_ctx **ctx) {
   int rc = gev_tls_init(&why);
   CHECK(rc == 0, "gev_tls_init: %s", why ? why : "?");
   make_identity(&g_key, &g_cert, &g_x509);
-  rc = gev_tls_ctx_new(g_key, strlen(g_key), g_cert, strlen(g_cert), ctx, &why);
+  rc = gev_tls_ctx_new(g_key, strlen(g_key), g_cert, strlen(g_cert), NULL, 0, ctx, &why);
   CHECK(rc == 0, "gev_tls_ctx_new: %s", why ? why : "?");
   CHECK(ERR_peek_error() == 0, "error queue empty after a context is made");
   char *key2, *cert2;
   make_identity(&key2, &cert2, NULL);
   gev_tls_ctx *bad = NULL;
-  rc = gev_tls_ctx_new(key2, strlen(key2), g_cert, strlen(g_cert), &bad, &why);
+  rc = gev_tls_ctx_new(key2, strlen(key2), g_cert, strlen(g_cert), NULL, 0, &bad, &why);
   CHECK(rc == -EINVAL && bad == NULL && strstr(why, "does not match") != NULL, "mismatched key refused (%d)", rc);
-  rc = gev_tls_ctx_new(g_key, strlen(g_key), "not a certificate", 17, &bad, &why);
+  rc = gev_tls_ctx_new(g_key, strlen(g_key), "not a certificate", 17, NULL, 0, &bad, &why);
   CHECK(rc == -EINVAL && bad == NULL && strstr(why, "certificate") != NULL, "bad certificate refused (%d)", rc);
   CHECK(ERR_peek_error() == 0, "error queue empty after refusals");
   free(key2);
@@ -493,6 +496,55 @@ static void failures(gev_loop *loop, gev_tls_ctx *ctx) {
   printf("failures: garbage TLS_REFUSED [EPROTO, OpenSSL's error], FIN TLS_REFUSED [ECONNABORTED], reset "
          "TLS_REFUSED [ECONNRESET], never OPEN, error queue empty; a reset behind data: DATA, then CLOSE "
          "[ECONNRESET]\n");
+}
+
+static void alpn(gev_loop *loop) {
+  static const unsigned char mine[] = "\x02h2\x08http/1.1";
+  static const unsigned char theirs[] = "\x08http/1.1\x02h2";
+  static const unsigned char other[] = "\003foo";
+  const char *why = NULL;
+  gev_tls_ctx *ctx = NULL, *bad = NULL;
+  int rc = gev_tls_ctx_new(g_key, strlen(g_key), g_cert, strlen(g_cert), mine, sizeof mine - 1, &ctx, &why);
+  CHECK(rc == 0, "gev_tls_ctx_new with ALPN: %s", why ? why : "?");
+  rc = gev_tls_ctx_new(g_key, strlen(g_key), g_cert, strlen(g_cert), (const unsigned char *)"\x05h2", 3, &bad, &why);
+  CHECK(rc == -EINVAL && bad == NULL, "a malformed ALPN list refused (%d)", rc);
+
+  /* Both offered: the server's preference wins. */
+  client cl;
+  gev_tls_info ti;
+  sconn *s = open_pair(loop, ctx, &cl, 0, 0);
+  CHECK(SSL_set_alpn_protos(cl.ssl, theirs, sizeof theirs - 1) == 0, "client ALPN");
+  handshake(loop, &cl, s, 0);
+  CHECK(gev_conn_tls_info(loop, s->id, &ti) == 0 && strcmp(ti.alpn, "h2") == 0, "ALPN h2 chosen (%s)", ti.alpn);
+  const unsigned char *got = NULL;
+  unsigned int got_len = 0;
+  SSL_get0_alpn_selected(cl.ssl, &got, &got_len);
+  CHECK(got_len == 2 && memcmp(got, "h2", 2) == 0, "the client agrees on h2");
+  close_server(loop, s);
+  client_free(&cl);
+
+  /* No ALPN offered: opens, with none. */
+  s = open_pair(loop, ctx, &cl, 0, 0);
+  handshake(loop, &cl, s, 0);
+  CHECK(gev_conn_tls_info(loop, s->id, &ti) == 0 && ti.alpn[0] == '\0', "no ALPN offered: none (%s)", ti.alpn);
+  close_server(loop, s);
+  client_free(&cl);
+
+  /* No overlap: refused with no_application_protocol, never OPEN. */
+  s = open_pair(loop, ctx, &cl, 0, 0);
+  CHECK(SSL_set_alpn_protos(cl.ssl, other, sizeof other - 1) == 0, "client ALPN");
+  CHECK(SSL_do_handshake(cl.ssl) == -1, "client hello");
+  client_send(loop, &cl, 0, 0);
+  PUMP_UNTIL(loop, s->closed);
+  const char *reason = gev_tls_reason(s->failure);
+  CHECK(!s->opened && s->refused && s->close_err == EPROTO && reason != NULL &&
+            strstr(reason, "no application protocol") != NULL,
+        "no common ALPN protocol: TLS_REFUSED [EPROTO, %s] (%d)", reason ? reason : "?", s->close_err);
+  CHECK(ERR_peek_error() == 0, "error queue empty");
+  client_free(&cl);
+  gev_tls_ctx_free(ctx);
+  printf("alpn: the server's preference chosen, none without an offer, no overlap TLS_REFUSED [EPROTO, no "
+         "application protocol], a malformed list refused\n");
 }
 
 static void close_notify(gev_loop *loop, gev_tls_ctx *ctx) {
@@ -681,6 +733,7 @@ int main(void) {
   capped(loop, ctx);
   held_input(loop, ctx, 0);
   held_input(loop, ctx, 1);
+  alpn(loop);
   CHECK(loop->live == 0, "no connection left live (%u)", loop->live);
   h_loop_free(loop);
   gev_tls_ctx_free(ctx);
