@@ -1,6 +1,6 @@
 /**
  * Which backend runs TLS. On backend 'auto', a tls:// server whose options the native layer runs
- * (key and cert) is native; one with any other option (alpn, sni, requestCert,
+ * (key, cert and alpn) is native; one with any other option (sni, requestCert,
  * sessionTimeout, ...) runs on the portable backend, and the process is warned once (GEVENT_TLS_PORTABLE), naming
  * the option, however many such servers start. Backend 'native' with such an option is refused
  * naming it; numLoops > 1 with TLS is refused.
@@ -12,7 +12,7 @@ import { backendsUnderTest } from './helpers.js';
 import { opensslMissing, tlsFixtures } from './tls-fixtures.js';
 
 test(
-  'backend auto with a tls:// address: native for key and cert, portable with one GEVENT_TLS_PORTABLE warning otherwise',
+  'backend auto with a tls:// address: native for key, cert and alpn, portable with one GEVENT_TLS_PORTABLE warning otherwise',
   { skip: opensslMissing },
   async (t) => {
     if (!(await backendsUnderTest()).includes('native'))
@@ -28,7 +28,10 @@ test(
       const n = await listen({}, { tls: plainTls }, 'tls://127.0.0.1:0');
       assert.equal(n.backend, 'native');
       await n.shutdown();
-      const a = await listen({}, { tls: { ...plainTls, alpn: ['h2'] } }, 'tls://127.0.0.1:0');
+      const h = await listen({}, { tls: { ...plainTls, alpn: ['h2', 'http/1.1'] } }, 'tls://127.0.0.1:0');
+      assert.equal(h.backend, 'native');
+      await h.shutdown();
+      const a = await listen({}, { tls: { ...plainTls, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' } }, 'tls://127.0.0.1:0');
       const b = await listen(
         {},
         { tls: { ...plainTls, sessionTimeout: 60 } },
@@ -41,7 +44,7 @@ test(
       await b.shutdown();
       await new Promise((r) => setImmediate(r));
       assert.equal(warnings.length, 1);
-      assert.match(warnings[0]!.message, /tls:\/\/127\.0\.0\.1:0: options\.tls\.alpn is set/);
+      assert.match(warnings[0]!.message, /tls:\/\/127\.0\.0\.1:0: options\.tls\.ciphers is set/);
     } finally {
       process.off('warning', onWarning);
     }

@@ -1,8 +1,10 @@
 /**
  * TLS listeners against real clients (skipped when the binary is missing):
- * - `openssl s_client` with -alpn and -servername: the certificate verifies, the ALPN protocol is
- *   agreed, the echo comes back; -sess_out then -sess_in resumes the session ("Reused");
- * - `curl --cacert` to a tiny HTTPS reply server: the body arrives, over ALPN http/1.1;
+ * - `openssl s_client` with -alpn and -servername, on both backends: the certificate verifies, the
+ *   ALPN protocol is agreed, the echo comes back; -sess_out then -sess_in resumes the session
+ *   ("Reused");
+ * - `curl --cacert` to a tiny HTTPS reply server, on both backends: the body arrives, over ALPN
+ *   http/1.1;
  * - renegotiation: s_client -tls1_2 asking for one ('R') gets a no_renegotiation refusal, and the
  *   server's connection closes with the error in `closed`;
  * - a server that requires client certificates: s_client with -cert/-key is authorized, without one
@@ -12,11 +14,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { TlsHandshakeError } from '../src/index.js';
-import { startServer, waitFor, within, type Running } from './helpers.js';
+import { backendsUnderTest, startServer, waitFor, within, type Running } from './helpers.js';
 import { curlMissing, fixtureFiles, opensslMissing, tlsFixtures } from './tls-fixtures.js';
 
-/** A gevent TLS echo server with ALPN http/1.1 and the test certificates. */
-async function echoServer(): Promise<Running> {
+/** The backends a TLS listener with key, cert and alpn runs on. */
+const kBackends = await backendsUnderTest();
+
+/** A gevent TLS echo server with ALPN http/1.1 and the test certificates (portable unless asked). */
+async function echoServer(backend: 'portable' | 'native' = 'portable'): Promise<Running> {
   const f = tlsFixtures();
   return startServer(
     {
@@ -26,7 +31,7 @@ async function echoServer(): Promise<Running> {
         return out;
       },
     },
-    { backend: 'portable', tls: { key: f.serverKey, cert: f.serverCert, alpn: ['http/1.1'] } },
+    { backend, tls: { key: f.serverKey, cert: f.serverCert, alpn: ['http/1.1'] } },
     'tls://127.0.0.1:0',
   );
 }
@@ -60,91 +65,95 @@ function sClient(port: number, args: string[], line: string): Promise<string> {
   });
 }
 
-test(
-  'openssl s_client: SNI, ALPN, a verified certificate, the echo, and a resumed session',
-  { skip: opensslMissing },
-  async () => {
-    const f = tlsFixtures();
-    const files = fixtureFiles({ 'ca.pem': f.caCert, 'sess.pem': '' });
-    const run = await echoServer();
-    try {
-      const port = run.server.addrs[0]!.port;
-      const common = ['-CAfile', files.paths['ca.pem']!, '-servername', 'localhost', '-alpn', 'http/1.1'];
-      const first = await within(
-        sClient(port, [...common, '-sess_out', files.paths['sess.pem']!], 'ping-1'),
-        30_000,
-        'openssl s_client',
-      );
-      assert.match(first, /Verify return code: 0 \(ok\)/);
-      assert.match(first, /ALPN protocol: http\/1\.1/);
-      assert.match(first, /New, TLSv1\.3/);
-      assert.match(first.slice(first.indexOf('Verify return code')), /ping-1\n/);
-      const second = await within(
-        sClient(port, [...common, '-sess_in', files.paths['sess.pem']!], 'ping-2'),
-        30_000,
-        'openssl s_client -sess_in',
-      );
-      assert.match(second, /Reused, TLSv1\.3/);
-    } finally {
-      await run.stop();
-      files.remove();
-    }
-  },
-);
+for (const backend of kBackends)
+  test(
+    `${backend}: openssl s_client: SNI, ALPN, a verified certificate, the echo, and a resumed session`,
+    { skip: opensslMissing },
+    async () => {
+      const f = tlsFixtures();
+      const files = fixtureFiles({ 'ca.pem': f.caCert, 'sess.pem': '' });
+      const run = await echoServer(backend);
+      try {
+        assert.equal(run.server.backend, backend);
+        const port = run.server.addrs[0]!.port;
+        const common = ['-CAfile', files.paths['ca.pem']!, '-servername', 'localhost', '-alpn', 'http/1.1'];
+        const first = await within(
+          sClient(port, [...common, '-sess_out', files.paths['sess.pem']!], 'ping-1'),
+          30_000,
+          'openssl s_client',
+        );
+        assert.match(first, /Verify return code: 0 \(ok\)/);
+        assert.match(first, /ALPN protocol: http\/1\.1/);
+        assert.match(first, /New, TLSv1\.3/);
+        assert.match(first.slice(first.indexOf('Verify return code')), /ping-1\n/);
+        const second = await within(
+          sClient(port, [...common, '-sess_in', files.paths['sess.pem']!], 'ping-2'),
+          30_000,
+          'openssl s_client -sess_in',
+        );
+        assert.match(second, /Reused, TLSv1\.3/);
+      } finally {
+        await run.stop();
+        files.remove();
+      }
+    },
+  );
 
-test(
-  'curl --cacert gets a reply from an HTTPS server over ALPN http/1.1',
-  { skip: curlMissing || opensslMissing },
-  async () => {
-    const f = tlsFixtures();
-    const files = fixtureFiles({ 'ca.pem': f.caCert });
-    let alpn: string | null | undefined;
-    const run = await startServer(
-      {
-        data(c, input) {
-          if (input.indexOf(Buffer.from('\r\n\r\n')) < 0) return null;
-          input.retrieveAll();
-          alpn = c.tls?.alpnProtocol;
-          c.send('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n');
-          c.close();
-          return null;
+for (const backend of kBackends)
+  test(
+    `${backend}: curl --cacert gets a reply from an HTTPS server over ALPN http/1.1`,
+    { skip: curlMissing || opensslMissing },
+    async () => {
+      const f = tlsFixtures();
+      const files = fixtureFiles({ 'ca.pem': f.caCert });
+      let alpn: string | null | undefined;
+      const run = await startServer(
+        {
+          data(c, input) {
+            if (input.indexOf(Buffer.from('\r\n\r\n')) < 0) return null;
+            input.retrieveAll();
+            alpn = c.tls?.alpnProtocol;
+            c.send('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n');
+            c.close();
+            return null;
+          },
         },
-      },
-      { backend: 'portable', tls: { key: f.serverKey, cert: f.serverCert, alpn: ['http/1.1'] } },
-      'tls://127.0.0.1:0',
-    );
-    try {
-      const port = run.server.addrs[0]!.port;
-      const out = await within(
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-          const p = spawn('curl', [
-            '-sS',
-            '--http1.1',
-            '--cacert',
-            files.paths['ca.pem']!,
-            '--resolve',
-            `localhost:${port}:127.0.0.1`,
-            `https://localhost:${port}/`,
-          ]);
-          let stdout = '';
-          let stderr = '';
-          p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-          p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-          p.on('error', reject);
-          p.on('close', (code) => resolve({ code, stdout, stderr }));
-        }),
-        30_000,
-        'curl',
+        { backend, tls: { key: f.serverKey, cert: f.serverCert, alpn: ['http/1.1'] } },
+        'tls://127.0.0.1:0',
       );
-      assert.equal(out.code, 0, out.stderr);
-      assert.equal(out.stdout, 'hello\n');
-      assert.equal(alpn, 'http/1.1');
-    } finally {
-      await run.stop();
-      files.remove();
-    }
-  },
-);
+      try {
+        assert.equal(run.server.backend, backend);
+        const port = run.server.addrs[0]!.port;
+        const out = await within(
+          new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+            const p = spawn('curl', [
+              '-sS',
+              '--http1.1',
+              '--cacert',
+              files.paths['ca.pem']!,
+              '--resolve',
+              `localhost:${port}:127.0.0.1`,
+              `https://localhost:${port}/`,
+            ]);
+            let stdout = '';
+            let stderr = '';
+            p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+            p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+            p.on('error', reject);
+            p.on('close', (code) => resolve({ code, stdout, stderr }));
+          }),
+          30_000,
+          'curl',
+        );
+        assert.equal(out.code, 0, out.stderr);
+        assert.equal(out.stdout, 'hello\n');
+        assert.equal(alpn, 'http/1.1');
+      } finally {
+        await run.stop();
+        files.remove();
+      }
+    },
+  );
 
 test(
   'openssl s_client with a client certificate: authorized; without one: refused and reported',

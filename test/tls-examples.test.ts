@@ -1,7 +1,7 @@
 /**
  * The examples with --tls-cert and --tls-key: `npm start` is a TLS echo server (a node:tls client
- * checking the host name gets its bytes back), `npm run http` serves HTTPS with ALPN http/1.1
- * (curl --cacert gets /plaintext); one flag without the other is refused, naming it.
+ * checking the host name gets its bytes back), `npm run http` serves HTTPS with ALPN http/1.1 on
+ * both backends (curl --cacert gets /plaintext); one flag without the other is refused, naming it.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { within } from './helpers.js';
+import { backendsUnderTest, within } from './helpers.js';
 import { curlMissing, fixtureFiles, opensslMissing, tlsFixtures } from './tls-fixtures.js';
 
 const kEcho = fileURLToPath(new URL('../examples/echo/main.js', import.meta.url));
@@ -54,38 +54,39 @@ test('npm start -- --tls-cert F --tls-key F: a TLS echo server', { skip: openssl
   }
 });
 
-test(
-  'npm run http -- --tls-cert F --tls-key F: HTTPS with ALPN http/1.1 for curl',
-  { skip: curlMissing || opensslMissing },
-  async () => {
-    const f = tlsFixtures();
-    const files = fixtureFiles({ 'cert.pem': f.serverCert, 'key.pem': f.serverKey, 'ca.pem': f.caCert });
-    try {
-      const args = ['--port', '0', '--backend', 'portable', '--tls-cert', files.paths['cert.pem']!];
-      await withExample(kHttp, [...args, '--tls-key', files.paths['key.pem']!], async (port) => {
-        const curl = spawn('curl', [
-          '-sS',
-          '-w',
-          ' %{http_version}',
-          '--cacert',
-          files.paths['ca.pem']!,
-          '--resolve',
-          `localhost:${port}:127.0.0.1`,
-          `https://localhost:${port}/plaintext`,
-        ]);
-        let out = '';
-        let err = '';
-        curl.stdout.on('data', (b: Buffer) => (out += b.toString()));
-        curl.stderr.on('data', (b: Buffer) => (err += b.toString()));
-        const [code] = (await within(once(curl, 'exit'), 30_000, 'curl')) as [number];
-        assert.equal(code, 0, err);
-        assert.equal(out, 'Hello, World! 1.1');
-      });
-    } finally {
-      files.remove();
-    }
-  },
-);
+for (const backend of await backendsUnderTest())
+  test(
+    `npm run http -- --backend ${backend} --tls-cert F --tls-key F: HTTPS with ALPN http/1.1 for curl`,
+    { skip: curlMissing || opensslMissing },
+    async () => {
+      const f = tlsFixtures();
+      const files = fixtureFiles({ 'cert.pem': f.serverCert, 'key.pem': f.serverKey, 'ca.pem': f.caCert });
+      try {
+        const args = ['--port', '0', '--backend', backend, '--tls-cert', files.paths['cert.pem']!];
+        await withExample(kHttp, [...args, '--tls-key', files.paths['key.pem']!], async (port) => {
+          const curl = spawn('curl', [
+            '-sS',
+            '-w',
+            ' %{http_version}',
+            '--cacert',
+            files.paths['ca.pem']!,
+            '--resolve',
+            `localhost:${port}:127.0.0.1`,
+            `https://localhost:${port}/plaintext`,
+          ]);
+          let out = '';
+          let err = '';
+          curl.stdout.on('data', (b: Buffer) => (out += b.toString()));
+          curl.stderr.on('data', (b: Buffer) => (err += b.toString()));
+          const [code] = (await within(once(curl, 'exit'), 30_000, 'curl')) as [number];
+          assert.equal(code, 0, err);
+          assert.equal(out, 'Hello, World! 1.1');
+        });
+      } finally {
+        files.remove();
+      }
+    },
+  );
 
 test('--tls-cert without --tls-key is refused naming it', async () => {
   const child = spawn(process.execPath, [kEcho, '--port', '0', '--tls-cert', '/nonexistent.pem'], {

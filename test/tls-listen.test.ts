@@ -1,15 +1,17 @@
 /**
  * TLS listeners (`tls://`) with node:tls clients that check the host name, on both backends where
- * the native layer runs the options (key, cert, handshakeTimeout), on the portable one otherwise:
+ * the native layer runs the options (key, cert, alpn, handshakeTimeout), on the portable one
+ * otherwise:
  * - an echo is byte-exact up to 1 MiB; `opened` runs after the handshake; c.tls gives protocol,
- *   cipher, ALPN (portable), server name, resumed, authorized and the peer certificate (portable);
+ *   cipher, ALPN, server name, resumed, authorized and the peer certificate (portable);
  *   server.addrs say tls://;
+ * - ALPN: the server's preference among the protocols the client offers; null when it offers none;
  * - a client certificate with requestCert: authorized, peerCertificate's subject; none when one is
  *   required: refused, TlsHandshakeError, never `opened`;
  * - SNI picks the certificate for the name asked for, the default one otherwise;
  * - failures never reach `opened` and are reported to onError as TlsHandshakeError with a code:
  *   plain HTTP to the TLS port (counted in stats().tlsRefused), garbage, a client that leaves
- *   mid-handshake, no common ALPN protocol;
+ *   mid-handshake, no common ALPN protocol (ERR_SSL_NO_APPLICATION_PROTOCOL on both sides);
  * - a handshake fed one byte at a time completes and echoes; a silent client ends at handshakeTimeout;
  * - stop() ends a handshake still under way; no fd is left open;
  * - a key that does not match its certificate, or a certificate that is not PEM, rejects listen()
@@ -59,7 +61,7 @@ const echo: Events['data'] = (_c, input) => {
 
 type BackendName = 'portable' | 'native';
 
-/** The backends a TLS listener with only key, cert and handshakeTimeout runs on. */
+/** The backends a TLS listener with only key, cert, alpn and handshakeTimeout runs on. */
 const kBackends = await backendsUnderTest();
 
 /** A TLS echo server on tls://127.0.0.1:0 (portable unless asked) recording `opened` and onError. */
@@ -128,8 +130,7 @@ for (const backend of kBackends)
     { skip },
     async () => {
       const f = tlsFixtures();
-      const native = backend === 'native';
-      const { run, port, seen } = await tlsEcho(f, native ? {} : { alpn: ['h2', 'http/1.1'] }, backend);
+      const { run, port, seen } = await tlsEcho(f, { alpn: ['h2', 'http/1.1'] }, backend);
       try {
         assert.match(String(run.server.addrs[0]), /^tls:\/\/127\.0\.0\.1:\d+$/);
         assert.equal(run.server.backend, backend);
@@ -144,7 +145,7 @@ for (const backend of kBackends)
         const t = seen.opened[0]!.tls!;
         assert.equal(t.protocol, 'TLSv1.3');
         assert.match(t.cipher, /^TLS_/);
-        assert.equal(t.alpnProtocol, native ? null : 'http/1.1');
+        assert.equal(t.alpnProtocol, 'http/1.1');
         assert.equal(t.servername, 'localhost');
         assert.equal(t.resumed, false);
         assert.equal(t.authorized, false);
@@ -366,21 +367,54 @@ for (const backend of kBackends)
     }
   });
 
-test('no common ALPN protocol: the handshake fails on both sides, never opened', { skip }, async () => {
-  const f = tlsFixtures();
-  const { run, port, seen } = await tlsEcho(f, { alpn: ['h2'] });
-  try {
-    await assert.rejects(client(f, port, { ALPNProtocols: ['http/1.1'] }), (err: NodeJS.ErrnoException) => {
-      assert.match(String(err.code), /NO_APPLICATION_PROTOCOL/);
-      return true;
-    });
-    await waitFor(() => seen.errors.length > 0, 'onError');
-    assert.ok(seen.errors[0] instanceof TlsHandshakeError);
-    assert.equal(seen.opened.length, 0);
-  } finally {
-    await run.stop();
-  }
-});
+for (const backend of kBackends)
+  test(
+    `${backend}: ALPN picks the server's preference among the client's protocols; none offered is null`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      const { run, port, seen } = await tlsEcho(f, { alpn: ['h2', 'http/1.1'] }, backend);
+      try {
+        for (const offer of [['http/1.1', 'h2'], ['http/1.1'], undefined]) {
+          const s = await client(f, port, offer !== undefined ? { ALPNProtocols: offer } : {});
+          assert.deepEqual(await roundTrip(s, Buffer.from('x')), Buffer.from('x'));
+          s.end();
+          await closedSock(s);
+        }
+        assert.deepEqual(
+          seen.opened.map((o) => o.tls?.alpnProtocol),
+          ['h2', 'http/1.1', null],
+        );
+        assert.deepEqual(seen.errors, []);
+      } finally {
+        await run.stop();
+      }
+    },
+  );
+
+for (const backend of kBackends)
+  test(
+    `${backend}: no common ALPN protocol: the handshake fails on both sides, counted, never opened`,
+    { skip },
+    async () => {
+      const f = tlsFixtures();
+      const { run, port, seen } = await tlsEcho(f, { alpn: ['h2'] }, backend);
+      try {
+        await assert.rejects(client(f, port, { ALPNProtocols: ['http/1.1'] }), (err: NodeJS.ErrnoException) => {
+          assert.match(String(err.code), /NO_APPLICATION_PROTOCOL/);
+          return true;
+        });
+        await waitFor(() => seen.errors.length > 0, 'onError');
+        const e = seen.errors[0] as TlsHandshakeError;
+        assert.ok(e instanceof TlsHandshakeError, String(e));
+        assert.equal(e.reason, 'ERR_SSL_NO_APPLICATION_PROTOCOL');
+        assert.equal(run.server.stats().tlsRefused, 1);
+        assert.equal(seen.opened.length, 0);
+      } finally {
+        await run.stop();
+      }
+    },
+  );
 
 for (const backend of kBackends)
   test(
@@ -448,9 +482,9 @@ test('bad TLS options are refused naming the field; tls and its addresses go tog
     });
   }
   await assert.rejects(
-    listen({}, { backend: 'native', tls: { ...tls, alpn: ['h2'] } }, 'tls://127.0.0.1:0'),
+    listen({}, { backend: 'native', tls: { ...tls, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' } }, 'tls://127.0.0.1:0'),
     (err: unknown) =>
-      err instanceof BackendUnavailableError && /options\.tls\.alpn.*portable backend/.test(err.message),
+      err instanceof BackendUnavailableError && /options\.tls\.ciphers.*portable backend/.test(err.message),
   );
 });
 

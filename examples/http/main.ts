@@ -6,8 +6,7 @@
  *   --body-budget BYTES (default 67108864: request bodies held at once, else 503)
  *   --headers-timeout MS (default 60000)  --request-timeout MS (default 300000), else 408
  *   --keep-alive-timeout MS (default 5000)  --max-connections N (default 10000)
- *   --tls-cert FILE --tls-key FILE (HTTPS on tls://, ALPN http/1.1; on the portable backend until the
- *   native TLS layer has ALPN)
+ *   --tls-cert FILE --tls-key FILE (HTTPS on tls://, ALPN http/1.1; one loop, native or portable)
  */
 import { fail, kTlsFlags, parseFlags, serveUntilSignal, tlsFromFlags } from '../cli.js';
 import { kDefaultBodyBudgetBytes } from './events.js';

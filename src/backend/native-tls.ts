@@ -4,9 +4,10 @@
  * option, the TlsInfo of a connection whose handshake is done, and the reason of one that failed.
  *
  * The native layer runs a server with a key and a certificate (its chain after it), TLS 1.2 at
- * least, no renegotiation, session tickets with keys of its own, and `handshakeTimeout`. Every other
- * option (`sni`, `ca` with `requestCert`, `passphrase`, `alpn`, `minVersion` 'TLSv1.3', `ciphers`,
- * `ticketKeys`, `sessionTimeout`) runs on the portable backend (node:tls).
+ * least, no renegotiation, session tickets with keys of its own, `alpn` (the server's preference
+ * first, a client with no protocol in common refused, as node:tls does) and `handshakeTimeout`.
+ * Every other option (`sni`, `ca` with `requestCert`, `passphrase`, `minVersion` 'TLSv1.3',
+ * `ciphers`, `ticketKeys`, `sessionTimeout`) runs on the portable backend (node:tls).
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
@@ -24,7 +25,6 @@ export function nativeTlsUnsupported(cfg: ServerTlsConfig): string | null {
   if (cfg.requestCert) return `${o}requestCert`;
   if (cfg.ca !== null) return `${o}ca`;
   if (cfg.passphrase !== null) return `${o}passphrase`;
-  if (cfg.alpn !== null) return `${o}alpn`;
   if (cfg.minVersion !== 'TLSv1.2') return `${o}minVersion`;
   if (cfg.ciphers !== null) return `${o}ciphers`;
   if (cfg.ticketKeys !== null) return `${o}ticketKeys`;

@@ -4,9 +4,9 @@
  * 'native' is refused by loadAddon() with a BackendUnavailableError that names the runtime.
  *
  * TLS runs natively (native/tls.c) when the process has OpenSSL 3 and ServeOptions.tls asks only
- * for what the native layer supports (key and cert, see native-tls.ts); otherwise a server with a
- * `tls://` address on 'auto' is portable (node:tls), with one process warning (GEVENT_TLS_PORTABLE)
- * where it would have been native, and on 'native' it is refused.
+ * for what the native layer supports (key, cert and alpn, see native-tls.ts); otherwise a server
+ * with a `tls://` address on 'auto' is portable (node:tls), with one process warning
+ * (GEVENT_TLS_PORTABLE) where it would have been native, and on 'native' it is refused.
  */
 import type { ListenSpec } from '../addr.js';
 import { BackendUnavailableError } from '../errors.js';
@@ -37,7 +37,7 @@ export function backendKindFor(
   if (why === null) return kind;
   if (kind === 'native')
     throw new BackendUnavailableError(
-      `${spec.text}: ${why}, which runs on the portable backend only (the native backend's TLS runs key and cert): ` +
+      `${spec.text}: ${why}, which runs on the portable backend only (the native backend's TLS runs key, cert and alpn): ` +
         `use backend 'portable' or 'auto'`,
     );
   if (!tlsWarned && resolveBackendKind('auto') === 'native') {
