@@ -46,14 +46,24 @@ export interface HttpsRun {
 /** The servers, each serving HTTPS with `cert`. */
 function catalogue(root: string, bun: string | null, cert: TestCert): ProtocolServer[] {
   const tlsFlags = ['--tls-cert', cert.certFile, '--tls-key', cert.keyFile];
-  const portable = exampleServers(root, 'http').find((s) => s.name === 'gevent-portable')!;
+  const examples = exampleServers(root, 'http');
+  const native = examples.find((s) => s.name === 'gevent-native')!;
+  const portable = examples.find((s) => s.name === 'gevent-portable')!;
   const server = (file: string): string => join(root, 'bench', 'protocols', 'servers', file);
   return [
     {
+      name: 'gevent-native-tls',
+      label:
+        'examples/http with `--tls-cert --tls-key`, native backend, 1 loop: TLS in the native core over ' +
+        "Node's own OpenSSL, ALPN http/1.1",
+      argv: (port) => [...native.argv(port), ...tlsFlags],
+      unavailable: native.unavailable,
+    },
+    {
       name: 'gevent-portable-tls',
       label:
-        'examples/http with `--tls-cert --tls-key`, portable backend, 1 loop: gevent runs TLS on the portable ' +
-        "backend, so node:tls does the TLS under gevent's loop (the native backend has no TLS server yet)",
+        'examples/http with `--tls-cert --tls-key`, portable backend, 1 loop: node:tls does the TLS ' +
+        "under gevent's loop",
       argv: (port) => [...portable.argv(port), ...tlsFlags],
       unavailable: portable.unavailable,
     },

@@ -8,7 +8,7 @@
  *   npm run bench:http -- [--duration S] [--warmup S] [--trials N] [--conns N]
  *                         [--only gevent-native,gevent-portable,node-http,bun] [--paths /plaintext,/json]
  *                         [--no-write-docs] [--quiet-wait S]
- *   npm run bench:http -- --tls [--workloads keep-alive,close] [--only gevent-portable-tls,node-https,bun-https]
+ *   npm run bench:http -- --tls [--workloads keep-alive,close] [--only gevent-native-tls,gevent-portable-tls,node-https,bun-https]
  *                         [--paths /plaintext] [the other flags above]
  *
  * Servers: the HTTP example (one loop, native and portable), a minimal node:http server
@@ -65,7 +65,7 @@ function parseOptions(argv: string[]): HttpOptions {
       '                             [--paths /plaintext,/json] [--no-write-docs] [--quiet-wait S]\n' +
       '                             [--tls [--workloads keep-alive,close]]\n' +
       'servers: gevent-native, gevent-portable, node-http, bun;\n' +
-      '  with --tls: gevent-portable-tls, node-https, bun-https (HTTPS, written to docs/benchmarks-https.md)',
+      '  with --tls: gevent-native-tls, gevent-portable-tls, node-https, bun-https (HTTPS, written to docs/benchmarks-https.md)',
   );
   const flags = new FlagChecks(kTag);
   const paths = nameList(values.paths) ?? (values.tls ? kTlsPaths : kPaths);
